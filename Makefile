@@ -1,0 +1,63 @@
+# chatmon — the two commands: `make demo` and `make test`. Everything else is a helper.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED_TIKTOKEN := $(abspath ../shared/data/tiktoken)
+export TIKTOKEN_ENCODINGS_DIR ?= $(if $(wildcard $(SHARED_TIKTOKEN)),$(SHARED_TIKTOKEN),)
+DEMO_ENV := DEBUG=1 DATABASE_URL= REDIS_URL= OPENAI_API_KEY=
+ADMIN_USER ?= admin
+ADMIN_PASSWORD ?= chatmon-demo
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: demo test install lint format migrate worker beat serve bench clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found; set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
+	$(DEMO_ENV) $(BIN)/python manage.py ensure_admin --username $(ADMIN_USER) --password $(ADMIN_PASSWORD)
+	$(DEMO_ENV) $(BIN)/python manage.py seed_demo --if-empty
+	@echo ""
+	@echo "  chatmon is running:  http://$(HOST):$(PORT)/admin/"
+	@echo "  log in as:           $(ADMIN_USER) / $(ADMIN_PASSWORD)"
+	@echo "  widget demo:         http://$(HOST):$(PORT)/demo/widget/"
+	@echo "  API docs:            http://$(HOST):$(PORT)/api/docs/"
+	@echo ""
+	$(DEMO_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrate: $(STAMP)
+	$(BIN)/python manage.py migrate
+
+serve: $(STAMP)
+	$(BIN)/gunicorn chatmon.wsgi:application --bind $(HOST):$(PORT) --workers 2 --threads 4
+
+worker: $(STAMP)
+	$(BIN)/celery -A chatmon worker -Q default,judge,analysis,alerts --loglevel INFO
+
+beat: $(STAMP)
+	$(BIN)/celery -A chatmon beat --loglevel INFO
+
+clean:
+	rm -rf $(VENV) chatmon.sqlite3 chatmon.sqlite3-* staticfiles .pytest_cache

@@ -1,0 +1,62 @@
+from django.db import models
+
+
+class Metric(models.TextChoices):
+    ERROR_RATE = "error_rate", "Error rate (share of turns)"
+    FALLBACK_RATE = "fallback_rate", "Fallback rate (share of turns)"
+    FALLBACK_COUNT = "fallback_count", "Fallbacks (count)"
+    LATENCY_P95 = "latency_p95", "p95 latency (ms)"
+    SLOW_SHARE = "slow_share", "Share of turns slower than N ms"
+    THUMBS_DOWN_RATE = "thumbs_down_rate", "Thumbs-down rate (of rated turns)"
+    JUDGE_AVERAGE = "judge_average", "Average judge overall"
+    HALLUCINATION_RATE = "hallucination_rate", "Hallucination rate (of judged turns)"
+    FLAGGED_TURNS = "flagged_turns", "Flagged turns (count)"
+    COST_USD = "cost_usd", "Cost (USD)"
+    TURN_VOLUME = "turn_volume", "Turn volume (count)"
+
+
+class Comparison(models.TextChoices):
+    GT = "gt", ">"
+    GTE = "gte", "≥"
+    LT = "lt", "<"
+    LTE = "lte", "≤"
+
+
+class Severity(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    CRITICAL = "critical", "Critical"
+
+
+class RuleState(models.TextChoices):
+    OK = "ok", "OK"
+    FIRING = "firing", "Firing"
+    ERROR = "error", "Error"
+
+
+class EventStatus(models.TextChoices):
+    FIRING = "firing", "Firing"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+class ChannelKind(models.TextChoices):
+    SLACK = "slack", "Slack incoming webhook"
+    DISCORD = "discord", "Discord webhook"
+    WEBHOOK = "webhook", "Generic webhook"
+    EMAIL = "email", "Email"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    RETRYING = "retrying", "Retrying"
+    FAILED = "failed", "Failed"
+
+
+class NotificationKind(models.TextChoices):
+    FIRING = "firing", "Alert firing"
+    RENOTIFY = "renotify", "Still firing"
+    RESOLVED = "resolved", "Resolved"
+    RISK = "risk", "Risky turn"
+    TEST = "test", "Test"

@@ -1,0 +1,121 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from apps.core.models import TimestampedModel
+
+from .choices import (
+    ChannelKind,
+    Comparison,
+    DeliveryStatus,
+    EventStatus,
+    Metric,
+    NotificationKind,
+    RuleState,
+    Severity,
+)
+
+
+class NotificationChannel(TimestampedModel):
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=ChannelKind.choices)
+    config = models.JSONField(
+        default=dict, blank=True,
+        help_text='slack/discord: {"url": …}; webhook: {"url": …, "secret": …}; email: {"to": ["a@b.c"]}',
+    )
+    chatbots = models.ManyToManyField(
+        "chatbots.Chatbot", blank=True, related_name="notification_channels",
+        help_text="Chatbots whose per-turn risk alerts go to this channel.",
+    )
+    is_enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+
+class AlertRule(TimestampedModel):
+    name = models.CharField(max_length=200)
+    chatbot = models.ForeignKey(
+        "chatbots.Chatbot", null=True, blank=True, on_delete=models.CASCADE, related_name="alert_rules",
+        help_text="Empty: all chatbots together.",
+    )
+    metric = models.CharField(max_length=24, choices=Metric.choices)
+    comparison = models.CharField(max_length=4, choices=Comparison.choices, default=Comparison.GT)
+    threshold = models.FloatField()
+    window_minutes = models.PositiveIntegerField(default=60)
+    min_samples = models.PositiveIntegerField(default=10, help_text="Below this many turns the rule stays quiet.")
+    slow_ms = models.PositiveIntegerField(default=3000, help_text="For 'share of turns slower than N ms'.")
+    renotify_minutes = models.PositiveIntegerField(default=60, help_text="Re-notify while firing; 0: never.")
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
+    channels = models.ManyToManyField(NotificationChannel, blank=True, related_name="rules")
+    is_enabled = models.BooleanField(default=True)
+
+    state = models.CharField(max_length=8, choices=RuleState.choices, default=RuleState.OK)
+    last_value = models.FloatField(null=True, blank=True)
+    last_sample_size = models.PositiveIntegerField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AlertEvent(models.Model):
+    rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    chatbot = models.ForeignKey("chatbots.Chatbot", null=True, blank=True, on_delete=models.CASCADE, related_name="alert_events")
+    turn = models.ForeignKey("conversations.Turn", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=14, choices=EventStatus.choices, default=EventStatus.FIRING)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
+    metric = models.CharField(max_length=24, blank=True)
+    value = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    sample_size = models.PositiveIntegerField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    started_at = models.DateTimeField()
+    last_notified_at = models.DateTimeField(null=True, blank=True)
+    notify_count = models.PositiveIntegerField(default=0)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            # At most one open event per rule: the database, not the scheduler, guarantees it.
+            models.UniqueConstraint(
+                fields=["rule"], condition=Q(status__in=["firing", "acknowledged"]), name="one_open_event_per_rule"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "-started_at"], name="alertevent_status_time")]
+
+    def __str__(self) -> str:
+        return f"{self.rule or 'risk'} {self.status} at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class Delivery(models.Model):
+    """One notification to one channel; written before sending and updated after."""
+
+    channel = models.ForeignKey(NotificationChannel, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(AlertEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
+    kind = models.CharField(max_length=10, choices=NotificationKind.choices)
+    dedupe_key = models.CharField(max_length=200, help_text="Same key, same send: stops double notifications.")
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "deliveries"
+        constraints = [models.UniqueConstraint(fields=["channel", "dedupe_key"], name="delivery_once_per_key")]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ChatbotsConfig(AppConfig):
+    name = "apps.chatbots"
+    label = "chatbots"

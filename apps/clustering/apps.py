@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ClusteringConfig(AppConfig):
+    name = "apps.clustering"
+    label = "clustering"

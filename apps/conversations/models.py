@@ -1,0 +1,173 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .choices import CallPurpose, JudgeStatus, ReviewStatus, RiskLevel
+
+ZERO_COST = Decimal("0")
+
+
+class Conversation(models.Model):
+    """A conversation as the bot knows it, with a summary kept current by the ingest services."""
+
+    chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="conversations")
+    external_id = models.CharField(max_length=255)
+    end_user_hash = models.CharField(
+        max_length=64, blank=True, help_text="HMAC-SHA256 of the end-user id (never the raw id)."
+    )
+    channel = models.CharField(max_length=32, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    # Summary, updated in the same transaction as the rows it summarises.
+    turn_count = models.PositiveIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=ZERO_COST)
+    error_count = models.PositiveIntegerField(default=0)
+    fallback_count = models.PositiveIntegerField(default=0)
+    thumbs_up = models.PositiveIntegerField(default=0)
+    thumbs_down = models.PositiveIntegerField(default=0)
+    max_risk_score = models.PositiveSmallIntegerField(default=0)
+    min_judge_score = models.FloatField(null=True, blank=True)
+    is_flagged = models.BooleanField(default=False)
+    flag_reasons = models.JSONField(default=list, blank=True)
+    flagged_at = models.DateTimeField(null=True, blank=True)
+
+    review_status = models.CharField(max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.NEW)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_conversations"
+    )
+    review_note = models.TextField(blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-last_activity_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["chatbot", "external_id"], name="conversation_external_id_per_chatbot"),
+        ]
+        indexes = [
+            models.Index(fields=["chatbot", "-last_activity_at"], name="conv_chatbot_activity"),
+            models.Index(fields=["-last_activity_at"], name="conv_activity"),
+            models.Index(fields=["chatbot", "end_user_hash"], name="conv_chatbot_end_user"),
+            # The review queue: flagged conversations, newest or riskiest first.
+            models.Index(
+                fields=["review_status", "-last_activity_at"], name="conv_review_queue", condition=Q(is_flagged=True)
+            ),
+            models.Index(
+                fields=["-max_risk_score", "-last_activity_at"], name="conv_review_risk", condition=Q(is_flagged=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+    @property
+    def risk_level(self) -> str:
+        return RiskLevel.for_score(self.max_risk_score)
+
+
+class Turn(models.Model):
+    """One user message and the bot's answer."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="turns")
+    # Denormalised so per-chatbot aggregates over a time window use one index.
+    chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="turns")
+    external_id = models.CharField(max_length=255, null=True, blank=True, help_text="The bot's turn_id: the idempotency key.")
+    sequence = models.PositiveIntegerField(default=0)
+    timestamp = models.DateTimeField(default=timezone.now)
+    user_message = models.TextField()
+    bot_response = models.TextField(blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    fallback_used = models.BooleanField(default=False)
+    has_error = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    intent = models.CharField(max_length=200, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+
+    # The turn's own tokens and cost, then totals including its LLM calls.
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    tokens_estimated = models.BooleanField(default=False)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=ZERO_COST)
+    total_tokens = models.PositiveIntegerField(default=0)
+    total_cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=ZERO_COST)
+
+    risk_score = models.PositiveSmallIntegerField(default=0)
+    risk_level = models.CharField(max_length=10, choices=RiskLevel.choices, default=RiskLevel.LOW)
+    risk_reasons = models.JSONField(default=list, blank=True)
+    is_flagged = models.BooleanField(default=False)
+    flag_reasons = models.JSONField(default=list, blank=True)
+
+    thumbs_up = models.PositiveSmallIntegerField(default=0)
+    thumbs_down = models.PositiveSmallIntegerField(default=0)
+    judge_status = models.CharField(max_length=10, choices=JudgeStatus.choices, default=JudgeStatus.NOT_SAMPLED, blank=True)
+    judge_overall = models.FloatField(null=True, blank=True, help_text="Latest completed judge overall (0–10).")
+    judge_hallucination = models.BooleanField(null=True, blank=True)
+    pii_found = models.JSONField(default=dict, blank=True, help_text="Counts of redacted kinds, never values.")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["conversation_id", "sequence", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "external_id"], name="turn_external_id_per_conversation"),
+        ]
+        indexes = [
+            models.Index(fields=["chatbot", "timestamp"], name="turn_chatbot_time"),
+            models.Index(fields=["timestamp"], name="turn_time"),
+            models.Index(fields=["conversation", "sequence"], name="turn_conversation_seq"),
+            models.Index(fields=["judge_status", "created_at"], name="turn_judge_pending", condition=Q(judge_status="pending")),
+            models.Index(fields=["chatbot", "timestamp"], name="turn_thumbs_down", condition=Q(thumbs_down__gt=0)),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id or f"turn {self.pk}"
+
+
+class LLMCall(models.Model):
+    """One model call: the bot's own, or chatmon's (judge, embeddings, cluster labels)."""
+
+    chatbot = models.ForeignKey("chatbots.Chatbot", null=True, blank=True, on_delete=models.CASCADE, related_name="llm_calls")
+    conversation = models.ForeignKey(Conversation, null=True, blank=True, on_delete=models.CASCADE, related_name="llm_calls")
+    turn = models.ForeignKey(Turn, null=True, blank=True, on_delete=models.CASCADE, related_name="llm_calls")
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    purpose = models.CharField(max_length=16, choices=CallPurpose.choices, default=CallPurpose.BOT)
+    function_name = models.CharField(max_length=200, blank=True)
+    provider = models.CharField(max_length=50, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    tokens_estimated = models.BooleanField(default=False)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=ZERO_COST)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    input_text = models.TextField(blank=True)
+    output_text = models.TextField(blank=True)
+    success = models.BooleanField(default=True)
+    error = models.TextField(blank=True)
+    timestamp = models.DateTimeField(default=timezone.now)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-timestamp"]
+        verbose_name = "LLM call"
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "external_id"], name="llm_call_external_id_per_conversation"),
+        ]
+        indexes = [
+            models.Index(fields=["chatbot", "timestamp"], name="llmcall_chatbot_time"),
+            models.Index(fields=["timestamp"], name="llmcall_time"),
+            models.Index(fields=["model", "timestamp"], name="llmcall_model_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model or 'call'} {self.function_name or self.purpose}"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OtelConfig(AppConfig):
+    name = "apps.otel"
+    label = "otel"

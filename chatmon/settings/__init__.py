@@ -1,0 +1,321 @@
+"""chatmon settings: one module, every value from the environment (see README "Configuration").
+
+Embedded default (no variables set): SQLite in the project directory, Celery tasks run eagerly
+in-process, local-memory cache, offline judge and embedding backends.
+Production: DATABASE_URL (PostgreSQL), REDIS_URL (broker + cache), SECRET_KEY, ALLOWED_HOSTS,
+and OPENAI_API_KEY / OPENAI_BASE_URL for the judge and embeddings.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+from celery.schedules import crontab
+
+from chatmon.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+# The default key is only good for a laptop; `check --deploy` flags the "django-insecure" prefix.
+SECRET_KEY = env_str("SECRET_KEY", "django-insecure-chatmon-development-key-change-me-0123456789")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "axes",
+    "apps.core",
+    "apps.audit",
+    "apps.chatbots",
+    "apps.conversations",
+    "apps.ingest",
+    "apps.risk",
+    "apps.evaluations",
+    "apps.feedback",
+    "apps.clustering",
+    "apps.alerts",
+    "apps.review",
+    "apps.privacy",
+    "apps.otel",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "apps.core.middleware.ContentSecurityPolicyMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "chatmon.urls"
+WSGI_APPLICATION = "chatmon.wsgi.application"
+ASGI_APPLICATION = "chatmon.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'chatmon.sqlite3'}")
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL + a busy timeout let the eager demo, the dev server and the shell share the file.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: Celery broker and cache ---------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "chatmon"),
+            "TIMEOUT": 300,
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None  # results land in the database, not in a result backend
+# No broker configured → run every task in-process, at once (the embedded default).
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES_NAMES = ["default", "judge", "analysis", "alerts"]
+CELERY_TASK_ROUTES = {
+    "apps.evaluations.tasks.*": {"queue": "judge"},
+    "apps.clustering.tasks.*": {"queue": "analysis"},
+    "apps.alerts.tasks.*": {"queue": "alerts"},
+}
+# Without this, a task whose ack is late survives a broker restart only this long before redelivery.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# The one place periodic work is declared; django-celery-beat copies it into editable rows.
+CELERY_BEAT_SCHEDULE = {
+    "alerts-check-every-minute": {
+        "task": "apps.alerts.tasks.check_alert_rules",
+        "schedule": 60.0,
+        "options": {"queue": "alerts", "expires": 55},
+    },
+    "judge-sweep-lost-turns": {
+        "task": "apps.evaluations.tasks.sweep_unjudged_turns",
+        "schedule": 300.0,
+        "options": {"queue": "judge", "expires": 290},
+    },
+    "clustering-scheduled-runs": {
+        "task": "apps.clustering.tasks.run_scheduled_clusterings",
+        "schedule": crontab(minute=15),
+        "options": {"queue": "analysis"},
+    },
+    "privacy-retention-nightly": {
+        "task": "apps.privacy.tasks.purge_expired_data",
+        "schedule": crontab(hour=3, minute=30),
+        "options": {"queue": "default"},
+    },
+}
+
+# --- Auth, passwords, login throttling -----------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_float("LOGIN_COOLOFF_HOURS", 0.25)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler" if REDIS_URL else "axes.handlers.database.AxesDatabaseHandler"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files ---------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": env_str(
+            "STATICFILES_STORAGE", "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Security (production values whenever DEBUG is off) ------------------------------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", True) else None
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 10 * 1024 * 1024)
+
+# --- REST framework and OpenAPI ------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "ingest": env_str("INGEST_RATE_LIMIT", "6000/min"),
+        "feedback_ip": env_str("FEEDBACK_RATE_LIMIT_IP", "60/min"),
+        "feedback_token": env_str("FEEDBACK_RATE_LIMIT_TOKEN", "10/min"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "chatmon API",
+    "DESCRIPTION": "Ingest API for bots, public feedback API, and the staff API.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Email ---------------------------------------------------------------------------------
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "chatmon <chatmon@localhost>")
+
+# --- chatmon: models and providers ---------------------------------------------------------
+OPENAI_API_KEY = env_str("OPENAI_API_KEY", "")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "") or None
+OPENAI_TIMEOUT_SECONDS = env_float("OPENAI_TIMEOUT_SECONDS", 30.0)
+# "openai" when a key is configured, else the offline "heuristic" evaluator.
+JUDGE_BACKEND = env_str("JUDGE_BACKEND", "openai" if OPENAI_API_KEY else "heuristic")
+JUDGE_MODEL = env_str("JUDGE_MODEL", "gpt-4o-mini")
+JUDGE_CONTEXT_TURNS = env_int("JUDGE_CONTEXT_TURNS", 3)
+JUDGE_MAX_ATTEMPTS = env_int("JUDGE_MAX_ATTEMPTS", 6)
+JUDGE_SWEEP_AFTER_MINUTES = env_int("JUDGE_SWEEP_AFTER_MINUTES", 10)
+EMBEDDING_BACKEND = env_str("EMBEDDING_BACKEND", "openai" if OPENAI_API_KEY else "tfidf")
+EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", "")
+LABEL_MODEL = env_str("CLUSTER_LABEL_MODEL", JUDGE_MODEL if OPENAI_API_KEY else "")
+
+# --- chatmon: ingest -----------------------------------------------------------------------
+TIKTOKEN_CACHE_DIR = env_str("TIKTOKEN_CACHE_DIR", "")
+INGEST_MAX_BATCH = env_int("INGEST_MAX_BATCH", 1000)
+INGEST_MAX_TEXT_CHARS = env_int("INGEST_MAX_TEXT_CHARS", 32000)
+INGEST_MAX_METADATA_BYTES = env_int("INGEST_MAX_METADATA_BYTES", 16384)
+INGEST_MAX_FUTURE_SECONDS = env_int("INGEST_MAX_FUTURE_SECONDS", 300)
+API_KEY_LAST_USED_RESOLUTION_SECONDS = env_int("API_KEY_LAST_USED_RESOLUTION_SECONDS", 60)
+
+# --- chatmon: feedback, privacy ------------------------------------------------------------
+FEEDBACK_TOKEN_MAX_AGE_SECONDS = env_int("FEEDBACK_TOKEN_MAX_AGE_SECONDS", 7 * 24 * 3600)
+FEEDBACK_MAX_COMMENT_CHARS = env_int("FEEDBACK_MAX_COMMENT_CHARS", 2000)
+# Key for the HMAC of end-user ids; defaults to SECRET_KEY so a laptop needs nothing set.
+END_USER_HASH_KEY = env_str("END_USER_HASH_KEY", "") or SECRET_KEY
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {"()": "apps.core.logging.JsonFormatter"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env_str("LOG_FORMAT", "plain" if DEBUG else "json"),
+        }
+    },
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- chatmon: judge (apps.evaluations) ---------------------------------------------------
+# (judge settings beyond the ones above go here)
+
+# --- chatmon: clustering (apps.clustering) -----------------------------------------------
+# (clustering settings go here)
+
+# --- chatmon: alerts (apps.alerts) -------------------------------------------------------
+# (alert settings go here)
+
+# --- chatmon: review and dashboard (apps.review) ------------------------------------------
+# (review settings go here)
+
+# --- chatmon: privacy (apps.privacy) -----------------------------------------------------
+# (privacy settings go here)
+
+# --- chatmon: OpenTelemetry ingest (apps.otel) -------------------------------------------
+# (OTLP settings go here)

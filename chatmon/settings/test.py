@@ -1,0 +1,27 @@
+"""Settings for the test suite: the production module plus what tests must not depend on."""
+
+from chatmon.settings import *  # noqa: F403
+from chatmon.settings import DATABASES, REST_FRAMEWORK
+
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Tests call tasks in-process; the wiring tests start a real worker and switch this off.
+CELERY_TASK_ALWAYS_EAGER = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+AXES_ENABLED = True
+JUDGE_BACKEND = "heuristic"
+EMBEDDING_BACKEND = "tfidf"
+LABEL_MODEL = ""
+OPENAI_API_KEY = ""
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
+    **REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+    "ingest": "100000/min",
+}}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20}

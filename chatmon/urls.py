@@ -1,0 +1,24 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.core import views as core_views
+
+api_v1 = [
+    path("", include("apps.ingest.api.urls")),
+    path("", include("apps.feedback.api.urls")),
+    path("", include("apps.review.api.urls")),
+    path("", include("apps.clustering.api.urls")),
+    path("", include("apps.privacy.api.urls")),
+]
+
+urlpatterns = [
+    path("healthz", core_views.healthz, name="healthz"),
+    path("", include("apps.core.urls")),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("apps.otel.urls")),
+    path("", include("apps.feedback.urls")),
+    path("admin/", admin.site.urls),
+]

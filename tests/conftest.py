@@ -1,0 +1,91 @@
+"""Shared fixtures. Users per access level (Healthchecks' alice/bob/charlie pattern):
+
+- alice: superuser, sees everything
+- bob: staff in the Reviewer group, assigned to `chatbot` only
+- charlie: staff in the Reviewer group, assigned to nothing
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.cache import cache
+
+from tests.factories import make_api_key, make_chatbot
+
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+IN_CI = bool(os.environ.get("CI"))
+
+
+def require_shared_data(*parts: str) -> Path:
+    """The path under ../shared/data, or skip with a clear reason when it is absent (never in CI)."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        if IN_CI:
+            pytest.fail(f"{path} is missing; CI must run with ../shared beside the project")
+        pytest.skip(f"{path} is absent (the shared data folder sits beside the project)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def chatbot(db):
+    return make_chatbot(name="Shop assistant", slug="shop", allowed_origins=["https://shop.example"])
+
+
+@pytest.fixture
+def other_chatbot(db):
+    return make_chatbot(name="HR helper", slug="hr")
+
+
+@pytest.fixture
+def api_key(chatbot):
+    """The raw key of `chatbot` (the ApiKey row is `api_key_row`)."""
+    return make_api_key(chatbot)[1]
+
+
+@pytest.fixture
+def other_api_key(other_chatbot):
+    return make_api_key(other_chatbot)[1]
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_superuser("alice", "alice@example.com", "password")
+
+
+@pytest.fixture
+def bob(django_user_model, chatbot):
+    user = django_user_model.objects.create_user("bob", "bob@example.com", "password", is_staff=True)
+    group, _ = Group.objects.get_or_create(name="Reviewer")
+    user.groups.add(group)
+    chatbot.reviewers.add(user)
+    return user
+
+
+@pytest.fixture
+def charlie(django_user_model):
+    user = django_user_model.objects.create_user("charlie", "charlie@example.com", "password", is_staff=True)
+    group, _ = Group.objects.get_or_create(name="Reviewer")
+    user.groups.add(group)
+    return user
+
+
+@pytest.fixture
+def admin_client(client, alice):
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def bot_client(client, api_key):
+    """A test client that sends `chatbot`'s API key on every request."""
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {api_key}"
+    return client
