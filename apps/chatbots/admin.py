@@ -1,7 +1,5 @@
 from django.contrib import admin
 
-from apps.core.admin import LargeTableAdmin
-
 from .models import ApiKey, Chatbot
 
 

@@ -128,7 +128,7 @@ class ApiKey(models.Model):
 
     @staticmethod
     def parse_prefix(raw_key: str) -> str | None:
-        parts = raw_key.split("_")
+        parts = raw_key.split("_", 2)
         if len(parts) != 3 or parts[0] != "cm" or len(parts[1]) != ApiKey.PREFIX_LENGTH:
             return None
         return parts[1]

@@ -135,7 +135,9 @@ class LLMCall(models.Model):
     chatbot = models.ForeignKey("chatbots.Chatbot", null=True, blank=True, on_delete=models.CASCADE, related_name="llm_calls")
     conversation = models.ForeignKey(Conversation, null=True, blank=True, on_delete=models.CASCADE, related_name="llm_calls")
     turn = models.ForeignKey(Turn, null=True, blank=True, on_delete=models.CASCADE, related_name="llm_calls")
-    external_id = models.CharField(max_length=255, null=True, blank=True)
+    external_id = models.CharField(max_length=255, null=True, blank=True, help_text="The bot's call_id.")
+    # The bot's turn_id when the call arrived before its turn; linked when the turn arrives.
+    turn_external_id = models.CharField(max_length=255, blank=True)
     purpose = models.CharField(max_length=16, choices=CallPurpose.choices, default=CallPurpose.BOT)
     function_name = models.CharField(max_length=200, blank=True)
     provider = models.CharField(max_length=50, blank=True)

@@ -272,7 +272,13 @@ EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", "")
 LABEL_MODEL = env_str("CLUSTER_LABEL_MODEL", JUDGE_MODEL if OPENAI_API_KEY else "")
 
 # --- chatmon: ingest -----------------------------------------------------------------------
+# tiktoken's own cache (files named by the SHA-1 of the download URL) …
 TIKTOKEN_CACHE_DIR = env_str("TIKTOKEN_CACHE_DIR", "")
+# … or a folder of `<encoding>.tiktoken` files (cl100k_base, o200k_base) copied from anywhere:
+# chatmon seeds tiktoken's cache from it, so offline machines count tokens exactly.
+TIKTOKEN_ENCODINGS_DIR = env_str("TIKTOKEN_ENCODINGS_DIR", "")
+# Encoding for models tiktoken has no mapping for (Claude, Gemini, Llama …): counts are close.
+TIKTOKEN_DEFAULT_ENCODING = env_str("TIKTOKEN_DEFAULT_ENCODING", "o200k_base")
 INGEST_MAX_BATCH = env_int("INGEST_MAX_BATCH", 1000)
 INGEST_MAX_TEXT_CHARS = env_int("INGEST_MAX_TEXT_CHARS", 32000)
 INGEST_MAX_METADATA_BYTES = env_int("INGEST_MAX_METADATA_BYTES", 16384)
@@ -282,6 +288,8 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = env_int("API_KEY_LAST_USED_RESOLUTION_SEC
 # --- chatmon: feedback, privacy ------------------------------------------------------------
 FEEDBACK_TOKEN_MAX_AGE_SECONDS = env_int("FEEDBACK_TOKEN_MAX_AGE_SECONDS", 7 * 24 * 3600)
 FEEDBACK_MAX_COMMENT_CHARS = env_int("FEEDBACK_MAX_COMMENT_CHARS", 2000)
+# /demo/widget/ shows real turns: open to everyone only when asked (or DEBUG), else staff only.
+FEEDBACK_DEMO_PUBLIC = env_bool("FEEDBACK_DEMO_PUBLIC", DEBUG)
 # Key for the HMAC of end-user ids; defaults to SECRET_KEY so a laptop needs nothing set.
 END_USER_HASH_KEY = env_str("END_USER_HASH_KEY", "") or SECRET_KEY
 
@@ -303,13 +311,28 @@ LOGGING = {
 }
 
 # --- chatmon: judge (apps.evaluations) ---------------------------------------------------
-# (judge settings beyond the ones above go here)
+# Longest user message / bot answer sent to the judge per turn (characters; the rest is cut).
+JUDGE_MAX_MESSAGE_CHARS = env_int("JUDGE_MAX_MESSAGE_CHARS", 4000)
+# Retry delay after a transient error: equal-jitter exponential backoff from this base, capped;
+# a longer Retry-After from the provider wins.
+JUDGE_RETRY_BACKOFF_SECONDS = env_float("JUDGE_RETRY_BACKOFF_SECONDS", 2.0)
+JUDGE_RETRY_BACKOFF_MAX_SECONDS = env_float("JUDGE_RETRY_BACKOFF_MAX_SECONDS", 300.0)
+# How long one worker holds an evaluation before another may take it over (a dead worker).
+JUDGE_CLAIM_SECONDS = env_int("JUDGE_CLAIM_SECONDS", int(OPENAI_TIMEOUT_SECONDS * 4) + 30)
+# Most turns one sweeper run re-enqueues.
+JUDGE_SWEEP_BATCH = env_int("JUDGE_SWEEP_BATCH", 1000)
 
 # --- chatmon: clustering (apps.clustering) -----------------------------------------------
 # (clustering settings go here)
 
 # --- chatmon: alerts (apps.alerts) -------------------------------------------------------
-# (alert settings go here)
+# Outgoing webhook/Slack/Discord requests: short, so a slow receiver cannot stall the alerts queue.
+ALERTS_HTTP_TIMEOUT_SECONDS = env_float("ALERTS_HTTP_TIMEOUT_SECONDS", 5.0)
+# Attempts per notification before it is marked failed (transient errors only: 5xx, 429, timeouts).
+ALERTS_DELIVERY_MAX_ATTEMPTS = env_int("ALERTS_DELIVERY_MAX_ATTEMPTS", 5)
+ALERTS_RETRY_BACKOFF_MAX_SECONDS = env_int("ALERTS_RETRY_BACKOFF_MAX_SECONDS", 600)
+# Per-turn risk alerts: the first goes out at once, then at most one digest per this many minutes.
+ALERTS_RISK_DIGEST_MINUTES = env_int("ALERTS_RISK_DIGEST_MINUTES", 10)
 
 # --- chatmon: review and dashboard (apps.review) ------------------------------------------
 # (review settings go here)

@@ -16,6 +16,9 @@ STORAGES = {
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 AXES_ENABLED = True
 JUDGE_BACKEND = "heuristic"
+# Tests count tokens with the real BPE files from ../shared/data/tiktoken when present.
+_SHARED_TIKTOKEN = BASE_DIR.parent / "shared" / "data" / "tiktoken"  # noqa: F405
+TIKTOKEN_ENCODINGS_DIR = str(_SHARED_TIKTOKEN) if _SHARED_TIKTOKEN.is_dir() else ""
 EMBEDDING_BACKEND = "tfidf"
 LABEL_MODEL = ""
 OPENAI_API_KEY = ""

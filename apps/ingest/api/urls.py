@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import views
+
+urlpatterns = [
+    path("ingest/turns", views.TurnIngestView.as_view(), name="ingest-turns"),
+    path("ingest/llm-calls", views.LLMCallIngestView.as_view(), name="ingest-llm-calls"),
+]

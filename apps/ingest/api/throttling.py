@@ -1,0 +1,46 @@
+import time
+
+from django.core.cache import cache
+from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    """Fixed-window request counter per API key in Django's cache (Redis in production).
+
+    One INCR per request, unlike DRF's SimpleRateThrottle which stores every request time.
+    Rate: the "ingest" scope of DEFAULT_THROTTLE_RATES (env INGEST_RATE_LIMIT, e.g. 6000/min).
+    """
+
+    scope = "ingest"
+    _periods = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def __init__(self) -> None:
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        count, period = rate.split("/")
+        self.limit = int(count)
+        self.period = self._periods[period[0]]
+        self.wait_seconds = 0
+
+    def allow_request(self, request, view) -> bool:
+        key = getattr(request, "auth", None)
+        prefix = getattr(key, "prefix", None)
+        if prefix is None:
+            return True
+        now = time.time()
+        window = int(now // self.period)
+        cache_key = f"throttle:{self.scope}:{prefix}:{window}"
+        if cache.add(cache_key, 1, timeout=self.period + 1):
+            return True
+        try:
+            used = cache.incr(cache_key)
+        except ValueError:  # expired between add and incr
+            cache.add(cache_key, 1, timeout=self.period + 1)
+            return True
+        if used <= self.limit:
+            return True
+        self.wait_seconds = max(1, int((window + 1) * self.period - now) + 1)
+        return False
+
+    def wait(self) -> float:
+        return self.wait_seconds

@@ -1,0 +1,153 @@
+from django.conf import settings
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
+from rest_framework import status
+from rest_framework.response import Response
+
+from ..services import llm_calls_ingest, turns_ingest
+from ..validation import ValidationFailed, parse_call, parse_turn
+from .base import BotAPIView
+from .serializers import (
+    BatchResultSerializer,
+    CallResultSerializer,
+    ErrorSerializer,
+    LLMCallBatchSerializer,
+    LLMCallStandaloneSerializer,
+    TurnBatchSerializer,
+    TurnInSerializer,
+    TurnResultSerializer,
+)
+
+MULTI_STATUS = 207
+
+TURN_EXAMPLE = {
+    "conversation_id": "conv-8812",
+    "turn_id": "conv-8812-3",
+    "user_id": "customer-42",
+    "channel": "website",
+    "user_message": "Where is my order #50231?",
+    "bot_response": "Your order shipped yesterday and arrives Thursday.",
+    "timestamp": "2025-06-01T12:00:00Z",
+    "latency_ms": 1240,
+    "fallback_used": False,
+    "error": False,
+    "intent": "order_status",
+    "model": "gpt-4o-mini",
+    "tokens": {"prompt": 412, "completion": 38},
+    "llm_calls": [{"call_id": "call-1", "function_name": "answer", "model": "gpt-4o-mini",
+                   "input_tokens": 412, "output_tokens": 38, "duration_ms": 1100}],
+    "metadata": {"locale": "en-GB"},
+}
+
+
+def _batch(body: dict, key: str) -> list | None:
+    """The list under `key`, or None when the body is a single object."""
+    if key not in body:
+        return None
+    items = body[key]
+    if not isinstance(items, list):
+        raise ValidationFailed({key: ["Must be a list."]})
+    if not items:
+        raise ValidationFailed({key: ["Send at least one item."]})
+    if len(items) > settings.INGEST_MAX_BATCH:
+        raise ValidationFailed({key: [f"At most {settings.INGEST_MAX_BATCH} items per batch (got {len(items)})."]})
+    return items
+
+
+class TurnIngestView(BotAPIView):
+    @extend_schema(
+        operation_id="ingest_turns",
+        summary="Log one turn, or a batch of up to 1,000",
+        description=(
+            "Stores the turn(s), creates the conversation on first sight, scores risk at once and "
+            "returns the verdict with a feedback token. `turn_id` makes retries safe: a replay answers "
+            "200 with the original result. A batch answers 207 with one result per item; a bad item "
+            "never rejects the others."
+        ),
+        request=PolymorphicProxySerializer(
+            component_name="TurnIngestRequest", serializers=[TurnInSerializer, TurnBatchSerializer],
+            resource_type_field_name=None,
+        ),
+        responses={
+            201: TurnResultSerializer, 200: OpenApiResponse(TurnResultSerializer, description="Replay of a stored turn_id."),
+            207: BatchResultSerializer, 400: ErrorSerializer, 401: ErrorSerializer, 413: ErrorSerializer,
+            415: ErrorSerializer, 429: ErrorSerializer,
+        },
+        examples=[
+            OpenApiExample("One turn", value=TURN_EXAMPLE, request_only=True),
+            OpenApiExample("A batch", value={"turns": [TURN_EXAMPLE, {**TURN_EXAMPLE, "turn_id": "conv-8812-4",
+                           "user_message": "Thanks!", "bot_response": "You're welcome."}]}, request_only=True),
+            OpenApiExample("Stored", value={"id": 1042, "conversation": "conv-8812", "turn_id": "conv-8812-3",
+                           "risk_score": 0, "risk_level": "low", "is_flagged": False, "flag_reasons": [],
+                           "feedback_token": "WzEwNDIsMV0:1uQ…"}, response_only=True, status_codes=["201"]),
+        ],
+        tags=["ingest"],
+    )
+    def post(self, request):
+        body = self.read_json(request)
+        chatbot = request.user.chatbot
+        try:
+            if not isinstance(body, dict):
+                raise ValidationFailed({"non_field_errors": ["Expected a JSON object: one turn, or {\"turns\": [...]}."]})
+            items = _batch(body, "turns")
+            if items is None:
+                result = turns_ingest(chatbot=chatbot, turns=[parse_turn(body)])[0]
+                return Response(result.body, status=result.status)
+        except ValidationFailed as exc:
+            return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+        return _batch_response(items, parse=parse_turn, store=lambda valid: turns_ingest(chatbot=chatbot, turns=valid))
+
+
+class LLMCallIngestView(BotAPIView):
+    @extend_schema(
+        operation_id="ingest_llm_calls",
+        summary="Log one LLM call, or a batch",
+        description=(
+            "Links calls to a conversation and (optionally) a turn by external ids; the turn's and "
+            "conversation's token and cost totals include them. `call_id` makes retries safe."
+        ),
+        request=PolymorphicProxySerializer(
+            component_name="LLMCallIngestRequest",
+            serializers=[LLMCallStandaloneSerializer, LLMCallBatchSerializer], resource_type_field_name=None,
+        ),
+        responses={201: CallResultSerializer, 200: CallResultSerializer, 207: BatchResultSerializer,
+                   400: ErrorSerializer, 401: ErrorSerializer, 413: ErrorSerializer, 415: ErrorSerializer,
+                   429: ErrorSerializer},
+        examples=[OpenApiExample("One call", request_only=True, value={
+            "conversation_id": "conv-8812", "turn_id": "conv-8812-3", "call_id": "call-7",
+            "provider": "openai", "model": "gpt-4o-mini", "function_name": "classify_intent",
+            "input": "Where is my order?", "output": "order_status", "duration_ms": 210})],
+        tags=["ingest"],
+    )
+    def post(self, request):
+        body = self.read_json(request)
+        chatbot = request.user.chatbot
+        parse = lambda raw: parse_call(raw, standalone=True)  # noqa: E731
+        try:
+            if not isinstance(body, dict):
+                raise ValidationFailed({"non_field_errors": ["Expected a JSON object: one call, or {\"llm_calls\": [...]}."]})
+            items = _batch(body, "llm_calls")
+            if items is None:
+                result = llm_calls_ingest(chatbot=chatbot, calls=[parse(body)])[0]
+                return Response(result.body, status=result.status)
+        except ValidationFailed as exc:
+            return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+        return _batch_response(items, parse=parse, store=lambda valid: llm_calls_ingest(chatbot=chatbot, calls=valid))
+
+
+def _batch_response(items: list, *, parse, store) -> Response:
+    results: list[dict | None] = [None] * len(items)
+    valid, positions = [], []
+    for index, raw in enumerate(items):
+        try:
+            valid.append(parse(raw))
+            positions.append(index)
+        except ValidationFailed as exc:
+            results[index] = {"index": index, "status": 400, "errors": exc.errors}
+    for index, result in zip(positions, store(valid), strict=True):
+        results[index] = {"index": index, "status": result.status, **result.body}
+    return Response({"results": results}, status=MULTI_STATUS)

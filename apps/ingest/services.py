@@ -1,0 +1,447 @@
+"""The ingest write path, shared by the REST API, OTLP ingest, seed_demo and replay_convai2.
+
+`turns_ingest` stores a batch of turns in one transaction:
+
+1. Outside the transaction, per turn: tokens (tiktoken when absent), cost (ModelPrice when
+   absent), risk score (cached compiled rules), judge sampling, end-user hash.
+2. Upsert the batch's conversations (INSERT … ON CONFLICT DO NOTHING), then lock them with
+   SELECT … FOR UPDATE in id order. Every writer of a conversation summary takes this lock
+   first, so concurrent batches for one conversation serialise here and summaries stay exact.
+3. Under the lock, find turns already stored under the same turn_id (replays) and repeats
+   inside the batch; they answer 200 with the original result and store nothing.
+4. Bulk-insert the new turns and their LLM calls; link calls that arrived earlier for them.
+5. Bulk-update the conversation summaries (counts, tokens, cost, errors, risk, flags, activity).
+6. After commit: enqueue the judge for sampled turns and risk alerts for flagged ones. A broker
+   outage there is logged, never raised: the turn is stored and the sweepers catch up.
+"""
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.chatbots.models import Chatbot
+from apps.conversations.choices import FlagReason, JudgeStatus, RiskLevel
+from apps.conversations.models import Conversation, LLMCall, Turn
+from apps.evaluations.sampling import turn_is_sampled
+from apps.feedback.tokens import feedback_token_for
+from apps.privacy.hashing import end_user_hash
+from apps.risk.scoring import RiskVerdict, risk_score, rules_for_chatbot
+
+from .pricing import cost_for
+from .tokens import count_tokens
+from .validation import CallInput, TurnInput
+
+logger = logging.getLogger(__name__)
+
+CREATED = 201
+REPLAYED = 200
+_INTEGRITY_RETRIES = 3
+
+
+@dataclass
+class TurnResult:
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass
+class _PreparedCall:
+    data: CallInput
+    input_tokens: int
+    output_tokens: int
+    tokens_estimated: bool
+    cost_usd: Decimal
+
+
+@dataclass
+class _PreparedTurn:
+    index: int
+    data: TurnInput
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_estimated: bool
+    cost_usd: Decimal
+    calls: list[_PreparedCall]
+    verdict: RiskVerdict
+    flag_reasons: list[str]
+    sampled: bool
+    end_user_hash: str
+    total_tokens: int = 0
+    total_cost_usd: Decimal = field(default_factory=Decimal)
+
+
+def _call_prepare(call: CallInput, *, default_model: str, at: Any) -> _PreparedCall:
+    model = call.model or default_model
+    estimated = False
+    input_tokens, output_tokens = call.input_tokens, call.output_tokens
+    if input_tokens is None:
+        counted = count_tokens(call.input_text, model=model)
+        input_tokens, estimated = counted.tokens, counted.estimated
+    if output_tokens is None:
+        counted = count_tokens(call.output_text, model=model)
+        output_tokens, estimated = counted.tokens, estimated or counted.estimated
+    cost = call.cost_usd if call.cost_usd is not None else cost_for(model, input_tokens, output_tokens, call.timestamp or at)
+    return _PreparedCall(call, input_tokens, output_tokens, estimated, cost)
+
+
+def _turn_prepare(chatbot: Chatbot, index: int, data: TurnInput, rules: list) -> _PreparedTurn:
+    model = data.model or chatbot.model
+    calls = [_call_prepare(c, default_model=model, at=data.timestamp) for c in data.llm_calls]
+    estimated = False
+    prompt, completion = data.prompt_tokens, data.completion_tokens
+    # A turn that lists its LLM calls is measured by them; otherwise count the texts we see.
+    if prompt is None:
+        if calls:
+            prompt = 0
+        else:
+            counted = count_tokens(data.user_message, model=model)
+            prompt, estimated = counted.tokens, counted.estimated
+    if completion is None:
+        if calls:
+            completion = 0
+        else:
+            counted = count_tokens(data.bot_response, model=model)
+            completion, estimated = counted.tokens, estimated or counted.estimated
+    cost = data.cost_usd if data.cost_usd is not None else cost_for(model, prompt, completion, data.timestamp)
+
+    if chatbot.monitoring_enabled:
+        verdict = risk_score(chatbot_id=chatbot.pk, user_message=data.user_message,
+                             bot_response=data.bot_response, model=model, rules=rules)
+    else:
+        verdict = RiskVerdict(score=0, level=RiskLevel.LOW, reasons=[])
+    flag_reasons = [FlagReason.RISK.value] if chatbot.monitoring_enabled and verdict.score >= chatbot.risk_threshold else []
+    sampled = chatbot.monitoring_enabled and chatbot.judge_enabled and turn_is_sampled(
+        chatbot_id=chatbot.pk,
+        turn_key=f"{data.conversation_id}:{data.turn_id or index}:{data.timestamp.isoformat()}"
+        if data.turn_id is None else f"{data.conversation_id}:{data.turn_id}",
+        sample_rate=chatbot.judge_sample_rate,
+    )
+    prepared = _PreparedTurn(
+        index=index, data=data, prompt_tokens=prompt, completion_tokens=completion,
+        tokens_estimated=estimated or any(c.tokens_estimated for c in calls), cost_usd=cost, calls=calls,
+        verdict=verdict, flag_reasons=flag_reasons, sampled=sampled,
+        end_user_hash=end_user_hash(chatbot_id=chatbot.pk, user_id=data.user_id) if data.user_id else "",
+    )
+    prepared.total_tokens = prompt + completion + sum(c.input_tokens + c.output_tokens for c in calls)
+    prepared.total_cost_usd = cost + sum((c.cost_usd for c in calls), Decimal(0))
+    return prepared
+
+
+def turn_result_body(turn: Turn, conversation_external_id: str) -> dict[str, Any]:
+    return {
+        "id": turn.pk,
+        "conversation": conversation_external_id,
+        "turn_id": turn.external_id,
+        "risk_score": turn.risk_score,
+        "risk_level": turn.risk_level,
+        "is_flagged": turn.is_flagged,
+        "flag_reasons": list(turn.flag_reasons),
+        "feedback_token": feedback_token_for(turn_id=turn.pk, chatbot_id=turn.chatbot_id, issued_at=turn.created_at),
+    }
+
+
+def turns_ingest(*, chatbot: Chatbot, turns: list[TurnInput]) -> list[TurnResult]:
+    """Store validated turns; one result per input, in order (201 stored, 200 replay)."""
+    if not turns:
+        return []
+    rules = rules_for_chatbot(chatbot.pk) if chatbot.monitoring_enabled else []
+    prepared = [_turn_prepare(chatbot, i, t, rules) for i, t in enumerate(turns)]
+    for attempt in range(_INTEGRITY_RETRIES):
+        try:
+            with transaction.atomic():
+                results, new_turns = _turns_store(chatbot, prepared)
+            break
+        except IntegrityError:
+            # A concurrent writer stored the same turn_id between our check and insert (only
+            # possible where row locks are not available); the retry sees it as a replay.
+            if attempt == _INTEGRITY_RETRIES - 1:
+                raise
+    _after_commit(chatbot, new_turns)
+    return results
+
+
+def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[TurnResult], list[Turn]]:
+    now = timezone.now()
+    by_conversation: dict[str, list[_PreparedTurn]] = defaultdict(list)
+    for item in prepared:
+        by_conversation[item.data.conversation_id].append(item)
+
+    # 2. Upsert and lock the conversations.
+    Conversation.objects.bulk_create(
+        [
+            Conversation(
+                chatbot=chatbot, external_id=external_id,
+                started_at=min(i.data.timestamp for i in items),
+                last_activity_at=max(i.data.timestamp for i in items),
+                channel=next((i.data.channel for i in items if i.data.channel), ""),
+                end_user_hash=next((i.end_user_hash for i in items if i.end_user_hash), ""),
+                metadata=next((i.data.metadata for i in items if i.data.metadata), {}),
+            )
+            for external_id, items in by_conversation.items()
+        ],
+        ignore_conflicts=True,
+    )
+    conversations = {
+        c.external_id: c
+        for c in Conversation.objects.select_for_update()
+        .filter(chatbot=chatbot, external_id__in=list(by_conversation))
+        .order_by("id")
+    }
+
+    # 3. Replays: stored before, or repeated inside this batch.
+    wanted = {(conversations[i.data.conversation_id].pk, i.data.turn_id) for i in prepared if i.data.turn_id}
+    stored: dict[tuple[int, str], Turn] = {}
+    if wanted:
+        candidates = Turn.objects.filter(
+            conversation_id__in={c for c, _ in wanted}, external_id__in={t for _, t in wanted}
+        ).only("id", "conversation_id", "chatbot_id", "external_id", "risk_score", "risk_level",
+               "is_flagged", "flag_reasons", "created_at")
+        stored = {(t.conversation_id, t.external_id): t for t in candidates if (t.conversation_id, t.external_id) in wanted}
+
+    results: list[TurnResult | None] = [None] * len(prepared)
+    first_in_batch: dict[tuple[int, str], int] = {}
+    created: dict[int, Turn] = {}  # input index → new turn
+    next_sequence = {c.pk: c.turn_count for c in conversations.values()}
+    for item in prepared:
+        conversation = conversations[item.data.conversation_id]
+        key = (conversation.pk, item.data.turn_id) if item.data.turn_id else None
+        if key and key in stored:
+            results[item.index] = TurnResult(REPLAYED, turn_result_body(stored[key], conversation.external_id))
+            continue
+        if key and key in first_in_batch:
+            continue  # a repeat inside the batch: answered below like a replay of the first
+        if key:
+            first_in_batch[key] = item.index
+        next_sequence[conversation.pk] += 1
+        created[item.index] = _turn_build(item, chatbot=chatbot, conversation=conversation,
+                                          sequence=next_sequence[conversation.pk], now=now)
+    new_turns = list(created.values())
+
+    # 4. Insert turns and their calls.
+    Turn.objects.bulk_create(new_turns, batch_size=1000)
+    calls = [
+        _llm_call_build(call, chatbot=chatbot, conversation=turn.conversation, turn=turn, at=turn.timestamp)
+        for index, turn in created.items()
+        for call in prepared[index].calls
+    ]
+    if calls:
+        LLMCall.objects.bulk_create(calls, batch_size=1000)
+
+    # 5. Conversation summaries, exact because the rows are locked.
+    touched: dict[int, Conversation] = {}
+    for index, turn in created.items():
+        item = prepared[index]
+        conversation = turn.conversation
+        conversation.turn_count += 1
+        conversation.total_tokens += turn.total_tokens
+        conversation.cost_usd += turn.total_cost_usd
+        conversation.error_count += int(turn.has_error)
+        conversation.fallback_count += int(turn.fallback_used)
+        conversation.max_risk_score = max(conversation.max_risk_score, turn.risk_score)
+        conversation.last_activity_at = max(conversation.last_activity_at, turn.timestamp)
+        conversation.started_at = min(conversation.started_at, turn.timestamp)
+        for reason in turn.flag_reasons:
+            if reason not in conversation.flag_reasons:
+                conversation.flag_reasons = [*conversation.flag_reasons, reason]
+        if turn.flag_reasons and not conversation.is_flagged:
+            conversation.is_flagged, conversation.flagged_at = True, now
+        if item.end_user_hash and not conversation.end_user_hash:
+            conversation.end_user_hash = item.end_user_hash
+        if item.data.channel and not conversation.channel:
+            conversation.channel = item.data.channel
+        touched[conversation.pk] = conversation
+    if touched:
+        Conversation.objects.bulk_update(
+            list(touched.values()),
+            ["turn_count", "total_tokens", "cost_usd", "error_count", "fallback_count", "max_risk_score",
+             "last_activity_at", "started_at", "flag_reasons", "is_flagged", "flagged_at", "end_user_hash", "channel"],
+            batch_size=500,
+        )
+    _early_calls_link(new_turns)
+
+    for item in prepared:
+        if results[item.index] is not None:
+            continue
+        turn = created.get(item.index)
+        if turn is not None:
+            results[item.index] = TurnResult(CREATED, turn_result_body(turn, turn.conversation.external_id))
+    for item in prepared:
+        if results[item.index] is None:
+            conversation = conversations[item.data.conversation_id]
+            first = results[first_in_batch[(conversation.pk, item.data.turn_id)]]
+            results[item.index] = TurnResult(REPLAYED, first.body)  # type: ignore[union-attr]
+    return results, new_turns  # type: ignore[return-value]
+
+
+def _turn_build(item: _PreparedTurn, *, chatbot: Chatbot, conversation: Conversation, sequence: int, now: Any) -> Turn:
+    data = item.data
+    return Turn(
+        conversation=conversation, chatbot=chatbot, external_id=data.turn_id, sequence=sequence,
+        timestamp=data.timestamp, user_message=data.user_message, bot_response=data.bot_response,
+        latency_ms=data.latency_ms, fallback_used=data.fallback_used, has_error=data.has_error, error=data.error,
+        intent=data.intent, model=data.model or chatbot.model,
+        prompt_tokens=item.prompt_tokens, completion_tokens=item.completion_tokens,
+        tokens_estimated=item.tokens_estimated, cost_usd=item.cost_usd,
+        total_tokens=item.total_tokens, total_cost_usd=item.total_cost_usd,
+        risk_score=item.verdict.score, risk_level=item.verdict.level, risk_reasons=item.verdict.reasons,
+        is_flagged=bool(item.flag_reasons), flag_reasons=item.flag_reasons,
+        judge_status=JudgeStatus.PENDING if item.sampled else JudgeStatus.NOT_SAMPLED,
+        metadata=data.metadata, created_at=now,
+    )
+
+
+def _llm_call_build(call: _PreparedCall, *, chatbot: Chatbot, conversation: Conversation,
+                    turn: Turn | None, at: Any, turn_external_id: str = "") -> LLMCall:
+    data = call.data
+    return LLMCall(
+        chatbot=chatbot, conversation=conversation, turn=turn, external_id=data.call_id,
+        turn_external_id=turn_external_id, provider=data.provider, model=data.model or (turn.model if turn else ""),
+        function_name=data.function_name, input_tokens=call.input_tokens, output_tokens=call.output_tokens,
+        tokens_estimated=call.tokens_estimated, cost_usd=call.cost_usd, duration_ms=data.duration_ms,
+        input_text=data.input_text, output_text=data.output_text, success=data.success, error=data.error,
+        timestamp=data.timestamp or at, metadata=data.metadata,
+    )
+
+
+def _early_calls_link(new_turns: list[Turn]) -> None:
+    """Attach LLM calls stored before their turn (same conversation, same turn_id).
+
+    Those calls were counted in the conversation's totals when they arrived, so only the turn's
+    totals grow here.
+    """
+    keyed = {(t.conversation_id, t.external_id): t for t in new_turns if t.external_id}
+    if not keyed:
+        return
+    early = list(
+        LLMCall.objects.filter(
+            conversation_id__in={c for c, _ in keyed}, turn__isnull=True,
+            turn_external_id__in={e for _, e in keyed},
+        ).only("id", "conversation_id", "turn_external_id", "input_tokens", "output_tokens", "cost_usd")
+    )
+    grown: dict[int, Turn] = {}
+    for call in early:
+        turn = keyed.get((call.conversation_id, call.turn_external_id))
+        if turn is None:
+            continue
+        call.turn = turn
+        turn.total_tokens += call.input_tokens + call.output_tokens
+        turn.total_cost_usd += call.cost_usd
+        grown[turn.pk] = turn
+    if grown:
+        LLMCall.objects.bulk_update([c for c in early if c.turn_id], ["turn"])
+        Turn.objects.bulk_update(list(grown.values()), ["total_tokens", "total_cost_usd"])
+
+
+def _after_commit(chatbot: Chatbot, new_turns: list[Turn]) -> None:
+    sampled = [t.pk for t in new_turns if t.judge_status == JudgeStatus.PENDING]
+    risky = [t.pk for t in new_turns if t.is_flagged and t.risk_level in (RiskLevel.HIGH, RiskLevel.CRITICAL)]
+    if sampled:
+        transaction.on_commit(lambda: _safely("judge_enqueue", _judge_enqueue, sampled))
+    if risky and chatbot.alert_on_risk:
+        transaction.on_commit(lambda: _safely("risk_alert_notify", _risk_alert_notify, risky))
+
+
+def _judge_enqueue(turn_ids: list[int]) -> None:
+    from apps.evaluations.services import judge_enqueue
+
+    judge_enqueue(turn_ids=turn_ids)
+
+
+def _risk_alert_notify(turn_ids: list[int]) -> None:
+    from apps.alerts.services import risk_alert_notify
+
+    risk_alert_notify(turn_ids=turn_ids)
+
+
+def _safely(what: str, fn: Any, turn_ids: list[int]) -> None:
+    try:
+        fn(turn_ids)
+    except Exception:  # noqa: BLE001 - the turns are stored; the sweepers will pick them up
+        logger.exception("ingest: %s failed for %d turns; background sweepers will catch up", what, len(turn_ids))
+
+
+def call_result_body(call: LLMCall, conversation_external_id: str) -> dict[str, Any]:
+    return {
+        "id": call.pk,
+        "conversation": conversation_external_id,
+        "turn_id": call.turn.external_id if call.turn_id and call.turn else (call.turn_external_id or None),
+        "call_id": call.external_id,
+        "input_tokens": call.input_tokens,
+        "output_tokens": call.output_tokens,
+        "tokens_estimated": call.tokens_estimated,
+        "cost_usd": str(call.cost_usd),
+    }
+
+
+def llm_calls_ingest(*, chatbot: Chatbot, calls: list[CallInput]) -> list[TurnResult]:
+    """Store standalone LLM calls; a call's turn (if known) and conversation totals grow with it.
+
+    A call naming a turn_id not stored yet is kept with that id and linked when the turn
+    arrives. call_id makes a retry a no-op (200 with the original result).
+    """
+    if not calls:
+        return []
+    prepared = [_call_prepare(c, default_model=chatbot.model, at=c.timestamp or timezone.now()) for c in calls]
+    for attempt in range(_INTEGRITY_RETRIES):
+        try:
+            with transaction.atomic():
+                return _calls_store(chatbot, prepared)
+        except IntegrityError:
+            if attempt == _INTEGRITY_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _calls_store(chatbot: Chatbot, prepared: list[_PreparedCall]) -> list[TurnResult]:
+    now = timezone.now()
+    external_ids = {p.data.conversation_id for p in prepared}
+    Conversation.objects.bulk_create(
+        [Conversation(chatbot=chatbot, external_id=e, started_at=now, last_activity_at=now) for e in external_ids],
+        ignore_conflicts=True,
+    )
+    conversations = {
+        c.external_id: c
+        for c in Conversation.objects.select_for_update().filter(chatbot=chatbot, external_id__in=external_ids).order_by("id")
+    }
+    conversation_ids = [c.pk for c in conversations.values()]
+    turn_ids = {p.data.turn_id for p in prepared if p.data.turn_id}
+    turns = {
+        (t.conversation_id, t.external_id): t
+        for t in Turn.objects.select_for_update().filter(conversation_id__in=conversation_ids, external_id__in=turn_ids)
+    } if turn_ids else {}
+    call_ids = {p.data.call_id for p in prepared if p.data.call_id}
+    stored = {
+        (c.conversation_id, c.external_id): c
+        for c in LLMCall.objects.select_related("turn").filter(conversation_id__in=conversation_ids, external_id__in=call_ids)
+    } if call_ids else {}
+
+    results: list[TurnResult | None] = [None] * len(prepared)
+    seen: dict[tuple[int, str], LLMCall] = {}
+    for index, item in enumerate(prepared):
+        conversation = conversations[item.data.conversation_id]
+        key = (conversation.pk, item.data.call_id) if item.data.call_id else None
+        if key and (key in stored or key in seen):
+            results[index] = TurnResult(REPLAYED, call_result_body(stored.get(key) or seen[key], conversation.external_id))
+            continue
+        turn = turns.get((conversation.pk, item.data.turn_id)) if item.data.turn_id else None
+        call = _llm_call_build(item, chatbot=chatbot, conversation=conversation, turn=turn, at=now,
+                               turn_external_id="" if turn else (item.data.turn_id or ""))
+        call.save()
+        if key:
+            seen[key] = call
+        tokens = call.input_tokens + call.output_tokens
+        if turn is not None:
+            turn.total_tokens += tokens
+            turn.total_cost_usd += call.cost_usd
+            turn.save(update_fields=["total_tokens", "total_cost_usd"])
+        conversation.total_tokens += tokens
+        conversation.cost_usd += call.cost_usd
+        conversation.last_activity_at = max(conversation.last_activity_at, call.timestamp)
+        conversation.save(update_fields=["total_tokens", "cost_usd", "last_activity_at"])
+        results[index] = TurnResult(CREATED, call_result_body(call, conversation.external_id))
+    return results  # type: ignore[return-value]

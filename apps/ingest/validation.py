@@ -1,0 +1,352 @@
+"""Fast, strict validation of ingest payloads.
+
+Hand-written rather than DRF serializers: a 1,000-turn batch is validated in a few milliseconds.
+The DRF serializers in api/serializers.py describe the same contract for the OpenAPI schema;
+tests/ingest/test_schema_contract.py keeps the two in step.
+
+Errors use DRF's shape: {"field": ["message", …]}, nested objects as {"tokens": {"prompt": […]}}.
+"""
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+MAX_ID_CHARS = 255
+MAX_SHORT_CHARS = 200
+MAX_CHANNEL_CHARS = 32
+MAX_MODEL_CHARS = 100
+MAX_ERROR_CHARS = 4000
+MAX_LATENCY_MS = 24 * 3600 * 1000
+MAX_TOKENS = 10_000_000
+MAX_COST_USD = Decimal("1000000")
+MAX_CALLS_PER_TURN = 100
+OLDEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
+
+Errors = dict[str, Any]
+
+
+class ValidationFailed(Exception):
+    def __init__(self, errors: Errors) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+@dataclass
+class CallInput:
+    conversation_id: str | None
+    turn_id: str | None
+    call_id: str | None
+    provider: str
+    model: str
+    function_name: str
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: Decimal | None
+    duration_ms: int | None
+    input_text: str
+    output_text: str
+    success: bool
+    error: str
+    timestamp: datetime | None
+    metadata: dict
+
+
+@dataclass
+class TurnInput:
+    conversation_id: str
+    turn_id: str | None
+    user_id: str | None
+    channel: str
+    user_message: str
+    bot_response: str
+    timestamp: datetime
+    latency_ms: int | None
+    fallback_used: bool
+    has_error: bool
+    error: str
+    intent: str
+    model: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost_usd: Decimal | None
+    metadata: dict
+    llm_calls: list[CallInput] = field(default_factory=list)
+
+
+class _Reader:
+    """Reads one object's fields, collecting every error instead of stopping at the first."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.errors: Errors = {}
+
+    def fail(self, name: str, message: str) -> None:
+        self.errors.setdefault(name, []).append(message)
+
+    def present(self, name: str) -> bool:
+        return name in self.data and self.data[name] is not None
+
+    def identifier(self, name: str, *, required: bool = False) -> str | None:
+        if not self.present(name):
+            if required:
+                self.fail(name, "This field is required.")
+            return None
+        value = self.data[name]
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            self.fail(name, "Must be a string.")
+            return None
+        text = str(value).strip()
+        if not text:
+            self.fail(name, "May not be blank.")
+            return None
+        if len(text) > MAX_ID_CHARS:
+            self.fail(name, f"At most {MAX_ID_CHARS} characters.")
+            return None
+        return text
+
+    def text(self, name: str, *, max_chars: int, required: bool = False) -> str:
+        if not self.present(name):
+            if required:
+                self.fail(name, "This field is required.")
+            return ""
+        value = self.data[name]
+        if not isinstance(value, str):
+            self.fail(name, "Must be a string.")
+            return ""
+        if len(value) > max_chars:
+            self.fail(name, f"At most {max_chars} characters (got {len(value)}).")
+            return ""
+        if "\x00" in value:
+            self.fail(name, "May not contain NUL characters.")
+            return ""
+        return value
+
+    def content(self, name: str, *, max_chars: int) -> str:
+        """Text, or chat messages (a list/object) kept as JSON text."""
+        if self.present(name) and isinstance(self.data[name], list | dict):
+            try:
+                as_text = json.dumps(self.data[name], ensure_ascii=False)
+            except (TypeError, ValueError):
+                self.fail(name, "Must be a string or JSON messages.")
+                return ""
+            if len(as_text) > max_chars:
+                self.fail(name, f"At most {max_chars} characters (got {len(as_text)}).")
+                return ""
+            return as_text.replace("\x00", "")
+        return self.text(name, max_chars=max_chars)
+
+    def integer(self, name: str, *, maximum: int) -> int | None:
+        if not self.present(name):
+            return None
+        value = self.data[name]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(name, "Must be an integer.")
+            return None
+        if value < 0 or value > maximum:
+            self.fail(name, f"Must be between 0 and {maximum}.")
+            return None
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        if not self.present(name):
+            return default
+        value = self.data[name]
+        if not isinstance(value, bool):
+            self.fail(name, "Must be true or false.")
+            return default
+        return value
+
+    def error_field(self, name: str) -> tuple[bool, str]:
+        """`error` may be true/false or a message string."""
+        if not self.present(name):
+            return False, ""
+        value = self.data[name]
+        if isinstance(value, bool):
+            return value, ""
+        if isinstance(value, str):
+            if len(value) > MAX_ERROR_CHARS:
+                self.fail(name, f"At most {MAX_ERROR_CHARS} characters.")
+                return False, ""
+            return bool(value.strip()), value.replace("\x00", "")
+        self.fail(name, "Must be a boolean or an error message.")
+        return False, ""
+
+    def money(self, name: str) -> Decimal | None:
+        if not self.present(name):
+            return None
+        value = self.data[name]
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            self.fail(name, "Must be a number.")
+            return None
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation:
+            self.fail(name, "Must be a number.")
+            return None
+        if not amount.is_finite() or amount < 0 or amount > MAX_COST_USD:
+            self.fail(name, f"Must be between 0 and {MAX_COST_USD}.")
+            return None
+        return amount.quantize(Decimal("0.000001"))
+
+    def timestamp(self, name: str) -> datetime | None:
+        if not self.present(name):
+            return None
+        value = self.data[name]
+        if not isinstance(value, str):
+            self.fail(name, "Must be an ISO 8601 date-time string.")
+            return None
+        try:
+            parsed = parse_datetime(value.strip())
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            self.fail(name, "Not a valid ISO 8601 date-time, e.g. 2025-01-31T12:00:00Z.")
+            return None
+        if timezone.is_naive(parsed):
+            parsed = parsed.replace(tzinfo=UTC)
+        try:
+            too_new = parsed > timezone.now() + timedelta(seconds=settings.INGEST_MAX_FUTURE_SECONDS)
+            too_old = parsed < OLDEST_TIMESTAMP
+        except OverflowError:
+            too_new, too_old = True, False
+        if too_new:
+            self.fail(name, "Is in the future (allowed clock skew: "
+                            f"{settings.INGEST_MAX_FUTURE_SECONDS} s).")
+            return None
+        if too_old:
+            self.fail(name, "Is before 2000-01-01.")
+            return None
+        return parsed
+
+    def metadata(self, name: str = "metadata") -> dict:
+        if not self.present(name):
+            return {}
+        value = self.data[name]
+        if not isinstance(value, dict):
+            self.fail(name, "Must be a JSON object.")
+            return {}
+        try:
+            size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode())
+        except (TypeError, ValueError):
+            self.fail(name, "Must be plain JSON (no NaN or Infinity).")
+            return {}
+        if size > settings.INGEST_MAX_METADATA_BYTES:
+            self.fail(name, f"At most {settings.INGEST_MAX_METADATA_BYTES} bytes as JSON (got {size}).")
+            return {}
+        if _has_nul(value):
+            self.fail(name, "May not contain NUL characters.")
+            return {}
+        return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _check_object(data: Any) -> None:
+    if not isinstance(data, dict):
+        raise ValidationFailed({"non_field_errors": ["Expected a JSON object."]})
+
+
+def parse_call(data: Any, *, standalone: bool) -> CallInput:
+    """One LLM call; `standalone` calls (the llm-calls endpoint) name their conversation."""
+    _check_object(data)
+    r = _Reader(data)
+    max_text = settings.INGEST_MAX_TEXT_CHARS
+    function_name = r.text("function_name", max_chars=MAX_SHORT_CHARS) or r.text("purpose", max_chars=MAX_SHORT_CHARS)
+    success = r.boolean("success", True)
+    has_error, error = r.error_field("error")
+    call = CallInput(
+        conversation_id=r.identifier("conversation_id", required=standalone) if standalone else None,
+        turn_id=r.identifier("turn_id") if standalone else None,
+        call_id=r.identifier("call_id"),
+        provider=r.text("provider", max_chars=50),
+        model=r.text("model", max_chars=MAX_MODEL_CHARS),
+        function_name=function_name,
+        input_tokens=r.integer("input_tokens", maximum=MAX_TOKENS),
+        output_tokens=r.integer("output_tokens", maximum=MAX_TOKENS),
+        cost_usd=r.money("cost_usd"),
+        duration_ms=r.integer("duration_ms", maximum=MAX_LATENCY_MS),
+        input_text=r.content("input", max_chars=max_text),
+        output_text=r.content("output", max_chars=max_text),
+        success=success and not has_error,
+        error=error,
+        timestamp=r.timestamp("timestamp"),
+        metadata=r.metadata(),
+    )
+    if r.errors:
+        raise ValidationFailed(r.errors)
+    return call
+
+
+def parse_turn(data: Any) -> TurnInput:
+    _check_object(data)
+    r = _Reader(data)
+    max_text = settings.INGEST_MAX_TEXT_CHARS
+    prompt_tokens = completion_tokens = None
+    if r.present("tokens"):
+        tokens = data["tokens"]
+        if not isinstance(tokens, dict):
+            r.fail("tokens", 'Must be an object like {"prompt": 12, "completion": 40}.')
+        else:
+            tr = _Reader(tokens)
+            prompt_tokens = tr.integer("prompt", maximum=MAX_TOKENS)
+            completion_tokens = tr.integer("completion", maximum=MAX_TOKENS)
+            if tr.errors:
+                r.errors["tokens"] = tr.errors
+    calls: list[CallInput] = []
+    if r.present("llm_calls"):
+        raw_calls = data["llm_calls"]
+        if not isinstance(raw_calls, list):
+            r.fail("llm_calls", "Must be a list of LLM call objects.")
+        elif len(raw_calls) > MAX_CALLS_PER_TURN:
+            r.fail("llm_calls", f"At most {MAX_CALLS_PER_TURN} calls per turn.")
+        else:
+            call_errors: dict[str, Any] = {}
+            for i, raw in enumerate(raw_calls):
+                try:
+                    calls.append(parse_call(raw, standalone=False))
+                except ValidationFailed as exc:
+                    call_errors[str(i)] = exc.errors
+            if call_errors:
+                r.errors["llm_calls"] = call_errors
+    has_error, error = r.error_field("error")
+    turn = TurnInput(
+        conversation_id=r.identifier("conversation_id", required=True) or "",
+        turn_id=r.identifier("turn_id"),
+        user_id=r.identifier("user_id"),
+        channel=r.text("channel", max_chars=MAX_CHANNEL_CHARS).strip().lower(),
+        user_message=r.text("user_message", max_chars=max_text, required=True),
+        bot_response=r.text("bot_response", max_chars=max_text),
+        timestamp=r.timestamp("timestamp") or timezone.now(),
+        latency_ms=r.integer("latency_ms", maximum=MAX_LATENCY_MS),
+        fallback_used=r.boolean("fallback_used", False),
+        has_error=has_error,
+        error=error,
+        intent=r.text("intent", max_chars=MAX_SHORT_CHARS),
+        model=r.text("model", max_chars=MAX_MODEL_CHARS),
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost_usd=r.money("cost_usd"),
+        metadata=r.metadata(),
+        llm_calls=calls,
+    )
+    if r.errors:
+        raise ValidationFailed(r.errors)
+    return turn
+
+

@@ -1,0 +1,161 @@
+"""Real-time risk scoring with DetectionRules.
+
+Rules are compiled once (keywords become one case-insensitive whole-word alternation, the regex is
+compiled as is) and cached per process; saving or deleting a rule bumps a version in the shared
+cache, so every process recompiles within a second of an admin edit.
+
+Score = min(100, sum of matched rules' points); level low/medium/high/critical at 0/25/50/75.
+"""
+
+import fnmatch
+import re
+import time
+from dataclasses import dataclass
+
+from django.core.cache import cache
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from apps.conversations.choices import RiskLevel
+
+from .choices import AppliesTo
+from .models import DetectionRule
+
+_VERSION_KEY = "risk:rules:version"
+_VERSION_CHECK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    id: int
+    name: str
+    chatbot_id: int | None
+    points: int
+    severity: str
+    applies_to: str
+    model_patterns: tuple[str, ...]
+    keyword_pattern: re.Pattern[str] | None
+    regex: re.Pattern[str] | None
+
+    def applies_to_model(self, model: str) -> bool:
+        if not self.model_patterns:
+            return True
+        name = (model or "").lower()
+        return any(fnmatch.fnmatchcase(name, p.lower()) for p in self.model_patterns)
+
+    def match(self, text: str) -> str | None:
+        """The first matched fragment, or None."""
+        if not text:
+            return None
+        for pattern in (self.keyword_pattern, self.regex):
+            if pattern is not None:
+                found = pattern.search(text)
+                if found:
+                    return found.group(0)
+        return None
+
+
+@dataclass(frozen=True)
+class RiskVerdict:
+    score: int
+    level: str
+    reasons: list[dict]
+
+
+def compile_rule(rule: DetectionRule) -> CompiledRule:
+    keyword_pattern = None
+    keywords = [k.strip() for k in rule.keywords or [] if isinstance(k, str) and k.strip()]
+    if keywords:
+        # Longest first so "kill myself" wins over "kill"; \b only where the keyword edge is a word char.
+        parts = []
+        for keyword in sorted(keywords, key=len, reverse=True):
+            escaped = re.escape(keyword)
+            left = r"\b" if re.match(r"\w", keyword) else ""
+            right = r"\b" if re.search(r"\w$", keyword) else ""
+            parts.append(f"{left}{escaped}{right}")
+        keyword_pattern = re.compile("|".join(parts), re.IGNORECASE)
+    regex = None
+    if rule.regex:
+        try:
+            regex = re.compile(rule.regex, re.IGNORECASE)
+        except re.error:
+            regex = None  # rejected in the admin; a bad row from elsewhere must not break ingest
+    return CompiledRule(
+        id=rule.pk,
+        name=rule.name,
+        chatbot_id=rule.chatbot_id,
+        points=rule.points,
+        severity=rule.severity,
+        applies_to=rule.applies_to,
+        model_patterns=tuple(rule.model_patterns or ()),
+        keyword_pattern=keyword_pattern,
+        regex=regex,
+    )
+
+
+class _RuleCache:
+    def __init__(self) -> None:
+        self.rules: list[CompiledRule] | None = None
+        self.version: int | None = None
+        self.checked_at = 0.0
+
+    def get(self) -> list[CompiledRule]:
+        now = time.monotonic()
+        if self.rules is None or now - self.checked_at > _VERSION_CHECK_SECONDS:
+            version = cache.get(_VERSION_KEY, 0)
+            if self.rules is None or version != self.version:
+                self.rules = [compile_rule(r) for r in DetectionRule.objects.filter(is_active=True).order_by("id")]
+                self.version = version
+            self.checked_at = now
+        return self.rules
+
+    def invalidate(self) -> None:
+        self.rules = None
+
+
+_rules = _RuleCache()
+
+
+def rules_for_chatbot(chatbot_id: int) -> list[CompiledRule]:
+    return [r for r in _rules.get() if r.chatbot_id is None or r.chatbot_id == chatbot_id]
+
+
+def risk_score(*, chatbot_id: int, user_message: str, bot_response: str, model: str = "",
+               rules: list[CompiledRule] | None = None) -> RiskVerdict:
+    matched: list[dict] = []
+    total = 0
+    for rule in rules if rules is not None else rules_for_chatbot(chatbot_id):
+        if not rule.applies_to_model(model):
+            continue
+        where = None
+        fragment = None
+        if rule.applies_to in (AppliesTo.USER, AppliesTo.BOTH):
+            fragment = rule.match(user_message)
+            where = "user" if fragment else None
+        if fragment is None and rule.applies_to in (AppliesTo.BOT, AppliesTo.BOTH):
+            fragment = rule.match(bot_response)
+            where = "bot" if fragment else None
+        if fragment is not None:
+            total += rule.points
+            # The rule and where it matched; not the matched text (it may be a secret or PII).
+            matched.append({"rule_id": rule.id, "rule": rule.name, "points": rule.points,
+                            "severity": rule.severity, "field": where})
+    score = min(100, total)
+    return RiskVerdict(score=score, level=RiskLevel.for_score(score), reasons=matched)
+
+
+def rules_invalidate() -> None:
+    try:
+        cache.incr(_VERSION_KEY)
+    except ValueError:
+        cache.set(_VERSION_KEY, 1, None)
+    _rules.invalidate()
+
+
+@receiver([post_save, post_delete], sender=DetectionRule)
+def _rule_changed(**_kwargs: object) -> None:
+    rules_invalidate()
+
+
+# Admin-side validation (invalid regex) lives in DetectionRule.clean(); nothing to do here.
+__all__ = ["RiskVerdict", "risk_score", "rules_for_chatbot", "rules_invalidate"]
