@@ -1,6 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+
+from apps.audit.services import audit_event_record
 
 from .models import ApiKey, Chatbot
+from .services import api_key_revoke
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -37,8 +40,34 @@ class ChatbotAdmin(admin.ModelAdmin):
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ("__str__", "chatbot", "name", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("chatbot",)
+    list_filter = ("chatbot", ("revoked_at", admin.EmptyFieldListFilter))
     list_select_related = ("chatbot",)
     search_fields = ("name", "prefix", "chatbot__name")
     readonly_fields = ("prefix", "created_at", "created_by", "last_used_at", "revoked_at")
     fields = ("chatbot", "name", "prefix", "created_at", "created_by", "last_used_at", "revoked_at")
+    actions = ["revoke_keys"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A key belongs to its chatbot for life; rotate by creating a new one and revoking this.
+        return self.readonly_fields + (("chatbot",) if obj else ())
+
+    def save_model(self, request, obj: ApiKey, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        obj.prefix, raw_key = ApiKey.generate()
+        obj.key_hash = ApiKey.hash_key(raw_key)
+        obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        audit_event_record(action="api_key.create", actor=request.user, target=obj, chatbot=obj.chatbot,
+                           data={"prefix": obj.prefix, "name": obj.name})
+        messages.warning(
+            request,
+            f"New API key for {obj.chatbot}: {raw_key} — copy it now; it is stored only as a hash and "
+            "will not be shown again.",
+        )
+
+    @admin.action(description="Revoke selected keys (effective at once)")
+    def revoke_keys(self, request, queryset) -> None:
+        revoked = sum(api_key_revoke(key=key, actor=request.user) for key in queryset.select_related("chatbot"))
+        self.message_user(request, f"Revoked {revoked} key(s).")

@@ -15,6 +15,7 @@
    outage there is logged, never raised: the turn is stored and the sweepers catch up.
 """
 
+import dataclasses
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from apps.conversations.models import Conversation, LLMCall, Turn
 from apps.evaluations.sampling import turn_is_sampled
 from apps.feedback.tokens import feedback_token_for
 from apps.privacy.hashing import end_user_hash
+from apps.privacy.redaction import counts_merge, redact
 from apps.risk.scoring import RiskVerdict, risk_score, rules_for_chatbot
 
 from .pricing import cost_for
@@ -56,6 +58,7 @@ class _PreparedCall:
     output_tokens: int
     tokens_estimated: bool
     cost_usd: Decimal
+    pii_found: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,10 +75,11 @@ class _PreparedTurn:
     sampled: bool
     end_user_hash: str
     total_tokens: int = 0
+    pii_found: dict[str, int] = field(default_factory=dict)
     total_cost_usd: Decimal = field(default_factory=Decimal)
 
 
-def _call_prepare(call: CallInput, *, default_model: str, at: Any) -> _PreparedCall:
+def _call_prepare(call: CallInput, *, default_model: str, at: Any, redact_pii: bool = False) -> _PreparedCall:
     model = call.model or default_model
     estimated = False
     input_tokens, output_tokens = call.input_tokens, call.output_tokens
@@ -86,12 +90,29 @@ def _call_prepare(call: CallInput, *, default_model: str, at: Any) -> _PreparedC
         counted = count_tokens(call.output_text, model=model)
         output_tokens, estimated = counted.tokens, estimated or counted.estimated
     cost = call.cost_usd if call.cost_usd is not None else cost_for(model, input_tokens, output_tokens, call.timestamp or at)
+    if redact_pii:
+        # Tokens and cost are measured on what the bot really sent; only the redacted text is stored.
+        call, pii_found = _texts_redact(call, ("input_text", "output_text", "error"))
+        return _PreparedCall(call, input_tokens, output_tokens, estimated, cost, pii_found)
     return _PreparedCall(call, input_tokens, output_tokens, estimated, cost)
+
+
+def _texts_redact(data: Any, fields: tuple[str, ...]) -> tuple[Any, dict[str, int]]:
+    """A copy of `data` with PII replaced in `fields`, and the counts per kind (apps.privacy)."""
+    found: list[dict[str, int]] = []
+    changes = {}
+    for name in fields:
+        text, counts = redact(getattr(data, name))
+        if counts:
+            changes[name] = text
+            found.append(counts)
+    return (dataclasses.replace(data, **changes) if changes else data), counts_merge(*found)
 
 
 def _turn_prepare(chatbot: Chatbot, index: int, data: TurnInput, rules: list) -> _PreparedTurn:
     model = data.model or chatbot.model
-    calls = [_call_prepare(c, default_model=model, at=data.timestamp) for c in data.llm_calls]
+    redact_pii = chatbot.pii_redaction_enabled
+    calls = [_call_prepare(c, default_model=model, at=data.timestamp, redact_pii=redact_pii) for c in data.llm_calls]
     estimated = False
     prompt, completion = data.prompt_tokens, data.completion_tokens
     # A turn that lists its LLM calls is measured by them; otherwise count the texts we see.
@@ -121,11 +142,20 @@ def _turn_prepare(chatbot: Chatbot, index: int, data: TurnInput, rules: list) ->
         if data.turn_id is None else f"{data.conversation_id}:{data.turn_id}",
         sample_rate=chatbot.judge_sample_rate,
     )
+    # Risk rules ("Secret leaked in answer") score the original text above; from here on only the
+    # redacted text exists: it is what is stored, judged and embedded. Counts, never values.
+    pii_found: dict[str, int] = {}
+    if redact_pii:
+        data, pii_found = _texts_redact(data, ("user_message", "bot_response", "error"))
+        if calls:
+            data = dataclasses.replace(data, llm_calls=[c.data for c in calls])
+            pii_found = counts_merge(pii_found, *(c.pii_found for c in calls))
     prepared = _PreparedTurn(
         index=index, data=data, prompt_tokens=prompt, completion_tokens=completion,
         tokens_estimated=estimated or any(c.tokens_estimated for c in calls), cost_usd=cost, calls=calls,
         verdict=verdict, flag_reasons=flag_reasons, sampled=sampled,
         end_user_hash=end_user_hash(chatbot_id=chatbot.pk, user_id=data.user_id) if data.user_id else "",
+        pii_found=pii_found,
     )
     prepared.total_tokens = prompt + completion + sum(c.input_tokens + c.output_tokens for c in calls)
     prepared.total_cost_usd = cost + sum((c.cost_usd for c in calls), Decimal(0))
@@ -291,7 +321,7 @@ def _turn_build(item: _PreparedTurn, *, chatbot: Chatbot, conversation: Conversa
         risk_score=item.verdict.score, risk_level=item.verdict.level, risk_reasons=item.verdict.reasons,
         is_flagged=bool(item.flag_reasons), flag_reasons=item.flag_reasons,
         judge_status=JudgeStatus.PENDING if item.sampled else JudgeStatus.NOT_SAMPLED,
-        metadata=data.metadata, created_at=now,
+        metadata=data.metadata, created_at=now, pii_found=item.pii_found,
     )
 
 
@@ -386,7 +416,8 @@ def llm_calls_ingest(*, chatbot: Chatbot, calls: list[CallInput]) -> list[TurnRe
     """
     if not calls:
         return []
-    prepared = [_call_prepare(c, default_model=chatbot.model, at=c.timestamp or timezone.now()) for c in calls]
+    prepared = [_call_prepare(c, default_model=chatbot.model, at=c.timestamp or timezone.now(),
+                              redact_pii=chatbot.pii_redaction_enabled) for c in calls]
     for attempt in range(_INTEGRITY_RETRIES):
         try:
             with transaction.atomic():

@@ -1,0 +1,33 @@
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.services import audit_event_record
+
+from .models import ApiKey, Chatbot
+
+
+def api_key_create(*, chatbot: Chatbot, name: str = "default", actor: Any = None) -> tuple[ApiKey, str]:
+    """A new key for `chatbot`; the raw key is returned once and never stored."""
+    prefix, raw_key = ApiKey.generate()
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            chatbot=chatbot, name=name, prefix=prefix, key_hash=ApiKey.hash_key(raw_key),
+            created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        )
+        audit_event_record(action="api_key.create", actor=actor, target=key, chatbot=chatbot,
+                           data={"prefix": prefix, "name": name})
+    return key, raw_key
+
+
+def api_key_revoke(*, key: ApiKey, actor: Any = None) -> bool:
+    """Revoke at once (the next request with it gets 401). False if it was already revoked."""
+    with transaction.atomic():
+        changed = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        if changed:
+            audit_event_record(action="api_key.revoke", actor=actor, target=key, chatbot=key.chatbot,
+                               data={"prefix": key.prefix})
+    key.refresh_from_db(fields=["revoked_at"])
+    return bool(changed)
+
