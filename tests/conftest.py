@@ -28,11 +28,22 @@ def require_shared_data(*parts: str) -> Path:
     return path
 
 
+def _process_caches_reset() -> None:
+    # Rolled-back test transactions send no signals, so in-process caches are reset by hand.
+    from apps.ingest import pricing
+    from apps.risk import scoring
+
+    scoring._rules.invalidate()
+    pricing._state["loaded_at"] = 0.0
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     cache.clear()
+    _process_caches_reset()
     yield
     cache.clear()
+    _process_caches_reset()
 
 
 @pytest.fixture

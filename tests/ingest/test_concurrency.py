@@ -1,0 +1,82 @@
+"""Concurrent ingest into one conversation keeps its summary exact (real row locks: PostgreSQL)."""
+
+import json
+import os
+import threading
+
+import pytest
+from django.db import connection, connections
+from django.test import Client
+
+from apps.conversations.models import Conversation, Turn
+
+URL = "/api/v1/ingest/turns"
+
+
+def _require_postgres():
+    if connection.vendor != "postgresql":
+        if os.environ.get("CI"):
+            pytest.fail("CI must run this test on PostgreSQL (DATABASE_URL)")
+        pytest.skip("row-lock concurrency needs PostgreSQL (set DATABASE_URL)")
+
+
+def _run_threads(count, target):
+    errors = []
+
+    def wrapped(i):
+        try:
+            target(i)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=wrapped, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_ingesting_one_conversation_keep_the_summary_exact(api_key):
+    _require_postgres()
+    threads, per_thread = 8, 10
+    statuses: list[int] = []
+
+    def work(i):
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {api_key}")
+        for j in range(per_thread):
+            body = {"conversation_id": "shared", "turn_id": f"{i}-{j}", "user_message": "hi", "error": j % 2 == 0,
+                    "tokens": {"prompt": 3, "completion": 4}, "cost_usd": "0.001"}
+            statuses.append(client.post(URL, json.dumps(body), content_type="application/json").status_code)
+
+    _run_threads(threads, work)
+    assert statuses.count(201) == threads * per_thread
+    conversation = Conversation.objects.get(external_id="shared")
+    assert conversation.turn_count == Turn.objects.filter(conversation=conversation).count() == threads * per_thread
+    assert conversation.total_tokens == 7 * threads * per_thread
+    assert str(conversation.cost_usd.normalize()) == str(0.001 * threads * per_thread)
+    assert conversation.error_count == threads * per_thread // 2
+    assert sorted(Turn.objects.filter(conversation=conversation).values_list("sequence", flat=True)) == list(range(1, 81))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_batch_sent_twice_at_once_stores_each_turn_once(api_key):
+    _require_postgres()
+    batch = {"turns": [{"conversation_id": f"c{i % 3}", "turn_id": f"t{i}", "user_message": "hello"} for i in range(60)]}
+    results = []
+
+    def work(_):
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {api_key}")
+        results.append(client.post(URL, json.dumps(batch), content_type="application/json").json()["results"])
+
+    _run_threads(4, work)
+    assert Turn.objects.count() == 60
+    for conversation in Conversation.objects.all():
+        assert conversation.turn_count == 20
+    statuses = [r["status"] for batch_results in results for r in batch_results]
+    assert statuses.count(201) == 60 and statuses.count(200) == 180
+    ids = {r["id"] for batch_results in results for r in batch_results}
+    assert len(ids) == 60
