@@ -1,0 +1,90 @@
+"""Shared plumbing for the benchmarks: a fresh PostgreSQL database and a gunicorn server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def database_recreate(url: str) -> None:
+    """Drop and create the database named in `url` (a postgres:// URL)."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1].split("?")[0]
+    admin_url = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def bench_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "chatmon.settings",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-" + "x" * 50,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "LOG_LEVEL": "WARNING",
+        "INGEST_RATE_LIMIT": "100000000/min",
+        "STATICFILES_STORAGE": "django.contrib.staticfiles.storage.StaticFilesStorage",
+    })
+    shared_tiktoken = ROOT.parent / "shared" / "data" / "tiktoken"
+    if shared_tiktoken.is_dir():
+        env.setdefault("TIKTOKEN_ENCODINGS_DIR", str(shared_tiktoken))
+    env.update(extra)
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    return subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True,
+                          capture_output=True, text=True).stdout
+
+
+def django_setup(env: dict[str, str]) -> None:
+    """Configure Django in this process with the benchmark's environment."""
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+class Gunicorn:
+    def __init__(self, env: dict[str, str], *, port: int, workers: int, threads: int = 1) -> None:
+        self.env, self.port, self.workers, self.threads = env, port, workers, threads
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> Gunicorn:
+        command = [PYTHON, "-m", "gunicorn", "chatmon.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
+                   "--workers", str(self.workers), "--threads", str(self.threads), "--keep-alive", "30",
+                   "--log-level", "warning", "--timeout", "120"]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, start_new_session=True)
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        self.__exit__()
+        raise RuntimeError("gunicorn did not come up")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)

@@ -1,0 +1,215 @@
+"""Ingest throughput over HTTP: gunicorn + PostgreSQL + Redis, driven from separate processes.
+
+    .venv/bin/python bench/ingest.py                      # defaults below
+    .venv/bin/python bench/ingest.py --redaction off      # compare with PII redaction off
+
+Prints batch turns/s (1,000-turn batches) and single-turn requests/s with p50/p99 latency, against
+the PRODUCT.md targets (≥ 20,000 turns/s batched; ≥ 800 req/s single with p99 ≤ 50 ms).
+Single-turn load comes from `wrk` (Debian package) when installed, else from a Python client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from _server import ROOT, Gunicorn, bench_env, database_recreate, django_setup, manage
+
+WORDS = ("order refund shipping delivery account password card payment invoice return size colour "
+         "discount warranty store hours contact support tracking label address change cancel").split()
+
+
+def _sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "?"
+
+
+def make_batches(count: int, size: int, *, with_tokens: bool, seed: int = 1) -> list[bytes]:
+    rng = random.Random(seed)
+    batches = []
+    for b in range(count):
+        turns = []
+        for i in range(size):
+            conversation = f"bench-{b}-{i // 10}"
+            turn = {
+                "conversation_id": conversation, "turn_id": f"{conversation}-{i % 10}", "user_id": f"user-{rng.randrange(5000)}",
+                "channel": "website", "user_message": _sentence(rng, rng.randrange(6, 30)),
+                "bot_response": _sentence(rng, rng.randrange(15, 80)), "latency_ms": rng.randrange(300, 4000),
+                "fallback_used": rng.random() < 0.05, "error": rng.random() < 0.02, "intent": rng.choice(WORDS),
+                "model": "gpt-4o-mini", "metadata": {"locale": "en-GB", "page": "/help"},
+            }
+            if with_tokens:
+                turn["tokens"] = {"prompt": rng.randrange(50, 800), "completion": rng.randrange(20, 300)}
+            turns.append(turn)
+        batches.append(json.dumps({"turns": turns}).encode())
+    return batches
+
+
+def run_batches(port: int, key: str, batches: list[bytes], clients: int) -> tuple[float, int, list[float]]:
+    queue = list(batches)
+    lock = threading.Lock()
+    durations: list[float] = []
+    errors: list[str] = []
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        while True:
+            with lock:
+                if not queue:
+                    break
+                body = queue.pop()
+            started = time.perf_counter()
+            conn.request("POST", "/api/v1/ingest/turns", body, headers)
+            response = conn.getresponse()
+            payload = response.read()
+            durations.append(time.perf_counter() - started)
+            if response.status != 207 or b'"status": 400' in payload or b'"status":400' in payload:
+                errors.append(f"{response.status}: {payload[:200]!r}")
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise SystemExit(f"batch errors: {errors[:3]}")
+    return elapsed, sum(1 for _ in batches), durations
+
+
+WRK_SCRIPT = """
+counter = 0
+request = function()
+  counter = counter + 1
+  local id = string.format("%s-%d-%d", "{tag}", math.random(1, 1000000000), counter)
+  local body = '{"conversation_id": "single-' .. (counter % 500) .. '-' .. math.random(1, 8) .. '", "turn_id": "' .. id ..
+    '", "user_message": "Where is my order? It was supposed to arrive yesterday.", ' ..
+    '"bot_response": "Your order shipped on Monday and should arrive tomorrow before noon.", ' ..
+    '"latency_ms": 850, "model": "gpt-4o-mini", "tokens": {"prompt": 420, "completion": 35}}'
+  return wrk.format("POST", "/api/v1/ingest/turns", {["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer {key}"}, body)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT requests=%d errors_status=%d p50=%.3f p90=%.3f p99=%.3f rps=%.1f\\n",
+    summary.requests, summary.errors.status, latency:percentile(50)/1000, latency:percentile(90)/1000,
+    latency:percentile(99)/1000, summary.requests / (summary.duration / 1e6)))
+end
+"""
+
+
+def run_single_wrk(port: int, key: str, seconds: int, connections: int) -> dict[str, float]:
+    script = Path(tempfile.mkdtemp()) / "ingest.lua"
+    script.write_text(WRK_SCRIPT.replace("{key}", key).replace("{tag}", f"t{int(time.time())}"))
+    output = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "-s", str(script),
+                             f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
+    found = re.search(r"RESULT requests=(\d+) errors_status=(\d+) p50=([\d.]+) p90=([\d.]+) p99=([\d.]+) rps=([\d.]+)", output)
+    if not found:
+        raise SystemExit(f"could not parse wrk output:\n{output}")
+    requests, errors, p50, p90, p99, rps = found.groups()
+    return {"requests": int(requests), "errors": int(errors), "p50_ms": float(p50), "p90_ms": float(p90),
+            "p99_ms": float(p99), "rps": float(rps), "client": "wrk"}
+
+
+def run_single_python(port: int, key: str, seconds: int, connections: int) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = [0]
+    stop = time.perf_counter() + seconds
+
+    def client(n: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        i = 0
+        while time.perf_counter() < stop:
+            i += 1
+            body = json.dumps({"conversation_id": f"single-{n}-{i % 20}", "turn_id": f"py-{n}-{i}-{time.time_ns()}",
+                               "user_message": "Where is my order?", "bot_response": "It arrives tomorrow.",
+                               "tokens": {"prompt": 420, "completion": 35}})
+            started = time.perf_counter()
+            conn.request("POST", "/api/v1/ingest/turns", body, {"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+            response = conn.getresponse()
+            response.read()
+            latencies.append(time.perf_counter() - started)
+            if response.status != 201:
+                errors[0] += 1
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(connections)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    return {"requests": len(latencies), "errors": errors[0], "p50_ms": pick(0.5), "p90_ms": pick(0.9),
+            "p99_ms": pick(0.99), "rps": len(latencies) / elapsed, "client": "python"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/chatmon_bench_ingest")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/9")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-clients", type=int, default=3)
+    parser.add_argument("--count-tokens", action="store_true", help="omit token counts so the server counts them")
+    parser.add_argument("--single-seconds", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--judge-sample-rate", type=float, default=0.1)
+    parser.add_argument("--redaction", choices=["on", "off"], default="on")
+    args = parser.parse_args()
+
+    env = bench_env(args.database_url, args.redis_url)
+    database_recreate(args.database_url)
+    manage(env, "migrate", "--noinput")
+    django_setup(env)
+    from apps.chatbots.models import Chatbot
+    from apps.chatbots.services import api_key_create
+
+    chatbot = Chatbot.objects.create(name="Bench", slug="bench", model="gpt-4o-mini",
+                                     judge_sample_rate=args.judge_sample_rate,
+                                     pii_redaction_enabled=args.redaction == "on")
+    _, key = api_key_create(chatbot=chatbot, name="bench")
+    import redis
+
+    redis.Redis.from_url(args.redis_url).flushdb()
+
+    batches = make_batches(args.batches, args.batch_size, with_tokens=not args.count_tokens)
+    print(f"machine: {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores; "
+          f"gunicorn {args.workers} workers; PostgreSQL {args.database_url.rsplit('/', 1)[1]}; broker {args.redis_url}")
+    print(f"judge sample rate {args.judge_sample_rate}; PII redaction {args.redaction}; "
+          f"token counts {'counted by the server' if args.count_tokens else 'sent by the bot'}")
+    with Gunicorn(env, port=args.port, workers=args.workers):
+        run_batches(args.port, key, make_batches(2, args.batch_size, with_tokens=True, seed=99), 1)  # warm-up
+        elapsed, count, durations = run_batches(args.port, key, batches, args.batch_clients)
+        turns = count * args.batch_size
+        durations.sort()
+        print(f"batch ingest: {turns} turns in {elapsed:.2f} s = {turns / elapsed:,.0f} turns/s "
+              f"(target ≥ 20,000); per 1,000-turn request p50 {durations[len(durations) // 2] * 1000:.0f} ms")
+        runner = run_single_wrk if shutil.which("wrk") else run_single_python
+        single = runner(args.port, key, args.single_seconds, args.connections)
+        print(f"single-turn ingest ({single['client']}, {args.connections} connections, {args.single_seconds} s): "
+              f"{single['rps']:,.0f} req/s (target ≥ 800), p50 {single['p50_ms']:.1f} ms, p90 {single['p90_ms']:.1f} ms, "
+              f"p99 {single['p99_ms']:.1f} ms (target ≤ 50), non-2xx {single['errors']}")
+
+    from apps.conversations.models import Turn
+
+    stored = Turn.objects.filter(chatbot=chatbot).count()
+    expected = turns + 2 * args.batch_size + single["requests"]
+    print(f"stored turns: {stored} (sent {expected})")
+
+
+if __name__ == "__main__":
+    main()

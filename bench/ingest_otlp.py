@@ -1,0 +1,201 @@
+"""OTLP ingest throughput: spans/s with 512-span exports (the SDK's default batch) over HTTP,
+against gunicorn + PostgreSQL, compared with the REST batch path carrying the same data.
+
+    .venv/bin/python bench/ingest_otlp.py
+    .venv/bin/python bench/ingest_otlp.py --exports 40 --clients 3 --workers 4
+
+Every span is a chat span with content (system + user message in, assistant answer out, token
+usage, gen_ai.conversation.id), built with the real opentelemetry-sdk and encoded by the OTLP
+exporter's own encoder, so each becomes one turn and one LLM call. The REST comparison posts the
+same turns (each with its LLM call) to /api/v1/ingest/turns in 512-turn batches.
+
+Importable: `make_otlp_exports`, `make_rest_batches`, `run_exports` for bench/ingest.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import subprocess
+import threading
+import time
+
+from _server import Gunicorn, bench_env, database_recreate, django_setup, manage
+
+WORDS = ["order", "refund", "shipping", "delivery", "account", "password", "card", "payment", "invoice", "return", "size", "colour", "discount", "warranty", "store", "hours", "contact", "support", "tracking", "label", "address", "change", "cancel"]
+SYSTEM = "You are the shop's assistant. Answer briefly and politely."
+
+
+def _sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "?"
+
+
+def _items(count: int, size: int, seed: int) -> list[list[dict]]:
+    rng = random.Random(seed)
+    return [[{
+        "conversation": f"otel-{seed}-{b}-{i // 8}",
+        "user": _sentence(rng, rng.randrange(6, 30)),
+        "answer": _sentence(rng, rng.randrange(15, 80)),
+        "input_tokens": rng.randrange(50, 800),
+        "output_tokens": rng.randrange(20, 300),
+        "duration_ns": rng.randrange(300, 4000) * 1_000_000,
+    } for i in range(size)] for b in range(count)]
+
+
+def make_otlp_exports(count: int, size: int = 512, *, seed: int = 1) -> list[bytes]:
+    """`count` ExportTraceServiceRequest bodies of `size` GenAI chat spans each (protobuf)."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    def parts(role: str, text: str) -> dict:
+        return {"role": role, "parts": [{"type": "text", "content": text}]}
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "bench-bot"}))
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("bench")
+    bodies = []
+    now = time.time_ns()
+    for batch in _items(count, size, seed):
+        memory.clear()
+        for item in batch:
+            start = now - item["duration_ns"]
+            span = tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, start_time=start, attributes={
+                "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": item["input_tokens"], "gen_ai.usage.output_tokens": item["output_tokens"],
+                "gen_ai.conversation.id": item["conversation"],
+                "gen_ai.input.messages": json.dumps([parts("system", SYSTEM), parts("user", item["user"])]),
+                "gen_ai.output.messages": json.dumps([parts("assistant", item["answer"])]),
+            })
+            span.end(end_time=now)
+        bodies.append(encode_spans(memory.get_finished_spans()).SerializeToString())
+    provider.shutdown()
+    return bodies
+
+
+def make_rest_batches(count: int, size: int = 512, *, seed: int = 2) -> list[bytes]:
+    """The same turns through the REST batch API: each turn with its one LLM call."""
+    bodies = []
+    for b, batch in enumerate(_items(count, size, seed)):
+        turns = [{
+            "conversation_id": item["conversation"], "turn_id": f"rest-{seed}-{b}-{i}",
+            "user_message": item["user"], "bot_response": item["answer"],
+            "latency_ms": item["duration_ns"] // 1_000_000, "model": "gpt-4o-mini",
+            "llm_calls": [{"call_id": f"rest-{seed}-{b}-{i}", "provider": "openai", "model": "gpt-4o-mini",
+                           "function_name": "chat", "input_tokens": item["input_tokens"],
+                           "output_tokens": item["output_tokens"], "duration_ms": item["duration_ns"] // 1_000_000,
+                           "input": json.dumps([{"role": "system", "content": SYSTEM},
+                                                {"role": "user", "content": item["user"]}]),
+                           "output": item["answer"]}],
+        } for i, item in enumerate(batch)]
+        bodies.append(json.dumps({"turns": turns}).encode())
+    return bodies
+
+
+def run_exports(port: int, key: str, bodies: list[bytes], *, clients: int, path: str, content_type: str,
+                ok_status: int) -> tuple[float, list[float]]:
+    """POST every body from `clients` keep-alive connections; (elapsed seconds, per-request seconds)."""
+    queue = list(bodies)
+    lock = threading.Lock()
+    durations: list[float] = []
+    errors: list[str] = []
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        headers = {"Content-Type": content_type, "Authorization": f"Bearer {key}"}
+        while True:
+            with lock:
+                if not queue:
+                    break
+                body = queue.pop()
+            started = time.perf_counter()
+            conn.request("POST", path, body, headers)
+            response = conn.getresponse()
+            payload = response.read()
+            durations.append(time.perf_counter() - started)
+            if response.status != ok_status or b"rejected" in payload or b'"status": 400' in payload:
+                errors.append(f"{response.status}: {payload[:200]!r}")
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise SystemExit(f"{path} errors: {errors[:3]}")
+    return elapsed, sorted(durations)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/chatmon_bench_otel")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/10")
+    parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--exports", type=int, default=30, help="requests per path")
+    parser.add_argument("--spans", type=int, default=512, help="spans (turns) per request")
+    parser.add_argument("--clients", type=int, default=3)
+    parser.add_argument("--judge-sample-rate", type=float, default=0.1)
+    args = parser.parse_args()
+
+    env = bench_env(args.database_url, args.redis_url)
+    database_recreate(args.database_url)
+    manage(env, "migrate", "--noinput")
+    django_setup(env)
+    from apps.chatbots.models import Chatbot
+    from apps.chatbots.services import api_key_create
+    from apps.conversations.models import LLMCall, Turn
+
+    chatbot = Chatbot.objects.create(name="Bench OTLP", slug="bench-otlp", model="gpt-4o-mini",
+                                     judge_sample_rate=args.judge_sample_rate)
+    _, key = api_key_create(chatbot=chatbot, name="bench")
+    import redis
+
+    redis.Redis.from_url(args.redis_url).flushdb()
+    otlp = make_otlp_exports(args.exports, args.spans, seed=1)
+    rest = make_rest_batches(args.exports, args.spans, seed=2)
+    print(f"machine: {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores; "
+          f"gunicorn {args.workers} workers; PostgreSQL {args.database_url.rsplit('/', 1)[1]}; broker {args.redis_url}; "
+          f"{args.clients} clients; judge sample rate {args.judge_sample_rate}")
+    print(f"request body: OTLP protobuf {sum(map(len, otlp)) // len(otlp) // 1024} KiB, "
+          f"REST JSON {sum(map(len, rest)) // len(rest) // 1024} KiB per {args.spans} spans/turns")
+    with Gunicorn(env, port=args.port, workers=args.workers):
+        # Warm-up both paths (imports, tiktoken, price cache) with data of their own.
+        run_exports(args.port, key, make_otlp_exports(2, args.spans, seed=91), clients=1, path="/v1/traces",
+                    content_type="application/x-protobuf", ok_status=200)
+        run_exports(args.port, key, make_rest_batches(2, args.spans, seed=92), clients=1,
+                    path="/api/v1/ingest/turns", content_type="application/json", ok_status=207)
+        figures = {}
+        for name, bodies, path, content_type, ok in (
+                ("OTLP /v1/traces", otlp, "/v1/traces", "application/x-protobuf", 200),
+                ("REST /api/v1/ingest/turns", rest, "/api/v1/ingest/turns", "application/json", 207)):
+            elapsed, durations = run_exports(args.port, key, bodies, clients=args.clients, path=path,
+                                             content_type=content_type, ok_status=ok)
+            count = len(bodies) * args.spans
+            figures[name] = count / elapsed
+            print(f"{name}: {count} spans in {elapsed:.2f} s = {count / elapsed:,.0f} spans/s; "
+                  f"per {args.spans}-span request p50 {durations[len(durations) // 2] * 1000:.0f} ms, "
+                  f"max {durations[-1] * 1000:.0f} ms")
+        # Re-sending every export stores nothing: the replay path's speed.
+        elapsed, _ = run_exports(args.port, key, otlp, clients=args.clients, path="/v1/traces",
+                                 content_type="application/x-protobuf", ok_status=200)
+        print(f"OTLP re-sent exports (all replays): {len(otlp) * args.spans / elapsed:,.0f} spans/s")
+    otlp_name, rest_name = list(figures)
+    print(f"OTLP / REST: {figures[otlp_name] / figures[rest_name]:.2f}")
+    expected = (args.exports + 2) * args.spans * 2
+    print(f"stored: {Turn.objects.filter(chatbot=chatbot).count()} turns, "
+          f"{LLMCall.objects.filter(chatbot=chatbot).count()} LLM calls (expected {expected} of each)")
+
+
+if __name__ == "__main__":
+    main()
