@@ -28,6 +28,7 @@ from django.utils import timezone
 from apps.chatbots.models import Chatbot
 from apps.conversations.choices import FlagReason, JudgeStatus, RiskLevel
 from apps.conversations.models import Conversation, LLMCall, Turn
+from apps.core.metrics import INGEST_ITEMS
 from apps.evaluations.sampling import turn_is_sampled
 from apps.feedback.tokens import feedback_token_for
 from apps.privacy.hashing import end_user_hash
@@ -192,7 +193,16 @@ def turns_ingest(*, chatbot: Chatbot, turns: list[TurnInput]) -> list[TurnResult
             if attempt == _INTEGRITY_RETRIES - 1:
                 raise
     _after_commit(chatbot, new_turns)
+    _count_items("turn", results)
     return results
+
+
+def _count_items(kind: str, results: list[TurnResult]) -> None:
+    stored = sum(1 for r in results if r.status == CREATED)
+    if stored:
+        INGEST_ITEMS.labels(kind, "stored").inc(stored)
+    if len(results) > stored:
+        INGEST_ITEMS.labels(kind, "replayed").inc(len(results) - stored)
 
 
 def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[TurnResult], list[Turn]]:
@@ -421,7 +431,9 @@ def llm_calls_ingest(*, chatbot: Chatbot, calls: list[CallInput]) -> list[TurnRe
     for attempt in range(_INTEGRITY_RETRIES):
         try:
             with transaction.atomic():
-                return _calls_store(chatbot, prepared)
+                results = _calls_store(chatbot, prepared)
+            _count_items("llm_call", results)
+            return results
         except IntegrityError:
             if attempt == _INTEGRITY_RETRIES - 1:
                 raise

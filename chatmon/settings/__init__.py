@@ -293,6 +293,9 @@ FEEDBACK_DEMO_PUBLIC = env_bool("FEEDBACK_DEMO_PUBLIC", DEBUG)
 # Key for the HMAC of end-user ids; defaults to SECRET_KEY so a laptop needs nothing set.
 END_USER_HASH_KEY = env_str("END_USER_HASH_KEY", "") or SECRET_KEY
 
+# /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>` when this is set.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -317,13 +320,29 @@ JUDGE_MAX_MESSAGE_CHARS = env_int("JUDGE_MAX_MESSAGE_CHARS", 4000)
 # a longer Retry-After from the provider wins.
 JUDGE_RETRY_BACKOFF_SECONDS = env_float("JUDGE_RETRY_BACKOFF_SECONDS", 2.0)
 JUDGE_RETRY_BACKOFF_MAX_SECONDS = env_float("JUDGE_RETRY_BACKOFF_MAX_SECONDS", 300.0)
+# Embedded mode (tasks run in-process): the longest wait between judge retries.
+JUDGE_EAGER_RETRY_MAX_SECONDS = env_float("JUDGE_EAGER_RETRY_MAX_SECONDS", 5.0)
 # How long one worker holds an evaluation before another may take it over (a dead worker).
 JUDGE_CLAIM_SECONDS = env_int("JUDGE_CLAIM_SECONDS", int(OPENAI_TIMEOUT_SECONDS * 4) + 30)
 # Most turns one sweeper run re-enqueues.
 JUDGE_SWEEP_BATCH = env_int("JUDGE_SWEEP_BATCH", 1000)
 
 # --- chatmon: clustering (apps.clustering) -----------------------------------------------
-# (clustering settings go here)
+# What is embedded per thumbs-down turn: "user" (the user message; clusters better, see
+# docs/BENCHMARKS.md) or "user_bot" (user message + bot answer).
+CLUSTERING_TEXT_MODE = env_str("CLUSTERING_TEXT_MODE", "user")
+CLUSTERING_MIN_TURNS = env_int("CLUSTERING_MIN_TURNS", 10)
+CLUSTERING_MIN_CLUSTER_SIZE = env_int("CLUSTERING_MIN_CLUSTER_SIZE", 3)
+# The newest N thumbs-down turns of the window are clustered (ward linkage is O(n²) memory).
+CLUSTERING_MAX_TURNS = env_int("CLUSTERING_MAX_TURNS", 10000)
+CLUSTERING_REPRESENTATIVES = env_int("CLUSTERING_REPRESENTATIVES", 5)
+CLUSTERING_KEYWORDS = env_int("CLUSTERING_KEYWORDS", 8)
+CLUSTERING_TASK_TIME_LIMIT = env_int("CLUSTERING_TASK_TIME_LIMIT", 1800)
+# OpenAI allows 2,048 inputs and 300k tokens per embeddings request, 8,191 tokens per input.
+EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 512)
+EMBEDDING_BATCH_MAX_TOKENS = env_int("EMBEDDING_BATCH_MAX_TOKENS", 200000)
+EMBEDDING_MAX_INPUT_CHARS = env_int("EMBEDDING_MAX_INPUT_CHARS", 8000)
+FINETUNE_EXPORT_SYSTEM_PROMPT = env_str("FINETUNE_EXPORT_SYSTEM_PROMPT", "You are a helpful assistant.")
 
 # --- chatmon: alerts (apps.alerts) -------------------------------------------------------
 # Outgoing webhook/Slack/Discord requests: short, so a slow receiver cannot stall the alerts queue.
@@ -335,10 +354,33 @@ ALERTS_RETRY_BACKOFF_MAX_SECONDS = env_int("ALERTS_RETRY_BACKOFF_MAX_SECONDS", 6
 ALERTS_RISK_DIGEST_MINUTES = env_int("ALERTS_RISK_DIGEST_MINUTES", 10)
 
 # --- chatmon: review and dashboard (apps.review) ------------------------------------------
-# (review settings go here)
+# The admin site is chatmon's own (the dashboard is its index): swap in its AdminConfig.
+INSTALLED_APPS = [
+    "apps.review.admin_site.ChatmonAdminConfig" if app == "django.contrib.admin" else app
+    for app in INSTALLED_APPS
+]
+# Dashboard / stats overview: turn figures are cached this long (0: always computed live).
+REVIEW_STATS_CACHE_SECONDS = env_int("REVIEW_STATS_CACHE_SECONDS", 60)
 
 # --- chatmon: privacy (apps.privacy) -----------------------------------------------------
-# (privacy settings go here)
+# Conversations deleted per transaction by retention (short locks; the nightly run loops).
+PRIVACY_RETENTION_BATCH = env_int("PRIVACY_RETENTION_BATCH", 500)
+# Audit receivers name the user behind a configuration change (API keys, rules, channels).
+MIDDLEWARE = [*MIDDLEWARE, "apps.privacy.middleware.AuditActorMiddleware"]
+# HSTS preload is opt-in (SECURE_HSTS_PRELOAD=1): without it, check --deploy's W021 is a choice, not a mistake.
+SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", [] if SECURE_HSTS_PRELOAD else ["security.W021"])
 
 # --- chatmon: OpenTelemetry ingest (apps.otel) -------------------------------------------
-# (OTLP settings go here)
+# POST /v1/traces and /v1/logs (OTLP/HTTP). Cap on the body as sent (413 above it) …
+OTLP_MAX_REQUEST_BYTES = env_int("OTLP_MAX_REQUEST_BYTES", 16 * 1024 * 1024)
+# … and once inflated (gzip/deflate); 64 MiB is the Python exporter's own default request cap.
+OTLP_MAX_DECOMPRESSED_BYTES = env_int("OTLP_MAX_DECOMPRESSED_BYTES", 64 * 1024 * 1024)
+# Log-event content waiting for its span is kept this long, then purged.
+OTLP_PENDING_CONTENT_HOURS = env_int("OTLP_PENDING_CONTENT_HOURS", 24)
+# Longest time between a span's start and its first content event (how far back to look).
+OTLP_LOG_SPAN_WINDOW_MINUTES = env_int("OTLP_LOG_SPAN_WINDOW_MINUTES", 60)
+CELERY_BEAT_SCHEDULE["otel-pending-content-sweep"] = {
+    "task": "apps.otel.tasks.sweep_pending_span_content",
+    "schedule": 300.0,
+    "options": {"queue": "default", "expires": 290},
+}

@@ -62,3 +62,30 @@ class TestUniqueConstraints:
         Feedback.objects.create(turn=turn, chatbot=chatbot, voter_key="b", rating="down")
         with pytest.raises(IntegrityError), transaction.atomic():
             Feedback.objects.create(turn=turn, chatbot=chatbot, voter_key="a", rating="down")
+
+
+@pytest.mark.django_db
+def test_metrics_expose_ingest_counts_and_stored_state(post_json_for_metrics, client, settings):
+    before = _sample(client.get("/metrics").content.decode(), 'chatmon_ingest_items_total{kind="turn",result="stored"}')
+    assert post_json_for_metrics({"conversation_id": "c", "user_message": "hi"}).status_code == 201
+    text = client.get("/metrics").content.decode()
+    assert _sample(text, 'chatmon_ingest_items_total{kind="turn",result="stored"}') == before + 1
+    assert 'chatmon_ingest_request_seconds_bucket{endpoint="turns"' in text
+    assert "chatmon_judge_pending_turns" in text
+    settings.METRICS_TOKEN = "s3cret"
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
+
+
+def _sample(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+@pytest.fixture
+def post_json_for_metrics(bot_client):
+    import json
+
+    return lambda body: bot_client.post("/api/v1/ingest/turns", json.dumps(body), content_type="application/json")

@@ -1,6 +1,7 @@
 """Base view for bot endpoints: API-key auth, per-key throttle, strict JSON body reading."""
 
 import json
+import time
 from typing import Any
 
 from django.conf import settings
@@ -34,6 +35,16 @@ class BotAPIView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsBot]
     throttle_classes = [ApiKeyRateThrottle]
+    metrics_name = "bot"
+
+    def dispatch(self, request, *args, **kwargs):
+        from apps.core.metrics import INGEST_LATENCY, INGEST_REQUESTS
+
+        started = time.perf_counter()
+        response = super().dispatch(request, *args, **kwargs)
+        INGEST_LATENCY.labels(self.metrics_name).observe(time.perf_counter() - started)
+        INGEST_REQUESTS.labels(self.metrics_name, str(response.status_code)).inc()
+        return response
 
     def read_json(self, request) -> Any:
         """The JSON body, or a 415/413/400 that says what is wrong."""

@@ -8,6 +8,8 @@ from drf_spectacular.utils import (
 from rest_framework import status
 from rest_framework.response import Response
 
+from apps.core.metrics import INGEST_ITEMS
+
 from ..services import llm_calls_ingest, turns_ingest
 from ..validation import ValidationFailed, parse_call, parse_turn
 from .base import BotAPIView
@@ -59,6 +61,8 @@ def _batch(body: dict, key: str) -> list | None:
 
 
 class TurnIngestView(BotAPIView):
+    metrics_name = "turns"
+
     @extend_schema(
         operation_id="ingest_turns",
         summary="Log one turn, or a batch of up to 1,000",
@@ -103,6 +107,8 @@ class TurnIngestView(BotAPIView):
 
 
 class LLMCallIngestView(BotAPIView):
+    metrics_name = "llm_calls"
+
     @extend_schema(
         operation_id="ingest_llm_calls",
         summary="Log one LLM call, or a batch",
@@ -148,6 +154,9 @@ def _batch_response(items: list, *, parse, store) -> Response:
             positions.append(index)
         except ValidationFailed as exc:
             results[index] = {"index": index, "status": 400, "errors": exc.errors}
+    rejected = len(items) - len(valid)
+    if rejected:
+        INGEST_ITEMS.labels("item", "rejected").inc(rejected)
     for index, result in zip(positions, store(valid), strict=True):
         results[index] = {"index": index, "status": result.status, **result.body}
     return Response({"results": results}, status=MULTI_STATUS)
