@@ -231,6 +231,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
+    # Without this DRF trusts any X-Forwarded-For, so a client could dodge per-IP rate limits.
+    "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 1),
     "DEFAULT_THROTTLE_RATES": {
         "ingest": env_str("INGEST_RATE_LIMIT", "6000/min"),
         "feedback_ip": env_str("FEEDBACK_RATE_LIMIT_IP", "60/min"),

@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from .views import FeedbackSlashView, FeedbackView
+
+urlpatterns = [
+    path("feedback", FeedbackView.as_view(), name="feedback-api"),
+    path("feedback/", FeedbackSlashView.as_view(), name="feedback-api-slash"),
+]

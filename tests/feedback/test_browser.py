@@ -1,0 +1,180 @@
+"""The widget in a real browser: headless Debian Chromium driven by Playwright, against a live
+test server. Fails (not skips) in CI when Chromium is missing."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from apps.conversations.models import Turn
+from apps.feedback.models import Feedback
+from tests.factories import make_conversation, make_turn
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One Chromium for the module (starting it is the slow part); a fresh page per test."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: CI must install Debian's chromium package")
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium chromium-driver)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    # Playwright's sync API keeps an event loop running in this thread; Django's ORM refuses
+    # to run "from async code" unless told it is fine, which it is here (no awaits of ours).
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                yield browser
+            finally:
+                browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def browser_page(chromium):
+    context = chromium.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.errors = errors
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def demo_turn(chatbot, settings):
+    settings.FEEDBACK_DEMO_PUBLIC = True
+    conversation = make_conversation(chatbot, external_id="demo-1", channel="website")
+    return make_turn(
+        conversation,
+        external_id="demo-t1",
+        user_message="Can I return shoes after 60 days?",
+        bot_response="Sure, returns are accepted for a year.",
+    )
+
+
+def test_thumbs_down_with_comment_from_the_demo_page(live_server, browser_page, demo_turn):
+    page = browser_page
+    page.goto(f"{live_server.url}/demo/widget/")
+    widget = page.locator(f'li[data-turn="{demo_turn.pk}"] .chatmon-feedback')
+    down = widget.get_by_role("button", name="Not helpful")
+    assert down.get_attribute("aria-pressed") == "false"
+
+    down.click()
+    comment = widget.get_by_label("What went wrong? (optional)")
+    comment.wait_for(state="visible")
+    assert down.get_attribute("aria-pressed") == "true"
+    # The comment box takes focus so a keyboard user can type at once.
+    assert page.evaluate("document.activeElement.tagName") == "TEXTAREA"
+    comment.fill("Our policy is 30 days <b>not</b> a year")
+    widget.get_by_role("button", name="Send").click()
+    widget.get_by_text("Thanks, your comment was sent.").wait_for()
+
+    feedback = Feedback.objects.get(turn=demo_turn)
+    assert feedback.rating == "down"
+    assert feedback.comment == "Our policy is 30 days <b>not</b> a year"
+    assert feedback.source == "widget"
+    turn = Turn.objects.get(pk=demo_turn.pk)
+    assert (turn.thumbs_down, turn.is_flagged, turn.flag_reasons) == (1, True, ["thumbs_down"])
+    assert (
+        widget.get_by_role("button", name="Helpful", exact=True).get_attribute("aria-pressed")
+        == "false"
+    )
+    assert page.errors == []
+
+    # A reload shows the vote already chosen.
+    page.reload()
+    widget = page.locator(f'li[data-turn="{demo_turn.pk}"] .chatmon-feedback')
+    assert widget.get_by_role("button", name="Not helpful").get_attribute("aria-pressed") == "true"
+
+
+def test_keyboard_only_vote(live_server, browser_page, demo_turn):
+    page = browser_page
+    page.goto(f"{live_server.url}/demo/widget/")
+    widget = page.locator(f'li[data-turn="{demo_turn.pk}"] .chatmon-feedback')
+
+    widget.get_by_role("button", name="Helpful", exact=True).focus()
+    page.keyboard.press("Enter")
+    widget.get_by_text("Thanks for your feedback!").wait_for()
+
+    assert Feedback.objects.get(turn=demo_turn).rating == "up"
+    assert (
+        widget.get_by_role("button", name="Helpful", exact=True).get_attribute("aria-pressed")
+        == "true"
+    )
+    # No comment box for a thumbs-up.
+    assert widget.locator("textarea").is_hidden()
+
+
+def test_endpoint_down_shows_an_error_and_retry_recovers(live_server, browser_page, demo_turn):
+    page = browser_page
+    page.goto(f"{live_server.url}/demo/widget/")
+    widget = page.locator(f'li[data-turn="{demo_turn.pk}"] .chatmon-feedback')
+    # The feedback endpoint is unreachable (connection refused at the network layer).
+    page.route("**/api/v1/feedback", lambda route: route.abort("connectionrefused"))
+
+    widget.get_by_role("button", name="Helpful", exact=True).click()
+    alert = widget.get_by_role("alert")
+    alert.wait_for(state="visible")
+
+    assert "Couldn't send your feedback" in alert.inner_text()
+    assert (
+        widget.get_by_role("button", name="Helpful", exact=True).get_attribute("aria-pressed")
+        == "false"
+    )
+    assert not Feedback.objects.exists()
+    # The host page kept working: no uncaught exception escaped the widget.
+    assert not [e for e in page.errors if "net::ERR" not in e and "Failed to load" not in e]
+
+    page.unroute("**/api/v1/feedback")
+    alert.get_by_role("button", name="Retry").click()
+    widget.get_by_text("Thanks for your feedback!").wait_for()
+    assert alert.is_hidden()
+    assert Feedback.objects.get(turn=demo_turn).rating == "up"
+
+
+def test_server_refusal_is_shown_without_retry(live_server, browser_page, demo_turn):
+    page = browser_page
+    page.goto(f"{live_server.url}/demo/widget/")
+    widget = page.locator(f'li[data-turn="{demo_turn.pk}"] .chatmon-feedback')
+    Turn.objects.filter(pk=demo_turn.pk).delete()  # gone (retention/erasure) since the render
+
+    widget.get_by_role("button", name="Helpful", exact=True).click()
+    alert = widget.get_by_role("alert")
+    alert.wait_for(state="visible")
+
+    assert "isn't available" in alert.inner_text()
+    assert alert.get_by_role("button", name="Retry").is_hidden()
+
+
+def test_empty_demo_page_says_how_to_load_data(live_server, browser_page, settings, db):
+    settings.FEEDBACK_DEMO_PUBLIC = True
+    page = browser_page
+    page.goto(f"{live_server.url}/demo/widget/")
+
+    assert "make demo" in page.get_by_role("status").inner_text()
