@@ -165,6 +165,8 @@ class LLMCall(models.Model):
             models.Index(fields=["chatbot", "timestamp"], name="llmcall_chatbot_time"),
             models.Index(fields=["timestamp"], name="llmcall_time"),
             models.Index(fields=["model", "timestamp"], name="llmcall_model_time"),
+            # OTLP log events find their call by trace:span id within the chatbot.
+            models.Index(fields=["chatbot", "external_id"], name="llmcall_chatbot_external"),
         ]
 
     def __str__(self) -> str:

@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+"""Mounted at the site root (chatmon/urls.py): OTLP exporters append /v1/traces and /v1/logs to
+OTEL_EXPORTER_OTLP_ENDPOINT, so the receivers must sit there."""
 
-urlpatterns: list = []
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("apps.otel.api.urls")),
+]

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("v1/traces", views.traces, name="otlp-traces"),
+    path("v1/logs", views.logs, name="otlp-logs"),
+]

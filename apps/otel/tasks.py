@@ -1,0 +1,18 @@
+"""Thin Celery wrappers (queue `default`)."""
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from . import services
+
+
+@shared_task(
+    name="apps.otel.tasks.sweep_pending_span_content",
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    retry_backoff_max=120,
+    max_retries=3,
+)
+def sweep_pending_span_content() -> dict[str, int]:
+    return services.pending_content_sweep()
