@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 
 from apps.audit.services import audit_event_record
+from apps.clustering.admin import cluster_admin_action
 
 from .models import ApiKey, Chatbot
 from .services import api_key_revoke
@@ -35,6 +36,7 @@ class ChatbotAdmin(admin.ModelAdmin):
         ("Access", {"fields": ("reviewers",)}),
     )
     readonly_fields = ("last_clustered_at",)
+    actions = [cluster_admin_action]
 
 
 @admin.register(ApiKey)

@@ -1,41 +1,221 @@
-from django.contrib import admin
+from __future__ import annotations
 
-from .models import Cluster, ClusterMember, ClusterRun, TurnEmbedding
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
+
+from apps.review.access import chatbots_for_user
+
+from .embeddings import EMBEDDING_BACKENDS
+from .models import Cluster, ClusterRun, TurnEmbedding
+from .selectors import cluster_members
+from .services import ClusteringInputError, cluster_finetune_jsonl, cluster_run_request
+
+# Member rows shown on a cluster's page; the API and the export give all of them.
+MEMBERS_SHOWN = 200
+
+
+class ClusterRequestForm(forms.Form):
+    days = forms.IntegerField(min_value=1, max_value=3650, initial=14, help_text="Cluster the last N days.")
+    backend = forms.ChoiceField(choices=(), required=False, help_text="Empty: the EMBEDDING_BACKEND setting.")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["backend"].choices = [("", f"default ({settings.EMBEDDING_BACKEND})")] + [
+            (name, name) for name in sorted(EMBEDDING_BACKENDS)
+        ]
+
+
+@admin.action(description="Cluster thumbs-down of the last N days")
+def cluster_admin_action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+    """Chatbot changelist action: ask for N days (and a backend), then queue one run per chatbot.
+
+    Add it to ChatbotAdmin.actions. A chatbot with a run already pending or running is left alone.
+    """
+    chatbots = list(queryset.filter(pk__in=chatbots_for_user(request.user)).order_by("name"))
+    if "apply" in request.POST:
+        form = ClusterRequestForm(request.POST)
+        if form.is_valid():
+            started, busy = [], []
+            for chatbot in chatbots:
+                try:
+                    run = cluster_run_request(
+                        chatbot=chatbot, days=form.cleaned_data["days"],
+                        backend=form.cleaned_data["backend"] or None, requested_by=request.user,
+                    )
+                except ClusteringInputError as exc:
+                    modeladmin.message_user(request, str(exc), messages.ERROR)
+                    return None
+                (started if run else busy).append(chatbot.name)
+            if started:
+                modeladmin.message_user(
+                    request, f"Clustering queued for {', '.join(started)}; see Cluster runs.", messages.SUCCESS
+                )
+            if busy:
+                modeladmin.message_user(
+                    request, f"A run is already pending or running for {', '.join(busy)}.", messages.WARNING
+                )
+            return None
+    else:
+        days = chatbots[0].clustering_window_days if len(chatbots) == 1 else 14
+        form = ClusterRequestForm(initial={"days": days})
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": "Cluster thumbs-down turns",
+        "chatbots": chatbots,
+        "form": form,
+        "queryset": queryset,
+        "action_name": "cluster_admin_action",
+        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        "opts": modeladmin.model._meta,
+    }
+    return TemplateResponse(request, "admin/clustering/cluster_request.html", context)
+
+
+class ScopedToChatbotsMixin:
+    """Reviewers see only the runs and clusters of the chatbots they are assigned to."""
+
+    chatbot_path = "chatbot"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        queryset = super().get_queryset(request)  # type: ignore[misc]
+        return queryset.filter(**{f"{self.chatbot_path}__in": chatbots_for_user(request.user)})
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:  # made by runs, not by hand
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # read-only pages
+
+    # Any staff member may look; the queryset decides which chatbots' rows they see.
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_staff
 
 
 class ClusterInline(admin.TabularInline):
     model = Cluster
     extra = 0
-    fields = ("label", "size", "share", "avg_judge_score", "keywords")
+    fields = ("index", "label", "size", "share_percent", "avg_judge_score", "keywords_text", "first_at", "last_at")
     readonly_fields = fields
     show_change_link = True
     max_num = 0
+    can_delete = False
+    ordering = ("is_noise", "-size", "index")
+
+    @admin.display(description="share")
+    def share_percent(self, obj: Cluster) -> str:
+        return f"{obj.share:.1%}"
+
+    @admin.display(description="keywords")
+    def keywords_text(self, obj: Cluster) -> str:
+        return ", ".join(obj.keywords)
 
 
 @admin.register(ClusterRun)
-class ClusterRunAdmin(admin.ModelAdmin):
-    list_display = ("id", "chatbot", "status", "backend", "turn_count", "cluster_count", "noise_count", "created_at")
+class ClusterRunAdmin(ScopedToChatbotsMixin, admin.ModelAdmin):
+    list_display = ("id", "chatbot", "status", "backend", "turn_count", "cluster_count", "noise_count",
+                    "total_seconds", "created_at")
     list_filter = ("status", "backend", "chatbot")
     list_select_related = ("chatbot",)
+    show_full_result_count = False
+    date_hierarchy = "created_at"
+    readonly_fields = ("chatbot", "status", "message", "window_start", "window_end", "backend", "embedding_model",
+                       "parameters", "turn_count", "cluster_count", "noise_count", "timings", "requested_by",
+                       "created_at", "started_at", "finished_at")
+    fields = readonly_fields
     inlines = [ClusterInline]
 
+    @admin.display(description="seconds")
+    def total_seconds(self, obj: ClusterRun) -> str:
+        total = (obj.timings or {}).get("total")
+        return f"{total:.1f}" if total is not None else "—"
 
-class ClusterMemberInline(admin.TabularInline):
-    model = ClusterMember
-    extra = 0
-    raw_id_fields = ("turn",)
-    max_num = 0
+
+@admin.action(description="Export as fine-tuning JSONL")
+def export_finetune_jsonl(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
+    clusters = list(queryset.select_related("run", "run__chatbot").order_by("run_id", "index"))
+    body, lines, skipped = cluster_finetune_jsonl(clusters=clusters, actor=request.user)
+    response = HttpResponse(body, content_type="application/jsonl; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="clusters-finetune-{stamp}.jsonl"'
+    response["X-Lines"] = str(lines)
+    response["X-Skipped-Without-Answer"] = str(skipped)
+    return response
 
 
 @admin.register(Cluster)
-class ClusterAdmin(admin.ModelAdmin):
-    list_display = ("label", "run", "size", "share", "avg_judge_score", "is_noise")
+class ClusterAdmin(ScopedToChatbotsMixin, admin.ModelAdmin):
+    chatbot_path = "run__chatbot"
+    list_display = ("label", "chatbot", "run", "size", "share_percent", "avg_judge_score", "is_noise", "last_at")
+    list_filter = ("is_noise", "run__chatbot")
     list_select_related = ("run", "run__chatbot")
-    inlines = [ClusterMemberInline]
+    search_fields = ("label",)
+    show_full_result_count = False
+    actions = [export_finetune_jsonl]
+    readonly_fields = ("run", "index", "label", "keywords", "size", "share_percent", "avg_judge_score",
+                       "first_at", "last_at", "is_noise", "member_turns")
+    fields = readonly_fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).order_by("-run_id", "is_noise", "-size")
+
+    @admin.display(description="chatbot")
+    def chatbot(self, obj: Cluster) -> str:
+        return obj.run.chatbot.name
+
+    @admin.display(description="share")
+    def share_percent(self, obj: Cluster) -> str:
+        return f"{obj.share:.1%}"
+
+    @admin.display(description="turns (closest to the centre first)")
+    def member_turns(self, obj: Cluster) -> str:
+        members = list(cluster_members(cluster=obj)[:MEMBERS_SHOWN])
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td><a href=\"{}\">conversation {}</a></td><td>{}</td><td>{}</td>"
+            "<td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    "★" if m.is_representative else "",
+                    reverse("admin:conversations_conversation_change", args=[m.turn.conversation_id]),
+                    m.turn.conversation_id,
+                    Truncator(m.turn.user_message).chars(200),
+                    Truncator(m.turn.bot_response).chars(200),
+                    f"{m.distance:.3f}",
+                    "—" if m.turn.judge_overall is None else f"{m.turn.judge_overall:.1f}",
+                )
+                for m in members
+            ),
+        )
+        note = f"Showing {len(members)} of {obj.size}." if obj.size > len(members) else ""
+        return format_html(
+            "<table><thead><tr><th>rep.</th><th>conversation</th><th>user message</th><th>bot answer</th>"
+            "<th>distance</th><th>judge</th></tr></thead><tbody>{}</tbody></table><p>{}</p>",
+            rows, note,
+        )
 
 
 @admin.register(TurnEmbedding)
 class TurnEmbeddingAdmin(admin.ModelAdmin):
     list_display = ("turn", "embedder", "dimensions", "created_at")
+    list_filter = ("embedder",)
     raw_id_fields = ("turn",)
     show_full_result_count = False
+    fields = ("turn", "embedder", "text_hash", "dimensions", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

@@ -7,3 +7,8 @@ class RunStatus(models.TextChoices):
     DONE = "done", "Done"
     SKIPPED = "skipped", "Skipped (too few turns)"
     FAILED = "failed", "Failed"
+
+
+class TextMode(models.TextChoices):
+    USER = "user", "User message"
+    USER_BOT = "user_bot", "User message and bot answer"

@@ -19,6 +19,9 @@ class TurnEmbedding(models.Model):
             models.UniqueConstraint(fields=["turn", "embedder"], name="embedding_per_turn_and_embedder"),
         ]
 
+    def __str__(self) -> str:
+        return f"turn {self.turn_id} by {self.embedder}"
+
 
 class ClusterRun(models.Model):
     chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="cluster_runs")
@@ -78,3 +81,6 @@ class ClusterMember(models.Model):
     class Meta:
         ordering = ["cluster", "distance"]
         constraints = [models.UniqueConstraint(fields=["cluster", "turn"], name="cluster_member_once")]
+
+    def __str__(self) -> str:
+        return f"turn {self.turn_id} in cluster {self.cluster_id}"

@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list = []
+from .views import ClusterRunViewSet, ClusterViewSet
+
+router = SimpleRouter()
+router.register("cluster-runs", ClusterRunViewSet, basename="cluster-run")
+router.register("clusters", ClusterViewSet, basename="cluster")
+
+urlpatterns = router.urls

@@ -1,0 +1,67 @@
+"""Reads for clustering: the thumbs-down turns of a window, runs and clusters a user may see."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Prefetch, QuerySet
+
+from apps.chatbots.models import Chatbot
+from apps.conversations.models import Turn
+from apps.review.access import chatbots_for_user
+
+from .choices import RunStatus
+from .models import Cluster, ClusterMember, ClusterRun
+
+TURN_FIELDS = ("id", "conversation_id", "timestamp", "user_message", "bot_response", "judge_overall")
+
+
+def thumbs_down_turns(*, chatbot: Chatbot, start: datetime, end: datetime, limit: int) -> list[Turn]:
+    """The newest `limit` thumbs-down turns in [start, end), returned oldest id first.
+
+    Filters on (chatbot, timestamp) with thumbs_down > 0, which the partial index
+    `turn_thumbs_down` answers without touching the rest of the table.
+    """
+    newest = list(
+        Turn.objects.filter(chatbot=chatbot, thumbs_down__gt=0, timestamp__gte=start, timestamp__lt=end)
+        .order_by("-timestamp", "-id")
+        .only(*TURN_FIELDS)[:limit]
+    )
+    newest.sort(key=lambda turn: turn.id)
+    return newest
+
+
+def thumbs_down_turn_count(*, chatbot: Chatbot, start: datetime, end: datetime) -> int:
+    return Turn.objects.filter(chatbot=chatbot, thumbs_down__gt=0, timestamp__gte=start, timestamp__lt=end).count()
+
+
+def active_run_exists(*, chatbot: Chatbot) -> bool:
+    return ClusterRun.objects.filter(chatbot=chatbot, status__in=[RunStatus.PENDING, RunStatus.RUNNING]).exists()
+
+
+def runs_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[ClusterRun]:
+    return ClusterRun.objects.filter(chatbot__in=chatbots_for_user(user)).select_related("chatbot")
+
+
+def representatives_prefetch() -> Prefetch:
+    return Prefetch(
+        "members",
+        queryset=ClusterMember.objects.filter(is_representative=True)
+        .select_related("turn")
+        .order_by("distance", "id"),
+        to_attr="representatives",
+    )
+
+
+def clusters_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Cluster]:
+    return Cluster.objects.filter(run__chatbot__in=chatbots_for_user(user)).select_related("run", "run__chatbot")
+
+
+def cluster_members(*, cluster: Cluster) -> QuerySet[ClusterMember]:
+    """Members closest to the centre first, with the turn fields the pages and API show."""
+    return (
+        ClusterMember.objects.filter(cluster=cluster)
+        .select_related("turn")
+        .order_by("distance", "id")
+    )
