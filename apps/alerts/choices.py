@@ -60,3 +60,23 @@ class NotificationKind(models.TextChoices):
     RESOLVED = "resolved", "Resolved"
     RISK = "risk", "Risky turn"
     TEST = "test", "Test"
+
+
+# Metrics that are a share, average or percentile of some turns: with fewer than the rule's
+# minimum sample size they say nothing, so the rule stays quiet. Totals (counts, cost, volume)
+# are evidence by themselves — a drop of turn volume to zero must be able to fire.
+SAMPLED_METRICS = frozenset({
+    Metric.ERROR_RATE, Metric.FALLBACK_RATE, Metric.LATENCY_P95, Metric.SLOW_SHARE,
+    Metric.THUMBS_DOWN_RATE, Metric.JUDGE_AVERAGE, Metric.HALLUCINATION_RATE,
+})
+# Rates are percentages (0–100), so a threshold of 5 means 5 %.
+PERCENT_METRICS = frozenset({
+    Metric.ERROR_RATE, Metric.FALLBACK_RATE, Metric.SLOW_SHARE, Metric.THUMBS_DOWN_RATE,
+    Metric.HALLUCINATION_RATE,
+})
+METRIC_UNITS = {
+    **{metric: "%" for metric in PERCENT_METRICS},
+    Metric.LATENCY_P95: "ms",
+    Metric.COST_USD: "USD",
+    Metric.JUDGE_AVERAGE: "/10",
+}

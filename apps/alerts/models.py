@@ -1,10 +1,16 @@
+import operator
+from collections.abc import Callable
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
 from apps.core.models import TimestampedModel
 
 from .choices import (
+    METRIC_UNITS,
+    SAMPLED_METRICS,
     ChannelKind,
     Comparison,
     DeliveryStatus,
@@ -34,6 +40,15 @@ class NotificationChannel(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display()})"
+
+    def clean(self) -> None:
+        # The transport knows what its config needs (URL scheme, secret, recipients).
+        from .transports import transport_for
+
+        try:
+            transport_for(self.kind).validate_config(self.config or {})
+        except ValueError as exc:
+            raise ValidationError({"config": str(exc)}) from exc
 
 
 class AlertRule(TimestampedModel):
@@ -65,6 +80,39 @@ class AlertRule(TimestampedModel):
     def __str__(self) -> str:
         return self.name
 
+    _COMPARE: dict[str, Callable[[float, float], bool]] = {
+        Comparison.GT: operator.gt,
+        Comparison.GTE: operator.ge,
+        Comparison.LT: operator.lt,
+        Comparison.LTE: operator.le,
+    }
+
+    @property
+    def uses_min_samples(self) -> bool:
+        return self.metric in SAMPLED_METRICS
+
+    @property
+    def unit(self) -> str:
+        return METRIC_UNITS.get(self.metric, "")
+
+    def is_breaching(self, value: float | None, sample_size: int) -> bool:
+        """True when the evaluated value crosses the threshold on enough turns.
+
+        No value (no turns to average over) or too few turns never breaches, so an alert that
+        was firing resolves when traffic stops; a turn-volume rule is how a silence alerts.
+        """
+        if value is None:
+            return False
+        if self.uses_min_samples and sample_size < self.min_samples:
+            return False
+        return self._COMPARE[self.comparison](value, self.threshold)
+
+    def describe_condition(self) -> str:
+        metric = self.get_metric_display()
+        if self.metric == "slow_share":
+            metric = f"Share of turns slower than {self.slow_ms} ms"
+        return f"{metric} {self.get_comparison_display()} {self.threshold:g}{self.unit} over {self.window_minutes} min"
+
 
 class AlertEvent(models.Model):
     rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
@@ -93,11 +141,31 @@ class AlertEvent(models.Model):
             models.UniqueConstraint(
                 fields=["rule"], condition=Q(status__in=["firing", "acknowledged"]), name="one_open_event_per_rule"
             ),
+            # A risky turn raises one per-event alert however often ingest reports it.
+            models.UniqueConstraint(fields=["turn"], condition=Q(rule__isnull=True), name="one_risk_event_per_turn"),
         ]
-        indexes = [models.Index(fields=["status", "-started_at"], name="alertevent_status_time")]
+        indexes = [
+            models.Index(fields=["status", "-started_at"], name="alertevent_status_time"),
+            # Risk alerts waiting for the next digest, per chatbot (read every minute).
+            models.Index(
+                fields=["chatbot", "started_at"], name="alertevent_risk_pending",
+                condition=Q(rule__isnull=True, last_notified_at__isnull=True),
+            ),
+            models.Index(fields=["chatbot", "-last_notified_at"], name="alertevent_risk_notified", condition=Q(rule__isnull=True)),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.rule or 'risk'} {self.status} at {self.started_at:%Y-%m-%d %H:%M}"
+        return f"{self.title} {self.status} at {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def title(self) -> str:
+        if self.rule_id:
+            return self.rule.name if self.rule else f"rule {self.rule_id}"
+        return f"Risky turn {self.turn_id}" if self.turn_id else "Risky turn"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (EventStatus.FIRING, EventStatus.ACKNOWLEDGED)
 
 
 class Delivery(models.Model):
@@ -119,3 +187,6 @@ class Delivery(models.Model):
         ordering = ["-created_at"]
         verbose_name_plural = "deliveries"
         constraints = [models.UniqueConstraint(fields=["channel", "dedupe_key"], name="delivery_once_per_key")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.channel_id}: {self.status}"

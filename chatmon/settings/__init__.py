@@ -312,7 +312,11 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # httpx logs every outgoing request at INFO (webhooks, the judge): too chatty.
+        "httpx": {"level": "WARNING"},
+    },
 }
 
 # --- chatmon: judge (apps.evaluations) ---------------------------------------------------

@@ -1,0 +1,225 @@
+"""Notification channels: a small base class plus a registry from kind to class.
+
+After Healthchecks' hc/api/transports.py: `send` returns the receiver's status code or raises
+`TransportError(message, permanent=…)`. Transient failures (5xx, 429, timeouts, connection
+errors, SMTP hiccups) are retried by the delivery task with backoff; permanent ones (other
+4xx, a redirect, a refused recipient, a bad config) stop at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import smtplib
+import time
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+
+from .choices import ChannelKind
+
+SIGNATURE_HEADER = "X-Chatmon-Signature"
+TIMESTAMP_HEADER = "X-Chatmon-Timestamp"
+USER_AGENT = "chatmon-alerts/1"
+
+# Colours for Slack attachments / Discord embeds by notification kind and severity.
+_COLOURS = {"resolved": 0x2EB67D, "test": 0x4A90D9, "info": 0x4A90D9, "warning": 0xECB22E, "critical": 0xE01E5A}
+
+
+class TransportError(Exception):
+    def __init__(self, message: str, *, permanent: bool = False, response_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.response_code = response_code
+
+
+def signature_for(body: bytes, secret: str) -> str:
+    """Hex HMAC-SHA256 of the exact request body: what receivers recompute to verify."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class Transport:
+    kind: ClassVar[str]
+
+    def validate_config(self, config: dict[str, Any]) -> None:
+        """Raise ValueError with a message for the admin form when the config is unusable."""
+
+    def send(self, *, config: dict[str, Any], payload: dict[str, Any], delivery_id: int | None) -> int | None:
+        raise NotImplementedError
+
+
+def _colour(payload: dict[str, Any]) -> int:
+    kind = payload.get("kind", "")
+    return _COLOURS.get(kind) or _COLOURS.get(payload.get("severity", ""), _COLOURS["warning"])
+
+
+class HttpTransport(Transport):
+    """POSTs JSON; never follows redirects (a 3xx is a misconfigured URL, not a place to go)."""
+
+    def validate_config(self, config: dict[str, Any]) -> None:
+        url = config.get("url")
+        if not isinstance(url, str) or not url:
+            raise ValueError('needs "url"')
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError('"url" must be an http(s) URL')
+
+    def body(self, payload: dict[str, Any], delivery_id: int | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def headers(self, config: dict[str, Any], content: bytes, timestamp: int) -> dict[str, str]:
+        return {}
+
+    def send(self, *, config: dict[str, Any], payload: dict[str, Any], delivery_id: int | None) -> int | None:
+        try:
+            self.validate_config(config)
+        except ValueError as exc:
+            raise TransportError(f"bad channel config: {exc}", permanent=True) from exc
+        content = json.dumps(self.body(payload, delivery_id), separators=(",", ":"), default=str).encode()
+        timestamp = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            **self.headers(config, content, timestamp),
+        }
+        try:
+            with httpx.Client(timeout=settings.ALERTS_HTTP_TIMEOUT_SECONDS, follow_redirects=False) as client:
+                response = client.post(config["url"], content=content, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise TransportError(f"timed out after {settings.ALERTS_HTTP_TIMEOUT_SECONDS:g} s") from exc
+        except httpx.HTTPError as exc:
+            raise TransportError(f"connection failed: {exc.__class__.__name__}: {exc}") from exc
+        code = response.status_code
+        if code < 300:
+            return code
+        detail = response.text[:200].strip()
+        message = f"HTTP {code}" + (f": {detail}" if detail else "")
+        if code < 400:
+            raise TransportError(f"{message} (redirects are not followed; fix the URL)", permanent=True, response_code=code)
+        transient = code == 429 or code >= 500
+        raise TransportError(message, permanent=not transient, response_code=code)
+
+
+class SlackTransport(HttpTransport):
+    kind = ChannelKind.SLACK
+
+    def body(self, payload: dict[str, Any], delivery_id: int | None) -> dict[str, Any]:
+        links = payload.get("links") or {}
+        link = links.get("event") or links.get("rule") or links.get("turns")
+        title = f"<{link}|{payload['title']}>" if link else payload["title"]
+        return {
+            "text": payload["title"],  # the notification preview
+            "attachments": [
+                {
+                    "color": f"#{_colour(payload):06x}",
+                    "mrkdwn_in": ["text"],
+                    "title": payload["title"],
+                    "title_link": link,
+                    "text": f"{title}\n{payload['text']}",
+                    "fields": [{"title": name, "value": value, "short": True} for name, value in _fields(payload)],
+                }
+            ],
+        }
+
+
+class DiscordTransport(HttpTransport):
+    kind = ChannelKind.DISCORD
+
+    def body(self, payload: dict[str, Any], delivery_id: int | None) -> dict[str, Any]:
+        links = payload.get("links") or {}
+        embed: dict[str, Any] = {
+            "title": payload["title"][:256],
+            "description": payload["text"][:4000],
+            "color": _colour(payload),
+            "fields": [{"name": name, "value": value, "inline": True} for name, value in _fields(payload)][:25],
+        }
+        link = links.get("event") or links.get("rule") or links.get("turns")
+        if link:
+            embed["url"] = link
+        # No @everyone/@here pings from alert text.
+        return {"content": payload["title"][:2000], "embeds": [embed], "allowed_mentions": {"parse": []}}
+
+
+class WebhookTransport(HttpTransport):
+    kind = ChannelKind.WEBHOOK
+
+    def validate_config(self, config: dict[str, Any]) -> None:
+        super().validate_config(config)
+        secret = config.get("secret")
+        if not isinstance(secret, str) or len(secret) < 16:
+            raise ValueError('needs "secret" (at least 16 characters) to sign requests')
+
+    def body(self, payload: dict[str, Any], delivery_id: int | None) -> dict[str, Any]:
+        return {**payload, "delivery_id": delivery_id}
+
+    def headers(self, config: dict[str, Any], content: bytes, timestamp: int) -> dict[str, str]:
+        return {SIGNATURE_HEADER: signature_for(content, config["secret"]), TIMESTAMP_HEADER: str(timestamp)}
+
+
+class EmailTransport(Transport):
+    kind = ChannelKind.EMAIL
+
+    def validate_config(self, config: dict[str, Any]) -> None:
+        recipients = config.get("to")
+        if isinstance(recipients, str):
+            recipients = [recipients]
+        if not recipients or not all(isinstance(r, str) and "@" in r for r in recipients):
+            raise ValueError('needs "to": a list of email addresses')
+
+    def send(self, *, config: dict[str, Any], payload: dict[str, Any], delivery_id: int | None) -> int | None:
+        try:
+            self.validate_config(config)
+        except ValueError as exc:
+            raise TransportError(f"bad channel config: {exc}", permanent=True) from exc
+        recipients = config["to"] if isinstance(config["to"], list) else [config["to"]]
+        context = {"payload": payload, "fields": _fields(payload)}
+        message = EmailMultiAlternatives(
+            subject=f"[chatmon] {payload['title']}"[:250],
+            body=render_to_string("alerts/email/notification.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=recipients,
+        )
+        message.attach_alternative(render_to_string("alerts/email/notification.html", context), "text/html")
+        try:
+            message.send(fail_silently=False)
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as exc:
+            raise TransportError(f"refused: {exc}", permanent=True) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise TransportError(f"email not sent: {exc.__class__.__name__}: {exc}") from exc
+        return None
+
+
+def _fields(payload: dict[str, Any]) -> list[tuple[str, str]]:
+    """The short facts every channel shows under the title."""
+    fields: list[tuple[str, str]] = []
+    if payload.get("value") is not None:
+        fields.append(("Value", f"{payload['value']:.4g}{payload.get('unit', '')}"))
+    if payload.get("threshold") is not None:
+        fields.append(("Threshold", f"{payload.get('comparison', '')} {payload['threshold']:g}{payload.get('unit', '')}"))
+    if payload.get("window_minutes"):
+        fields.append(("Window", f"{payload['window_minutes']} min"))
+    if payload.get("sample_size") is not None:
+        fields.append(("Turns", str(payload["sample_size"])))
+    chatbot = payload.get("chatbot")
+    fields.append(("Chatbot", chatbot["name"] if chatbot else "All chatbots"))
+    if payload.get("severity"):
+        fields.append(("Severity", str(payload["severity"]).capitalize()))
+    return fields
+
+
+TRANSPORTS: dict[str, type[Transport]] = {
+    cls.kind: cls for cls in (SlackTransport, DiscordTransport, WebhookTransport, EmailTransport)
+}
+
+
+def transport_for(kind: str) -> Transport:
+    try:
+        return TRANSPORTS[kind]()
+    except KeyError:
+        raise ValueError(f"unknown channel kind {kind!r}") from None

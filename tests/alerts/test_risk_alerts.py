@@ -1,0 +1,128 @@
+"""Per-turn risk alerts: the first goes out at once, a burst becomes one digest."""
+
+from datetime import timedelta
+
+import pytest
+
+from apps.alerts import tasks
+from apps.alerts.models import AlertEvent, Delivery
+from apps.alerts.services import alert_rules_check, risk_alert_notify, risk_turns_notify
+from tests.factories import make_turn
+
+
+@pytest.fixture
+def risky_bot(chatbot, webhook_channel):
+    chatbot.alert_on_risk = True
+    chatbot.save()
+    webhook_channel.chatbots.add(chatbot)
+    return chatbot
+
+
+def _risky_turn(chatbot, score=90, **fields):
+    return make_turn(chatbot=chatbot, risk_score=score, is_flagged=True, risk_reasons=["prompt_injection"], **fields)
+
+
+@pytest.fixture
+def notify(django_capture_on_commit_callbacks):
+    def run(turns, at):
+        with django_capture_on_commit_callbacks(execute=True):
+            return risk_turns_notify(turn_ids=[t.pk for t in turns], now=at)
+
+    return run
+
+
+def test_first_risky_turn_notifies_at_once(risky_bot, receiver, django_capture_on_commit_callbacks):
+    turn = _risky_turn(risky_bot, score=90)
+    with django_capture_on_commit_callbacks(execute=True):
+        risk_alert_notify(turn_ids=[turn.pk])  # the ingest hook (the task runs eagerly in tests)
+
+    event = AlertEvent.objects.get()
+    assert (event.rule, event.chatbot, event.turn, event.severity, event.notify_count) == (None, risky_bot, turn, "critical", 1)
+    body = receiver.requests[0].json()
+    assert body["kind"] == "risk"
+    assert body["count"] == 1
+    assert body["chatbot"]["slug"] == "shop"
+    assert body["turns"][0]["id"] == turn.pk
+    assert body["turns"][0]["risk_level"] == "critical"
+    assert body["turns"][0]["reasons"] == ["prompt_injection"]
+    assert "user_message" not in str(body)  # conversation text never leaves for third parties
+    assert turn.user_message not in receiver.requests[0].body.decode()
+
+
+def test_a_burst_becomes_one_digest(risky_bot, receiver, notify, now, run_check):
+    first = _risky_turn(risky_bot)
+    notify([first], now)
+    burst = [_risky_turn(risky_bot, score=60) for _ in range(4)]
+    for minute, turn in enumerate(burst, start=1):
+        notify([turn], now + timedelta(minutes=minute))
+    assert len(receiver.requests) == 1  # the rest wait for the digest
+
+    run_check(now + timedelta(minutes=9))  # the interval (10 min) is not over
+    assert len(receiver.requests) == 1
+    run_check(now + timedelta(minutes=10))
+
+    assert len(receiver.requests) == 2
+    digest = receiver.requests[1].json()
+    assert digest["count"] == 4
+    assert [t["id"] for t in digest["turns"]] == [t.pk for t in burst]
+    assert digest["severity"] == "warning"  # all high, none critical
+    assert "4 risky turns" in digest["title"]
+    assert not AlertEvent.objects.filter(last_notified_at__isnull=True).exists()
+
+    # A turn right after the digest waits for the next interval too.
+    late = _risky_turn(risky_bot)
+    notify([late], now + timedelta(minutes=11))
+    run_check(now + timedelta(minutes=15))
+    assert len(receiver.requests) == 2
+    run_check(now + timedelta(minutes=20))
+    assert [r.json()["count"] for r in receiver.requests] == [1, 4, 1]
+    assert Delivery.objects.filter(kind="risk", status="sent").count() == 3
+
+
+def test_a_batch_of_risky_turns_goes_out_as_one_message(risky_bot, receiver, notify, now):
+    turns = [_risky_turn(risky_bot) for _ in range(3)]
+    notify(turns, now)
+    assert [r.json()["count"] for r in receiver.requests] == [3]
+
+
+def test_reporting_a_turn_twice_alerts_once(risky_bot, receiver, notify, now):
+    turn = _risky_turn(risky_bot)
+    assert notify([turn], now) == 1
+    assert notify([turn], now + timedelta(minutes=30)) == 0
+    assert AlertEvent.objects.count() == 1
+    assert len(receiver.requests) == 1
+
+
+def test_only_flagged_high_or_critical_turns_of_opted_in_chatbots(risky_bot, other_chatbot, receiver, notify, now, webhook_channel):
+    webhook_channel.chatbots.add(other_chatbot)  # other_chatbot has alert_on_risk off
+    turns = [
+        _risky_turn(risky_bot, score=30),  # medium
+        make_turn(chatbot=risky_bot, risk_score=90, is_flagged=False),  # not flagged
+        _risky_turn(other_chatbot, score=95),  # chatbot not opted in
+    ]
+    assert notify(turns, now) == 0
+    assert not AlertEvent.objects.exists()
+    assert receiver.requests == []
+
+
+def test_channels_are_per_chatbot(risky_bot, other_chatbot, receiver, notify, now):
+    other_chatbot.alert_on_risk = True
+    other_chatbot.save()
+    notify([_risky_turn(other_chatbot)], now)  # no channel lists other_chatbot
+    assert AlertEvent.objects.count() == 1
+    assert receiver.requests == []
+
+
+def test_the_ingest_hook_never_raises(risky_bot, monkeypatch):
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.notify_risky_turns, "delay", broker_down)
+    risk_alert_notify(turn_ids=[_risky_turn(risky_bot).pk])  # logged, not raised
+    risk_alert_notify(turn_ids=[])
+
+
+def test_unknown_turn_ids_are_ignored(db):
+    risk_alert_notify(turn_ids=[987654])
+    assert alert_rules_check() == []
+    assert not AlertEvent.objects.exists()
