@@ -225,7 +225,7 @@ def data_generate() -> None:
     print(f"data: ready in {time.perf_counter() - started:.1f}s")
 
 
-def time_pages(repeat: int) -> list[tuple[str, str, float, float]]:
+def time_pages(repeat: int, only: str = "") -> list[tuple[str, str, float, float]]:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
@@ -268,6 +268,8 @@ def time_pages(repeat: int) -> list[tuple[str, str, float, float]]:
     ]
     results = []
     for who, url in pages:
+        if only and only not in url:
+            continue
         client = admin_client if who == "superuser" else reviewer_client
         response = client.get(url)  # warm: plan cache, templates, sessions
         if response.status_code != 200:
@@ -287,11 +289,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reset", action="store_true", help="drop and rebuild the benchmark database")
     parser.add_argument("--repeat", type=int, default=5, help="timed requests per page (default 5)")
+    parser.add_argument("--cached", action="store_true",
+                        help="time with REVIEW_STATS_CACHE_SECONDS=60 (local-memory cache) instead of live figures")
+    parser.add_argument("--only", default="", help="time only URLs containing this text")
     args = parser.parse_args()
 
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     database_prepare(url, args.reset)
     os.environ["DATABASE_URL"] = url
+    # Cold figures: the dashboard's cache of turn figures is off unless --cached.
+    os.environ["REVIEW_STATS_CACHE_SECONDS"] = "60" if args.cached else "0"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatmon.settings.test")
     import django
 
@@ -302,8 +310,9 @@ def main() -> None:
     setup_test_environment()  # lets the test client's "testserver" host through ALLOWED_HOSTS
     call_command("migrate", verbosity=0)
     data_generate()
-    print(f"\ntimings over {args.repeat} requests each (after one warm-up), cpu count {os.cpu_count()}:")
-    time_pages(args.repeat)
+    print(f"\ntimings over {args.repeat} requests each (after one warm-up), cpu count {os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.1f}, stats cache {'on' if args.cached else 'off'}:")
+    time_pages(args.repeat, args.only)
 
 
 if __name__ == "__main__":

@@ -29,3 +29,19 @@ def chatbots_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Chatbo
     if user_sees_all_chatbots(user):
         return Chatbot.objects.all()
     return Chatbot.objects.filter(reviewers=user)
+
+
+def chatbot_ids_for_user(user: AbstractBaseUser | AnonymousUser) -> list[int] | None:
+    """The ids of the chatbots `user` may see, or None for "every chatbot" (no filter needed).
+
+    None lets aggregates over all chatbots use the plain time indexes instead of an IN list.
+    """
+    if user_sees_all_chatbots(user):
+        return None
+    return list(chatbots_for_user(user).values_list("id", flat=True))
+
+
+def user_may_see_chatbot(user: AbstractBaseUser | AnonymousUser, chatbot_id: int | None) -> bool:
+    if chatbot_id is None:
+        return user_sees_all_chatbots(user)
+    return chatbots_for_user(user).filter(pk=chatbot_id).exists()

@@ -1,3 +1,19 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list = []
+from . import views
+
+router = SimpleRouter()
+router.register("chatbots", views.ChatbotViewSet, basename="staff-chatbot")
+router.register("conversations", views.ConversationViewSet, basename="staff-conversation")
+router.register("turns", views.TurnViewSet, basename="staff-turn")
+router.register("evaluations", views.EvaluationViewSet, basename="staff-evaluation")
+# "feedback/" is the public voting endpoint (apps.feedback); the staff list has its own path.
+router.register("feedback-items", views.FeedbackViewSet, basename="staff-feedback")
+router.register("alert-events", views.AlertEventViewSet, basename="staff-alert-event")
+
+urlpatterns = [
+    path("stats/overview", views.StatsOverviewView.as_view(), name="stats-overview"),
+    path("stats/llm-calls", views.StatsLLMCallsView.as_view(), name="stats-llm-calls"),
+    *router.urls,
+]

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.alerts.models import AlertEvent
+from apps.chatbots.models import Chatbot
+from apps.conversations.choices import ReviewStatus
+from apps.conversations.models import Conversation, LLMCall, Turn
+from apps.evaluations.models import Evaluation
+from apps.feedback.models import Feedback
+
+from ..selectors import MAX_HOURS
+from ..services import MAX_NOTE_CHARS
+
+
+class ChatbotSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Chatbot
+        fields = [
+            "id", "name", "slug", "company", "provider", "model", "description", "monitoring_enabled",
+            "risk_threshold", "alert_on_risk", "judge_enabled", "judge_sample_rate", "judge_model",
+            "judge_flag_below", "pii_redaction_enabled", "retention_days", "created_at", "updated_at",
+        ]
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    chatbot_slug = serializers.CharField(source="chatbot.slug", read_only=True)
+    risk_level = serializers.CharField(read_only=True)
+    assignee = serializers.CharField(source="assignee.get_username", read_only=True, default=None)
+
+    class Meta:
+        model = Conversation
+        fields = [
+            "id", "chatbot", "chatbot_slug", "external_id", "end_user_hash", "channel", "started_at",
+            "last_activity_at", "turn_count", "total_tokens", "cost_usd", "error_count", "fallback_count",
+            "thumbs_up", "thumbs_down", "max_risk_score", "risk_level", "min_judge_score", "is_flagged",
+            "flag_reasons", "flagged_at", "review_status", "assignee", "reviewed_at", "metadata",
+        ]
+
+
+class TurnSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Turn
+        fields = [
+            "id", "conversation", "chatbot", "external_id", "sequence", "timestamp", "user_message",
+            "bot_response", "latency_ms", "fallback_used", "has_error", "error", "intent", "model",
+            "prompt_tokens", "completion_tokens", "tokens_estimated", "cost_usd", "total_tokens",
+            "total_cost_usd", "risk_score", "risk_level", "risk_reasons", "is_flagged", "flag_reasons",
+            "thumbs_up", "thumbs_down", "judge_status", "judge_overall", "judge_hallucination", "metadata",
+        ]
+
+
+class EvaluationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Evaluation
+        fields = [
+            "id", "turn", "chatbot", "evaluator", "evaluator_version", "status", "accuracy", "relevance",
+            "clarity", "helpfulness", "safety", "overall", "hallucination", "reasoning", "signals", "error",
+            "attempts", "llm_call", "created_at", "completed_at",
+        ]
+
+
+class FeedbackSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Feedback
+        fields = ["id", "turn", "chatbot", "rating", "comment", "source", "created_at", "updated_at"]
+
+
+class LLMCallSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LLMCall
+        fields = [
+            "id", "turn", "external_id", "purpose", "function_name", "provider", "model", "input_tokens",
+            "output_tokens", "tokens_estimated", "cost_usd", "duration_ms", "input_text", "output_text",
+            "success", "error", "timestamp", "metadata",
+        ]
+
+
+class AlertEventSerializer(serializers.ModelSerializer):
+    rule_name = serializers.CharField(source="rule.name", read_only=True, default=None)
+    chatbot_slug = serializers.CharField(source="chatbot.slug", read_only=True, default=None)
+
+    class Meta:
+        model = AlertEvent
+        fields = [
+            "id", "rule", "rule_name", "chatbot", "chatbot_slug", "turn", "status", "severity", "metric",
+            "value", "threshold", "sample_size", "message", "started_at", "last_notified_at", "notify_count",
+            "acknowledged_at", "resolved_at",
+        ]
+
+
+class TurnDetailSerializer(TurnSerializer):
+    """A turn with everything said about it; the caller prefetches the three relations."""
+
+    evaluations = EvaluationSerializer(many=True, read_only=True)
+    feedback = FeedbackSerializer(many=True, read_only=True)
+    llm_calls = LLMCallSerializer(many=True, read_only=True)
+
+    class Meta(TurnSerializer.Meta):
+        fields = [*TurnSerializer.Meta.fields, "evaluations", "feedback", "llm_calls"]
+
+
+class ConversationDetailSerializer(ConversationSerializer):
+    turns = TurnDetailSerializer(many=True, read_only=True)
+
+    class Meta(ConversationSerializer.Meta):
+        fields = [*ConversationSerializer.Meta.fields, "review_note", "turns"]
+
+
+class ConversationExportSerializer(ConversationDetailSerializer):
+    chatbot = ChatbotSerializer(read_only=True)
+
+
+class ReviewActionSerializer(serializers.Serializer):
+    ACTIONS = ("assign_to_me", "unassign", "set_status", "rerun_judge")
+
+    action = serializers.ChoiceField(choices=ACTIONS)
+    status = serializers.ChoiceField(choices=ReviewStatus.choices, required=False)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=MAX_NOTE_CHARS)
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs["action"] == "set_status" and not attrs.get("status"):
+            raise serializers.ValidationError({"status": "Required for action set_status."})
+        return attrs
+
+
+class StatsQuerySerializer(serializers.Serializer):
+    hours = serializers.IntegerField(min_value=1, max_value=MAX_HOURS, default=24, help_text="Window length, ending now.")
+    chatbot = serializers.CharField(required=False, help_text="Chatbot id or slug; all visible chatbots when absent.")
+
+
+class LLMCallStatsQuerySerializer(StatsQuerySerializer):
+    model = serializers.CharField(required=False, max_length=100)
+    function_name = serializers.CharField(required=False, max_length=200)

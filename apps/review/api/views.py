@@ -1,0 +1,184 @@
+"""The staff API: read-only lists with filters, one conversation in full, review actions, stats.
+
+Authentication is session or token, permission is staff (the DRF default, IsAdminUser), and every
+queryset is narrowed to the chatbots the user may see: an object outside that scope is a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.alerts.models import AlertEvent
+from apps.chatbots.models import Chatbot
+from apps.conversations.models import Conversation, LLMCall, Turn
+from apps.evaluations.models import Evaluation
+from apps.feedback.models import Feedback
+
+from .. import filtersets, selectors, services
+from ..access import chatbot_ids_for_user, chatbots_for_user
+from . import serializers
+
+
+class NewestFirstPagination(CursorPagination):
+    """Cursor pagination on the primary key: constant cost per page however deep the list."""
+
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class ChatbotScopedViewSet(viewsets.ReadOnlyModelViewSet):
+    pagination_class = NewestFirstPagination
+    scope_field = "chatbot"
+
+    def get_queryset(self) -> QuerySet:
+        queryset = super().get_queryset()
+        return queryset.filter(**{f"{self.scope_field}__in": chatbots_for_user(self.request.user)})
+
+
+class ChatbotViewSet(ChatbotScopedViewSet):
+    queryset = Chatbot.objects.all()
+    serializer_class = serializers.ChatbotSerializer
+    filterset_class = filtersets.ChatbotFilterSet
+    scope_field = "pk"
+
+
+class ConversationViewSet(ChatbotScopedViewSet):
+    queryset = Conversation.objects.select_related("chatbot", "assignee")
+    serializer_class = serializers.ConversationSerializer
+    filterset_class = filtersets.ConversationFilterSet
+
+    def get_queryset(self) -> QuerySet:
+        queryset = super().get_queryset()
+        if self.action in ("retrieve", "export"):
+            queryset = queryset.prefetch_related(
+                Prefetch(
+                    "turns",
+                    queryset=Turn.objects.order_by("sequence", "id").prefetch_related(
+                        "evaluations", "feedback",
+                        Prefetch("llm_calls", queryset=LLMCall.objects.order_by("timestamp", "id")),
+                    ),
+                )
+            )
+        return queryset
+
+    def get_serializer_class(self) -> type:
+        if self.action == "retrieve":
+            return serializers.ConversationDetailSerializer
+        return super().get_serializer_class()
+
+    @extend_schema(responses=serializers.ConversationExportSerializer, description="The conversation as JSON; audit-logged.")
+    @action(detail=True, methods=["get"])
+    def export(self, request: Request, pk: str | None = None) -> Response:
+        conversation = self.get_object()
+        data = services.conversation_export(conversation_id=conversation.pk, actor=request.user)
+        filename = f"conversation-{conversation.pk}.json"
+        return Response(data, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+    @extend_schema(request=serializers.ReviewActionSerializer, responses=serializers.ConversationSerializer,
+                   description="Assign to me, unassign, set the review status (with a note), or re-run the judge.")
+    @action(detail=True, methods=["post"])
+    def review(self, request: Request, pk: str | None = None) -> Response:
+        conversation = self.get_object()
+        if not request.user.has_perm("conversations.change_conversation"):
+            raise PermissionDenied("Reviewing needs the 'change conversation' permission.")
+        form = serializers.ReviewActionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        ids = [conversation.pk]
+        try:
+            if data["action"] == "assign_to_me":
+                services.conversations_assign(conversation_ids=ids, actor=request.user, assignee=request.user)
+            elif data["action"] == "unassign":
+                services.conversations_assign(conversation_ids=ids, actor=request.user, assignee=None)
+            elif data["action"] == "set_status":
+                services.conversations_review_status_set(
+                    conversation_ids=ids, actor=request.user, status=data["status"], note=data.get("note", "")
+                )
+            else:
+                services.conversations_judge_rerun(conversation_ids=ids, actor=request.user)
+        except services.ReviewError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        conversation.refresh_from_db()
+        return Response(serializers.ConversationSerializer(conversation).data)
+
+
+class TurnViewSet(ChatbotScopedViewSet):
+    queryset = Turn.objects.all()
+    serializer_class = serializers.TurnSerializer
+    filterset_class = filtersets.TurnFilterSet
+
+
+class EvaluationViewSet(ChatbotScopedViewSet):
+    queryset = Evaluation.objects.all()
+    serializer_class = serializers.EvaluationSerializer
+    filterset_class = filtersets.EvaluationFilterSet
+
+
+class FeedbackViewSet(ChatbotScopedViewSet):
+    queryset = Feedback.objects.all()
+    serializer_class = serializers.FeedbackSerializer
+    filterset_class = filtersets.FeedbackFilterSet
+
+
+class AlertEventViewSet(ChatbotScopedViewSet):
+    queryset = AlertEvent.objects.select_related("rule", "chatbot")
+    serializer_class = serializers.AlertEventSerializer
+    filterset_class = filtersets.AlertEventFilterSet
+
+    def get_queryset(self) -> QuerySet:
+        queryset = AlertEvent.objects.select_related("rule", "chatbot")
+        ids = chatbot_ids_for_user(self.request.user)
+        # Events of all-chatbot rules (no chatbot) only for those who see every chatbot.
+        return queryset if ids is None else queryset.filter(chatbot_id__in=ids)
+
+
+def stats_scope(request: Request, query: dict[str, Any]) -> list[int] | None:
+    """The chatbot ids the stats cover: the one asked for (404 if not visible) or all visible."""
+    visible = chatbots_for_user(request.user)
+    wanted = query.get("chatbot")
+    if not wanted:
+        return chatbot_ids_for_user(request.user)
+    lookup = {"pk": int(wanted)} if wanted.isdigit() else {"slug": wanted}
+    chatbot_id = visible.filter(**lookup).values_list("id", flat=True).first()
+    if chatbot_id is None:
+        raise Http404("No such chatbot.")
+    return [chatbot_id]
+
+
+class StatsOverviewView(APIView):
+    @extend_schema(parameters=[serializers.StatsQuerySerializer], responses=OpenApiTypes.OBJECT,
+                   description="The dashboard's figures: totals, rates, latency percentiles, judge average, "
+                               "cost per day, risk distribution, volume by hour, top clusters, open alerts.")
+    def get(self, request: Request) -> Response:
+        query = serializers.StatsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        chatbot_ids = stats_scope(request, query.validated_data)
+        return Response(selectors.stats_overview(chatbot_ids=chatbot_ids, hours=query.validated_data["hours"]))
+
+
+class StatsLLMCallsView(APIView):
+    @extend_schema(parameters=[serializers.LLMCallStatsQuerySerializer], responses=OpenApiTypes.OBJECT,
+                   description="LLM calls by model and function: calls, tokens, cost, latency percentiles, error rate.")
+    def get(self, request: Request) -> Response:
+        query = serializers.LLMCallStatsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        chatbot_ids = stats_scope(request, data)
+        return Response(selectors.stats_llm_calls(
+            chatbot_ids=chatbot_ids, hours=data["hours"], model=data.get("model"), function_name=data.get("function_name"),
+        ))
+

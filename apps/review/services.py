@@ -1,0 +1,132 @@
+"""Review actions on conversations: assign, set status with a note, re-run the judge, export.
+
+Every action is scoped to the chatbots the actor may see (the callers check too; this is the
+last line) and writes one AuditEvent per conversation it changed. Audit data holds ids and
+statuses only: a reviewer's note is user text and stays on the conversation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from apps.audit.services import audit_event_record
+from apps.conversations.choices import ReviewStatus
+from apps.conversations.models import Conversation, LLMCall, Turn
+from apps.evaluations.services import judge_rerun
+
+from .access import chatbots_for_user
+
+# Statuses a reviewer sets by hand; "new" is where a flagged conversation starts.
+SETTABLE_STATUSES = (ReviewStatus.IN_REVIEW, ReviewStatus.RESOLVED, ReviewStatus.FALSE_POSITIVE, ReviewStatus.NEW)
+DONE_STATUSES = (ReviewStatus.RESOLVED, ReviewStatus.FALSE_POSITIVE)
+MAX_NOTE_CHARS = 5000
+
+
+class ReviewError(Exception):
+    """A review action that cannot be done as asked (bad status, judge unavailable, …)."""
+
+
+def _scoped_conversations(*, actor: AbstractBaseUser, conversation_ids: Iterable[int]) -> list[Conversation]:
+    return list(
+        Conversation.objects.filter(pk__in=list(conversation_ids), chatbot__in=chatbots_for_user(actor))
+        .select_related("chatbot")
+        .order_by("pk")
+    )
+
+
+def conversations_assign(*, conversation_ids: Iterable[int], actor: AbstractBaseUser,
+                         assignee: AbstractBaseUser | None) -> int:
+    """Assign (or unassign, with None) conversations; a "new" one moves to "in review" when assigned."""
+    changed = 0
+    with transaction.atomic():
+        for conversation in _scoped_conversations(actor=actor, conversation_ids=conversation_ids):
+            previous = conversation.assignee_id
+            new_id = assignee.pk if assignee is not None else None
+            if previous == new_id:
+                continue
+            updates: dict[str, Any] = {"assignee_id": new_id}
+            if assignee is not None and conversation.review_status == ReviewStatus.NEW:
+                updates["review_status"] = ReviewStatus.IN_REVIEW
+            # Compare-and-set on the old assignee: two reviewers clicking at once, one wins.
+            if not Conversation.objects.filter(pk=conversation.pk, assignee_id=previous).update(**updates):
+                continue
+            changed += 1
+            audit_event_record(
+                action="review.assign", actor=actor, target=conversation, chatbot=conversation.chatbot,
+                data={"assignee_id": new_id, "previous_assignee_id": previous,
+                      "review_status": str(updates.get("review_status", conversation.review_status))},
+            )
+    return changed
+
+
+def conversations_review_status_set(*, conversation_ids: Iterable[int], actor: AbstractBaseUser,
+                                    status: str, note: str = "") -> int:
+    """Set the review status of conversations, appending `note` (stamped with who and when)."""
+    if status not in SETTABLE_STATUSES:
+        raise ReviewError(f"Unknown review status {status!r}.")
+    note = (note or "").strip()
+    if len(note) > MAX_NOTE_CHARS:
+        raise ReviewError(f"The note is longer than {MAX_NOTE_CHARS} characters.")
+    now = timezone.now()
+    changed = 0
+    with transaction.atomic():
+        for conversation in _scoped_conversations(actor=actor, conversation_ids=conversation_ids):
+            previous = conversation.review_status
+            if previous == status and not note:
+                continue
+            review_note = conversation.review_note
+            if note:
+                stamp = f"[{now:%Y-%m-%d %H:%M} UTC, {actor.get_username()}, {ReviewStatus(status).label}]"
+                review_note = f"{review_note}\n\n{stamp} {note}".strip()
+            updates: dict[str, Any] = {"review_status": status, "review_note": review_note}
+            updates["reviewed_at"] = now if status in DONE_STATUSES else None
+            if status != ReviewStatus.NEW and conversation.assignee_id is None:
+                updates["assignee_id"] = actor.pk  # whoever decides owns the decision
+            Conversation.objects.filter(pk=conversation.pk).update(**updates)
+            changed += 1
+            audit_event_record(
+                action="review.status", actor=actor, target=conversation, chatbot=conversation.chatbot,
+                data={"from": previous, "to": status, "note_chars": len(note)},
+            )
+    return changed
+
+
+def conversations_judge_rerun(*, conversation_ids: Iterable[int], actor: AbstractBaseUser) -> int:
+    """Queue a fresh judge run for every turn of the conversations; returns the number of turns.
+
+    `judge_rerun` writes the AuditEvent ("judge.rerun") per conversation itself.
+    """
+    conversations = _scoped_conversations(actor=actor, conversation_ids=conversation_ids)
+    turn_ids = list(Turn.objects.filter(conversation__in=conversations).order_by("pk").values_list("pk", flat=True))
+    if not turn_ids:
+        return 0
+    return judge_rerun(turn_ids=turn_ids, actor=actor)
+
+
+def conversation_export(*, conversation_id: int, actor: AbstractBaseUser) -> dict[str, Any]:
+    """The conversation with turns, evaluations, feedback and LLM calls as a JSON-ready dict."""
+    from .api.serializers import ConversationExportSerializer
+
+    conversation = (
+        Conversation.objects.filter(pk=conversation_id, chatbot__in=chatbots_for_user(actor))
+        .select_related("chatbot", "assignee")
+        .prefetch_related(
+            Prefetch("turns", queryset=Turn.objects.order_by("sequence", "id").prefetch_related(
+                "evaluations", "feedback", Prefetch("llm_calls", queryset=LLMCall.objects.order_by("timestamp", "id")),
+            )),
+        )
+        .first()
+    )
+    if conversation is None:
+        raise Conversation.DoesNotExist(conversation_id)
+    audit_event_record(
+        action="review.export", actor=actor, target=conversation, chatbot=conversation.chatbot,
+        data={"turns": conversation.turn_count, "format": "json"},
+    )
+    return ConversationExportSerializer(conversation).data

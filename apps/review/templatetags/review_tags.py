@@ -1,0 +1,66 @@
+"""Small formatting filters for the dashboard and the review page. Output stays auto-escaped:
+none of these marks anything safe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from apps.conversations.choices import FlagReason
+
+register = template.Library()
+
+
+@register.filter
+def percent(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 100:.{digits}f} %"
+
+
+@register.filter
+def usd(value: Any) -> str:
+    if value is None:
+        return "—"
+    value = float(value)
+    return f"${value:,.2f}" if value >= 1 else f"${value:.4f}"
+
+
+@register.filter
+def number(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}" if digits else f"{int(round(value)):,}"
+
+
+@register.filter
+def flag_reason(value: str) -> str:
+    return FlagReason(value).label if value in FlagReason.values else str(value)
+
+
+@register.filter
+def risk_reason(reason: Any) -> str:
+    """One matched rule as text: '<rule> (+points, severity): matched …' from whatever shape it has."""
+    if not isinstance(reason, dict):
+        return str(reason)
+    name = reason.get("rule") or reason.get("name") or reason.get("rule_name") or reason.get("code") or "rule"
+    parts = [str(name)]
+    details = []
+    if reason.get("points") is not None:
+        details.append(f"+{reason['points']}")
+    for key in ("severity", "field", "applies_to"):
+        if reason.get(key):
+            details.append(str(reason[key]))
+    if details:
+        parts.append(f"({', '.join(details)})")
+    matched = reason.get("matched") or reason.get("match") or reason.get("matches") or reason.get("keyword")
+    if matched:
+        matched_text = ", ".join(map(str, matched)) if isinstance(matched, list | tuple) else str(matched)
+        parts.append(f"matched: {matched_text}")
+    return " ".join(parts)
+
+
+@register.filter
+def score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
