@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from apps.core.admin import LargeTableAdmin
+from apps.review.admin_mixins import ChatbotScopedAdminMixin
 
 from . import services
 from .choices import DeliveryStatus, EventStatus, NotificationKind
@@ -69,7 +70,7 @@ class NotificationChannelAdmin(admin.ModelAdmin):
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(admin.ModelAdmin):
+class AlertRuleAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
     list_display = (
         "name", "chatbot_or_all", "condition", "severity", "state", "last_value_display", "last_sample_size",
         "last_checked_at", "short_error", "is_enabled",
@@ -135,7 +136,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(AlertEvent)
-class AlertEventAdmin(LargeTableAdmin):
+class AlertEventAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     list_display = (
         "id", "title_display", "chatbot", "status", "severity", "value_display", "threshold", "started_at",
         "acknowledged_at", "resolved_at", "notify_count",
@@ -198,7 +199,8 @@ class AlertEventAdmin(LargeTableAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(LargeTableAdmin):
+class DeliveryAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
+    chatbot_scope_field = "event__chatbot"
     list_display = ("id", "created_at", "channel", "kind", "event", "status", "attempts", "response_code", "short_error", "sent_at")
     list_filter = ("status", "kind", "channel")
     list_select_related = ("channel", "event", "event__rule")

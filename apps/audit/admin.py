@@ -1,12 +1,13 @@
 from django.contrib import admin
 
 from apps.core.admin import LargeTableAdmin
+from apps.review.admin_mixins import ChatbotScopedAdminMixin
 
 from .models import AuditEvent
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(LargeTableAdmin):
+class AuditEventAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     list_display = ("created_at", "actor_label", "action", "object_type", "object_id", "object_repr", "chatbot")
     list_filter = ("action", "object_type", "chatbot")
     list_select_related = ("chatbot",)

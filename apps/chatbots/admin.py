@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 
 from apps.audit.services import audit_event_record
 from apps.clustering.admin import cluster_admin_action
+from apps.review.admin_mixins import ChatbotScopedAdminMixin
 
 from .models import ApiKey, Chatbot
 from .services import api_key_revoke
@@ -20,7 +21,8 @@ class ApiKeyInline(admin.TabularInline):
 
 
 @admin.register(Chatbot)
-class ChatbotAdmin(admin.ModelAdmin):
+class ChatbotAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
+    chatbot_scope_field = "pk"
     list_display = ("name", "slug", "company", "provider", "model", "monitoring_enabled", "judge_enabled", "judge_sample_rate", "risk_threshold")
     list_filter = ("provider", "monitoring_enabled", "judge_enabled", "pii_redaction_enabled")
     search_fields = ("name", "slug", "company")
@@ -40,7 +42,7 @@ class ChatbotAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
     list_display = ("__str__", "chatbot", "name", "created_at", "last_used_at", "revoked_at")
     list_filter = ("chatbot", ("revoked_at", admin.EmptyFieldListFilter))
     list_select_related = ("chatbot",)

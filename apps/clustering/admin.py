@@ -12,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from apps.review.access import chatbots_for_user
+from apps.review.admin_mixins import ChatbotScopedAdminMixin
 
 from .embeddings import EMBEDDING_BACKENDS
 from .models import Cluster, ClusterRun, TurnEmbedding
@@ -206,7 +207,8 @@ class ClusterAdmin(ScopedToChatbotsMixin, admin.ModelAdmin):
 
 
 @admin.register(TurnEmbedding)
-class TurnEmbeddingAdmin(admin.ModelAdmin):
+class TurnEmbeddingAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
+    chatbot_scope_field = "turn__chatbot"
     list_display = ("turn", "embedder", "dimensions", "created_at")
     list_filter = ("embedder",)
     raw_id_fields = ("turn",)

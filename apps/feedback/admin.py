@@ -12,6 +12,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from apps.core.admin import LargeTableAdmin
+from apps.review.admin_mixins import ChatbotScopedAdminMixin
 
 from .models import Feedback
 from .services import feedback_delete
@@ -101,7 +102,7 @@ class ConversationFilter(admin.SimpleListFilter):
 
 
 @admin.register(Feedback)
-class FeedbackAdmin(LargeTableAdmin):
+class FeedbackAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     list_display = (
         "created_at",
         "rating",

@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from apps.review.admin_mixins import ChatbotScopedAdminMixin
+
 from .models import PendingSpanContent
 
 
 @admin.register(PendingSpanContent)
-class PendingSpanContentAdmin(admin.ModelAdmin):
+class PendingSpanContentAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
     """Read-only: what log events are waiting for their span (a symptom of a missing traces exporter)."""
 
     list_display = ("trace_id", "span_id", "chatbot", "first_event_at", "received_at")

@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from apps.review.admin_mixins import ChatbotScopedAdminMixin
+
 from .models import DetectionRule
 
 
 @admin.register(DetectionRule)
-class DetectionRuleAdmin(admin.ModelAdmin):
+class DetectionRuleAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
     list_display = ("name", "chatbot", "applies_to", "points", "severity", "is_active", "updated_at")
     list_filter = ("is_active", "severity", "applies_to", "chatbot")
     list_select_related = ("chatbot",)
