@@ -32,13 +32,13 @@ def _sentence(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "?"
 
 
-def make_batches(count: int, size: int, *, with_tokens: bool, seed: int = 1) -> list[bytes]:
+def make_batches(count: int, size: int, *, with_tokens: bool, seed: int = 1, tag: str = "bench") -> list[bytes]:
     rng = random.Random(seed)
     batches = []
     for b in range(count):
         turns = []
         for i in range(size):
-            conversation = f"bench-{b}-{i // 10}"
+            conversation = f"{tag}-{b}-{i // 10}"
             turn = {
                 "conversation_id": conversation, "turn_id": f"{conversation}-{i % 10}", "user_id": f"user-{rng.randrange(5000)}",
                 "channel": "website", "user_message": _sentence(rng, rng.randrange(6, 30)),
@@ -192,7 +192,7 @@ def main() -> None:
     print(f"judge sample rate {args.judge_sample_rate}; PII redaction {args.redaction}; "
           f"token counts {'counted by the server' if args.count_tokens else 'sent by the bot'}")
     with Gunicorn(env, port=args.port, workers=args.workers):
-        run_batches(args.port, key, make_batches(2, args.batch_size, with_tokens=True, seed=99), 1)  # warm-up
+        run_batches(args.port, key, make_batches(2, args.batch_size, with_tokens=True, seed=99, tag="warmup"), 1)  # warm-up
         elapsed, count, durations = run_batches(args.port, key, batches, args.batch_clients)
         turns = count * args.batch_size
         durations.sort()

@@ -23,8 +23,10 @@ from django.utils.text import Truncator
 
 from apps.audit.models import AuditEvent
 from apps.core.admin import LargeTableAdmin
+from apps.evaluations.admin import EvaluationInline
 from apps.evaluations.models import Evaluation
 from apps.feedback.admin import FeedbackInline, RatingListFilter
+from apps.privacy.admin import erase_end_user_admin_action
 from apps.review import services as review_services
 from apps.review.access import chatbot_ids_for_user, user_sees_all_chatbots
 from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
@@ -33,12 +35,6 @@ from apps.review.selectors import queue_neighbours
 
 from .choices import Channel, FlagReason, ReviewStatus, RiskLevel
 from .models import Conversation, LLMCall, Turn
-
-try:  # The judge helper's inline; guarded only until apps.evaluations.admin provides it.
-    from apps.evaluations.admin import EvaluationInline
-except ImportError:  # pragma: no cover
-    EvaluationInline = None
-
 
 # --- list filters ---------------------------------------------------------------------------
 
@@ -165,7 +161,8 @@ class ConversationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     search_fields = ("external_id",)  # replaced by get_search_results: exact id or turn text
     search_help_text = "Conversation id (exact) or words from a user message or bot answer."
     ordering = ("-last_activity_at", "-id")
-    actions = ("assign_to_me", "mark_in_review", "mark_resolved", "mark_false_positive", "rerun_judge", "export_json")
+    actions = ("assign_to_me", "mark_in_review", "mark_resolved", "mark_false_positive", "rerun_judge", "export_json",
+               erase_end_user_admin_action)
     review_template = "admin/review/conversation_review.html"
 
     # The review page replaces the edit form; these pages stay Django's.
@@ -350,10 +347,7 @@ class TurnAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     ordering = ("-timestamp", "-id")
 
     def get_inlines(self, request: HttpRequest, obj: Turn | None) -> list:
-        inlines: list = [LLMCallInline, FeedbackInline]
-        if EvaluationInline is not None:
-            inlines.insert(0, EvaluationInline)
-        return inlines
+        return [EvaluationInline, LLMCallInline, FeedbackInline]
 
     @admin.display(description="User message")
     def short_user_message(self, obj: Turn) -> str:

@@ -36,8 +36,19 @@ def price_for(model: str, at: date | None = None) -> tuple[Decimal, Decimal] | N
     name = (model or "").lower().split("/")[-1]
     if not name:
         return None
-    on = at or date.today()
-    for pattern, valid_from, input_price, output_price in _prices():
+    prices = _prices()
+    key = (name, at or date.today())
+    memo: dict = _state.setdefault("memo", {})  # type: ignore[assignment]
+    if memo.get("_for") is not prices:  # a reload of the prices empties the memo
+        memo.clear()
+        memo["_for"] = prices
+    if key not in memo:
+        memo[key] = _price_lookup(prices, *key)
+    return memo[key]
+
+
+def _price_lookup(prices: list, name: str, on: date) -> tuple[Decimal, Decimal] | None:
+    for pattern, valid_from, input_price, output_price in prices:
         if valid_from <= on and fnmatch.fnmatchcase(name, pattern):
             return input_price, output_price
     return None

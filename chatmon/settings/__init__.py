@@ -248,6 +248,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models share field names with different choices; name the enums explicitly.
+    "ENUM_NAME_OVERRIDES": {
+        "RiskLevelEnum": "apps.conversations.choices.RiskLevel",
+        "ReviewStatusEnum": "apps.conversations.choices.ReviewStatus",
+        "EvaluationStatusEnum": "apps.evaluations.choices.EvaluationStatus",
+        "AlertEventStatusEnum": "apps.alerts.choices.EventStatus",
+        "ClusterRunStatusEnum": "apps.clustering.choices.RunStatus",
+        "RatingEnum": "apps.feedback.choices.Rating",
+    },
 }
 
 # --- Email ---------------------------------------------------------------------------------

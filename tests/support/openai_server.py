@@ -8,6 +8,9 @@ real `openai` client. Responses are scripted per test:
         server.script_chat(ScriptedResponse(content='{"accuracy": 9, ...}'))
         settings.OPENAI_BASE_URL = server.base_url
 
+`OpenAIServer(reject_json_schema=True)` answers 400 to `response_format: json_schema`, like a
+server without structured outputs.
+
 Unscripted chat requests are answered by `server.chat_handler(request_json) -> str` (content);
 embeddings are deterministic bag-of-words vectors (`server.embedding_dimensions` wide), so the
 same text always gives the same vector and texts sharing words are close.
@@ -61,18 +64,28 @@ def bag_of_words_vector(text: str, dimensions: int) -> list[float]:
     return vector.tolist()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The stdlib default backlog (5) drops connections when many clients connect at once
+    # (a benchmark's 32 workers), and the kernel's SYN retry adds seconds to those requests.
+    request_queue_size = 256
+
+
 class OpenAIServer:
     def __init__(self, *, chat_handler: Callable[[dict[str, Any]], str] | None = None,
-                 chat_delay: float = 0.0, embedding_dimensions: int = 64) -> None:
+                 chat_delay: float = 0.0, embedding_dimensions: int = 64,
+                 reject_json_schema: bool = False) -> None:
         self.chat_handler = chat_handler or _default_chat
+        # Behave like servers without structured outputs (older vLLM/Ollama): a 400 for
+        # response_format json_schema, before any scripted response is used.
+        self.reject_json_schema = reject_json_schema
         self.chat_delay = chat_delay
         self.embedding_dimensions = embedding_dimensions
         self.chat_script: deque[ScriptedResponse] = deque()
         self.embedding_script: deque[ScriptedResponse] = deque()
         self.requests: list[dict[str, Any]] = []  # {"path", "headers", "json"}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -119,7 +132,14 @@ class OpenAIServer:
                     payload = {}
                 with server._lock:
                     server.requests.append({"path": self.path, "headers": dict(self.headers), "json": payload})
-                if self.path.endswith("/chat/completions"):
+                if self.path.endswith("/chat/completions") and server.reject_json_schema and (
+                    (payload.get("response_format") or {}).get("type") == "json_schema"
+                ):
+                    self._send(400, {"error": {
+                        "message": "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
+                        "type": "invalid_request_error", "param": "response_format", "code": None,
+                    }})
+                elif self.path.endswith("/chat/completions"):
                     self._answer(server._next(server.chat_script), payload, server._chat_body)
                 elif self.path.endswith("/embeddings"):
                     self._answer(server._next(server.embedding_script), payload, server._embedding_body)

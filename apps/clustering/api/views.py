@@ -1,10 +1,10 @@
 """Staff API: cluster runs, clusters and their turns; reviewers see only their chatbots."""
 
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404  # 404, not 500, for a non-numeric id
 from rest_framework.pagination import CursorPagination, LimitOffsetPagination
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request

@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import views
+
+urlpatterns = [
+    # `path:` so ids holding "/" (e.g. "tenant/42") can be erased too.
+    path("end-users/<path:user_id>", views.EndUserErasureView.as_view(), name="end-user-erase"),
+]

@@ -1,0 +1,38 @@
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework.response import Response
+
+from apps.ingest.api.base import BotAPIView
+from apps.ingest.api.serializers import ErrorSerializer
+
+from ..services import end_user_erase
+from .serializers import ErasureResultSerializer
+
+MAX_USER_ID_CHARS = 255
+
+
+class EndUserErasureView(BotAPIView):
+    """Right to erasure, called by the bot with its own API key."""
+
+    @extend_schema(
+        operation_id="end_user_erase",
+        summary="Erase everything stored about one end user of this chatbot",
+        description=(
+            "Deletes the end user's conversations, turns, LLM calls, evaluations, feedback and cached "
+            "embeddings for the key's chatbot, and their votes on other conversations, then answers with "
+            "the counts. Idempotent: erasing an unknown or already erased user answers 200 with zeros. "
+            "`user_id` is the same id the bot sends at ingest (URL-encode it)."
+        ),
+        parameters=[OpenApiParameter("user_id", str, OpenApiParameter.PATH, description="The bot's end-user id.")],
+        responses={200: ErasureResultSerializer, 400: ErrorSerializer, 401: ErrorSerializer, 429: ErrorSerializer},
+        examples=[OpenApiExample("Erased", response_only=True, value={
+            "end_user": "3f9a1c0d2b7e", "deleted": {"conversations": 3, "turns": 41, "llm_calls": 44, "evaluations": 41,
+                                                   "feedback": 2, "embeddings": 1, "cluster_memberships": 1}})],
+        tags=["privacy"],
+    )
+    def delete(self, request, user_id: str):
+        if not user_id.strip() or len(user_id) > MAX_USER_ID_CHARS:
+            return Response({"detail": f"user_id must be 1 to {MAX_USER_ID_CHARS} characters."}, status=400)
+        result = end_user_erase(
+            chatbot=request.user.chatbot, user_id=user_id, actor_label=str(request.user), via="api"
+        )
+        return Response({"end_user": result.hash_prefix, "deleted": result.counts})

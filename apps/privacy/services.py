@@ -1,0 +1,273 @@
+"""Erasure and retention: delete an end user's data, or everything past a chatbot's retention.
+
+Both delete whole conversations in bounded batches, one short transaction per batch, taking
+the conversation row locks first (the lock order of apps/conversations/services.py) so they
+never deadlock with ingest, feedback or the judge. Deleting a conversation cascades to its
+turns, LLM calls (the bot's and the judge's), evaluations, feedback, cached embeddings and
+cluster memberships; the clusters that lost members are recounted afterwards so the clustering
+browse stays consistent. Every run writes one AuditEvent with counts, never personal data.
+"""
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Avg, Count, Max, Min
+from django.utils import timezone
+
+from apps.audit.services import audit_event_record
+from apps.chatbots.models import Chatbot
+from apps.clustering.models import Cluster, ClusterMember, ClusterRun
+from apps.conversations.models import Conversation, LLMCall
+from apps.feedback.models import Feedback
+
+from .hashing import end_user_hash
+
+logger = logging.getLogger(__name__)
+
+# Django's collector labels → the names the API and the audit log use.
+_COUNTED = {
+    "conversations.Conversation": "conversations",
+    "conversations.Turn": "turns",
+    "conversations.LLMCall": "llm_calls",
+    "evaluations.Evaluation": "evaluations",
+    "feedback.Feedback": "feedback",
+    "clustering.TurnEmbedding": "embeddings",
+    "clustering.ClusterMember": "cluster_memberships",
+}
+
+
+@dataclass
+class DeletionCounts:
+    counts: Counter = field(default_factory=Counter)
+
+    def add(self, per_model: dict[str, int]) -> None:
+        for label, n in per_model.items():
+            if label in _COUNTED:
+                self.counts[_COUNTED[label]] += n
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: self.counts.get(name, 0) for name in _COUNTED.values()}
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def _conversations_delete(*, ids: list[int], extra_filter: dict[str, Any] | None = None) -> tuple[dict[str, int], set[int]]:
+    """Delete these conversations (re-checked under lock) in one transaction.
+
+    Returns the per-model counts and the clusters that lost members.
+    """
+    with transaction.atomic():
+        locked = list(
+            Conversation.objects.select_for_update()
+            .filter(pk__in=ids, **(extra_filter or {}))
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+        if not locked:
+            return {}, set()
+        clusters = set(
+            ClusterMember.objects.filter(turn__conversation_id__in=locked).values_list("cluster_id", flat=True).distinct()
+        )
+        _, per_model = Conversation.objects.filter(pk__in=locked).delete()
+    return per_model, clusters
+
+
+def clusters_recount(*, cluster_ids: set[int]) -> None:
+    """Bring clusters in line with the members left: size, share, dates, average judge score.
+
+    A cluster left empty is deleted (its label was drawn from the erased turns). The run's
+    turn_count/cluster_count/noise_count follow, and representatives are topped up from the
+    nearest remaining members.
+    """
+    if not cluster_ids:
+        return
+    run_ids = set(Cluster.objects.filter(pk__in=cluster_ids).values_list("run_id", flat=True))
+    representatives = settings.CLUSTERING_REPRESENTATIVES if hasattr(settings, "CLUSTERING_REPRESENTATIVES") else 5
+    with transaction.atomic():
+        for run in ClusterRun.objects.select_for_update().filter(pk__in=run_ids).order_by("id"):
+            clusters = list(
+                Cluster.objects.filter(run=run).annotate(
+                    member_count=Count("members"),
+                    judge_avg=Avg("members__turn__judge_overall"),
+                    first=Min("members__turn__timestamp"),
+                    last=Max("members__turn__timestamp"),
+                )
+            )
+            total = sum(c.member_count for c in clusters)
+            for cluster in clusters:
+                if cluster.member_count == 0:
+                    cluster.delete()
+                    continue
+                if cluster.pk in cluster_ids:
+                    shown = cluster.members.filter(is_representative=True).count()
+                    wanted = min(representatives, cluster.member_count)
+                    if shown < wanted:
+                        promote = list(
+                            cluster.members.filter(is_representative=False).order_by("distance")
+                            .values_list("id", flat=True)[: wanted - shown]
+                        )
+                        ClusterMember.objects.filter(pk__in=promote).update(is_representative=True)
+                Cluster.objects.filter(pk=cluster.pk).update(
+                    size=cluster.member_count,
+                    share=cluster.member_count / total if total else 0.0,
+                    avg_judge_score=cluster.judge_avg,
+                    first_at=cluster.first,
+                    last_at=cluster.last,
+                )
+            kept = [c for c in clusters if c.member_count]
+            ClusterRun.objects.filter(pk=run.pk).update(
+                turn_count=total,
+                cluster_count=sum(1 for c in kept if not c.is_noise),
+                noise_count=sum(c.member_count for c in kept if c.is_noise),
+            )
+
+
+@dataclass
+class ErasureResult:
+    end_user_hash: str
+    counts: dict[str, int]
+
+    @property
+    def hash_prefix(self) -> str:
+        return self.end_user_hash[:12]
+
+
+def end_user_erase(
+    *,
+    chatbot: Chatbot,
+    user_id: str | None = None,
+    hashed_id: str | None = None,
+    actor: Any = None,
+    actor_label: str = "",
+    via: str = "api",
+    batch_size: int = 200,
+) -> ErasureResult:
+    """Erase every conversation of one end user of one chatbot, and their votes elsewhere.
+
+    1. The end user is found by the same HMAC ingest stores (or by a stored hash, from the admin).
+    2. Their conversations go in batches (cascading to turns, calls, evaluations, feedback,
+       embeddings, cluster memberships).
+    3. Their votes on other people's conversations of this chatbot go through the feedback
+       service, so those turns' and conversations' thumbs counters stay exact.
+    4. Clusters that lost members are recounted; one AuditEvent records the counts.
+    """
+    if not hashed_id:
+        if not user_id:
+            raise ValueError("user_id or hashed_id is required")
+        hashed_id = end_user_hash(chatbot_id=chatbot.pk, user_id=user_id)
+    totals = DeletionCounts()
+    touched_clusters: set[int] = set()
+    while True:
+        ids = list(
+            Conversation.objects.filter(chatbot=chatbot, end_user_hash=hashed_id)
+            .order_by("id").values_list("id", flat=True)[:batch_size]
+        )
+        if not ids:
+            break
+        per_model, clusters = _conversations_delete(ids=ids, extra_filter={"end_user_hash": hashed_id})
+        totals.add(per_model)
+        touched_clusters |= clusters
+
+    from apps.feedback.services import feedback_delete
+
+    for feedback_id in Feedback.objects.filter(chatbot=chatbot, voter_key=hashed_id).values_list("id", flat=True):
+        if feedback_delete(feedback_id=feedback_id):
+            totals.counts["feedback"] += 1
+    clusters_recount(cluster_ids=touched_clusters)
+
+    result = ErasureResult(end_user_hash=hashed_id, counts=totals.as_dict())
+    audit_event_record(
+        action="privacy.end_user_erased",
+        actor=actor,
+        actor_label=actor_label,
+        chatbot=chatbot,
+        data={"end_user_hash_prefix": result.hash_prefix, "via": via, "deleted": result.counts},
+    )
+    return result
+
+
+def conversations_erase(*, conversation_ids: list[int], actor: Any = None) -> dict[int, ErasureResult]:
+    """The admin action: erase the end users of these conversations (or, when a conversation
+    has no end user, that conversation alone). One AuditEvent per end user / conversation."""
+    results: dict[int, ErasureResult] = {}
+    rows = Conversation.objects.filter(pk__in=conversation_ids).values_list("id", "chatbot_id", "end_user_hash")
+    done: set[tuple[int, str]] = set()
+    chatbots = {c.pk: c for c in Chatbot.objects.filter(pk__in={r[1] for r in rows})}
+    for conversation_id, chatbot_id, hashed in rows:
+        chatbot = chatbots[chatbot_id]
+        if hashed:
+            if (chatbot_id, hashed) in done:
+                continue
+            done.add((chatbot_id, hashed))
+            results[conversation_id] = end_user_erase(chatbot=chatbot, hashed_id=hashed, actor=actor, via="admin")
+            continue
+        per_model, clusters = _conversations_delete(ids=[conversation_id])
+        clusters_recount(cluster_ids=clusters)
+        counts = DeletionCounts()
+        counts.add(per_model)
+        results[conversation_id] = ErasureResult(end_user_hash="", counts=counts.as_dict())
+        audit_event_record(
+            action="privacy.conversation_erased", actor=actor, chatbot=chatbot,
+            data={"conversation_id": conversation_id, "via": "admin", "deleted": counts.as_dict()},
+        )
+    return results
+
+
+def retention_purge(*, now: datetime | None = None, batch_size: int | None = None) -> dict[str, Any]:
+    """Delete conversations whose last activity is older than their chatbot's retention_days.
+
+    Bounded batches (PRIVACY_RETENTION_BATCH ids per transaction) keep each lock short; the
+    age is re-checked under the lock, so a conversation that just got a new turn survives.
+    chatmon's own model calls with no conversation (cluster labels, embeddings) hold turn
+    text too and follow the same cut-off. One AuditEvent per chatbot that lost data, and one
+    for the run.
+    """
+    now = now or timezone.now()
+    batch_size = batch_size or settings.PRIVACY_RETENTION_BATCH
+    report: dict[str, Any] = {"chatbots": {}, "deleted": Counter()}
+    touched_clusters: set[int] = set()
+    for chatbot in Chatbot.objects.filter(retention_days__gt=0).order_by("id"):
+        cutoff = now - timedelta(days=chatbot.retention_days)
+        totals = DeletionCounts()
+        while True:
+            ids = list(
+                Conversation.objects.filter(chatbot=chatbot, last_activity_at__lt=cutoff)
+                .order_by("id").values_list("id", flat=True)[:batch_size]
+            )
+            if not ids:
+                break
+            per_model, clusters = _conversations_delete(ids=ids, extra_filter={"last_activity_at__lt": cutoff})
+            totals.add(per_model)
+            touched_clusters |= clusters
+        while True:
+            call_ids = list(
+                LLMCall.objects.filter(chatbot=chatbot, conversation__isnull=True, timestamp__lt=cutoff)
+                .values_list("id", flat=True)[:batch_size]
+            )
+            if not call_ids:
+                break
+            _, per_model = LLMCall.objects.filter(pk__in=call_ids).delete()
+            totals.add(per_model)
+        if totals.total:
+            counts = totals.as_dict()
+            report["chatbots"][chatbot.pk] = counts
+            report["deleted"].update(counts)
+            audit_event_record(
+                action="privacy.retention_purged", actor_label="system", chatbot=chatbot,
+                data={"retention_days": chatbot.retention_days, "cutoff": cutoff.isoformat(), "deleted": counts},
+            )
+    clusters_recount(cluster_ids=touched_clusters)
+    report["deleted"] = dict(report["deleted"])
+    audit_event_record(
+        action="privacy.retention_run", actor_label="system",
+        data={"chatbots": len(report["chatbots"]), "deleted": report["deleted"]},
+    )
+    logger.info("retention: deleted %s", report["deleted"])
+    return report

@@ -1,0 +1,72 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from apps.privacy.redaction import KINDS, iban_valid, luhn_valid, redact
+
+CORPUS = Path(__file__).with_name("redaction_corpus.jsonl")
+
+
+def corpus_rows() -> list[dict]:
+    return [json.loads(line) for line in CORPUS.read_text().splitlines() if line.strip()]
+
+
+def test_corpus_has_at_least_200_labelled_strings_with_both_positives_and_negatives():
+    rows = corpus_rows()
+    assert len(rows) >= 200
+    assert sum(1 for r in rows if r["expect"]) >= 90
+    assert sum(1 for r in rows if not r["expect"]) >= 90
+    assert {k for r in rows for k in r["expect"]} == set(KINDS)
+
+
+def test_precision_and_recall_per_kind_on_the_corpus():
+    table = {k: {"tp": 0, "fp": 0, "fn": 0} for k in KINDS}
+    for row in corpus_rows():
+        _, found = redact(row["text"])
+        for kind in KINDS:
+            want, got = row["expect"].get(kind, 0), found.get(kind, 0)
+            table[kind]["tp"] += min(want, got)
+            table[kind]["fp"] += max(0, got - want)
+            table[kind]["fn"] += max(0, want - got)
+    for kind, c in table.items():
+        precision = c["tp"] / ((c["tp"] + c["fp"]) or 1)
+        recall = c["tp"] / ((c["tp"] + c["fn"]) or 1)
+        assert precision >= 0.95, (kind, c)
+        assert recall >= 0.85, (kind, c)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "counts"),
+    [
+        ("mail jane.doe@example.co.uk now", "mail [EMAIL] now", {"EMAIL": 1}),
+        ("call +44 20 7946 0958", "call [PHONE]", {"PHONE": 1}),
+        ("card 4111 1111 1111 1111 ok", "card [CARD] ok", {"CARD": 1}),
+        ("order 4111 1111 1111 1112 ok", "order 4111 1111 1111 1112 ok", {}),  # fails Luhn
+        ("IBAN GB82 WEST 1234 5698 7654 32.", "IBAN [IBAN].", {"IBAN": 1}),
+        ("IBAN GB83 WEST 1234 5698 7654 32.", "IBAN GB83 WEST 1234 5698 7654 32.", {}),  # bad checksum
+        ("Authorization: Bearer abcdef0123456789abcdef", "Authorization: Bearer [SECRET]", {"SECRET": 1}),
+        ("password=hunter2222", "password=[SECRET]", {"SECRET": 1}),
+        ("from 10.1.2.3 and 2001:db8::1", "from [IP] and [IP]", {"IP": 2}),
+        ("version 1.2.3 on 2024-01-15 at 12:30:45 costs $1,299.99", "version 1.2.3 on 2024-01-15 at 12:30:45 costs $1,299.99", {}),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n-----END OPENSSH PRIVATE KEY----- done", "[SECRET] done",
+         {"SECRET": 1}),
+        ("", "", {}),
+    ],
+)
+def test_redact_replaces_with_typed_placeholders(text, expected, counts):
+    assert redact(text) == (expected, counts)
+
+
+def test_redaction_is_idempotent_and_leaves_no_value_behind():
+    for row in corpus_rows():
+        once, _ = redact(row["text"])
+        assert redact(once) == (once, {})
+    text, _ = redact("key sk-proj-4fG7hJ9kL2mN5pQ8rS1tU3vW6xY0zA2bC4dE and mail a@b.io")
+    assert "sk-proj" not in text and "a@b.io" not in text
+
+
+def test_checksums():
+    assert luhn_valid("4111111111111111") and not luhn_valid("4111111111111112")
+    assert iban_valid("DE89370400440532013000") and not iban_valid("DE89370400440532013001")
+    assert not iban_valid("XX89370400440532013000")
