@@ -12,8 +12,10 @@ Printed figures:
   * in-process, serially, against a server answering at once: wall time per judgment minus
     the time spent inside the HTTP call (database, prompt building, parsing, bookkeeping).
 
-Usage (PostgreSQL and Redis required; the database is migrated, the bench chatbot deleted
-at the end):
+Usage (PostgreSQL and Redis required; create the database once, the script migrates it and
+deletes its bench chatbots at the end):
+
+    createdb -h 127.0.0.1 -U postgres chatmon_bench_judge
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/chatmon_bench_judge \\
     REDIS_URL=redis://127.0.0.1:6379/5 \\

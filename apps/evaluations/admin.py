@@ -1,13 +1,94 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from apps.core.admin import LargeTableAdmin
+from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 
 from .models import Evaluation
+from .services import judge_rerun
+
+SCORE_FIELDS = ("accuracy", "relevance", "clarity", "helpfulness", "safety", "overall", "hallucination")
+
+
+def _evaluator_label(obj: Evaluation) -> str:
+    # The evaluator kind comes first so an offline heuristic grade is never mistaken for the LLM's.
+    return f"{obj.get_evaluator_display()} · {obj.evaluator_version}"
+
+
+class EvaluationInline(admin.TabularInline):
+    """Read-only grades of one turn, newest first; added to the Turn admin by apps.review."""
+
+    model = Evaluation
+    fk_name = "turn"
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ("-created_at",)
+    fields = ("evaluator_label", "status", *SCORE_FIELDS, "reasoning", "error", "attempts", "completed_at")
+    readonly_fields = fields
+    verbose_name_plural = "judge evaluations"
+
+    @admin.display(description="Evaluator")
+    def evaluator_label(self, obj: Evaluation) -> str:
+        return _evaluator_label(obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(Evaluation)
-class EvaluationAdmin(LargeTableAdmin):
-    list_display = ("id", "turn", "chatbot", "evaluator", "evaluator_version", "status", "overall", "hallucination", "created_at")
-    list_filter = ("evaluator", "status", "hallucination", "chatbot")
+class EvaluationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
+    list_display = (
+        "id", "turn_link", "chatbot", "evaluator_label", "status", "overall", "hallucination",
+        "safety", "attempts", "created_at",
+    )
+    list_filter = ("status", "evaluator", "hallucination", ChatbotListFilter)
     list_select_related = ("chatbot", "turn")
+    search_fields = ("=turn__id", "=turn__external_id", "evaluator_version")
     raw_id_fields = ("turn", "chatbot", "llm_call", "created_by")
+    actions = ["rerun_judge"]
+    fieldsets = (
+        (None, {"fields": ("turn", "chatbot", "evaluator", "evaluator_version", "status", "created_by")}),
+        ("Scores (0–10)", {"fields": SCORE_FIELDS}),
+        ("Explanation", {"fields": ("reasoning", "signals")}),
+        ("Run", {"fields": ("attempts", "error", "llm_call", "created_at", "completed_at")}),
+    )
+    readonly_fields = (
+        "turn", "chatbot", "evaluator", "evaluator_version", "status", "created_by", *SCORE_FIELDS,
+        "reasoning", "signals", "attempts", "error", "llm_call", "created_at", "completed_at",
+    )
+
+    # Evaluations are written by the judge; staff read them and ask for re-runs.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_rerun_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    @admin.display(description="Evaluator", ordering="evaluator")
+    def evaluator_label(self, obj: Evaluation) -> str:
+        return _evaluator_label(obj)
+
+    @admin.display(description="Turn", ordering="turn_id")
+    def turn_link(self, obj: Evaluation) -> str:
+        url = reverse("admin:conversations_turn_change", args=[obj.turn_id])
+        return format_html('<a href="{}">{}</a>', url, obj.turn)
+
+    @admin.action(description="Re-run judge on the selected evaluations' turns", permissions=["rerun"])
+    def rerun_judge(self, request: HttpRequest, queryset: QuerySet[Evaluation]) -> None:
+        turn_ids = list(queryset.values_list("turn_id", flat=True).distinct())
+        count = judge_rerun(turn_ids=turn_ids, actor=request.user)
+        self.message_user(request, f"Re-running the judge on {count} turn(s).", messages.SUCCESS)

@@ -22,7 +22,10 @@ class Evaluation(models.Model):
     reasoning = models.TextField(blank=True)
     signals = models.JSONField(default=dict, blank=True, help_text="Heuristic evaluator: the signals behind each score.")
     error = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Calls to the judge so far (retries included).")
+    # A worker holds the evaluation until this time; a duplicate task (redelivery, sweeper) backs
+    # off while it is in the future, and takes over once a dead worker's lease has run out.
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
     llm_call = models.ForeignKey(
         "conversations.LLMCall", null=True, blank=True, on_delete=models.SET_NULL, related_name="evaluations"
     )

@@ -1,0 +1,130 @@
+"""Sampling and enqueueing through the real ingest path, the sweeper, and a broker outage."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.conversations.models import Turn
+from apps.evaluations.models import Evaluation
+from apps.evaluations.sampling import turn_is_sampled
+from apps.evaluations.services import judge_enqueue
+from apps.evaluations.tasks import sweep_unjudged_turns
+from tests.evaluations.conftest import celery_broker
+from tests.factories import make_conversation, make_turn
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def heuristic(settings):
+    settings.JUDGE_BACKEND = "heuristic"
+
+
+def ingest(bot_client, django_capture_on_commit_callbacks, count: int, conversation: str = "c-1") -> list[int]:
+    turns = [{"conversation_id": conversation, "turn_id": f"t-{n}", "user_message": f"question {n} about shipping",
+              "bot_response": f"answer {n}: shipping takes two days"} for n in range(count)]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = bot_client.post("/api/v1/ingest/turns", {"turns": turns}, content_type="application/json")
+    assert response.status_code == 207, response.content
+    return [r["id"] for r in response.json()["results"]]
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.5, 1.0])
+def test_sample_rate_decides_which_turns_are_judged(rate, chatbot, bot_client, django_capture_on_commit_callbacks):
+    chatbot.judge_sample_rate = rate
+    chatbot.save()
+
+    ids = ingest(bot_client, django_capture_on_commit_callbacks, 40)
+
+    expected = {
+        turn.pk for turn in Turn.objects.filter(pk__in=ids).select_related("conversation")
+        if turn_is_sampled(chatbot_id=chatbot.pk, turn_key=f"{turn.conversation.external_id}:{turn.external_id}", sample_rate=rate)
+    }
+    judged = set(Evaluation.objects.filter(status="done").values_list("turn_id", flat=True))
+    assert judged == expected
+    assert set(Turn.objects.filter(judge_status="done").values_list("pk", flat=True)) == expected
+    assert set(Turn.objects.filter(judge_status="").values_list("pk", flat=True)) == set(ids) - expected
+    if rate == 0.0:
+        assert judged == set()
+    elif rate == 1.0:
+        assert judged == set(ids)
+    else:
+        assert 0 < len(judged) < 40
+
+
+def test_sampling_is_deterministic_and_grows_with_the_rate():
+    keys = [f"conv-{n // 5}:turn-{n}" for n in range(2000)]
+    half = {k for k in keys if turn_is_sampled(chatbot_id=7, turn_key=k, sample_rate=0.5)}
+    again = {k for k in keys if turn_is_sampled(chatbot_id=7, turn_key=k, sample_rate=0.5)}
+    tenth = {k for k in keys if turn_is_sampled(chatbot_id=7, turn_key=k, sample_rate=0.1)}
+
+    assert half == again
+    assert tenth < half
+    assert 850 < len(half) < 1150
+    assert 120 < len(tenth) < 280
+    assert all(turn_is_sampled(chatbot_id=7, turn_key=k, sample_rate=1.0) for k in keys[:50])
+    assert not any(turn_is_sampled(chatbot_id=7, turn_key=k, sample_rate=0.0) for k in keys[:50])
+
+
+def test_judge_off_means_nothing_is_sampled(chatbot, bot_client, django_capture_on_commit_callbacks):
+    chatbot.judge_enabled = False
+    chatbot.save()
+
+    ingest(bot_client, django_capture_on_commit_callbacks, 5)
+
+    assert not Evaluation.objects.exists()
+    assert not Turn.objects.exclude(judge_status="").exists()
+
+
+def test_large_batches_fan_out_to_one_task_per_turn(chatbot):
+    conversation = make_conversation(chatbot)
+    turns = [make_turn(conversation, judge_status="pending") for _ in range(45)]
+
+    judge_enqueue(turn_ids=[t.pk for t in turns])
+
+    assert Evaluation.objects.filter(status="done").count() == 45
+    assert not Turn.objects.filter(judge_status="pending").exists()
+
+
+def test_sweeper_picks_up_a_turn_whose_task_was_lost(chatbot, settings):
+    settings.JUDGE_SWEEP_AFTER_MINUTES = 10
+    conversation = make_conversation(chatbot)
+    lost = make_turn(conversation, judge_status="pending")
+    recent = make_turn(conversation, judge_status="pending")
+    held = make_turn(conversation, judge_status="pending")
+    not_sampled = make_turn(conversation)
+    old = timezone.now() - timedelta(minutes=30)
+    Turn.objects.filter(pk__in=[lost.pk, held.pk, not_sampled.pk]).update(created_at=old)
+    # A worker is busy with this one right now.
+    Evaluation.objects.create(
+        turn=held, chatbot=chatbot, evaluator="heuristic", evaluator_version="heuristic-v1",
+        attempts=1, claimed_until=timezone.now() + timedelta(minutes=1),
+    )
+
+    assert sweep_unjudged_turns.delay().get() == 1
+
+    assert Evaluation.objects.get(turn=lost).status == "done"
+    assert not Evaluation.objects.filter(turn=recent).exists()  # its task may still be queued
+    assert Evaluation.objects.get(turn=held).status == "pending"
+    assert not Evaluation.objects.filter(turn=not_sampled).exists()
+    assert sweep_unjudged_turns.delay().get() == 0
+
+
+def test_broker_outage_is_logged_not_raised_and_swept_later(chatbot, caplog, settings):
+    settings.JUDGE_SWEEP_AFTER_MINUTES = 0
+    turn = make_turn(make_conversation(chatbot), judge_status="pending")
+
+    with celery_broker("redis://127.0.0.1:1/0"):  # nothing listens on port 1
+        judge_enqueue(turn_ids=[turn.pk])
+        judge_enqueue(turn_ids=list(range(turn.pk, turn.pk + 30)))  # the fan-out path too
+
+    assert [r.msg for r in caplog.records].count("judge.enqueue_failed") == 2
+    turn.refresh_from_db()
+    assert turn.judge_status == "pending"
+    assert not Evaluation.objects.exists()
+
+    # Broker back (here: eager again): the sweeper finds the turn.
+    assert sweep_unjudged_turns.delay().get() == 1
+    turn.refresh_from_db()
+    assert turn.judge_status == "done"
