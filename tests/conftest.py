@@ -31,10 +31,12 @@ def require_shared_data(*parts: str) -> Path:
 def _process_caches_reset() -> None:
     # Rolled-back test transactions send no signals, so in-process caches are reset by hand.
     from apps.ingest import pricing
+    from apps.ingest.api import authentication
     from apps.risk import scoring
 
     scoring._rules.invalidate()
     pricing._state["loaded_at"] = 0.0
+    authentication._touched_at.clear()
 
 
 @pytest.fixture(autouse=True)

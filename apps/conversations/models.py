@@ -36,6 +36,8 @@ class Conversation(models.Model):
     is_flagged = models.BooleanField(default=False)
     flag_reasons = models.JSONField(default=list, blank=True)
     flagged_at = models.DateTimeField(null=True, blank=True)
+    # Set when an LLM call arrived before its turn: only then does ingest look for calls to link.
+    has_early_calls = models.BooleanField(default=False, editable=False)
 
     review_status = models.CharField(max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.NEW)
     assignee = models.ForeignKey(

@@ -16,13 +16,14 @@
 """
 
 import dataclasses
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
@@ -295,14 +296,8 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
         if item.data.channel and not conversation.channel:
             conversation.channel = item.data.channel
         touched[conversation.pk] = conversation
-    if touched:
-        Conversation.objects.bulk_update(
-            list(touched.values()),
-            ["turn_count", "total_tokens", "cost_usd", "error_count", "fallback_count", "max_risk_score",
-             "last_activity_at", "started_at", "flag_reasons", "is_flagged", "flagged_at", "end_user_hash", "channel"],
-            batch_size=500,
-        )
-    _early_calls_link(new_turns)
+    _conversation_summaries_write(list(touched.values()))
+    _early_calls_link([t for t in new_turns if t.conversation.has_early_calls])
 
     for item in prepared:
         if results[item.index] is not None:
@@ -316,6 +311,44 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
             first = results[first_in_batch[(conversation.pk, item.data.turn_id)]]
             results[item.index] = TurnResult(REPLAYED, first.body)  # type: ignore[union-attr]
     return results, new_turns  # type: ignore[return-value]
+
+
+_SUMMARY_COLUMNS = (
+    # (field, PostgreSQL type)
+    ("turn_count", "integer"), ("total_tokens", "bigint"), ("cost_usd", "numeric"), ("error_count", "integer"),
+    ("fallback_count", "integer"), ("max_risk_score", "smallint"), ("last_activity_at", "timestamptz"),
+    ("started_at", "timestamptz"), ("flag_reasons", "jsonb"), ("is_flagged", "boolean"),
+    ("flagged_at", "timestamptz"), ("end_user_hash", "varchar"), ("channel", "varchar"),
+)
+
+
+def _conversation_summaries_write(conversations: list[Conversation]) -> None:
+    """Write the recomputed summaries of locked conversations in one statement.
+
+    Django's bulk_update builds a CASE/WHEN per field and row, which costs more CPU than the
+    whole rest of a single-turn request; PostgreSQL takes one UPDATE … FROM (VALUES …).
+    """
+    if not conversations:
+        return
+    fields = [name for name, _ in _SUMMARY_COLUMNS]
+    if connection.vendor != "postgresql":
+        Conversation.objects.bulk_update(conversations, fields, batch_size=500)
+        return
+    row = "(%s::bigint, " + ", ".join(f"%s::{kind}" for _, kind in _SUMMARY_COLUMNS) + ")"
+    params: list[Any] = []
+    for conversation in conversations:
+        params.append(conversation.pk)
+        for name in fields:
+            value = getattr(conversation, name)
+            params.append(json.dumps(value) if name == "flag_reasons" else value)
+    table = Conversation._meta.db_table
+    sql = (
+        f'UPDATE "{table}" AS c SET ' + ", ".join(f'"{f}" = v."{f}"' for f in fields)
+        + " FROM (VALUES " + ", ".join([row] * len(conversations)) + ') AS v("id", '
+        + ", ".join(f'"{f}"' for f in fields) + ') WHERE c."id" = v."id"'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _turn_build(item: _PreparedTurn, *, chatbot: Chatbot, conversation: Conversation, sequence: int, now: Any) -> Turn:
@@ -477,6 +510,9 @@ def _calls_store(chatbot: Chatbot, prepared: list[_PreparedCall]) -> list[TurnRe
         call.save()
         if key:
             seen[key] = call
+        if turn is None and call.turn_external_id and not conversation.has_early_calls:
+            conversation.has_early_calls = True
+            conversation.save(update_fields=["has_early_calls"])
         tokens = call.input_tokens + call.output_tokens
         if turn is not None:
             turn.total_tokens += tokens

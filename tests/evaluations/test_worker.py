@@ -53,7 +53,7 @@ def _test_database_url() -> str:
 
 
 @pytest.mark.services
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_judge_through_a_real_worker_and_redis(chatbot):
     redis_url = _services_or_skip()
     redis.Redis.from_url(redis_url).flushdb()

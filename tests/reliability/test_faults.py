@@ -44,7 +44,7 @@ def test_broker_unreachable_turns_are_stored_and_the_sweeper_judges_them(postgre
     from apps.evaluations.tasks import sweep_unjudged_turns
 
     settings.JUDGE_SWEEP_AFTER_MINUTES = 0
-    assert sweep_unjudged_turns.delay().get() == 3
+    assert sweep_unjudged_turns.apply().result == 3
     assert Evaluation.objects.filter(turn__chatbot=chatbot, status=EvaluationStatus.DONE).count() == 3
     assert not Turn.objects.filter(chatbot=chatbot, judge_status="pending").exists()
 

@@ -6,6 +6,7 @@ the hot path does not write per request.
 """
 
 import hmac
+import time
 
 from django.conf import settings
 from django.core.cache import cache
@@ -40,8 +41,11 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
     prefix = ApiKey.parse_prefix(raw_key)
     if prefix is None:
         return None
-    key = ApiKey.objects.select_related("chatbot").filter(prefix=prefix).first()
-    if key is None or key.revoked_at is not None:
+    try:
+        key = ApiKey.objects.select_related("chatbot").get(prefix=prefix)
+    except ApiKey.DoesNotExist:
+        return None
+    if key.revoked_at is not None:
         return None
     if not hmac.compare_digest(key.key_hash, ApiKey.hash_key(raw_key)):
         return None
@@ -49,8 +53,15 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
     return key
 
 
+_touched_at: dict[int, float] = {}  # per process: skip even the cache call most of the time
+
+
 def _touch_last_used(key: ApiKey) -> None:
     resolution = settings.API_KEY_LAST_USED_RESOLUTION_SECONDS
+    now_monotonic = time.monotonic()
+    if now_monotonic - _touched_at.get(key.pk, -resolution) < resolution:
+        return
+    _touched_at[key.pk] = now_monotonic
     if cache.add(f"apikey:last_used:{key.pk}", 1, timeout=resolution):
         now = timezone.now()
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
