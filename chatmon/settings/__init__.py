@@ -84,7 +84,8 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'chatmon.sqlite3'}")
+# Empty counts as unset, so `DATABASE_URL= make demo` means the embedded SQLite file.
+DATABASE_URL = env_str("DATABASE_URL", "") or f"sqlite:///{BASE_DIR / 'chatmon.sqlite3'}"
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
