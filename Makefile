@@ -27,7 +27,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
 	$(DEMO_ENV) $(BIN)/python manage.py ensure_admin --username $(ADMIN_USER) --password $(ADMIN_PASSWORD)
-	$(DEMO_ENV) $(BIN)/python manage.py seed_demo --if-empty
+	LOG_LEVEL=WARNING $(DEMO_ENV) $(BIN)/python manage.py seed_demo --if-empty
 	@echo ""
 	@echo "  chatmon is running:  http://$(HOST):$(PORT)/admin/"
 	@echo "  log in as:           $(ADMIN_USER) / $(ADMIN_PASSWORD)"
