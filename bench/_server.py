@@ -2,27 +2,77 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 
-def database_recreate(url: str) -> None:
-    """Drop and create the database named in `url` (a postgres:// URL)."""
+def database_prepare(url: str, reset: bool) -> None:
+    """Create the database named in `url` (a postgres:// URL) if missing; drop it first on reset."""
     import psycopg
 
-    name = url.rsplit("/", 1)[1].split("?")[0]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists and reset:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            exists = None
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def database_recreate(url: str) -> None:
+    database_prepare(url, reset=True)
+
+
+def post_bodies(port: int, key: str, bodies: list[bytes], *, clients: int, path: str, content_type: str,
+                ok_status: int) -> tuple[float, list[float]]:
+    """POST every body from `clients` keep-alive connections; (elapsed seconds, per-request seconds)."""
+    queue = list(bodies)
+    lock = threading.Lock()
+    durations: list[float] = []
+    errors: list[str] = []
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        headers = {"Content-Type": content_type, "Authorization": f"Bearer {key}"}
+        while True:
+            with lock:
+                if not queue:
+                    break
+                body = queue.pop()
+            started = time.perf_counter()
+            conn.request("POST", path, body, headers)
+            response = conn.getresponse()
+            payload = response.read()
+            durations.append(time.perf_counter() - started)
+            if response.status != ok_status or b"rejected" in payload or b'"status": 400' in payload:
+                errors.append(f"{response.status}: {payload[:200]!r}")
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise SystemExit(f"{path} errors: {errors[:3]}")
+    return elapsed, sorted(durations)
+
 
 
 def bench_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:

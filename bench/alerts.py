@@ -19,10 +19,10 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from _server import database_prepare  # noqa: E402 - bench/ is on sys.path when run as a script
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/chatmon_bench_alerts"
 TURNS = 1_000_000
@@ -36,19 +36,6 @@ METRICS = [
 ]
 
 
-def database_prepare(url: str, reset: bool) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists and reset:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def data_generate(days: float) -> None:

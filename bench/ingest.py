@@ -22,10 +22,9 @@ import threading
 import time
 from pathlib import Path
 
-from _server import ROOT, Gunicorn, bench_env, database_recreate, django_setup, manage
+from _server import Gunicorn, bench_env, database_recreate, django_setup, manage, post_bodies
 
-WORDS = ("order refund shipping delivery account password card payment invoice return size colour "
-         "discount warranty store hours contact support tracking label address change cancel").split()
+WORDS = ["order", "refund", "shipping", "delivery", "account", "password", "card", "payment", "invoice", "return", "size", "colour", "discount", "warranty", "store", "hours", "contact", "support", "tracking", "label", "address", "change", "cancel"]
 
 
 def _sentence(rng: random.Random, n: int) -> str:
@@ -54,38 +53,9 @@ def make_batches(count: int, size: int, *, with_tokens: bool, seed: int = 1, tag
 
 
 def run_batches(port: int, key: str, batches: list[bytes], clients: int) -> tuple[float, int, list[float]]:
-    queue = list(batches)
-    lock = threading.Lock()
-    durations: list[float] = []
-    errors: list[str] = []
-
-    def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
-        while True:
-            with lock:
-                if not queue:
-                    break
-                body = queue.pop()
-            started = time.perf_counter()
-            conn.request("POST", "/api/v1/ingest/turns", body, headers)
-            response = conn.getresponse()
-            payload = response.read()
-            durations.append(time.perf_counter() - started)
-            if response.status != 207 or b'"status": 400' in payload or b'"status":400' in payload:
-                errors.append(f"{response.status}: {payload[:200]!r}")
-        conn.close()
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    if errors:
-        raise SystemExit(f"batch errors: {errors[:3]}")
-    return elapsed, sum(1 for _ in batches), durations
+    elapsed, durations = post_bodies(port, key, batches, clients=clients, path="/api/v1/ingest/turns",
+                                     content_type="application/json", ok_status=207)
+    return elapsed, len(batches), durations
 
 
 WRK_SCRIPT = """

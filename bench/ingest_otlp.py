@@ -15,14 +15,13 @@ Importable: `make_otlp_exports`, `make_rest_batches`, `run_exports` for bench/in
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import random
 import subprocess
-import threading
 import time
 
 from _server import Gunicorn, bench_env, database_recreate, django_setup, manage
+from _server import post_bodies as run_exports  # noqa: F401 - kept under its old name for callers
 
 WORDS = ["order", "refund", "shipping", "delivery", "account", "password", "card", "payment", "invoice", "return", "size", "colour", "discount", "warranty", "store", "hours", "contact", "support", "tracking", "label", "address", "change", "cancel"]
 SYSTEM = "You are the shop's assistant. Answer briefly and politely."
@@ -97,43 +96,6 @@ def make_rest_batches(count: int, size: int = 512, *, seed: int = 2) -> list[byt
         } for i, item in enumerate(batch)]
         bodies.append(json.dumps({"turns": turns}).encode())
     return bodies
-
-
-def run_exports(port: int, key: str, bodies: list[bytes], *, clients: int, path: str, content_type: str,
-                ok_status: int) -> tuple[float, list[float]]:
-    """POST every body from `clients` keep-alive connections; (elapsed seconds, per-request seconds)."""
-    queue = list(bodies)
-    lock = threading.Lock()
-    durations: list[float] = []
-    errors: list[str] = []
-
-    def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-        headers = {"Content-Type": content_type, "Authorization": f"Bearer {key}"}
-        while True:
-            with lock:
-                if not queue:
-                    break
-                body = queue.pop()
-            started = time.perf_counter()
-            conn.request("POST", path, body, headers)
-            response = conn.getresponse()
-            payload = response.read()
-            durations.append(time.perf_counter() - started)
-            if response.status != ok_status or b"rejected" in payload or b'"status": 400' in payload:
-                errors.append(f"{response.status}: {payload[:200]!r}")
-        conn.close()
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    if errors:
-        raise SystemExit(f"{path} errors: {errors[:3]}")
-    return elapsed, sorted(durations)
 
 
 def main() -> None:

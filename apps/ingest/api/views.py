@@ -92,18 +92,9 @@ class TurnIngestView(BotAPIView):
         tags=["ingest"],
     )
     def post(self, request):
-        body = self.read_json(request)
         chatbot = request.user.chatbot
-        try:
-            if not isinstance(body, dict):
-                raise ValidationFailed({"non_field_errors": ["Expected a JSON object: one turn, or {\"turns\": [...]}."]})
-            items = _batch(body, "turns")
-            if items is None:
-                result = turns_ingest(chatbot=chatbot, turns=[parse_turn(body)])[0]
-                return Response(result.body, status=result.status)
-        except ValidationFailed as exc:
-            return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
-        return _batch_response(items, parse=parse_turn, store=lambda valid: turns_ingest(chatbot=chatbot, turns=valid))
+        return _ingest(self.read_json(request), what="turn", batch_key="turns", parse=parse_turn,
+                       store=lambda items: turns_ingest(chatbot=chatbot, turns=items))
 
 
 class LLMCallIngestView(BotAPIView):
@@ -130,19 +121,25 @@ class LLMCallIngestView(BotAPIView):
         tags=["ingest"],
     )
     def post(self, request):
-        body = self.read_json(request)
         chatbot = request.user.chatbot
-        parse = lambda raw: parse_call(raw, standalone=True)  # noqa: E731
-        try:
-            if not isinstance(body, dict):
-                raise ValidationFailed({"non_field_errors": ["Expected a JSON object: one call, or {\"llm_calls\": [...]}."]})
-            items = _batch(body, "llm_calls")
-            if items is None:
-                result = llm_calls_ingest(chatbot=chatbot, calls=[parse(body)])[0]
-                return Response(result.body, status=result.status)
-        except ValidationFailed as exc:
-            return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
-        return _batch_response(items, parse=parse, store=lambda valid: llm_calls_ingest(chatbot=chatbot, calls=valid))
+        return _ingest(self.read_json(request), what="call", batch_key="llm_calls",
+                       parse=lambda raw: parse_call(raw, standalone=True),
+                       store=lambda items: llm_calls_ingest(chatbot=chatbot, calls=items))
+
+
+def _ingest(body, *, what: str, batch_key: str, parse, store) -> Response:
+    """One object → 201/200 (or 400); {batch_key: [...]} → 207 with a result per item."""
+    try:
+        if not isinstance(body, dict):
+            raise ValidationFailed({"non_field_errors": [
+                f"Expected a JSON object: one {what}, or {{\"{batch_key}\": [...]}}."]})
+        items = _batch(body, batch_key)
+        if items is None:
+            result = store([parse(body)])[0]
+            return Response(result.body, status=result.status)
+    except ValidationFailed as exc:
+        return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+    return _batch_response(items, parse=parse, store=store)
 
 
 def _batch_response(items: list, *, parse, store) -> Response:
