@@ -3,14 +3,16 @@
 `turns_ingest` stores a batch of turns in one transaction:
 
 1. Outside the transaction, per turn: tokens (tiktoken when absent), cost (ModelPrice when
-   absent), risk score (cached compiled rules), judge sampling, end-user hash.
+   absent), risk score (cached compiled rules), judge sampling, end-user hash, then PII
+   redaction of the texts (when the chatbot has it on): only redacted text is stored.
 2. Upsert the batch's conversations (INSERT … ON CONFLICT DO NOTHING), then lock them with
    SELECT … FOR UPDATE in id order. Every writer of a conversation summary takes this lock
    first, so concurrent batches for one conversation serialise here and summaries stay exact.
 3. Under the lock, find turns already stored under the same turn_id (replays) and repeats
    inside the batch; they answer 200 with the original result and store nothing.
 4. Bulk-insert the new turns and their LLM calls; link calls that arrived earlier for them.
-5. Bulk-update the conversation summaries (counts, tokens, cost, errors, risk, flags, activity).
+5. Write the conversation summaries (counts, tokens, cost, errors, risk, flags, activity) in
+   one UPDATE … FROM (VALUES …).
 6. After commit: enqueue the judge for sampled turns and risk alerts for flagged ones. A broker
    outage there is logged, never raised: the turn is stored and the sweepers catch up.
 """
