@@ -1,10 +1,12 @@
 """Deleting a chatbot removes its keys, rules and alert rules (the audit receivers must cope)."""
 
 import pytest
+
+from apps.alerts.models import AlertRule
 from apps.chatbots.models import Chatbot
 from apps.chatbots.services import api_key_create
 from apps.risk.models import DetectionRule
-from apps.alerts.models import AlertRule
+
 
 @pytest.mark.django_db
 def test_deleting_a_chatbot_in_the_admin_cascades(chatbot, admin_client):
