@@ -23,7 +23,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # chatmon's own admin site: its index page is the dashboard (apps/review/admin_site.py).
+    "apps.review.admin_site.ChatmonAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -370,11 +371,6 @@ ALERTS_RETRY_BACKOFF_MAX_SECONDS = env_int("ALERTS_RETRY_BACKOFF_MAX_SECONDS", 6
 ALERTS_RISK_DIGEST_MINUTES = env_int("ALERTS_RISK_DIGEST_MINUTES", 10)
 
 # --- chatmon: review and dashboard (apps.review) ------------------------------------------
-# The admin site is chatmon's own (the dashboard is its index): swap in its AdminConfig.
-INSTALLED_APPS = [
-    "apps.review.admin_site.ChatmonAdminConfig" if app == "django.contrib.admin" else app
-    for app in INSTALLED_APPS
-]
 # Dashboard / stats overview: turn figures are cached this long (0: always computed live).
 REVIEW_STATS_CACHE_SECONDS = env_int("REVIEW_STATS_CACHE_SECONDS", 60)
 
