@@ -5,6 +5,7 @@
 - charlie: staff in the Reviewer group, assigned to nothing
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -102,3 +103,13 @@ def bot_client(client, api_key):
     """A test client that sends `chatbot`'s API key on every request."""
     client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {api_key}"
     return client
+
+
+@pytest.fixture
+def post_json(bot_client):
+    """POST a JSON body to a bot endpoint as `chatbot`'s bot."""
+
+    def post(path: str, body, **extra):
+        return bot_client.post(path, json.dumps(body), content_type="application/json", **extra)
+
+    return post
