@@ -65,9 +65,9 @@ class TestUniqueConstraints:
 
 
 @pytest.mark.django_db
-def test_metrics_expose_ingest_counts_and_stored_state(post_json_for_metrics, client, settings):
+def test_metrics_expose_ingest_counts_and_stored_state(post_json, client, settings):
     before = _sample(client.get("/metrics").content.decode(), 'chatmon_ingest_items_total{kind="turn",result="stored"}')
-    assert post_json_for_metrics({"conversation_id": "c", "user_message": "hi"}).status_code == 201
+    assert post_json("/api/v1/ingest/turns", {"conversation_id": "c", "user_message": "hi"}).status_code == 201
     text = client.get("/metrics").content.decode()
     assert _sample(text, 'chatmon_ingest_items_total{kind="turn",result="stored"}') == before + 1
     assert 'chatmon_ingest_request_seconds_bucket{endpoint="turns"' in text
@@ -83,9 +83,3 @@ def _sample(text: str, name: str) -> float:
             return float(line.split()[-1])
     return 0.0
 
-
-@pytest.fixture
-def post_json_for_metrics(bot_client):
-    import json
-
-    return lambda body: bot_client.post("/api/v1/ingest/turns", json.dumps(body), content_type="application/json")
