@@ -21,6 +21,8 @@ from django.http import HttpRequest, HttpResponse
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
+from apps.core.json import json_loads_strict
+
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _PROTOBUF_TYPES = {PROTOBUF, "application/protobuf"}
@@ -136,10 +138,6 @@ def _hex_to_base64(text: str, field_name: str) -> str:
     return base64.b64encode(raw).decode()
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def message_parse(body: OtlpBody, message: Message) -> Message:
     """Fill `message` (an Export…ServiceRequest) from the body, or OtlpError 400."""
     if body.encoding == PROTOBUF:
@@ -149,7 +147,7 @@ def message_parse(body: OtlpBody, message: Message) -> Message:
             raise OtlpError(400, f"The body is not a valid {type(message).__name__} protobuf: {exc}.") from exc
         return message
     try:
-        document = json.loads(body.data, parse_constant=_reject_constant)
+        document = json_loads_strict(body.data)
     except UnicodeDecodeError as exc:
         raise OtlpError(400, "Invalid JSON: the body is not UTF-8.") from exc
     except (ValueError, RecursionError) as exc:

@@ -69,6 +69,24 @@ def test_invalid_json_is_400(bot_client, body):
     assert response.json()["detail"]
 
 
+@pytest.mark.parametrize("body", [
+    '{"conversation_id": "c", "user_message": "bad \\ud800 here"}',
+    '{"conversation_id": "\\udfff", "user_message": "x"}',
+    '{"conversation_id": "c", "user_message": "x", "metadata": {"\\ud800": 1}}',
+])
+def test_lone_surrogates_are_400_not_500(bot_client, body):
+    response = bot_client.post(URL, body, content_type="application/json")
+    assert response.status_code == 400
+    assert "surrogate" in response.json()["detail"]
+    assert not Turn.objects.exists()
+
+
+def test_escaped_surrogate_pairs_are_real_text(post_json):
+    response = post_json(URL, {"conversation_id": "c", "user_message": "thanks 😀"})  # sent as \ud83d\ude00
+    assert response.status_code == 201
+    assert Turn.objects.get().user_message == "thanks 😀"
+
+
 @pytest.mark.parametrize("body", ["[]", "3", '"text"', "null"])
 def test_non_object_json_is_400(bot_client, body):
     response = bot_client.post(URL, body, content_type="application/json")

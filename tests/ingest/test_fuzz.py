@@ -6,7 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-json_scalars = st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=50)
+# Text includes lone UTF-16 surrogates: valid JSON ("\ud800"), but not storable text.
+lone_surrogates = st.lists(st.integers(0xD800, 0xDFFF).map(chr), min_size=1, max_size=2).map("".join)
+texts = st.text(max_size=50) | st.tuples(st.text(max_size=10), lone_surrogates).map("".join)
+json_scalars = st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False, allow_infinity=False) | texts
 json_values = st.recursive(json_scalars, lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4), max_leaves=12)
 field_names = st.sampled_from([
     "conversation_id", "turn_id", "user_id", "channel", "user_message", "bot_response", "timestamp", "latency_ms",
@@ -15,7 +18,7 @@ field_names = st.sampled_from([
 ])
 timestamps = st.one_of(st.datetimes().map(lambda d: d.isoformat()), st.text(max_size=30))
 turn_like = st.fixed_dictionaries(
-    {"conversation_id": st.one_of(st.text(max_size=300), st.integers()), "user_message": st.one_of(st.text(max_size=200), json_values)},
+    {"conversation_id": st.one_of(st.text(max_size=300), st.integers(), texts), "user_message": st.one_of(st.text(max_size=200), json_values)},
     optional={"timestamp": timestamps, "tokens": st.one_of(json_values, st.fixed_dictionaries({}, optional={"prompt": json_values, "completion": json_values})),
               "llm_calls": st.lists(st.dictionaries(field_names, json_values, max_size=6), max_size=3),
               "cost_usd": json_values, "latency_ms": json_values, "metadata": json_values, "turn_id": json_values, "error": json_values},

@@ -55,6 +55,7 @@ def test_401_answers_in_json_for_json_requests(post_otlp):
     (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz-not-hex"}]}]}]}', "application/json", {}),
     (b'{"resourceSpans": [' * 5000, "application/json", {}),
     (b"\xc3\x28", "application/json", {}),
+    (b'{"resourceSpans": [{"resource": {"attributes": [{"key": "\\ud800", "value": {}}]}}]}', "application/json", {}),
     (gzip.compress(b""), "application/x-protobuf", {"HTTP_CONTENT_ENCODING": "gzip"}),  # empty
     (b"definitely not gzip", "application/x-protobuf", {"HTTP_CONTENT_ENCODING": "gzip"}),
     (gzip.compress(b"x" * 1000)[:-12], "application/x-protobuf", {"HTTP_CONTENT_ENCODING": "gzip"}),

@@ -1,6 +1,5 @@
 """Base view for bot endpoints: API-key auth, per-key throttle, strict JSON body reading."""
 
-import json
 import time
 from typing import Any
 
@@ -9,6 +8,8 @@ from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions, status
 from rest_framework.permissions import BasePermission
 from rest_framework.views import APIView
+
+from apps.core.json import json_loads_strict
 
 from .authentication import ApiKeyAuthentication
 from .throttling import ApiKeyRateThrottle
@@ -25,10 +26,6 @@ class IsBot(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return getattr(request, "auth", None) is not None and hasattr(request.user, "chatbot")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 class BotAPIView(APIView):
@@ -66,7 +63,7 @@ class BotAPIView(APIView):
         if not body:
             raise exceptions.ParseError("Empty body: send a JSON object.")
         try:
-            return json.loads(body, parse_constant=_reject_constant)
+            return json_loads_strict(body)
         except UnicodeDecodeError as exc:
             raise exceptions.ParseError("Invalid JSON: the body is not UTF-8.") from exc
         except (ValueError, RecursionError) as exc:
