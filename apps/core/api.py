@@ -4,8 +4,12 @@ from typing import Any
 
 from django.db import OperationalError
 from rest_framework import status
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from .json import json_loads_strict
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -20,3 +24,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             headers={"Retry-After": "5"},
         )
     return None
+
+
+class StrictJSONParser(JSONParser):
+    """DRF's JSON parser with the ingest API's rules: no NaN/Infinity, no lone surrogates.
+
+    Both parse with `json` but cannot be stored, so they must be a 400 here, not a 500 later.
+    """
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+        try:
+            return json_loads_strict(stream.read())
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from exc

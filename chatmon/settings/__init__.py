@@ -233,6 +233,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["apps.core.api.StrictJSONParser"],
     # Without this DRF trusts any X-Forwarded-For, so a client could dodge per-IP rate limits.
     "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 1),
     "DEFAULT_THROTTLE_RATES": {

@@ -257,6 +257,14 @@ def test_comment_characters_the_database_cannot_store_are_400(post_feedback, tok
     assert not Feedback.objects.exists()
 
 
+def test_lone_surrogate_anywhere_in_the_body_is_400(client):
+    # Valid JSON escapes, but not text: the shared strict parser refuses them before any field.
+    for body in ('{"token": "\\ud800", "rating": "up"}', '{"token": "t", "rating": "\\udfff"}'):
+        response = client.post("/api/v1/feedback", body, content_type="application/json")
+        assert response.status_code == 400, body
+    assert not Feedback.objects.exists()
+
+
 def test_comment_is_stored_as_plain_text(post_feedback, token):
     html = '<img src=x onerror="alert(1)"><b>bold</b>'
 

@@ -10,7 +10,6 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,6 +17,7 @@ from rest_framework.views import APIView
 
 from apps.chatbots.models import ApiKey, Chatbot
 from apps.conversations.models import Turn
+from apps.core.api import StrictJSONParser
 from apps.feedback import cors
 from apps.feedback.choices import FeedbackSource
 from apps.feedback.services import (
@@ -48,7 +48,7 @@ class FeedbackView(APIView):
     # No Authorization header: the anonymous widget path; a bad or revoked key: 401.
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [AllowAny]
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
     # Bots share their key's ingest budget; the public path is limited per IP and per token.
     throttle_classes = [ApiKeyRateThrottle, FeedbackIpThrottle, FeedbackTokenThrottle]
     # The chatbot whose allowed_origins answer CORS for this request, once the token is read.
