@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Aggregate, Avg, Count, FloatField, Q, QuerySet, Sum
+from django.db.models import Avg, Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from apps.conversations.choices import RiskLevel
 from apps.conversations.models import Turn
+from apps.core.db import PercentileCont
 
 from .choices import Metric
 from .models import AlertEvent, AlertRule
@@ -26,18 +27,6 @@ from .models import AlertEvent, AlertRule
 class MetricResult:
     value: float | None  # None: nothing to compute over (e.g. no rated turns)
     sample_size: int  # the turns the value is a share/average/percentile of
-
-
-class PercentileCont(Aggregate):
-    """PostgreSQL's continuous percentile (interpolated, like numpy's default)."""
-
-    function = "PERCENTILE_CONT"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression: str, *, fraction: float, **extra: object) -> None:
-        # The fraction is ours, never user input, so it may be inlined in the SQL.
-        super().__init__(expression, fraction=float(fraction), **extra)
 
 
 def turns_in_window(*, chatbot_id: int | None, since: datetime, until: datetime) -> QuerySet[Turn]:
@@ -82,7 +71,7 @@ def metric_compute(
         return MetricResult(float(row["part"]), row["total"])
     if metric == Metric.LATENCY_P95:
         if connection.vendor == "postgresql":
-            row = turns.aggregate(total=Count("latency_ms"), value=PercentileCont("latency_ms", fraction=0.95))
+            row = turns.aggregate(total=Count("latency_ms"), value=PercentileCont("latency_ms", percentile=0.95))
             return MetricResult(row["value"], row["total"])
         total = turns.aggregate(total=Count("latency_ms"))["total"]
         return MetricResult(_percentile_portable(turns, total, 0.95), total)

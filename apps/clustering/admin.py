@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
+from apps.core.admin import LargeTableAdmin
 from apps.review.access import chatbots_for_user
 from apps.review.admin_mixins import ChatbotScopedAdminMixin
 
@@ -80,14 +81,8 @@ def cluster_admin_action(modeladmin: admin.ModelAdmin, request: HttpRequest, que
     return TemplateResponse(request, "admin/clustering/cluster_request.html", context)
 
 
-class ScopedToChatbotsMixin:
-    """Reviewers see only the runs and clusters of the chatbots they are assigned to."""
-
-    chatbot_path = "chatbot"
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        queryset = super().get_queryset(request)  # type: ignore[misc]
-        return queryset.filter(**{f"{self.chatbot_path}__in": chatbots_for_user(request.user)})
+class ScopedToChatbotsMixin(ChatbotScopedAdminMixin):
+    """Reviewers see only the runs and clusters of the chatbots they are assigned to; read-only."""
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:  # made by runs, not by hand
         return False
@@ -156,7 +151,7 @@ def export_finetune_jsonl(modeladmin: admin.ModelAdmin, request: HttpRequest, qu
 
 @admin.register(Cluster)
 class ClusterAdmin(ScopedToChatbotsMixin, admin.ModelAdmin):
-    chatbot_path = "run__chatbot"
+    chatbot_scope_field = "run__chatbot"
     list_display = ("label", "chatbot", "run", "size", "share_percent", "avg_judge_score", "is_noise", "last_at")
     list_filter = ("is_noise", "run__chatbot")
     list_select_related = ("run", "run__chatbot")
@@ -207,8 +202,9 @@ class ClusterAdmin(ScopedToChatbotsMixin, admin.ModelAdmin):
 
 
 @admin.register(TurnEmbedding)
-class TurnEmbeddingAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
+class TurnEmbeddingAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     chatbot_scope_field = "turn__chatbot"
+    list_per_page = 100
     list_display = ("turn", "embedder", "dimensions", "created_at")
     list_filter = ("embedder",)
     raw_id_fields = ("turn",)

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from django.conf import settings
 
+from apps.core.llm import TRANSIENT_STATUSES, openai_client
+
 if TYPE_CHECKING:
     from apps.chatbots.models import Chatbot
 
@@ -83,26 +85,9 @@ def _normalised(matrix: np.ndarray) -> np.ndarray:
 
 
 # --- OpenAI-compatible embeddings API ------------------------------------------------------
-_clients: dict[tuple[str | None, str, float], Any] = {}
-_clients_lock = threading.Lock()
-
-
 def _openai_client() -> Any:
-    import openai
-
-    key = (settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY, float(settings.OPENAI_TIMEOUT_SECONDS))
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            # The client's own retries (with backoff, honouring Retry-After) cover brief 429/5xx.
-            client = openai.OpenAI(
-                base_url=settings.OPENAI_BASE_URL,
-                api_key=settings.OPENAI_API_KEY or "not-set",
-                timeout=settings.OPENAI_TIMEOUT_SECONDS,
-                max_retries=2,
-            )
-            _clients[key] = client
-        return client
+    # The client's own retries (with backoff, honouring Retry-After) cover brief 429/5xx.
+    return openai_client(max_retries=2, api_key_fallback="not-set")
 
 
 @dataclass
@@ -165,7 +150,7 @@ class OpenAIEmbeddings(EmbeddingBackend):
                 call.error = f"HTTP {exc.status_code}: {exc.message}"[:2000]
                 call.duration_ms = int((time.monotonic() - began) * 1000)
                 call.save()
-                transient = exc.status_code in {408, 409, 429} or exc.status_code >= 500
+                transient = exc.status_code in TRANSIENT_STATUSES or exc.status_code >= 500
                 raise EmbeddingError(f"Embeddings API error: {call.error}", permanent=not transient) from exc
             except openai.OpenAIError as exc:  # connection errors, timeouts
                 call.success = False

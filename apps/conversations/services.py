@@ -5,6 +5,8 @@ feedback, the judge and erasure all follow it, so concurrent writers never deadl
 summary stays exact.
 """
 
+from datetime import datetime
+
 from django.db import transaction
 from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
@@ -30,16 +32,24 @@ def turn_flag_add(*, turn_id: int, reason: str) -> bool:
 
 
 def _conversation_flag_reason_add(conversation: Conversation, reason: str) -> None:
-    fields = []
-    if reason not in conversation.flag_reasons:
-        conversation.flag_reasons = [*conversation.flag_reasons, reason]
-        fields.append("flag_reasons")
-    if not conversation.is_flagged:
-        conversation.is_flagged = True
-        conversation.flagged_at = timezone.now()
-        fields += ["is_flagged", "flagged_at"]
+    fields = conversation_flag_reasons_merge(conversation, [reason], now=timezone.now())
     if fields:
         conversation.save(update_fields=fields)
+
+
+def conversation_flag_reasons_merge(conversation: Conversation, reasons: list[str], *, now: datetime) -> list[str]:
+    """Add `reasons` to a locked conversation in memory; returns the fields that changed (unsaved)."""
+    fields: list[str] = []
+    for reason in reasons:
+        if reason not in conversation.flag_reasons:
+            conversation.flag_reasons = [*conversation.flag_reasons, reason]
+            if "flag_reasons" not in fields:
+                fields.append("flag_reasons")
+    if reasons and not conversation.is_flagged:
+        conversation.is_flagged = True
+        conversation.flagged_at = now
+        fields += ["is_flagged", "flagged_at"]
+    return fields
 
 
 def conversation_summary_recompute(*, conversation_id: int) -> Conversation | None:

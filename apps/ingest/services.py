@@ -31,6 +31,7 @@ from django.utils import timezone
 from apps.chatbots.models import Chatbot
 from apps.conversations.choices import FlagReason, JudgeStatus, RiskLevel
 from apps.conversations.models import Conversation, LLMCall, Turn
+from apps.conversations.services import conversation_flag_reasons_merge
 from apps.core.metrics import INGEST_ITEMS
 from apps.evaluations.sampling import turn_is_sampled
 from apps.feedback.tokens import feedback_token_for
@@ -288,11 +289,7 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
         conversation.max_risk_score = max(conversation.max_risk_score, turn.risk_score)
         conversation.last_activity_at = max(conversation.last_activity_at, turn.timestamp)
         conversation.started_at = min(conversation.started_at, turn.timestamp)
-        for reason in turn.flag_reasons:
-            if reason not in conversation.flag_reasons:
-                conversation.flag_reasons = [*conversation.flag_reasons, reason]
-        if turn.flag_reasons and not conversation.is_flagged:
-            conversation.is_flagged, conversation.flagged_at = True, now
+        conversation_flag_reasons_merge(conversation, turn.flag_reasons, now=now)
         if item.end_user_hash and not conversation.end_user_hash:
             conversation.end_user_hash = item.end_user_hash
         if item.data.channel and not conversation.channel:
@@ -500,29 +497,45 @@ def _calls_store(chatbot: Chatbot, prepared: list[_PreparedCall]) -> list[TurnRe
 
     results: list[TurnResult | None] = [None] * len(prepared)
     seen: dict[tuple[int, str], LLMCall] = {}
+    created: list[tuple[int, LLMCall]] = []
+    repeats: list[tuple[int, tuple[int, str]]] = []
+    touched_turns: dict[int, Turn] = {}
+    touched_conversations: dict[int, Conversation] = {}
     for index, item in enumerate(prepared):
         conversation = conversations[item.data.conversation_id]
         key = (conversation.pk, item.data.call_id) if item.data.call_id else None
-        if key and (key in stored or key in seen):
-            results[index] = TurnResult(REPLAYED, call_result_body(stored.get(key) or seen[key], conversation.external_id))
+        if key and key in stored:
+            results[index] = TurnResult(REPLAYED, call_result_body(stored[key], conversation.external_id))
+            continue
+        if key and key in seen:
+            repeats.append((index, key))  # answered below like a replay of the first
             continue
         turn = turns.get((conversation.pk, item.data.turn_id)) if item.data.turn_id else None
         call = _llm_call_build(item, chatbot=chatbot, conversation=conversation, turn=turn, at=now,
                                turn_external_id="" if turn else (item.data.turn_id or ""))
-        call.save()
+        created.append((index, call))
         if key:
             seen[key] = call
-        if turn is None and call.turn_external_id and not conversation.has_early_calls:
+        if turn is None and call.turn_external_id:
             conversation.has_early_calls = True
-            conversation.save(update_fields=["has_early_calls"])
         tokens = call.input_tokens + call.output_tokens
         if turn is not None:
             turn.total_tokens += tokens
             turn.total_cost_usd += call.cost_usd
-            turn.save(update_fields=["total_tokens", "total_cost_usd"])
+            touched_turns[turn.pk] = turn
         conversation.total_tokens += tokens
         conversation.cost_usd += call.cost_usd
         conversation.last_activity_at = max(conversation.last_activity_at, call.timestamp)
-        conversation.save(update_fields=["total_tokens", "cost_usd", "last_activity_at"])
-        results[index] = TurnResult(CREATED, call_result_body(call, conversation.external_id))
+        touched_conversations[conversation.pk] = conversation
+
+    # Rows are locked: write each once, however many calls touched it.
+    LLMCall.objects.bulk_create([call for _, call in created], batch_size=1000)
+    for turn in touched_turns.values():
+        turn.save(update_fields=["total_tokens", "total_cost_usd"])
+    for conversation in touched_conversations.values():
+        conversation.save(update_fields=["total_tokens", "cost_usd", "last_activity_at", "has_early_calls"])
+    for index, call in created:
+        results[index] = TurnResult(CREATED, call_result_body(call, call.conversation.external_id))
+    for index, key in repeats:
+        results[index] = TurnResult(REPLAYED, call_result_body(seen[key], seen[key].conversation.external_id))
     return results  # type: ignore[return-value]

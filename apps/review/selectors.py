@@ -21,11 +21,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
-    Aggregate,
     Avg,
     Count,
     F,
-    FloatField,
     Max,
     Q,
     QuerySet,
@@ -40,23 +38,12 @@ from apps.clustering.choices import RunStatus
 from apps.clustering.models import Cluster, ClusterRun
 from apps.conversations.choices import ReviewStatus, RiskLevel
 from apps.conversations.models import Conversation, LLMCall, Turn
+from apps.core.db import PercentileCont
 
 # The ranges offered by the dashboard; the API accepts any whole number of hours up to MAX_HOURS.
 DASHBOARD_RANGES: dict[str, int] = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 MAX_HOURS = 24 * 366
 OPEN_REVIEW_STATUSES = (ReviewStatus.NEW, ReviewStatus.IN_REVIEW)
-
-
-class PercentileCont(Aggregate):
-    """PostgreSQL `percentile_cont(p) WITHIN GROUP (ORDER BY expr)`."""
-
-    function = "PERCENTILE_CONT"
-    template = "%(function)s(%(percentile)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression: str, *, percentile: float, **extra: Any) -> None:
-        # A float formatted by us, never user text, goes into the SQL.
-        super().__init__(expression, percentile=f"{float(percentile):.6f}", **extra)
 
 
 @dataclass(frozen=True)

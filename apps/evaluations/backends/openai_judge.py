@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import email.utils
 import json
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 import openai
 from django.conf import settings
+
+from apps.core.llm import TRANSIENT_STATUSES
+from apps.core.llm import openai_client as shared_openai_client
 
 from ..choices import Evaluator
 from ..rubric import (
@@ -31,31 +33,16 @@ from .base import CallRecord, JudgeBackend, JudgeError, JudgeOutcome, register
 if TYPE_CHECKING:
     from apps.conversations.models import Turn
 
-# HTTP statuses worth another try (the same set the openai client retries by default).
-TRANSIENT_STATUSES = {408, 409, 429}
 RETRY_AFTER_CAP_SECONDS = 600.0
 
-_clients: dict[tuple[str | None, str, float], openai.OpenAI] = {}
-_clients_lock = threading.Lock()
 # Per (base URL, model): request features the server rejected, so later calls skip them
 # instead of paying for a 400 every time (e.g. json_schema on an older vLLM or Ollama).
 _unsupported: dict[tuple[str | None, str], set[str]] = {}
 
 
 def openai_client() -> openai.OpenAI:
-    """One client per process and configuration: it holds the HTTP connection pool."""
-    key = (settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY, float(settings.OPENAI_TIMEOUT_SECONDS))
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = openai.OpenAI(
-                base_url=settings.OPENAI_BASE_URL,
-                api_key=settings.OPENAI_API_KEY,
-                timeout=settings.OPENAI_TIMEOUT_SECONDS,
-                max_retries=0,
-            )
-            _clients[key] = client
-        return client
+    # Retries go through Celery (visible, bounded attempts), so the client itself never retries.
+    return shared_openai_client(max_retries=0)
 
 
 def unsupported_features_forget() -> None:

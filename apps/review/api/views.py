@@ -46,7 +46,9 @@ class ChatbotScopedViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> QuerySet:
         queryset = super().get_queryset()
-        return queryset.filter(**{f"{self.scope_field}__in": chatbots_for_user(self.request.user)})
+        ids = chatbot_ids_for_user(self.request.user)
+        # None: the user sees every chatbot, including rows that belong to none (all-chatbot rules).
+        return queryset if ids is None else queryset.filter(**{f"{self.scope_field}__in": ids})
 
 
 class ChatbotViewSet(ChatbotScopedViewSet):
@@ -63,7 +65,7 @@ class ConversationViewSet(ChatbotScopedViewSet):
 
     def get_queryset(self) -> QuerySet:
         queryset = super().get_queryset()
-        if self.action in ("retrieve", "export"):
+        if self.action == "retrieve":  # export loads its own tree (review.services.conversation_export)
             queryset = queryset.prefetch_related(
                 Prefetch(
                     "turns",
@@ -138,12 +140,6 @@ class AlertEventViewSet(ChatbotScopedViewSet):
     queryset = AlertEvent.objects.select_related("rule", "chatbot")
     serializer_class = serializers.AlertEventSerializer
     filterset_class = filtersets.AlertEventFilterSet
-
-    def get_queryset(self) -> QuerySet:
-        queryset = AlertEvent.objects.select_related("rule", "chatbot")
-        ids = chatbot_ids_for_user(self.request.user)
-        # Events of all-chatbot rules (no chatbot) only for those who see every chatbot.
-        return queryset if ids is None else queryset.filter(chatbot_id__in=ids)
 
 
 def stats_scope(request: Request, query: dict[str, Any]) -> list[int] | None:
