@@ -112,10 +112,6 @@ class ApiKey(models.Model):
     def __str__(self) -> str:
         return f"cm_{self.prefix}… ({self.name})"
 
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
     @staticmethod
     def hash_key(raw_key: str) -> str:
         return hashlib.sha256(raw_key.encode()).hexdigest()

@@ -32,10 +32,6 @@ def thumbs_down_turns(*, chatbot: Chatbot, start: datetime, end: datetime, limit
     return newest
 
 
-def thumbs_down_turn_count(*, chatbot: Chatbot, start: datetime, end: datetime) -> int:
-    return Turn.objects.filter(chatbot=chatbot, thumbs_down__gt=0, timestamp__gte=start, timestamp__lt=end).count()
-
-
 def active_run_exists(*, chatbot: Chatbot) -> bool:
     return ClusterRun.objects.filter(chatbot=chatbot, status__in=[RunStatus.PENDING, RunStatus.RUNNING]).exists()
 

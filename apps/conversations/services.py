@@ -8,7 +8,6 @@ summary stays exact.
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
 
 from .models import Conversation, Turn
@@ -50,51 +49,3 @@ def conversation_flag_reasons_merge(conversation: Conversation, reasons: list[st
         conversation.flagged_at = now
         fields += ["is_flagged", "flagged_at"]
     return fields
-
-
-def conversation_summary_recompute(*, conversation_id: int) -> Conversation | None:
-    """Rebuild every summary field from the stored turns (after erasure, retention, repair).
-
-    Deletes the conversation when it has no turns left. Returns the conversation, or None.
-    """
-    with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
-        if conversation is None:
-            return None
-        turns = Turn.objects.filter(conversation_id=conversation_id)
-        totals = turns.aggregate(
-            turn_count=Count("id"),
-            total_tokens=Sum("total_tokens"),
-            cost_usd=Sum("total_cost_usd"),
-            error_count=Count("id", filter=Q(has_error=True)),
-            fallback_count=Count("id", filter=Q(fallback_used=True)),
-            thumbs_up=Sum("thumbs_up"),
-            thumbs_down=Sum("thumbs_down"),
-            max_risk_score=Max("risk_score"),
-            min_judge_score=Min("judge_overall"),
-            last_activity_at=Max("timestamp"),
-            started_at=Min("timestamp"),
-        )
-        if not totals["turn_count"]:
-            conversation.delete()
-            return None
-        reasons: list[str] = []
-        for turn_reasons in turns.filter(is_flagged=True).values_list("flag_reasons", flat=True):
-            reasons += [r for r in turn_reasons if r not in reasons]
-        Conversation.objects.filter(pk=conversation_id).update(
-            turn_count=totals["turn_count"],
-            total_tokens=totals["total_tokens"] or 0,
-            cost_usd=totals["cost_usd"] or 0,
-            error_count=totals["error_count"],
-            fallback_count=totals["fallback_count"],
-            thumbs_up=totals["thumbs_up"] or 0,
-            thumbs_down=totals["thumbs_down"] or 0,
-            max_risk_score=totals["max_risk_score"] or 0,
-            min_judge_score=totals["min_judge_score"],
-            last_activity_at=totals["last_activity_at"],
-            started_at=totals["started_at"],
-            is_flagged=bool(reasons),
-            flag_reasons=reasons,
-        )
-        conversation.refresh_from_db()
-        return conversation

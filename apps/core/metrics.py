@@ -34,12 +34,11 @@ class StoredStateCollector(Collector):
 
         queue_depth = GaugeMetricFamily("chatmon_queue_depth", "Messages waiting in a Celery queue", labels=["queue"])
         if settings.REDIS_URL:
-            try:
-                import redis
+            from .selectors import queue_depths
 
-                client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
-                for queue in settings.CELERY_TASK_QUEUES_NAMES:
-                    queue_depth.add_metric([queue], client.llen(queue))
+            try:
+                for queue, depth in queue_depths().items():
+                    queue_depth.add_metric([queue], depth)
             except Exception:  # noqa: BLE001 - an unreachable broker shows as missing samples
                 pass
         yield queue_depth

@@ -2,8 +2,6 @@
 
 from dataclasses import dataclass, field
 
-from django.db.models import QuerySet
-
 from apps.conversations.models import Conversation, Turn
 
 from .models import Feedback
@@ -71,13 +69,4 @@ def demo_transcript(
         by_conversation.values(),
         key=lambda g: max(t.turn.timestamp for t in g.turns),
         reverse=True,
-    )
-
-
-def feedback_for_conversation(*, conversation_id: int) -> QuerySet[Feedback]:
-    """Every vote on a conversation's turns, in transcript order (for the review page)."""
-    return (
-        Feedback.objects.filter(turn__conversation_id=conversation_id)
-        .select_related("turn")
-        .order_by("turn__sequence", "turn_id", "created_at")
     )

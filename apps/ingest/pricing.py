@@ -14,7 +14,7 @@ from .models import ModelPrice
 _CACHE_SECONDS = 60
 _MILLION = Decimal(1_000_000)
 _QUANT = Decimal("0.000001")
-_state: dict[str, object] = {"loaded_at": 0.0, "prices": []}
+_state: dict[str, object] = {"loaded_at": 0.0, "prices": [], "memo": {}}
 _lock = threading.Lock()
 
 
@@ -28,6 +28,7 @@ def _prices() -> list[tuple[str, date, Decimal, Decimal]]:
                 ((p.lower(), v, i, o) for p, v, i, o in rows), key=lambda r: (-len(r[0]), -r[1].toordinal())
             )
             _state["prices"] = prices
+            _state["memo"] = {}  # lookups made against the old prices
             _state["loaded_at"] = now
     return _state["prices"]  # type: ignore[return-value]
 
@@ -38,10 +39,7 @@ def price_for(model: str, at: date | None = None) -> tuple[Decimal, Decimal] | N
         return None
     prices = _prices()
     key = (name, at or date.today())
-    memo: dict = _state.setdefault("memo", {})  # type: ignore[assignment]
-    if memo.get("_for") is not prices:  # a reload of the prices empties the memo
-        memo.clear()
-        memo["_for"] = prices
+    memo: dict = _state["memo"]  # type: ignore[assignment]
     if key not in memo:
         memo[key] = _price_lookup(prices, *key)
     return memo[key]

@@ -514,10 +514,16 @@ def span_contents_apply(*, chatbot: Chatbot, keys: list[str]) -> int:
     LLM calls are found by chatbot and time (the indexed columns) — a span starts at most
     OTLP_LOG_SPAN_WINDOW_MINUTES before its first event — then by external id.
     """
+    wanted = set(keys)
+    trace_ids, span_ids = set(), set()
+    for key in wanted:
+        trace_id, span_id = key.split(":")
+        trace_ids.add(trace_id)
+        span_ids.add(span_id)
     rows = {
-        r.span_key: r for r in PendingSpanContent.objects.filter(
-            chatbot=chatbot, trace_id__in={k.split(":")[0] for k in keys}, span_id__in={k.split(":")[1] for k in keys})
-        if r.span_key in set(keys)
+        r.span_key: r
+        for r in PendingSpanContent.objects.filter(chatbot=chatbot, trace_id__in=trace_ids, span_id__in=span_ids)
+        if r.span_key in wanted
     }
     if not rows:
         return 0

@@ -79,6 +79,26 @@ def _conversations_delete(*, ids: list[int], extra_filter: dict[str, Any] | None
     return per_model, clusters
 
 
+
+def _conversations_delete_batched(*, chatbot: Chatbot, where: dict[str, Any], batch_size: int) -> tuple[DeletionCounts, set[int]]:
+    """Delete the chatbot's conversations matching `where`, `batch_size` per transaction.
+
+    The condition is re-checked under the lock (`_conversations_delete`), so a row that stopped
+    matching in between survives. Returns the counts and the clusters that lost members.
+    """
+    totals = DeletionCounts()
+    touched_clusters: set[int] = set()
+    while True:
+        ids = list(
+            Conversation.objects.filter(chatbot=chatbot, **where).order_by("id").values_list("id", flat=True)[:batch_size]
+        )
+        if not ids:
+            return totals, touched_clusters
+        per_model, clusters = _conversations_delete(ids=ids, extra_filter=where)
+        totals.add(per_model)
+        touched_clusters |= clusters
+
+
 def clusters_recount(*, cluster_ids: set[int]) -> None:
     """Bring clusters in line with the members left: size, share, dates, average judge score.
 
@@ -89,7 +109,7 @@ def clusters_recount(*, cluster_ids: set[int]) -> None:
     if not cluster_ids:
         return
     run_ids = set(Cluster.objects.filter(pk__in=cluster_ids).values_list("run_id", flat=True))
-    representatives = settings.CLUSTERING_REPRESENTATIVES if hasattr(settings, "CLUSTERING_REPRESENTATIVES") else 5
+    representatives = settings.CLUSTERING_REPRESENTATIVES
     with transaction.atomic():
         for run in ClusterRun.objects.select_for_update().filter(pk__in=run_ids).order_by("id"):
             clusters = list(
@@ -162,18 +182,9 @@ def end_user_erase(
         if not user_id:
             raise ValueError("user_id or hashed_id is required")
         hashed_id = end_user_hash(chatbot_id=chatbot.pk, user_id=user_id)
-    totals = DeletionCounts()
-    touched_clusters: set[int] = set()
-    while True:
-        ids = list(
-            Conversation.objects.filter(chatbot=chatbot, end_user_hash=hashed_id)
-            .order_by("id").values_list("id", flat=True)[:batch_size]
-        )
-        if not ids:
-            break
-        per_model, clusters = _conversations_delete(ids=ids, extra_filter={"end_user_hash": hashed_id})
-        totals.add(per_model)
-        touched_clusters |= clusters
+    totals, touched_clusters = _conversations_delete_batched(
+        chatbot=chatbot, where={"end_user_hash": hashed_id}, batch_size=batch_size
+    )
 
     from apps.feedback.services import feedback_delete
 
@@ -197,7 +208,7 @@ def conversations_erase(*, conversation_ids: list[int], actor: Any = None) -> di
     """The admin action: erase the end users of these conversations (or, when a conversation
     has no end user, that conversation alone). One AuditEvent per end user / conversation."""
     results: dict[int, ErasureResult] = {}
-    rows = Conversation.objects.filter(pk__in=conversation_ids).values_list("id", "chatbot_id", "end_user_hash")
+    rows = list(Conversation.objects.filter(pk__in=conversation_ids).values_list("id", "chatbot_id", "end_user_hash"))
     done: set[tuple[int, str]] = set()
     chatbots = {c.pk: c for c in Chatbot.objects.filter(pk__in={r[1] for r in rows})}
     for conversation_id, chatbot_id, hashed in rows:
@@ -235,17 +246,10 @@ def retention_purge(*, now: datetime | None = None, batch_size: int | None = Non
     touched_clusters: set[int] = set()
     for chatbot in Chatbot.objects.filter(retention_days__gt=0).order_by("id"):
         cutoff = now - timedelta(days=chatbot.retention_days)
-        totals = DeletionCounts()
-        while True:
-            ids = list(
-                Conversation.objects.filter(chatbot=chatbot, last_activity_at__lt=cutoff)
-                .order_by("id").values_list("id", flat=True)[:batch_size]
-            )
-            if not ids:
-                break
-            per_model, clusters = _conversations_delete(ids=ids, extra_filter={"last_activity_at__lt": cutoff})
-            totals.add(per_model)
-            touched_clusters |= clusters
+        totals, clusters = _conversations_delete_batched(
+            chatbot=chatbot, where={"last_activity_at__lt": cutoff}, batch_size=batch_size
+        )
+        touched_clusters |= clusters
         while True:
             call_ids = list(
                 LLMCall.objects.filter(chatbot=chatbot, conversation__isnull=True, timestamp__lt=cutoff)

@@ -39,9 +39,3 @@ def chatbot_ids_for_user(user: AbstractBaseUser | AnonymousUser) -> list[int] | 
     if user_sees_all_chatbots(user):
         return None
     return list(chatbots_for_user(user).values_list("id", flat=True))
-
-
-def user_may_see_chatbot(user: AbstractBaseUser | AnonymousUser, chatbot_id: int | None) -> bool:
-    if chatbot_id is None:
-        return user_sees_all_chatbots(user)
-    return chatbots_for_user(user).filter(pk=chatbot_id).exists()

@@ -41,7 +41,7 @@ class CompiledRule:
         if not self.model_patterns:
             return True
         name = (model or "").lower()
-        return any(fnmatch.fnmatchcase(name, p.lower()) for p in self.model_patterns)
+        return any(fnmatch.fnmatchcase(name, p) for p in self.model_patterns)
 
     def match(self, text: str) -> str | None:
         """The first matched fragment, or None."""
@@ -87,7 +87,7 @@ def compile_rule(rule: DetectionRule) -> CompiledRule:
         points=rule.points,
         severity=rule.severity,
         applies_to=rule.applies_to,
-        model_patterns=tuple(rule.model_patterns or ()),
+        model_patterns=tuple(p.lower() for p in rule.model_patterns or ()),  # lowered once, not per turn
         keyword_pattern=keyword_pattern,
         regex=regex,
     )

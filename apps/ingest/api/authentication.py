@@ -69,8 +69,6 @@ def _touch_last_used(key: ApiKey) -> None:
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    keyword = "Bearer"
-
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).decode("latin-1", errors="replace")
         if not header:

@@ -10,6 +10,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.views import APIView
 
 from apps.core.json import json_loads_strict
+from apps.core.metrics import INGEST_LATENCY, INGEST_REQUESTS
 
 from .authentication import ApiKeyAuthentication
 from .throttling import ApiKeyRateThrottle
@@ -35,8 +36,6 @@ class BotAPIView(APIView):
     metrics_name = "bot"
 
     def dispatch(self, request, *args, **kwargs):
-        from apps.core.metrics import INGEST_LATENCY, INGEST_REQUESTS
-
         started = time.perf_counter()
         response = super().dispatch(request, *args, **kwargs)
         INGEST_LATENCY.labels(self.metrics_name).observe(time.perf_counter() - started)

@@ -55,7 +55,7 @@ def _chatbot_authenticate(request: HttpRequest) -> Chatbot:
 
 
 def _export(request: HttpRequest, *, message: Any, store: Callable[..., services.ExportResult],
-            response: Any, partial_field: str, rejected_field: str) -> HttpResponse:
+            response: Any, rejected_field: str) -> HttpResponse:
     encoding = response_encoding(request)
     if request.method != "POST":
         answer = error_response(OtlpError(405, "Use POST."), encoding)
@@ -76,7 +76,7 @@ def _export(request: HttpRequest, *, message: Any, store: Callable[..., services
         logger.info("otel export for chatbot %s: %d used, %d rejected, %d ignored (not GenAI)",
                     chatbot.pk, result.accepted, result.rejected, result.ignored)
     if result.rejected:
-        partial = getattr(response, partial_field)
+        partial = response.partial_success
         setattr(partial, rejected_field, result.rejected)
         partial.error_message = result.error_message
     return message_response(response, body.encoding)
@@ -85,12 +85,12 @@ def _export(request: HttpRequest, *, message: Any, store: Callable[..., services
 @csrf_exempt
 def traces(request: HttpRequest) -> HttpResponse:
     return _export(request, message=ExportTraceServiceRequest(), store=services.traces_export,
-                   response=ExportTraceServiceResponse(), partial_field="partial_success",
+                   response=ExportTraceServiceResponse(),
                    rejected_field="rejected_spans")
 
 
 @csrf_exempt
 def logs(request: HttpRequest) -> HttpResponse:
     return _export(request, message=ExportLogsServiceRequest(), store=services.logs_export,
-                   response=ExportLogsServiceResponse(), partial_field="partial_success",
+                   response=ExportLogsServiceResponse(),
                    rejected_field="rejected_log_records")
