@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from apps.core.admin import LargeTableAdmin
-from apps.review.admin_mixins import ChatbotScopedAdminMixin
+from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 
 from . import services
 from .choices import DeliveryStatus, EventStatus, NotificationKind
@@ -75,7 +75,7 @@ class AlertRuleAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
         "name", "chatbot_or_all", "condition", "severity", "state", "last_value_display", "last_sample_size",
         "last_checked_at", "short_error", "is_enabled",
     )
-    list_filter = ("state", "is_enabled", "metric", "severity", "chatbot")
+    list_filter = ("state", "is_enabled", "metric", "severity", ChatbotListFilter)
     list_select_related = ("chatbot",)
     search_fields = ("name",)
     filter_horizontal = ("channels",)
@@ -141,7 +141,7 @@ class AlertEventAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
         "id", "title_display", "chatbot", "status", "severity", "value_display", "threshold", "started_at",
         "acknowledged_at", "resolved_at", "notify_count",
     )
-    list_filter = ("status", "severity", ("rule", admin.EmptyFieldListFilter), "chatbot")
+    list_filter = ("status", "severity", ("rule", admin.EmptyFieldListFilter), ChatbotListFilter)
     list_select_related = ("rule", "chatbot")
     raw_id_fields = ("turn", "acknowledged_by", "rule", "chatbot")
     readonly_fields = (

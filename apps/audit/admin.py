@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from apps.core.admin import LargeTableAdmin
-from apps.review.admin_mixins import ChatbotScopedAdminMixin
+from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 
 from .models import AuditEvent
 
@@ -9,7 +9,7 @@ from .models import AuditEvent
 @admin.register(AuditEvent)
 class AuditEventAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     list_display = ("created_at", "actor_label", "action", "object_type", "object_id", "object_repr", "chatbot")
-    list_filter = ("action", "object_type", "chatbot")
+    list_filter = ("action", "object_type", ChatbotListFilter)
     list_select_related = ("chatbot",)
     search_fields = ("=object_id", "actor_label", "action")
     readonly_fields = [f.name for f in AuditEvent._meta.fields]

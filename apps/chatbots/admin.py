@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 
 from apps.audit.services import audit_event_record
 from apps.clustering.admin import cluster_admin_action
-from apps.review.admin_mixins import ChatbotScopedAdminMixin
+from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 
 from .models import ApiKey, Chatbot
 from .services import api_key_revoke
@@ -44,7 +44,7 @@ class ChatbotAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
 @admin.register(ApiKey)
 class ApiKeyAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
     list_display = ("__str__", "chatbot", "name", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("chatbot", ("revoked_at", admin.EmptyFieldListFilter))
+    list_filter = (ChatbotListFilter, ("revoked_at", admin.EmptyFieldListFilter))
     list_select_related = ("chatbot",)
     search_fields = ("name", "prefix", "chatbot__name")
     readonly_fields = ("prefix", "created_at", "created_by", "last_used_at", "revoked_at")

@@ -13,7 +13,7 @@ from django.utils.text import Truncator
 
 from apps.core.admin import LargeTableAdmin
 from apps.review.access import chatbots_for_user
-from apps.review.admin_mixins import ChatbotScopedAdminMixin
+from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 
 from .embeddings import EMBEDDING_BACKENDS
 from .models import Cluster, ClusterRun, TurnEmbedding
@@ -121,7 +121,7 @@ class ClusterInline(admin.TabularInline):
 class ClusterRunAdmin(ScopedToChatbotsMixin, admin.ModelAdmin):
     list_display = ("id", "chatbot", "status", "backend", "turn_count", "cluster_count", "noise_count",
                     "total_seconds", "created_at")
-    list_filter = ("status", "backend", "chatbot")
+    list_filter = ("status", "backend", ChatbotListFilter)
     list_select_related = ("chatbot",)
     show_full_result_count = False
     date_hierarchy = "created_at"
@@ -153,7 +153,7 @@ def export_finetune_jsonl(modeladmin: admin.ModelAdmin, request: HttpRequest, qu
 class ClusterAdmin(ScopedToChatbotsMixin, admin.ModelAdmin):
     chatbot_scope_field = "run__chatbot"
     list_display = ("label", "chatbot", "run", "size", "share_percent", "avg_judge_score", "is_noise", "last_at")
-    list_filter = ("is_noise", "run__chatbot")
+    list_filter = ("is_noise", ChatbotListFilter)
     list_select_related = ("run", "run__chatbot")
     search_fields = ("label",)
     show_full_result_count = False

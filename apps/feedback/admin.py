@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from apps.core.admin import LargeTableAdmin
-from apps.review.admin_mixins import ChatbotScopedAdminMixin
+from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 
 from .models import Feedback
 from .services import feedback_delete
@@ -112,7 +112,7 @@ class FeedbackAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
         "conversation_link",
         "source",
     )
-    list_filter = ("rating", "source", "chatbot", ConversationFilter)
+    list_filter = ("rating", "source", ChatbotListFilter, ConversationFilter)
     list_select_related = ("chatbot", "turn", "turn__conversation")
     search_fields = ("comment",)
     date_hierarchy = "created_at"

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.review.admin_mixins import ChatbotScopedAdminMixin
+from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 
 from .models import PendingSpanContent
 
@@ -10,7 +10,7 @@ class PendingSpanContentAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
     """Read-only: what log events are waiting for their span (a symptom of a missing traces exporter)."""
 
     list_display = ("trace_id", "span_id", "chatbot", "first_event_at", "received_at")
-    list_filter = ("chatbot",)
+    list_filter = (ChatbotListFilter,)
     list_select_related = ("chatbot",)
     search_fields = ("=trace_id", "=span_id")
     show_full_result_count = False

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.review.admin_mixins import ChatbotScopedAdminMixin
+from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 
 from .models import DetectionRule
 
@@ -8,6 +8,6 @@ from .models import DetectionRule
 @admin.register(DetectionRule)
 class DetectionRuleAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
     list_display = ("name", "chatbot", "applies_to", "points", "severity", "is_active", "updated_at")
-    list_filter = ("is_active", "severity", "applies_to", "chatbot")
+    list_filter = ("is_active", "severity", "applies_to", ChatbotListFilter)
     list_select_related = ("chatbot",)
     search_fields = ("name", "description")

@@ -49,3 +49,13 @@ def test_reviewer_lists_hold_only_their_chatbots(client, bob, two_chatbots_of_da
 def test_superuser_sees_everything(admin_client, two_chatbots_of_data):
     page = admin_client.get("/admin/feedback/feedback/").content.decode()
     assert "comment-shop" in page and "comment-hr" in page
+
+
+@pytest.mark.parametrize("url", ["/admin/feedback/feedback/", "/admin/evaluations/evaluation/", "/admin/clustering/clusterrun/"])
+def test_reviewer_filters_do_not_name_other_chatbots(client, bob, two_chatbots_of_data, url):
+    # The stock chatbot filter lists every chatbot; a reviewer must not even learn their names.
+    client.force_login(bob)
+    response = client.get(url)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Shop assistant" in page and "HR helper" not in page
