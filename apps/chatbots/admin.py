@@ -1,11 +1,10 @@
 from django.contrib import admin, messages
 
-from apps.audit.services import audit_event_record
 from apps.clustering.admin import cluster_admin_action
 from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 
 from .models import ApiKey, Chatbot
-from .services import api_key_revoke
+from .services import api_key_issue, api_key_revoke
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -59,12 +58,7 @@ class ApiKeyAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        obj.prefix, raw_key = ApiKey.generate()
-        obj.key_hash = ApiKey.hash_key(raw_key)
-        obj.created_by = request.user
-        super().save_model(request, obj, form, change)
-        audit_event_record(action="api_key.create", actor=request.user, target=obj, chatbot=obj.chatbot,
-                           data={"prefix": obj.prefix, "name": obj.name})
+        raw_key = api_key_issue(key=obj, actor=request.user)
         messages.warning(
             request,
             f"New API key for {obj.chatbot}: {raw_key} — copy it now; it is stored only as a hash and "

@@ -10,15 +10,20 @@ from .models import ApiKey, Chatbot
 
 def api_key_create(*, chatbot: Chatbot, name: str = "default", actor: Any = None) -> tuple[ApiKey, str]:
     """A new key for `chatbot`; the raw key is returned once and never stored."""
-    prefix, raw_key = ApiKey.generate()
+    key = ApiKey(chatbot=chatbot, name=name)
+    return key, api_key_issue(key=key, actor=actor)
+
+
+def api_key_issue(*, key: ApiKey, actor: Any = None) -> str:
+    """Give an unsaved ApiKey its secret, save it and audit it; returns the raw key (shown once)."""
+    key.prefix, raw_key = ApiKey.generate()
+    key.key_hash = ApiKey.hash_key(raw_key)
+    key.created_by = actor if getattr(actor, "is_authenticated", False) else None
     with transaction.atomic():
-        key = ApiKey.objects.create(
-            chatbot=chatbot, name=name, prefix=prefix, key_hash=ApiKey.hash_key(raw_key),
-            created_by=actor if getattr(actor, "is_authenticated", False) else None,
-        )
-        audit_event_record(action="api_key.create", actor=actor, target=key, chatbot=chatbot,
-                           data={"prefix": prefix, "name": name})
-    return key, raw_key
+        key.save()
+        audit_event_record(action="api_key.create", actor=actor, target=key, chatbot=key.chatbot,
+                           data={"prefix": key.prefix, "name": key.name})
+    return raw_key
 
 
 def api_key_revoke(*, key: ApiKey, actor: Any = None) -> bool:

@@ -186,19 +186,24 @@ def turns_ingest(*, chatbot: Chatbot, turns: list[TurnInput]) -> list[TurnResult
         return []
     rules = rules_for_chatbot(chatbot.pk) if chatbot.monitoring_enabled else []
     prepared = [_turn_prepare(chatbot, i, t, rules) for i, t in enumerate(turns)]
-    for attempt in range(_INTEGRITY_RETRIES):
-        try:
-            with transaction.atomic():
-                results, new_turns = _turns_store(chatbot, prepared)
-            break
-        except IntegrityError:
-            # A concurrent writer stored the same turn_id between our check and insert (only
-            # possible where row locks are not available); the retry sees it as a replay.
-            if attempt == _INTEGRITY_RETRIES - 1:
-                raise
+    results, new_turns = _atomic_retrying(lambda: _turns_store(chatbot, prepared))
     _after_commit(chatbot, new_turns)
     _count_items("turn", results)
     return results
+
+
+def _atomic_retrying(store: Any) -> Any:
+    """Run `store` in a transaction; retry when a concurrent writer stored the same external id
+    between our check and insert (only possible where row locks are not available): the retry
+    then sees it as a replay."""
+    for attempt in range(_INTEGRITY_RETRIES):
+        try:
+            with transaction.atomic():
+                return store()
+        except IntegrityError:
+            if attempt == _INTEGRITY_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _count_items(kind: str, results: list[TurnResult]) -> None:
@@ -460,16 +465,9 @@ def llm_calls_ingest(*, chatbot: Chatbot, calls: list[CallInput]) -> list[TurnRe
         return []
     prepared = [_call_prepare(c, default_model=chatbot.model, at=c.timestamp or timezone.now(),
                               redact_pii=chatbot.pii_redaction_enabled) for c in calls]
-    for attempt in range(_INTEGRITY_RETRIES):
-        try:
-            with transaction.atomic():
-                results = _calls_store(chatbot, prepared)
-            _count_items("llm_call", results)
-            return results
-        except IntegrityError:
-            if attempt == _INTEGRITY_RETRIES - 1:
-                raise
-    raise AssertionError("unreachable")
+    results = _atomic_retrying(lambda: _calls_store(chatbot, prepared))
+    _count_items("llm_call", results)
+    return results
 
 
 def _calls_store(chatbot: Chatbot, prepared: list[_PreparedCall]) -> list[TurnResult]:

@@ -44,6 +44,11 @@ def encoding_name_for(model: str) -> str:
     return settings.TIKTOKEN_DEFAULT_ENCODING
 
 
+def _cache_file(cache_dir: Path, name: str) -> Path:
+    """Where tiktoken looks for an encoding: its cache keys files by the SHA-1 of the URL."""
+    return cache_dir / hashlib.sha1(_BLOB_URL.format(name=name).encode()).hexdigest()
+
+
 def _seed_cache_from_encodings_dir(name: str) -> None:
     source_dir = settings.TIKTOKEN_ENCODINGS_DIR
     if not source_dir:
@@ -55,7 +60,7 @@ def _seed_cache_from_encodings_dir(name: str) -> None:
         settings.TIKTOKEN_CACHE_DIR or os.environ.get("TIKTOKEN_CACHE_DIR") or Path(tempfile.gettempdir()) / "chatmon-tiktoken"
     )
     cache_dir.mkdir(parents=True, exist_ok=True)
-    target = cache_dir / hashlib.sha1(_BLOB_URL.format(name=name).encode()).hexdigest()
+    target = _cache_file(cache_dir, name)
     if not target.exists():
         shutil.copyfile(source, target)
     os.environ["TIKTOKEN_CACHE_DIR"] = str(cache_dir)
@@ -66,7 +71,7 @@ def _offline_and_missing(name: str) -> bool:
     cache_dir = os.environ.get("TIKTOKEN_CACHE_DIR")
     if not cache_dir:
         return False
-    target = Path(cache_dir) / hashlib.sha1(_BLOB_URL.format(name=name).encode()).hexdigest()
+    target = _cache_file(Path(cache_dir), name)
     return not target.exists()
 
 

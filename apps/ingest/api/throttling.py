@@ -23,10 +23,11 @@ class ApiKeyRateThrottle(BaseThrottle):
         self.wait_seconds = 0
 
     def allow_request(self, request, view) -> bool:
-        key = getattr(request, "auth", None)
-        prefix = getattr(key, "prefix", None)
-        if prefix is None:
-            return True
+        prefix = getattr(getattr(request, "auth", None), "prefix", None)
+        return True if prefix is None else self.allow_key(prefix)
+
+    def allow_key(self, prefix: str) -> bool:
+        """Count one request for the key with this prefix; False (and `wait()`) when over the rate."""
         now = time.time()
         window = int(now // self.period)
         cache_key = f"throttle:{self.scope}:{prefix}:{window}"

@@ -48,8 +48,7 @@ def _chatbot_authenticate(request: HttpRequest) -> Chatbot:
     if key is None:
         raise OtlpError(401, "Unknown or revoked API key.")
     throttle = ApiKeyRateThrottle()
-    request.auth = key  # type: ignore[attr-defined]  # what the throttle keys on
-    if not throttle.allow_request(request, None):
+    if not throttle.allow_key(key.prefix):
         raise OtlpError(429, "Too many export requests for this API key.", retry_after=int(throttle.wait()))
     return key.chatbot
 
