@@ -23,23 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatmon.settings")
 
-from apps.privacy.redaction import KINDS, redact  # noqa: E402
-
-
-def corpus_evaluate(rows: list[dict]) -> dict[str, dict[str, float]]:
-    table = {kind: {"tp": 0, "fp": 0, "fn": 0} for kind in KINDS}
-    for row in rows:
-        _, found = redact(row["text"])
-        for kind in KINDS:
-            want, got = row["expect"].get(kind, 0), found.get(kind, 0)
-            table[kind]["tp"] += min(want, got)
-            table[kind]["fp"] += max(0, got - want)
-            table[kind]["fn"] += max(0, want - got)
-    for counts in table.values():
-        tp, fp, fn = counts["tp"], counts["fp"], counts["fn"]
-        counts["precision"] = tp / (tp + fp) if tp + fp else 1.0
-        counts["recall"] = tp / (tp + fn) if tp + fn else 1.0
-    return table
+from apps.privacy.redaction import redact, redaction_scores  # noqa: E402
 
 
 def throughput(texts: list[str], seconds: float) -> tuple[float, float]:
@@ -77,7 +61,7 @@ def main() -> None:
     positives = sum(1 for r in rows if r["expect"])
     print(f"corpus: {len(rows)} strings ({positives} with PII, {len(rows) - positives} without)")
     print(f"{'kind':8} {'labelled':>8} {'tp':>4} {'fp':>4} {'fn':>4} {'precision':>9} {'recall':>7}")
-    for kind, c in corpus_evaluate(rows).items():
+    for kind, c in redaction_scores(rows).items():
         print(f"{kind:8} {c['tp'] + c['fn']:8d} {c['tp']:4d} {c['fp']:4d} {c['fn']:4d} {c['precision']:9.3f} {c['recall']:7.3f}")
     for name, texts in (("chat text (ConvAI2 messages)", chat_texts()), ("corpus strings", [r["text"] for r in rows])):
         per_second, mb = throughput(texts, args.seconds)

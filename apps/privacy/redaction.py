@@ -241,3 +241,24 @@ def counts_merge(*many: dict[str, int]) -> dict[str, int]:
         for kind, n in counts.items():
             merged[kind] = merged.get(kind, 0) + n
     return merged
+
+
+def redaction_scores(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Precision and recall per kind on labelled rows `{"text": …, "expect": {kind: count}}`.
+
+    Used by the test corpus and bench/redaction.py, so both report the same figures.
+    """
+    table: dict[str, dict[str, float]] = {kind: {"tp": 0, "fp": 0, "fn": 0} for kind in KINDS}
+    for row in rows:
+        _, found = redact(row["text"])
+        for kind in KINDS:
+            want, got = row["expect"].get(kind, 0), found.get(kind, 0)
+            table[kind]["tp"] += min(want, got)
+            table[kind]["fp"] += max(0, got - want)
+            table[kind]["fn"] += max(0, want - got)
+    for counts in table.values():
+        tp, fp, fn = counts["tp"], counts["fp"], counts["fn"]
+        counts["precision"] = tp / (tp + fp) if tp + fp else 1.0
+        counts["recall"] = tp / (tp + fn) if tp + fn else 1.0
+    return table
+

@@ -45,6 +45,15 @@ def openai_client() -> openai.OpenAI:
     return shared_openai_client(max_retries=0)
 
 
+def _call_failed(record: CallRecord, started: float, calls: list[CallRecord], error: str) -> JudgeError:
+    """Record a failed call (kept as an LLMCall) and the transient error to retry it with."""
+    record.duration_ms = int((time.perf_counter() - started) * 1000)
+    record.success = False
+    record.error = error[:1000]
+    calls.append(record)
+    return JudgeError(record.error, permanent=False, calls=calls)
+
+
 def unsupported_features_forget() -> None:
     """Forget what servers rejected (tests; a server upgrade is picked up on restart anyway)."""
     _unsupported.clear()
@@ -179,24 +188,12 @@ class OpenAIJudge(JudgeBackend):
                     record.metadata["retry_after"] = retry_after
                 raise JudgeError(record.error, permanent=not transient, retry_after=retry_after, calls=calls) from None
             except openai.APITimeoutError:
-                record.duration_ms = int((time.perf_counter() - started) * 1000)
-                record.success = False
-                record.error = f"timed out after {settings.OPENAI_TIMEOUT_SECONDS}s"
-                calls.append(record)
-                raise JudgeError(record.error, permanent=False, calls=calls) from None
+                raise _call_failed(record, started, calls, f"timed out after {settings.OPENAI_TIMEOUT_SECONDS}s") from None
             except openai.APIConnectionError as exc:
-                record.duration_ms = int((time.perf_counter() - started) * 1000)
-                record.success = False
-                record.error = f"connection error: {exc.__cause__ or exc}"[:1000]
-                calls.append(record)
-                raise JudgeError(record.error, permanent=False, calls=calls) from None
+                raise _call_failed(record, started, calls, f"connection error: {exc.__cause__ or exc}") from None
             except openai.APIResponseValidationError as exc:
                 # The server answered 200 with a body that is not a chat completion.
-                record.duration_ms = int((time.perf_counter() - started) * 1000)
-                record.success = False
-                record.error = f"invalid response from the server: {exc.message}"[:1000]
-                calls.append(record)
-                raise JudgeError(record.error, permanent=False, calls=calls) from None
+                raise _call_failed(record, started, calls, f"invalid response from the server: {exc.message}") from None
             record.duration_ms = int((time.perf_counter() - started) * 1000)
             choice = response.choices[0] if response.choices else None
             message = choice.message if choice else None
