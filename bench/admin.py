@@ -3,6 +3,7 @@
     .venv/bin/python bench/admin.py                  # builds the data once, then times the pages
     .venv/bin/python bench/admin.py --reset          # rebuild the database from scratch
     .venv/bin/python bench/admin.py --repeat 9       # more timed requests per page (median, max)
+    .venv/bin/python bench/admin.py --live           # without the hourly rollup (every figure from the turns)
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/chatmon_bench_admin (default)
 
 The data lives in its own PostgreSQL database (created and migrated here) and is generated
@@ -21,6 +22,7 @@ import os
 import statistics
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,6 +214,38 @@ def data_generate() -> None:
     print(f"data: ready in {time.perf_counter() - started:.1f}s")
 
 
+def rollup_refresh(live: bool) -> None:
+    """Bring the hourly rollup up to date, as beat does every minute, and time it: the first run
+    sums the whole history; then a steady-state run after a minute's worth of changes (judge
+    scores on 2,400 recent turns, votes on 600 turns spread over the month)."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from apps.conversations.models import Turn
+    from apps.review.models import HourlyStatsState
+    from apps.review.rollup import hourly_stats_refresh
+
+    if live:
+        HourlyStatsState.objects.update(materialized_until=None)
+        print("rollup: off (--live): every figure grouped from the turns")
+        return
+    started = time.perf_counter()
+    while (result := hourly_stats_refresh())["materialized_until"] < timezone.now().replace(minute=0, second=0, microsecond=0):
+        pass
+    print(f"rollup: refresh summed {result['hours']:,} hours in {time.perf_counter() - started:.2f}s")
+    recent = list(Turn.objects.filter(timestamp__gte=timezone.now() - timedelta(hours=2)).values_list("pk", flat=True)[:2400])
+    spread = list(Turn.objects.filter(pk__in=range(1, TURNS, TURNS // 600)).values_list("pk", flat=True))
+    with connection.cursor() as cursor:
+        for pk in recent:
+            cursor.execute("UPDATE conversations_turn SET judge_overall = 7.5 WHERE id = %s", [pk])
+        for pk in spread:
+            cursor.execute("UPDATE conversations_turn SET thumbs_up = thumbs_up + 1 WHERE id = %s", [pk])
+    started = time.perf_counter()
+    result = hourly_stats_refresh()
+    print(f"rollup: steady-state refresh after {len(recent) + len(spread):,} turn updates: {result['stale_marks']:,} "
+          f"stale marks, {result['hours']:,} hours re-summed in {time.perf_counter() - started:.2f}s")
+
+
 def time_pages(repeat: int, only: str = "") -> list[tuple[str, str, float, float]]:
     from django.contrib.auth import get_user_model
     from django.test import Client
@@ -279,6 +313,7 @@ def main() -> None:
     parser.add_argument("--cached", action="store_true",
                         help="time with REVIEW_STATS_CACHE_SECONDS=60 (local-memory cache) instead of live figures")
     parser.add_argument("--only", default="", help="time only URLs containing this text")
+    parser.add_argument("--live", action="store_true", help="switch the hourly rollup off: group every figure from the turns")
     args = parser.parse_args()
 
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
@@ -297,6 +332,7 @@ def main() -> None:
     setup_test_environment()  # lets the test client's "testserver" host through ALLOWED_HOSTS
     call_command("migrate", verbosity=0)
     data_generate()
+    rollup_refresh(args.live)
     print(f"\ntimings over {args.repeat} requests each (after one warm-up), cpu count {os.cpu_count()}, "
           f"load average {os.getloadavg()[0]:.1f}, stats cache {'on' if args.cached else 'off'}:")
     time_pages(args.repeat, args.only)

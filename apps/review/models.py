@@ -18,3 +18,90 @@ class FlaggedConversation(Conversation):
         proxy = True
         verbose_name = "flagged conversation"
         verbose_name_plural = "review queue"
+
+
+class HourlyTurnStats(models.Model):
+    """The dashboard's per-turn figures for one chatbot and one UTC hour, summed from its turns.
+
+    A read model kept by `hourly_stats_refresh`: the 7 and 30 day views add up at most 720 rows
+    per chatbot instead of grouping up to a million turns. Which hours it may be trusted for is
+    `HourlyStatsState.materialized_until` minus the hours named in `StaleHour`.
+    """
+
+    chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    turns = models.PositiveIntegerField(default=0)
+    tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    errors = models.PositiveIntegerField(default=0)
+    fallbacks = models.PositiveIntegerField(default=0)
+    flagged = models.PositiveIntegerField(default=0)
+    votes_up = models.PositiveIntegerField(default=0)
+    votes_down = models.PositiveIntegerField(default=0)
+    rated = models.PositiveIntegerField(default=0)
+    rated_down = models.PositiveIntegerField(default=0)
+    judged = models.PositiveIntegerField(default=0)
+    judge_sum = models.FloatField(default=0)
+    hallucinations = models.PositiveIntegerField(default=0)
+    timed = models.PositiveIntegerField(default=0)
+    latency_sum = models.BigIntegerField(default=0)
+    risk_low = models.PositiveIntegerField(default=0)
+    risk_medium = models.PositiveIntegerField(default=0)
+    risk_high = models.PositiveIntegerField(default=0)
+    risk_critical = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "hourly turn stats"
+        constraints = [models.UniqueConstraint(fields=["chatbot", "hour"], name="hourly_turn_stats_unique")]
+        indexes = [models.Index(fields=["hour"], name="hourly_turn_stats_hour")]
+
+    def __str__(self) -> str:
+        return f"chatbot {self.chatbot_id} at {self.hour:%Y-%m-%d %H:00} UTC: {self.turns} turns"
+
+
+class HourlyLatencyBucket(models.Model):
+    """How many turns of one chatbot and UTC hour fell in one latency bucket (`apps.review.sketch`)."""
+
+    chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    bucket = models.SmallIntegerField()
+    turns = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chatbot", "hour", "bucket"], name="hourly_latency_bucket_unique")
+        ]
+        indexes = [models.Index(fields=["hour"], name="hourly_latency_bucket_hour")]
+
+    def __str__(self) -> str:
+        return f"chatbot {self.chatbot_id} at {self.hour:%Y-%m-%d %H:00} UTC: bucket {self.bucket} × {self.turns}"
+
+
+class StaleHour(models.Model):
+    """An hour whose turns changed after it was summed: written by database triggers on the turn
+    table (every insert, update and delete, whatever code path made it), read and cleared by
+    `hourly_stats_refresh`. Append-only, so writers never wait on each other; duplicates are fine.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    chatbot_id = models.BigIntegerField()
+    hour = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["hour"], name="stale_hour_hour")]
+
+    def __str__(self) -> str:
+        return f"chatbot {self.chatbot_id} at {self.hour:%Y-%m-%d %H:00} UTC changed"
+
+
+class HourlyStatsState(models.Model):
+    """One row: every full UTC hour before `materialized_until` has been summed into HourlyTurnStats."""
+
+    materialized_until = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "hourly stats state"
+
+    def __str__(self) -> str:
+        return f"summed up to {self.materialized_until}"

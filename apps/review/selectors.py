@@ -1,12 +1,14 @@
 """Reads behind the dashboard, the review queue and the staff stats API.
 
 The admin dashboard and `GET /api/v1/stats/*` call the same functions, so their numbers always
-agree. Every aggregate is one grouped query over an indexed time range (`turn_chatbot_time`,
-`turn_time`, `llmcall_*`, the flagged partial indexes on conversations): no full-table counts.
+agree. Turn figures come from the hourly rollup where it is current and from the turns
+elsewhere (`apps.review.rollup`); the rest is one grouped query over an indexed time range
+(`turn_chatbot_time`, `llmcall_*`, the flagged partial indexes on conversations).
 
-Percentiles are PostgreSQL's `percentile_cont` (linear interpolation between the two nearest
-ranks); on SQLite the same definition is computed from the two middle rows, so tests on SQLite
-and production on PostgreSQL give identical figures.
+Percentiles follow PostgreSQL's `percentile_cont` (linear interpolation between the two nearest
+ranks). Turn latency percentiles are read from a log-bucket histogram, within 1 % of the exact
+figure (`apps.review.sketch`), so 30-day windows need no sort of a million values; LLM-call
+duration percentiles are exact (on SQLite computed from the two middle rows).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from django.db.models import (
     QuerySet,
     Sum,
 )
-from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from apps.alerts.choices import EventStatus
@@ -37,8 +38,11 @@ from apps.alerts.models import AlertEvent
 from apps.clustering.choices import RunStatus
 from apps.clustering.models import Cluster, ClusterRun
 from apps.conversations.choices import ReviewStatus, RiskLevel
-from apps.conversations.models import Conversation, LLMCall, Turn
+from apps.conversations.models import Conversation, LLMCall
 from apps.core.db import PercentileCont
+
+from . import sketch
+from .rollup import FIGURES, window_turn_figures
 
 # The ranges offered by the dashboard; the API accepts any whole number of hours up to MAX_HOURS.
 DASHBOARD_RANGES: dict[str, int] = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
@@ -107,36 +111,6 @@ def _hour_buckets(window: Window) -> list[datetime]:
         buckets.append(current)
         current = timezone.localtime(current + timedelta(hours=1), tz)
     return buckets
-
-
-def turn_stats_by_hour(*, chatbot_ids: Sequence[int] | None, window: Window) -> dict[datetime, dict[str, Any]]:
-    """One grouped query: every per-turn figure the dashboard needs, per hour of the window."""
-    turns = _scoped(Turn.objects.filter(timestamp__gte=window.since, timestamp__lte=window.until), chatbot_ids)
-    rows = (
-        turns.annotate(bucket=TruncHour("timestamp"))
-        .order_by()
-        .values("bucket")
-        .annotate(
-            turns=Count("id"),
-            tokens=Sum("total_tokens"),
-            cost=Sum("total_cost_usd"),
-            errors=Count("id", filter=Q(has_error=True)),
-            fallbacks=Count("id", filter=Q(fallback_used=True)),
-            flagged=Count("id", filter=Q(is_flagged=True)),
-            # Names differ from the model's fields: an annotation may not shadow a column.
-            votes_up=Sum("thumbs_up"),
-            votes_down=Sum("thumbs_down"),
-            rated=Count("id", filter=Q(thumbs_up__gt=0) | Q(thumbs_down__gt=0)),
-            rated_down=Count("id", filter=Q(thumbs_down__gt=0)),
-            judged=Count("judge_overall"),
-            judge_sum=Sum("judge_overall"),
-            hallucinations=Count("id", filter=Q(judge_hallucination=True)),
-            timed=Count("latency_ms"),
-            latency_sum=Sum("latency_ms"),
-            **{f"risk_{level}": Count("id", filter=Q(risk_level=level)) for level in RiskLevel.values},
-        )
-    )
-    return {row.pop("bucket"): row for row in rows}
 
 
 def _latest_cluster_runs(chatbot_ids: Sequence[int] | None) -> list[int]:
@@ -232,24 +206,18 @@ def turn_figures(*, chatbot_ids: Sequence[int] | None, hours: int, now: datetime
     3. One query for the conversations active in the window.
     """
     window = Window.last(hours, now=now)
-    by_hour = turn_stats_by_hour(chatbot_ids=chatbot_ids, window=window)
+    by_hour, latency_buckets = window_turn_figures(chatbot_ids=chatbot_ids, since=window.since, until=window.until)
 
-    keys = ("turns", "tokens", "cost", "errors", "fallbacks", "flagged", "votes_up", "votes_down", "rated",
-            "rated_down", "judged", "judge_sum", "hallucinations", "timed", "latency_sum",
-            *(f"risk_{level}" for level in RiskLevel.values))
-    totals: dict[str, Any] = dict.fromkeys(keys, 0)
+    totals: dict[str, Any] = dict.fromkeys(FIGURES, 0)
     days: dict[date, dict[str, Any]] = {}
     for bucket, row in by_hour.items():
         day = days.setdefault(timezone.localtime(bucket).date(), {"turns": 0, "cost": 0, "judged": 0, "judge_sum": 0.0})
-        for key in keys:
+        for key in FIGURES:
             totals[key] += row[key] or 0
         for key in day:
             day[key] += row[key] or 0
 
-    latency = percentiles(
-        _scoped(Turn.objects.filter(timestamp__gte=window.since, timestamp__lte=window.until), chatbot_ids),
-        "latency_ms", (0.5, 0.95), count=totals["timed"],
-    )
+    latency = sketch.quantiles(latency_buckets, (0.5, 0.95))
     conversations = _scoped(Conversation.objects.filter(last_activity_at__gte=window.since), chatbot_ids).aggregate(
         total=Count("id"), flagged=Count("id", filter=Q(is_flagged=True))
     )

@@ -373,6 +373,12 @@ ALERTS_RISK_DIGEST_MINUTES = env_int("ALERTS_RISK_DIGEST_MINUTES", 10)
 # --- chatmon: review and dashboard (apps.review) ------------------------------------------
 # Dashboard / stats overview: turn figures are cached this long (0: always computed live).
 REVIEW_STATS_CACHE_SECONDS = env_int("REVIEW_STATS_CACHE_SECONDS", 60)
+# Long windows read full past hours from the hourly rollup (apps.review.rollup), kept current here.
+CELERY_BEAT_SCHEDULE["review-hourly-stats-refresh"] = {
+    "task": "apps.review.tasks.refresh_hourly_stats",
+    "schedule": 60.0,
+    "options": {"queue": "default", "expires": 55},
+}
 
 # --- chatmon: privacy (apps.privacy) -----------------------------------------------------
 # Conversations deleted per transaction by retention (short locks; the nightly run loops).

@@ -1,0 +1,267 @@
+"""The hourly rollup behind the dashboard and `GET /api/v1/stats/overview` on long windows.
+
+Grouping a million turns takes seconds; adding up 720 hourly rows per chatbot does not. The
+rollup is exact, never approximately fresh: an hour is read from it only while no turn of that
+hour has changed since it was summed, and everything else is grouped live from the turns.
+
+Reading (`window_turn_figures`), for a window [since, until]:
+1. Full UTC hours from the first whole hour of the window up to `materialized_until` (at most
+   the hour `until` falls in), minus the hours logged in StaleHour, come from HourlyTurnStats
+   and HourlyLatencyBucket.
+2. The rest (the partial first hour, the stale hours, everything from the watermark on, which
+   includes the current hour) is grouped from the turns with the same aggregates.
+3. Both parts give rows per hour with the same keys, and latency bucket counts that add up.
+The rollup is skipped when the time zone has a UTC offset that is not a whole hour in the window
+(the rollup's hours are UTC hours; local hours would straddle them).
+
+Refreshing (`hourly_stats_refresh`, every minute from beat):
+1. Lock the state row; a refresh already running makes this one return at once.
+2. Read the stale marks of hours before the current hour (up to STALE_BATCH).
+3. Re-sum from the turns: each chatbot's stale hours before the old watermark, and every hour
+   from the old watermark (on the first run, from the first turn) up to the current hour.
+4. Delete exactly the marks read in 2 (marks committed meanwhile stay for the next run), drop the
+   marks of hours not yet materialized (they will be summed whole), move the watermark.
+The triggers that write StaleHour are in migration 0004: every insert, update and delete of a
+turn is logged in the same transaction, whichever code path made it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import (
+    Count,
+    DecimalField,
+    FloatField,
+    IntegerField,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce, TruncHour
+from django.utils import timezone
+
+from apps.conversations.choices import RiskLevel
+from apps.conversations.models import Turn
+
+from .models import HourlyLatencyBucket, HourlyStatsState, HourlyTurnStats, StaleHour
+from .sketch import bucket_expression
+
+HOUR = timedelta(hours=1)
+STALE_BATCH = 50_000  # stale marks read per refresh
+SUM_CHUNK = timedelta(days=7)  # most hours summed per span
+SPANS_PER_STATEMENT = 200  # spans re-summed per DELETE / INSERT … SELECT
+MAX_ADVANCE = timedelta(days=92)  # how far one refresh moves the watermark
+
+
+def _sum(field: str, output: IntegerField | FloatField | DecimalField) -> Coalesce:
+    return Coalesce(Sum(field), Value(0), output_field=output)
+
+
+def turn_aggregates() -> dict[str, Any]:
+    """Every per-turn figure the dashboard needs, as aggregates over a group of turns.
+
+    The names are also HourlyTurnStats' columns; they differ from Turn's fields because an
+    annotation may not shadow a column (`votes_up`, not `thumbs_up`).
+    """
+    integer = IntegerField()
+    return {
+        "turns": Count("id"),
+        "tokens": _sum("total_tokens", integer),
+        "cost": _sum("total_cost_usd", DecimalField(max_digits=18, decimal_places=6)),
+        "errors": Count("id", filter=Q(has_error=True)),
+        "fallbacks": Count("id", filter=Q(fallback_used=True)),
+        "flagged": Count("id", filter=Q(is_flagged=True)),
+        "votes_up": _sum("thumbs_up", integer),
+        "votes_down": _sum("thumbs_down", integer),
+        "rated": Count("id", filter=Q(thumbs_up__gt=0) | Q(thumbs_down__gt=0)),
+        "rated_down": Count("id", filter=Q(thumbs_down__gt=0)),
+        "judged": Count("judge_overall"),
+        "judge_sum": _sum("judge_overall", FloatField()),
+        "hallucinations": Count("id", filter=Q(judge_hallucination=True)),
+        "timed": Count("latency_ms"),
+        "latency_sum": _sum("latency_ms", integer),
+        **{f"risk_{level}": Count("id", filter=Q(risk_level=level)) for level in RiskLevel.values},
+    }
+
+
+FIGURES = tuple(turn_aggregates())
+
+
+def _floor_hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(moment: datetime) -> datetime:
+    floor = _floor_hour(moment)
+    return floor if floor == moment else floor + HOUR
+
+
+def _intervals(hours: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
+    """Sorted hours merged into half-open [start, end) runs."""
+    runs: list[list[datetime]] = []
+    for hour in sorted(set(hours)):
+        if runs and runs[-1][1] == hour:
+            runs[-1][1] = hour + HOUR
+        else:
+            runs.append([hour, hour + HOUR])
+    return [(start, end) for start, end in runs]
+
+
+def _scoped(queryset: QuerySet, chatbot_ids: Sequence[int] | None) -> QuerySet:
+    return queryset if chatbot_ids is None else queryset.filter(chatbot_id__in=list(chatbot_ids))
+
+
+def _whole_hour_offsets(since: datetime, until: datetime) -> bool:
+    tz = timezone.get_current_timezone()
+    moment = _floor_hour(since)
+    while moment <= until:
+        offset = moment.astimezone(tz).utcoffset()
+        if offset is not None and offset.total_seconds() % 3600:
+            return False
+        moment += HOUR
+    return True
+
+
+def window_turn_figures(
+    *, chatbot_ids: Sequence[int] | None, since: datetime, until: datetime
+) -> tuple[dict[datetime, dict[str, Any]], Counter[int]]:
+    """Per local hour of [since, until]: the `turn_aggregates` figures; and the latency bucket counts."""
+    first_full_hour = _ceil_hour(since)
+    watermark = HourlyStatsState.objects.filter(pk=1).values_list("materialized_until", flat=True).first()
+    rolled_until = min(watermark, _floor_hour(until)) if watermark else None
+    if rolled_until is None or rolled_until <= first_full_hour or not _whole_hour_offsets(since, until):
+        return _live_figures(_scoped(Turn.objects.filter(timestamp__gte=since, timestamp__lte=until), chatbot_ids))
+
+    stale = set(
+        _scoped(StaleHour.objects.filter(hour__gte=first_full_hour, hour__lt=rolled_until), chatbot_ids)
+        .values_list("hour", flat=True)
+        .distinct()
+    )
+    live = Q(timestamp__gte=since, timestamp__lt=first_full_hour) | Q(timestamp__gte=rolled_until, timestamp__lte=until)
+    for start, end in _intervals(stale):
+        live |= Q(timestamp__gte=start, timestamp__lt=end)
+    by_hour, latency = _live_figures(_scoped(Turn.objects.filter(live), chatbot_ids))
+
+    def rolled(model: type) -> QuerySet:
+        rows = model.objects.filter(hour__gte=first_full_hour, hour__lt=rolled_until).exclude(hour__in=stale)
+        return _scoped(rows, chatbot_ids).order_by()
+
+    summed = rolled(HourlyTurnStats).values("hour").annotate(**{f"sum_{name}": Sum(name) for name in FIGURES})
+    for row in summed:
+        by_hour[row["hour"]] = {name: row[f"sum_{name}"] for name in FIGURES}
+    latency.update(dict(rolled(HourlyLatencyBucket).values("bucket").annotate(n=Sum("turns")).values_list("bucket", "n")))
+    return by_hour, latency
+
+
+def _live_figures(turns: QuerySet) -> tuple[dict[datetime, dict[str, Any]], Counter[int]]:
+    rows = turns.annotate(bucket=TruncHour("timestamp")).order_by().values("bucket").annotate(**turn_aggregates())
+    by_hour = {row.pop("bucket"): row for row in rows}
+    latency = Counter(dict(
+        turns.filter(latency_ms__isnull=False)
+        .annotate(bucket=bucket_expression("latency_ms"))
+        .order_by()
+        .values("bucket")
+        .annotate(n=Count("id"))
+        .values_list("bucket", "n")
+    ))
+    return by_hour, latency
+
+
+def hourly_stats_refresh(*, now: datetime | None = None) -> dict[str, Any]:
+    """Bring the rollup up to the current hour (see the module docstring); returns what it did.
+
+    A first run over a long history moves the watermark at most MAX_ADVANCE per call, so every
+    call fits well inside the task time limit; beat's next minute carries on.
+    """
+    current_hour = _floor_hour(now or timezone.now())
+    with transaction.atomic():
+        HourlyStatsState.objects.get_or_create(pk=1)
+        state = HourlyStatsState.objects.select_for_update(skip_locked=True).filter(pk=1).first()
+        if state is None:
+            return {"skipped": "another refresh is running"}
+        old_watermark = state.materialized_until
+        marks = list(
+            StaleHour.objects.filter(hour__lt=current_hour).order_by("id").values_list("id", "chatbot_id", "hour")[:STALE_BATCH]
+        )
+
+        # Changed hours are re-summed per chatbot (a vote re-sums one bot's hour, not every bot's);
+        # the hours the watermark moves over are summed for every chatbot.
+        stale: dict[int, set[datetime]] = {}
+        for _, chatbot_id, hour in marks:
+            if old_watermark and hour < old_watermark:
+                stale.setdefault(chatbot_id, set()).add(hour)
+        start = old_watermark or _first_turn_hour() or current_hour
+        watermark = max(start, min(current_hour, start + MAX_ADVANCE))
+        new_hours = [start + HOUR * i for i in range(int((watermark - start) / HOUR))]
+        spans = [
+            (chatbot_id, chunk, min(chunk + SUM_CHUNK, run_end))
+            for chatbot_id, hours in [(None, new_hours), *stale.items()]
+            for run_start, run_end in _intervals(hours)
+            for chunk in _steps(run_start, run_end, SUM_CHUNK)
+        ]
+        for offset in range(0, len(spans), SPANS_PER_STATEMENT):
+            _resum(spans[offset : offset + SPANS_PER_STATEMENT])
+
+        mark_ids = [mark[0] for mark in marks]
+        for offset in range(0, len(mark_ids), 5000):
+            StaleHour.objects.filter(id__in=mark_ids[offset : offset + 5000]).delete()
+        # Hours from the new watermark on are summed whole when it reaches them.
+        StaleHour.objects.filter(hour__gte=watermark).delete()
+        state.materialized_until = watermark
+        state.refreshed_at = timezone.now()
+        state.save(update_fields=["materialized_until", "refreshed_at"])
+    resummed = len(new_hours) + sum(len(hours) for hours in stale.values())
+    return {"hours": resummed, "stale_marks": len(marks), "materialized_until": watermark}
+
+
+def _first_turn_hour() -> datetime | None:
+    first = Turn.objects.order_by("timestamp").values_list("timestamp", flat=True).first()
+    return _floor_hour(first) if first else None
+
+
+def _steps(start: datetime, end: datetime, step: timedelta) -> list[datetime]:
+    return [start + step * i for i in range(math.ceil((end - start) / step))]
+
+
+def _resum(spans: list[tuple[int | None, datetime, datetime]]) -> None:
+    """Replace the rollup rows of each span (a chatbot, or every one with None, and UTC hours
+    [start, end)) with sums of their turns: one DELETE and one INSERT … SELECT per table."""
+
+    def where(time_field: str) -> Q:
+        where = Q(pk__in=[])
+        for chatbot_id, start, end in spans:
+            span = Q(**{f"{time_field}__gte": start, f"{time_field}__lt": end})
+            where |= span if chatbot_id is None else span & Q(chatbot_id=chatbot_id)
+        return where
+
+    HourlyTurnStats.objects.filter(where("hour")).delete()
+    HourlyLatencyBucket.objects.filter(where("hour")).delete()
+    turns = Turn.objects.filter(where("timestamp")).annotate(hour=TruncHour("timestamp", tzinfo=UTC))
+    stats = turns.order_by().values("chatbot_id", "hour").annotate(**turn_aggregates())
+    _insert_select(HourlyTurnStats, {"chatbot_id": "chatbot_id", "hour": "hour", **{name: name for name in FIGURES}}, stats)
+    buckets = (
+        turns.filter(latency_ms__isnull=False)
+        .annotate(bucket=bucket_expression("latency_ms"))
+        .order_by()
+        .values("chatbot_id", "hour", "bucket")
+        .annotate(n=Count("id"))
+    )
+    _insert_select(HourlyLatencyBucket, {"chatbot_id": "chatbot_id", "hour": "hour", "bucket": "bucket", "turns": "n"}, buckets)
+
+
+def _insert_select(model: type, columns: dict[str, str], queryset: QuerySet) -> None:
+    """INSERT INTO model (columns) SELECT … FROM (queryset): the grouping runs in the database and
+    no rows travel. `columns` maps each of the model's columns to the queryset's value of that name."""
+    sql, params = queryset.query.sql_with_params()
+    quote = connection.ops.quote_name
+    targets = ", ".join(quote(column) for column in columns)
+    sources = ", ".join(f"grouped.{quote(source)}" for source in columns.values())
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {quote(model._meta.db_table)} ({targets}) SELECT {sources} FROM ({sql}) grouped", params)
