@@ -269,6 +269,7 @@ def time_pages(repeat: int, only: str = "") -> list[tuple[str, str, float, float
         ("superuser", "/admin/review/flaggedconversation/?review_status__exact=new"),
         ("superuser", f"/admin/review/flaggedconversation/?chatbot={bot0}&risk=critical"),
         ("superuser", "/admin/review/flaggedconversation/?q=bench-1234"),
+        ("superuser", "/admin/review/flaggedconversation/?q=warehouse"),  # in every turn
         ("superuser", "/admin/conversations/conversation/"),
         ("superuser", "/admin/conversations/turn/"),
         ("superuser", "/admin/conversations/llmcall/"),

@@ -139,12 +139,24 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--judge-sample-rate", type=float, default=0.1)
     parser.add_argument("--redaction", choices=["on", "off"], default="on")
+    parser.add_argument("--without", choices=["text-index", "turn-triggers", "both"],
+                        help="drop the trigram index on turn text and/or the dashboard rollup's turn-change "
+                             "triggers after migrating, to measure what they cost ingest")
     args = parser.parse_args()
 
     env = bench_env(args.database_url, args.redis_url)
     database_recreate(args.database_url)
     manage(env, "migrate", "--noinput")
     django_setup(env)
+    if args.without:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            if args.without in ("text-index", "both"):
+                cursor.execute("DROP INDEX turn_text_trgm")
+            if args.without in ("turn-triggers", "both"):
+                for event in ("inserted", "updated", "deleted"):
+                    cursor.execute(f"DROP TRIGGER review_turn_{event} ON conversations_turn")
     from apps.chatbots.models import Chatbot
     from apps.chatbots.services import api_key_create
 
@@ -159,7 +171,7 @@ def main() -> None:
     batches = make_batches(args.batches, args.batch_size, with_tokens=not args.count_tokens)
     print(f"machine: {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores; "
           f"gunicorn {args.workers} workers; PostgreSQL {args.database_url.rsplit('/', 1)[1]}; broker {args.redis_url}")
-    print(f"judge sample rate {args.judge_sample_rate}; PII redaction {args.redaction}; "
+    print(f"without: {args.without or 'nothing dropped'}; judge sample rate {args.judge_sample_rate}; PII redaction {args.redaction}; "
           f"token counts {'counted by the server' if args.count_tokens else 'sent by the bot'}")
     with Gunicorn(env, port=args.port, workers=args.workers):
         run_batches(args.port, key, make_batches(2, args.batch_size, with_tokens=True, seed=99, tag="warmup"), 1)  # warm-up

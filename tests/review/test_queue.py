@@ -101,3 +101,29 @@ def test_assigned_to_me_filter(admin_client, alice, queue):
 def test_all_conversations_list_has_flagged_filter(admin_client, queue):
     response = admin_client.get("/admin/conversations/conversation/", {"is_flagged__exact": "0"})
     assert ids(response) == ["not-flagged"]
+
+
+@pytest.mark.services
+def test_text_search_can_use_the_trigram_index(db, chatbot):
+    """The queue's text search is answered from `turn_text_trgm`, not by reading every turn.
+
+    Tiny test tables make a sequential scan cheapest, so it is switched off: this checks that
+    the index matches the SQL `conversation_search` produces (`UPPER(text) LIKE …`).
+    """
+    from django.db import connection
+
+    from apps.conversations.models import Conversation
+    from apps.review.filtersets import conversation_search
+    from tests.conftest import IN_CI
+
+    if connection.vendor != "postgresql":
+        if IN_CI:
+            pytest.fail("CI must run this test on PostgreSQL (DATABASE_URL)")
+        pytest.skip("the trigram index is PostgreSQL's (set DATABASE_URL)")
+    queryset = conversation_search(Conversation.objects.filter(is_flagged=True), "parcel never")
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "turn_text_trgm" in plan, plan
