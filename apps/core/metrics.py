@@ -27,7 +27,7 @@ JUDGE_LATENCY = Histogram(
 
 
 class StoredStateCollector(Collector):
-    """Gauges read at scrape time: queue depth, alert rule states, pending judgments."""
+    """Gauges read at scrape time: queue depth, alert rule states, pending judgments, rollup lag."""
 
     def collect(self):
         from django.conf import settings
@@ -55,6 +55,20 @@ class StoredStateCollector(Collector):
         pending = GaugeMetricFamily("chatmon_judge_pending_turns", "Sampled turns waiting for the judge")
         pending.add_metric([], Turn.objects.filter(judge_status="pending").count())
         yield pending
+
+        from django.utils import timezone
+
+        from apps.review.models import HourlyStatsState
+
+        # Grows past an hour when beat stops refreshing the rollup: figures stay exact (more is
+        # read live), long dashboard windows get slower.
+        lag = GaugeMetricFamily(
+            "chatmon_dashboard_rollup_lag_seconds", "Time since the end of the last hour summed into the dashboard rollup"
+        )
+        summed_until = HourlyStatsState.objects.values_list("materialized_until", flat=True).first()
+        if summed_until is not None:
+            lag.add_metric([], (timezone.now() - summed_until).total_seconds())
+        yield lag
 
 
 def metrics_payload() -> bytes:

@@ -185,7 +185,7 @@ def stats_overview(*, chatbot_ids: Sequence[int] | None, hours: int, now: dateti
         figures = turn_figures(chatbot_ids=chatbot_ids, hours=hours, now=now)
     else:
         scope = "all" if chatbot_ids is None else ",".join(map(str, sorted(chatbot_ids)))
-        key = f"review:overview:v1:{hours}:{scope}"
+        key = f"review:overview:v2:{hours}:{scope}"
         figures = cache.get(key)
         if figures is None:
             figures = turn_figures(chatbot_ids=chatbot_ids, hours=hours)

@@ -187,3 +187,14 @@ def test_a_refresh_already_running_makes_the_next_one_return():
         release.set()
         holder.join()
     assert "skipped" not in hourly_stats_refresh()
+
+
+def test_metrics_show_how_far_behind_the_rollup_is(client, chatbot):
+    def lag_samples() -> list[float]:
+        text = client.get("/metrics").content.decode()
+        return [float(line.split()[1]) for line in text.splitlines() if line.startswith("chatmon_dashboard_rollup_lag_seconds ")]
+
+    assert lag_samples() == []  # never refreshed
+    hourly_stats_refresh(now=timezone.now() - timedelta(hours=2))
+    [lag] = lag_samples()
+    assert 2 * 3600 <= lag < 3 * 3600
