@@ -201,8 +201,9 @@ def stats_overview(*, chatbot_ids: Sequence[int] | None, hours: int, now: dateti
 def turn_figures(*, chatbot_ids: Sequence[int] | None, hours: int, now: datetime | None = None) -> dict[str, Any]:
     """The window's turn and conversation figures.
 
-    1. One grouped query over the window's turns (per hour), summed into totals, days and hours.
-    2. One percentile query for latency.
+    1. The per-hour figures and latency histogram of the window (summed hours from the rollup,
+       the rest grouped from the turns), added up into totals, days and hours.
+    2. Latency p50/p95 from the histogram.
     3. One query for the conversations active in the window.
     """
     window = Window.last(hours, now=now)
