@@ -1,10 +1,13 @@
 """DRF glue shared by every app: the exception handler keeps client errors 4xx and uniform."""
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import OperationalError
+from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import status
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -37,3 +40,25 @@ class StrictJSONParser(JSONParser):
             return json_loads_strict(stream.read())
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from exc
+
+
+# Query parameters every list endpoint understands besides its filters.
+GENERIC_QUERY_PARAMS = frozenset({"format", "cursor", "page_size"})
+
+
+def unknown_query_params_reject(request: Any, known: Iterable[str]) -> None:
+    """400 for a query parameter the endpoint does not know: a typo such as `?review_stauts=new`
+    must not silently answer with every row."""
+    unknown = sorted(set(request.query_params) - set(known) - GENERIC_QUERY_PARAMS)
+    if unknown:
+        raise ValidationError({name: [f"Unknown query parameter. Known: {', '.join(sorted(known))}."] for name in unknown})
+
+
+class StrictFilterBackend(DjangoFilterBackend):
+    """django-filter's backend, rejecting query parameters that are not filters of the endpoint."""
+
+    def filter_queryset(self, request: Any, queryset: QuerySet, view: Any) -> QuerySet:
+        filterset = self.get_filterset(request, queryset, view)
+        if filterset is not None:
+            unknown_query_params_reject(request, filterset.filters)
+        return super().filter_queryset(request, queryset, view)

@@ -43,6 +43,17 @@ def test_bad_filters_are_400(admin_client, dataset, query):
     assert set(query) <= set(response.json())
 
 
+@pytest.mark.parametrize("path", ["/api/v1/conversations/", "/api/v1/turns/", "/api/v1/evaluations/",
+                                  "/api/v1/feedback-items/", "/api/v1/alert-events/", "/api/v1/clusters/",
+                                  "/api/v1/stats/overview", "/api/v1/stats/llm-calls"])
+def test_an_unknown_query_parameter_is_400_not_ignored(admin_client, dataset, path):
+    """A typo must not answer with every row as if no filter had been asked for."""
+    response = admin_client.get(path, {"review_stauts": "new"})
+    assert response.status_code == 400
+    assert "Unknown query parameter" in response.json()["review_stauts"][0]
+    assert admin_client.get(path, {"format": "json"}).status_code == 200
+
+
 def test_conversation_detail_has_turns_evaluations_feedback_and_calls(admin_client, dataset):
     body = admin_client.get(f"/api/v1/conversations/{dataset.flagged.pk}/").json()
     assert body["external_id"] == "conv-a" and body["risk_level"] == "critical"

@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from apps.alerts.models import AlertEvent
 from apps.chatbots.models import Chatbot
 from apps.conversations.models import Conversation, LLMCall, Turn
+from apps.core.api import unknown_query_params_reject
 from apps.evaluations.models import Evaluation
 from apps.feedback.models import Feedback
 
@@ -160,6 +161,7 @@ class StatsOverviewView(APIView):
                    description="The dashboard's figures: totals, rates, latency percentiles, judge average, "
                                "cost per day, risk distribution, volume by hour, top clusters, open alerts.")
     def get(self, request: Request) -> Response:
+        unknown_query_params_reject(request, serializers.StatsQuerySerializer().fields)
         query = serializers.StatsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         chatbot_ids = stats_scope(request, query.validated_data)
@@ -170,6 +172,7 @@ class StatsLLMCallsView(APIView):
     @extend_schema(parameters=[serializers.LLMCallStatsQuerySerializer], responses=OpenApiTypes.OBJECT,
                    description="LLM calls by model and function: calls, tokens, cost, latency percentiles, error rate.")
     def get(self, request: Request) -> Response:
+        unknown_query_params_reject(request, serializers.LLMCallStatsQuerySerializer().fields)
         query = serializers.LLMCallStatsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
