@@ -257,26 +257,12 @@ class ConversationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     def _review_action(self, request: HttpRequest, conversation: Conversation) -> HttpResponse:
         if not self.has_change_permission(request, conversation):
             raise PermissionDenied
-        action = request.POST.get("action", "")
-        ids = [conversation.pk]
         try:
-            if action == "assign_to_me":
-                review_services.conversations_assign(conversation_ids=ids, actor=request.user, assignee=request.user)
-                self.message_user(request, "Assigned to you.")
-            elif action == "unassign":
-                review_services.conversations_assign(conversation_ids=ids, actor=request.user, assignee=None)
-                self.message_user(request, "Unassigned.")
-            elif action == "set_status":
-                status = request.POST.get("status", "")
-                review_services.conversations_review_status_set(
-                    conversation_ids=ids, actor=request.user, status=status, note=request.POST.get("note", "")
-                )
-                self.message_user(request, f"Review status: {ReviewStatus(status).label}.")
-            elif action == "rerun_judge":
-                count = review_services.conversations_judge_rerun(conversation_ids=ids, actor=request.user)
-                self.message_user(request, f"Judge queued for {count} turn(s).")
-            else:
-                self.message_user(request, f"Unknown review action {action!r}.", messages.ERROR)
+            done = review_services.conversations_review_act(
+                conversation_ids=[conversation.pk], actor=request.user, action=request.POST.get("action", ""),
+                status=request.POST.get("status", ""), note=request.POST.get("note", ""),
+            )
+            self.message_user(request, done)
         except review_services.ReviewError as exc:
             self.message_user(request, str(exc), messages.ERROR)
         target = self._change_url(conversation.pk)

@@ -109,6 +109,29 @@ def conversations_judge_rerun(*, conversation_ids: Iterable[int], actor: Abstrac
     return judge_rerun(turn_ids=turn_ids, actor=actor)
 
 
+REVIEW_ACTIONS = ("assign_to_me", "unassign", "set_status", "rerun_judge")
+
+
+def conversations_review_act(
+    *, conversation_ids: Iterable[int], actor: AbstractBaseUser, action: str, status: str = "", note: str = ""
+) -> str:
+    """One review action by name, as the review page's buttons and `POST …/review/` send it;
+    returns what happened, in words for the reviewer."""
+    ids = list(conversation_ids)
+    if action == "assign_to_me":
+        conversations_assign(conversation_ids=ids, actor=actor, assignee=actor)
+        return "Assigned to you."
+    if action == "unassign":
+        conversations_assign(conversation_ids=ids, actor=actor, assignee=None)
+        return "Unassigned."
+    if action == "set_status":
+        conversations_review_status_set(conversation_ids=ids, actor=actor, status=status, note=note)
+        return f"Review status: {ReviewStatus(status).label}."
+    if action == "rerun_judge":
+        return f"Judge queued for {conversations_judge_rerun(conversation_ids=ids, actor=actor)} turn(s)."
+    raise ReviewError(f"Unknown review action {action!r}.")
+
+
 def conversation_export(*, conversation_id: int, actor: AbstractBaseUser) -> dict[str, Any]:
     """The conversation with turns, evaluations, feedback and LLM calls as a JSON-ready dict."""
     from .api.serializers import ConversationExportSerializer

@@ -105,6 +105,15 @@ def test_bad_status_is_reported_and_changes_nothing(admin_client, dataset):
     assert not AuditEvent.objects.filter(action="review.status").exists()
 
 
+def test_unknown_action_is_reported_and_changes_nothing(admin_client, dataset):
+    response = admin_client.post(page_url(dataset.flagged), {"action": "explode"}, follow=True)
+    assert response.status_code == 200
+    assert "Unknown review action" in response.content.decode()
+    dataset.flagged.refresh_from_db()
+    assert (dataset.flagged.review_status, dataset.flagged.assignee_id) == ("new", None)
+    assert not AuditEvent.objects.filter(action__startswith="review.").exists()
+
+
 def test_rerun_judge_resets_the_evaluations(admin_client, dataset):
     response = admin_client.post(page_url(dataset.flagged), {"action": "rerun_judge"}, follow=True)
     assert response.status_code == 200

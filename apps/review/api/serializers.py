@@ -10,7 +10,7 @@ from apps.evaluations.models import Evaluation
 from apps.feedback.models import Feedback
 
 from ..selectors import MAX_HOURS
-from ..services import MAX_NOTE_CHARS
+from ..services import MAX_NOTE_CHARS, REVIEW_ACTIONS
 
 
 class ChatbotSerializer(serializers.ModelSerializer):
@@ -112,9 +112,7 @@ class ConversationExportSerializer(ConversationDetailSerializer):
 
 
 class ReviewActionSerializer(serializers.Serializer):
-    ACTIONS = ("assign_to_me", "unassign", "set_status", "rerun_judge")
-
-    action = serializers.ChoiceField(choices=ACTIONS)
+    action = serializers.ChoiceField(choices=REVIEW_ACTIONS)
     status = serializers.ChoiceField(choices=ReviewStatus.choices, required=False)
     note = serializers.CharField(required=False, allow_blank=True, max_length=MAX_NOTE_CHARS)
 

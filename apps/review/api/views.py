@@ -101,18 +101,11 @@ class ConversationViewSet(ChatbotScopedViewSet):
         form = serializers.ReviewActionSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        ids = [conversation.pk]
         try:
-            if data["action"] == "assign_to_me":
-                services.conversations_assign(conversation_ids=ids, actor=request.user, assignee=request.user)
-            elif data["action"] == "unassign":
-                services.conversations_assign(conversation_ids=ids, actor=request.user, assignee=None)
-            elif data["action"] == "set_status":
-                services.conversations_review_status_set(
-                    conversation_ids=ids, actor=request.user, status=data["status"], note=data.get("note", "")
-                )
-            else:
-                services.conversations_judge_rerun(conversation_ids=ids, actor=request.user)
+            services.conversations_review_act(
+                conversation_ids=[conversation.pk], actor=request.user, action=data["action"],
+                status=data.get("status", ""), note=data.get("note", ""),
+            )
         except services.ReviewError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         conversation.refresh_from_db()
