@@ -19,6 +19,7 @@ from apps.conversations.choices import FlagReason
 from apps.conversations.models import Conversation, Turn
 from apps.conversations.services import turn_flag_add
 from apps.privacy.hashing import end_user_hash
+from apps.privacy.redaction import redact
 
 from .choices import FeedbackSource, Rating
 from .models import Feedback
@@ -97,7 +98,7 @@ def feedback_submit(
     rating). A given comment, even "", replaces the stored one.
 
     1. Lock the conversation row (lock order), then read the voter's existing feedback.
-    2. Identical repeat → nothing written.
+    2. Redact the comment when the chatbot redacts PII; an identical repeat → nothing written.
     3. Write the feedback row and move the turn's and conversation's counters by the difference.
     4. A new thumbs-down flags the turn ("thumbs_down"); when a turn loses its last thumbs-down
        (vote changed to up) that flag reason is withdrawn again.
@@ -111,7 +112,10 @@ def feedback_submit(
         if conversation_id is None:
             raise FeedbackTurnNotFound(turn_id)
         conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
-        turn = Turn.objects.select_for_update().get(pk=turn_id)
+        turn = Turn.objects.select_for_update(of=("self",)).select_related("chatbot").get(pk=turn_id)
+        if comment and turn.chatbot.pii_redaction_enabled:
+            # End users type comments: the chatbot's redaction applies to them as to its turns.
+            comment = redact(comment)[0]
         existing = (
             Feedback.objects.select_for_update()
             .filter(turn_id=turn_id, voter_key=voter_key)

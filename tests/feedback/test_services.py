@@ -70,6 +70,21 @@ def test_other_turns_thumbs_down_keeps_the_conversation_flag(turn):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("redaction", [True, False])
+def test_comments_are_redacted_like_the_chatbots_turns(turn, redaction):
+    turn.chatbot.pii_redaction_enabled = redaction
+    turn.chatbot.save(update_fields=["pii_redaction_enabled"])
+    text = "Wrong again, write to jane.doe@example.com or call +44 20 7946 0958"
+    feedback_submit(turn_id=turn.pk, voter_key="v", rating="down", comment=text)
+    stored = Feedback.objects.get(turn=turn).comment
+    if redaction:
+        assert stored == "Wrong again, write to [EMAIL] or call [PHONE]"
+    else:
+        assert stored == text
+    # Sending the same comment again is an identical repeat: nothing changes.
+    assert feedback_submit(turn_id=turn.pk, voter_key="v", rating="down", comment=text).changed is False
+
+
 def test_unknown_rating_is_refused(turn):
     with pytest.raises(ValueError):
         feedback_submit(turn_id=turn.pk, voter_key="a", rating="sideways")
