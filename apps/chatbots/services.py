@@ -1,9 +1,6 @@
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
-
-from apps.audit.services import audit_event_record
 
 from .models import ApiKey, Chatbot
 
@@ -15,24 +12,27 @@ def api_key_create(*, chatbot: Chatbot, name: str = "default", actor: Any = None
 
 
 def api_key_issue(*, key: ApiKey, actor: Any = None) -> str:
-    """Give an unsaved ApiKey its secret, save it and audit it; returns the raw key (shown once)."""
+    """Give an unsaved ApiKey its secret and save it; returns the raw key (shown once).
+
+    The audit receivers (apps.privacy.signals) record "apikey.created", as for a key saved from
+    any other path.
+    """
     key.prefix, raw_key = ApiKey.generate()
     key.key_hash = ApiKey.hash_key(raw_key)
     key.created_by = actor if getattr(actor, "is_authenticated", False) else None
-    with transaction.atomic():
-        key.save()
-        audit_event_record(action="api_key.create", actor=actor, target=key, chatbot=key.chatbot,
-                           data={"prefix": key.prefix, "name": key.name})
+    key.save()
     return raw_key
 
 
-def api_key_revoke(*, key: ApiKey, actor: Any = None) -> bool:
-    """Revoke at once (the next request with it gets 401). False if it was already revoked."""
-    with transaction.atomic():
-        changed = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
-        if changed:
-            audit_event_record(action="api_key.revoke", actor=actor, target=key, chatbot=key.chatbot,
-                               data={"prefix": key.prefix})
-    key.refresh_from_db(fields=["revoked_at"])
-    return bool(changed)
+def api_key_revoke(*, key: ApiKey) -> bool:
+    """Revoke at once (the next request with it gets 401). False if it was already revoked.
 
+    The row is locked so two revocations at once record one "apikey.revoked" (audit receivers).
+    """
+    with transaction.atomic():
+        locked = ApiKey.objects.select_for_update().get(pk=key.pk)
+        if locked.revoked_at is not None:
+            return False
+        locked.revoke()
+    key.refresh_from_db(fields=["revoked_at"])
+    return True

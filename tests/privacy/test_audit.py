@@ -23,6 +23,15 @@ def test_api_key_creation_revocation_and_deletion_are_audited(chatbot):
     assert events[0].chatbot_id == chatbot.pk and events[2].data["chatbot_id"] == chatbot.pk
 
 
+def test_keys_issued_and_revoked_through_the_services_are_audited_once(chatbot):
+    from apps.chatbots.services import api_key_create, api_key_revoke
+
+    key, _ = api_key_create(chatbot=chatbot, name="service")
+    assert api_key_revoke(key=key) is True
+    assert api_key_revoke(key=key) is False
+    assert actions() == ["apikey.created", "apikey.revoked"]
+
+
 def test_revocation_in_the_admin_names_the_user(admin_client, chatbot):
     key, _ = make_api_key(chatbot)
     AuditEvent.objects.all().delete()
