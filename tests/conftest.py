@@ -29,6 +29,18 @@ def require_shared_data(*parts: str) -> Path:
     return path
 
 
+def require_postgres(why: str) -> None:
+    """Skip, with `why`, when the test database is not PostgreSQL; in CI (which runs on
+    PostgreSQL) that is a failure instead, so such a test can never silently not run there."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        message = f"needs PostgreSQL for {why} (set DATABASE_URL=postgres://…)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def _process_caches_reset() -> None:
     # Rolled-back test transactions send no signals, so in-process caches are reset by hand.
     from apps.ingest import pricing

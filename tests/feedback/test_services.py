@@ -1,15 +1,14 @@
 """The feedback service: counters stay exact under changes, deletes and concurrent votes."""
 
-import os
-import threading
 
 import pytest
-from django.db import connection, connections
 
 from apps.conversations.models import Conversation, Turn
 from apps.feedback.models import Feedback
 from apps.feedback.services import feedback_delete, feedback_submit
+from tests.conftest import require_postgres
 from tests.factories import make_conversation, make_turn
+from tests.support.threads import raised, run_together
 
 
 def _totals(conversation_id):
@@ -94,36 +93,20 @@ def test_unknown_rating_is_refused(turn):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_votes_keep_the_summary_exact(chatbot):
     """Many voters change their votes at once on one conversation (PostgreSQL row locks)."""
-    if connection.vendor != "postgresql":
-        if os.environ.get("CI"):
-            pytest.fail("CI runs on PostgreSQL; DATABASE_URL is not a PostgreSQL URL")
-        pytest.skip("needs PostgreSQL (set DATABASE_URL) for real concurrent transactions")
+    require_postgres("real concurrent transactions")
     conversation = make_conversation(chatbot)
     turns = [make_turn(conversation, external_id=f"c-{i}") for i in range(3)]
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
 
     def voter(n: int) -> None:
-        try:
-            start.wait()
-            for i in range(12):
-                target = turns[(n + i) % len(turns)]
-                feedback_submit(
-                    turn_id=target.pk,
-                    voter_key=f"voter-{n}",
-                    rating="up" if (n + i) % 3 else "down",
-                )
-        except BaseException as exc:  # reported by the assertion below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        for i in range(12):
+            target = turns[(n + i) % len(turns)]
+            feedback_submit(
+                turn_id=target.pk,
+                voter_key=f"voter-{n}",
+                rating="up" if (n + i) % 3 else "down",
+            )
 
-    threads = [threading.Thread(target=voter, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    errors = raised(run_together(8, voter))
     assert errors == []
     totals = _totals(conversation.pk)
     assert totals["conversation"] == totals["turns"] == totals["rows"]

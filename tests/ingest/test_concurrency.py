@@ -1,47 +1,20 @@
 """Concurrent ingest into one conversation keeps its summary exact (real row locks: PostgreSQL)."""
 
 import json
-import os
-import threading
 
 import pytest
-from django.db import connection, connections
 from django.test import Client
 
 from apps.conversations.models import Conversation, Turn
+from tests.conftest import require_postgres
+from tests.support.threads import raised, run_together
 
 URL = "/api/v1/ingest/turns"
 
 
-def _require_postgres():
-    if connection.vendor != "postgresql":
-        if os.environ.get("CI"):
-            pytest.fail("CI must run this test on PostgreSQL (DATABASE_URL)")
-        pytest.skip("row-lock concurrency needs PostgreSQL (set DATABASE_URL)")
-
-
-def _run_threads(count, target):
-    errors = []
-
-    def wrapped(i):
-        try:
-            target(i)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=wrapped, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors, errors
-
-
 @pytest.mark.django_db(transaction=True)
 def test_threads_ingesting_one_conversation_keep_the_summary_exact(api_key):
-    _require_postgres()
+    require_postgres("row-lock concurrency")
     threads, per_thread = 8, 10
     statuses: list[int] = []
 
@@ -52,7 +25,8 @@ def test_threads_ingesting_one_conversation_keep_the_summary_exact(api_key):
                     "tokens": {"prompt": 3, "completion": 4}, "cost_usd": "0.001"}
             statuses.append(client.post(URL, json.dumps(body), content_type="application/json").status_code)
 
-    _run_threads(threads, work)
+    errors = raised(run_together(threads, work))
+    assert not errors, errors
     assert statuses.count(201) == threads * per_thread
     conversation = Conversation.objects.get(external_id="shared")
     assert conversation.turn_count == Turn.objects.filter(conversation=conversation).count() == threads * per_thread
@@ -64,7 +38,7 @@ def test_threads_ingesting_one_conversation_keep_the_summary_exact(api_key):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_same_batch_sent_twice_at_once_stores_each_turn_once(api_key):
-    _require_postgres()
+    require_postgres("row-lock concurrency")
     batch = {"turns": [{"conversation_id": f"c{i % 3}", "turn_id": f"t{i}", "user_message": "hello"} for i in range(60)]}
     results = []
 
@@ -72,7 +46,8 @@ def test_the_same_batch_sent_twice_at_once_stores_each_turn_once(api_key):
         client = Client(HTTP_AUTHORIZATION=f"Bearer {api_key}")
         results.append(client.post(URL, json.dumps(batch), content_type="application/json").json()["results"])
 
-    _run_threads(4, work)
+    errors = raised(run_together(4, work))
+    assert not errors, errors
     assert Turn.objects.count() == 60
     for conversation in Conversation.objects.all():
         assert conversation.turn_count == 20

@@ -3,15 +3,12 @@ import os
 import pytest
 from django.db import connection
 
-IN_CI = bool(os.environ.get("CI"))
+from tests.conftest import IN_CI, require_postgres
 
 
 @pytest.fixture
 def postgres(transactional_db):
-    if connection.vendor != "postgresql":
-        if IN_CI:
-            pytest.fail("reliability tests need PostgreSQL in CI (set DATABASE_URL)")
-        pytest.skip("needs PostgreSQL (DATABASE_URL=postgres://…)")
+    require_postgres("fault injection")
     return connection
 
 

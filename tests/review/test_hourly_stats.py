@@ -21,7 +21,7 @@ from apps.review.models import HourlyLatencyBucket, HourlyStatsState, HourlyTurn
 from apps.review.rollup import hourly_stats_refresh
 from apps.review.selectors import turn_figures
 from apps.review.tasks import refresh_hourly_stats
-from tests.conftest import IN_CI
+from tests.conftest import require_postgres
 from tests.factories import make_conversation, make_turn
 
 pytestmark = pytest.mark.django_db
@@ -162,10 +162,7 @@ def test_beat_runs_the_refresh_every_minute(dataset):
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_a_refresh_already_running_makes_the_next_one_return():
-    if connection.vendor != "postgresql":
-        if IN_CI:
-            pytest.fail("CI must run this test on PostgreSQL (DATABASE_URL)")
-        pytest.skip("row locks (SKIP LOCKED) need PostgreSQL (set DATABASE_URL)")
+    require_postgres("SKIP LOCKED")
     hourly_stats_refresh()
     locked, release = threading.Event(), threading.Event()
 

@@ -115,12 +115,9 @@ def test_text_search_can_use_the_trigram_index(db):
 
     from apps.conversations.models import Turn
     from apps.review.filtersets import turn_text_contains
-    from tests.conftest import IN_CI
+    from tests.conftest import require_postgres
 
-    if connection.vendor != "postgresql":
-        if IN_CI:
-            pytest.fail("CI must run this test on PostgreSQL (DATABASE_URL)")
-        pytest.skip("the trigram index is PostgreSQL's (set DATABASE_URL)")
+    require_postgres("the trigram index")
     turns = Turn.objects.filter(turn_text_contains("parcel never")).order_by().values("conversation_id")
     sql, params = turns.query.sql_with_params()
     with connection.cursor() as cursor:
