@@ -25,10 +25,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import numpy as np
+
+from tests.support.local_http import LocalHTTPServer
 
 
 @dataclass
@@ -64,14 +66,7 @@ def bag_of_words_vector(text: str, dimensions: int) -> list[float]:
     return vector.tolist()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # The stdlib default backlog (5) drops connections when many clients connect at once
-    # (a benchmark's 32 workers), and the kernel's SYN retry adds seconds to those requests.
-    request_queue_size = 256
-
-
-class OpenAIServer:
+class OpenAIServer(LocalHTTPServer):
     def __init__(self, *, chat_handler: Callable[[dict[str, Any]], str] | None = None,
                  chat_delay: float = 0.0, embedding_dimensions: int = 64,
                  reject_json_schema: bool = False) -> None:
@@ -85,22 +80,11 @@ class OpenAIServer:
         self.embedding_script: deque[ScriptedResponse] = deque()
         self.requests: list[dict[str, Any]] = []  # {"path", "headers", "json"}
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    # --- lifecycle ------------------------------------------------------------------------
-    def __enter__(self) -> OpenAIServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler_class())
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"{self.origin}/v1"
 
     # --- scripting ------------------------------------------------------------------------
     def script_chat(self, *responses: ScriptedResponse) -> None:
