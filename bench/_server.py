@@ -1,16 +1,20 @@
-"""Shared plumbing for the benchmarks: a fresh PostgreSQL database and a gunicorn server."""
+"""Shared plumbing for the benchmarks: a fresh PostgreSQL database, gunicorn and Celery processes,
+load from threads."""
 
 from __future__ import annotations
 
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,13 +66,7 @@ def post_bodies(port: int, key: str, bodies: list[bytes], *, clients: int, path:
                 errors.append(f"{response.status}: {payload[:200]!r}")
         conn.close()
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
+    elapsed = threads_run(clients, lambda _index: client())
     if errors:
         raise SystemExit(f"{path} errors: {errors[:3]}")
     return elapsed, sorted(durations)
@@ -110,16 +108,65 @@ def django_setup(env: dict[str, str]) -> None:
     django.setup()
 
 
-class Gunicorn:
-    def __init__(self, env: dict[str, str], *, port: int, workers: int, threads: int = 1) -> None:
-        self.env, self.port, self.workers, self.threads = env, port, workers, threads
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def threads_run(count: int, work: Callable[[int], None]) -> float:
+    """Run work(0) … work(count - 1) in threads at once; seconds until the last one returned."""
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(count)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
+def nearest_rank(ordered: list[float], fraction: float) -> float:
+    """The value at `fraction` (0–1) of already sorted, non-empty `ordered`."""
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+class Background:
+    """A command running in its own process group while used as a context manager."""
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.command, self.env = command, env
         self.process: subprocess.Popen | None = None
 
-    def __enter__(self) -> Gunicorn:
-        command = [PYTHON, "-m", "gunicorn", "chatmon.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
-                   "--workers", str(self.workers), "--threads", str(self.threads), "--keep-alive", "30",
-                   "--log-level", "warning", "--timeout", "120"]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, start_new_session=True)
+    def __enter__(self) -> Self:
+        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, start_new_session=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+class CeleryWorker(Background):
+    def __init__(self, env: dict[str, str], *, queues: str, concurrency: int = 1) -> None:
+        super().__init__([PYTHON, "-m", "celery", "-A", "chatmon", "worker", "-Q", queues, "-c", str(concurrency),
+                          "-l", "WARNING", "--without-gossip", "--without-mingle"], env)
+
+
+class Gunicorn(Background):
+    """gunicorn serving chatmon; entering waits until /healthz answers 200."""
+
+    def __init__(self, env: dict[str, str], *, port: int, workers: int, threads: int = 1) -> None:
+        self.port = port
+        super().__init__([PYTHON, "-m", "gunicorn", "chatmon.wsgi:application", "--bind", f"127.0.0.1:{port}",
+                          "--workers", str(workers), "--threads", str(threads), "--keep-alive", "30",
+                          "--log-level", "warning", "--timeout", "120"], env)
+
+    def __enter__(self) -> Self:
+        super().__enter__()
         deadline = time.time() + 180
         while time.time() < deadline:
             try:
@@ -130,11 +177,3 @@ class Gunicorn:
                 time.sleep(0.3)
         self.__exit__()
         raise RuntimeError("gunicorn did not come up")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)

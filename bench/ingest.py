@@ -18,11 +18,19 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-from _server import Gunicorn, bench_env, database_recreate, django_setup, manage, post_bodies
+from _server import (
+    Gunicorn,
+    bench_env,
+    database_recreate,
+    django_setup,
+    manage,
+    nearest_rank,
+    post_bodies,
+    threads_run,
+)
 
 WORDS = ["order", "refund", "shipping", "delivery", "account", "password", "card", "payment", "invoice", "return", "size", "colour", "discount", "warranty", "store", "hours", "contact", "support", "tracking", "label", "address", "change", "cancel"]
 
@@ -112,15 +120,9 @@ def run_single_python(port: int, key: str, seconds: int, connections: int) -> di
             if response.status != 201:
                 errors[0] += 1
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(connections)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
+    elapsed = threads_run(connections, client)
     latencies.sort()
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    pick = lambda q: nearest_rank(latencies, q) * 1000  # noqa: E731
     return {"requests": len(latencies), "errors": errors[0], "p50_ms": pick(0.5), "p90_ms": pick(0.9),
             "p99_ms": pick(0.99), "rps": len(latencies) / elapsed, "client": "python"}
 

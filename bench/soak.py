@@ -17,40 +17,31 @@ created if missing), SOAK_REDIS_URL (default redis://127.0.0.1:6379/10, flushed 
 """
 
 import argparse
-import contextlib
 import json
 import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _server import (  # bench/ is on sys.path when run as a script
+    ROOT,
+    CeleryWorker,
+    Gunicorn,
+    bench_env,
+    database_prepare,
+    django_setup,
+    free_port,
+    nearest_rank,
+    threads_run,
+)
+
 DATA = ROOT.parent / "shared" / "data" / "convai2"
 DATABASE_URL = os.environ.get("SOAK_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chatmon_bench_soak")
 REDIS_URL = os.environ.get("SOAK_REDIS_URL", "redis://127.0.0.1:6379/10")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def database_create() -> None:
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    with psycopg.connect(DATABASE_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def dialogues() -> list[list[tuple[str, str]]]:
@@ -89,19 +80,12 @@ def main() -> None:
     parser.add_argument("--feedback-every", type=int, default=5)
     args = parser.parse_args()
 
-    env = {
-        **os.environ, "DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL, "DJANGO_SETTINGS_MODULE": "chatmon.settings",
-        "DEBUG": "0", "SECURE_SSL_REDIRECT": "0", "SECURE_COOKIES": "0", "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "INGEST_RATE_LIMIT": "1000000/min", "FEEDBACK_RATE_LIMIT_IP": "1000000/min",
-        "FEEDBACK_RATE_LIMIT_TOKEN": "1000/min", "JUDGE_BACKEND": "heuristic", "OPENAI_API_KEY": "",
-        "STATICFILES_STORAGE": "django.contrib.staticfiles.storage.StaticFilesStorage", "LOG_LEVEL": "WARNING",
-    }
-    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")})
-    database_create()
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    env = bench_env(
+        DATABASE_URL, REDIS_URL, FEEDBACK_RATE_LIMIT_IP="1000000/min", FEEDBACK_RATE_LIMIT_TOKEN="1000/min",
+        JUDGE_BACKEND="heuristic", OPENAI_API_KEY="",
+    )
+    database_prepare(DATABASE_URL, reset=False)
+    django_setup(env)
     import redis
     from django.core.management import call_command
 
@@ -118,22 +102,7 @@ def main() -> None:
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    processes = [
-        subprocess.Popen([sys.executable, "-m", "gunicorn", "chatmon.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2",
-                          "--log-level", "warning"], cwd=ROOT, env=env, start_new_session=True),
-        subprocess.Popen([sys.executable, "-m", "celery", "-A", "chatmon", "worker", "-Q", "default,judge,alerts,analysis",
-                          "-c", "1", "-l", "WARNING", "--without-gossip", "--without-mingle"],
-                         cwd=ROOT, env=env, start_new_session=True),
-    ]
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=2)
-                break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                time.sleep(0.3)
+    with Gunicorn(env, port=port, workers=2), CeleryWorker(env, queues="default,judge,alerts,analysis"):
         all_dialogues = dialogues()
         lock = threading.Lock()
         stats: dict[str, list[float]] = {"ingest": [], "feedback": []}
@@ -175,20 +144,14 @@ def main() -> None:
                             else:
                                 errors[f"feedback {status}"] = errors.get(f"feedback {status}", 0) + 1
 
-        started = time.monotonic()
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.monotonic() - started
+        elapsed = threads_run(args.clients, client)
         total = sum(len(v) for v in stats.values())
         print(f"soak: {elapsed:.0f} s, {args.clients} clients, {total} requests ({total / elapsed:.0f}/s), "
               f"errors: {sum(errors.values())} {errors or ''}")
         for name, values in stats.items():
             if values:
                 values.sort()
-                p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+                p99 = nearest_rank(values, 0.99)
                 print(f"  {name}: {len(values)} requests, p50 {statistics.median(values) * 1000:.1f} ms, "
                       f"p99 {p99 * 1000:.1f} ms, max {values[-1] * 1000:.1f} ms")
         stored_turns = set(Turn.objects.filter(chatbot=chatbot).values_list("conversation__external_id", "external_id"))
@@ -199,15 +162,6 @@ def main() -> None:
               f"({'exact' if stored_votes == accepted_votes else 'MISMATCH'})")
         if stored_turns != accepted_turns or stored_votes != accepted_votes or errors:
             sys.exit(1)
-    finally:
-        for process in processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":
