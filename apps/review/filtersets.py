@@ -80,7 +80,21 @@ class ChatbotFilterSet(filters.FilterSet):
         return queryset.filter(Q(name__icontains=value) | Q(slug__icontains=value) | Q(company__icontains=value))
 
 
-class ConversationFilterSet(filters.FilterSet):
+class FlagReasonAndRatingFilterSet(filters.FilterSet):
+    """`flag_reason` and `rating`, which conversations and turns filter the same way (both models
+    hold `flag_reasons` and thumbs counters)."""
+
+    flag_reason = filters.ChoiceFilter(choices=FlagReason.choices, method="filter_flag_reason")
+    rating = filters.ChoiceFilter(choices=RATING_CHOICES, method="filter_rating")
+
+    def filter_flag_reason(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return flag_reason_filter(queryset, value)
+
+    def filter_rating(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return rating_filter(queryset, value)
+
+
+class ConversationFilterSet(FlagReasonAndRatingFilterSet):
     chatbot = filters.ModelChoiceFilter(queryset=scoped_chatbots, help_text="Chatbot id.")
     external_id = filters.CharFilter(help_text="The bot's conversation id (exact).")
     channel = filters.CharFilter()
@@ -90,8 +104,6 @@ class ConversationFilterSet(filters.FilterSet):
         choices=RiskLevel.choices, method="filter_risk_level", help_text="Level of the conversation's highest turn risk."
     )
     min_risk_score = filters.NumberFilter(field_name="max_risk_score", lookup_expr="gte")
-    flag_reason = filters.ChoiceFilter(choices=FlagReason.choices, method="filter_flag_reason")
-    rating = filters.ChoiceFilter(choices=RATING_CHOICES, method="filter_rating")
     judge_min = filters.NumberFilter(field_name="min_judge_score", lookup_expr="gte", help_text="Lowest judge overall ≥.")
     judge_max = filters.NumberFilter(field_name="min_judge_score", lookup_expr="lte", help_text="Lowest judge overall ≤.")
     assignee = filters.NumberFilter(field_name="assignee_id", help_text="User id of the assignee.")
@@ -108,12 +120,6 @@ class ConversationFilterSet(filters.FilterSet):
 
     def filter_risk_level(self, queryset: QuerySet, name: str, value: list[str]) -> QuerySet:
         return risk_level_filter(queryset, "max_risk_score", value)
-
-    def filter_flag_reason(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return flag_reason_filter(queryset, value)
-
-    def filter_rating(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return rating_filter(queryset, value)
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return conversation_search(queryset, value)
@@ -134,20 +140,18 @@ def turn_text_contains(value: str) -> Q:
     return Q(user_message__icontains=value) | Q(bot_response__icontains=value)
 
 
-class TurnFilterSet(filters.FilterSet):
+class TurnFilterSet(FlagReasonAndRatingFilterSet):
     chatbot = filters.ModelChoiceFilter(queryset=scoped_chatbots, help_text="Chatbot id.")
     conversation = filters.NumberFilter(field_name="conversation_id", help_text="Conversation id.")
     external_id = filters.CharFilter()
     risk_level = filters.MultipleChoiceFilter(choices=RiskLevel.choices)
     min_risk_score = filters.NumberFilter(field_name="risk_score", lookup_expr="gte")
     is_flagged = filters.BooleanFilter()
-    flag_reason = filters.ChoiceFilter(choices=FlagReason.choices, method="filter_flag_reason")
     has_error = filters.BooleanFilter()
     fallback_used = filters.BooleanFilter()
     judge_status = filters.ChoiceFilter(choices=JudgeStatus.choices)
     judge_min = filters.NumberFilter(field_name="judge_overall", lookup_expr="gte")
     judge_max = filters.NumberFilter(field_name="judge_overall", lookup_expr="lte")
-    rating = filters.ChoiceFilter(choices=RATING_CHOICES, method="filter_rating")
     model = filters.CharFilter()
     intent = filters.CharFilter()
     timestamp_after = filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
@@ -156,12 +160,6 @@ class TurnFilterSet(filters.FilterSet):
     class Meta:
         model = Turn
         fields: list[str] = []
-
-    def filter_flag_reason(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return flag_reason_filter(queryset, value)
-
-    def filter_rating(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return rating_filter(queryset, value)
 
 
 class EvaluationFilterSet(filters.FilterSet):
