@@ -42,14 +42,20 @@ class StrictJSONParser(JSONParser):
             raise ParseError(f"JSON parse error - {exc}") from exc
 
 
-# Query parameters every list endpoint understands besides its filters.
-GENERIC_QUERY_PARAMS = frozenset({"format", "cursor", "page_size"})
+# Paginator attributes that name a query parameter (cursor, page, page size, limit, offset).
+_PAGINATION_PARAM_ATTRIBUTES = (
+    "cursor_query_param", "page_query_param", "page_size_query_param", "limit_query_param", "offset_query_param",
+)
 
 
-def unknown_query_params_reject(request: Any, known: Iterable[str]) -> None:
+def unknown_query_params_reject(request: Any, known: Iterable[str], *, view: Any = None) -> None:
     """400 for a query parameter the endpoint does not know: a typo such as `?review_stauts=new`
-    must not silently answer with every row."""
-    unknown = sorted(set(request.query_params) - set(known) - GENERIC_QUERY_PARAMS)
+    must not silently answer with every row. Besides `known`, `format` and the parameters of the
+    view's paginator are always accepted."""
+    allowed = {*known, "format"}
+    paginator = getattr(view, "paginator", None)
+    allowed.update(filter(None, (getattr(paginator, name, None) for name in _PAGINATION_PARAM_ATTRIBUTES)))
+    unknown = sorted(set(request.query_params) - allowed)
     if unknown:
         raise ValidationError({name: [f"Unknown query parameter. Known: {', '.join(sorted(known))}."] for name in unknown})
 
@@ -60,5 +66,5 @@ class StrictFilterBackend(DjangoFilterBackend):
     def filter_queryset(self, request: Any, queryset: QuerySet, view: Any) -> QuerySet:
         filterset = self.get_filterset(request, queryset, view)
         if filterset is not None:
-            unknown_query_params_reject(request, filterset.filters)
+            unknown_query_params_reject(request, filterset.filters, view=view)
         return super().filter_queryset(request, queryset, view)

@@ -148,6 +148,21 @@ def test_api_cluster_turns(admin_client, done_run, django_assert_max_num_queries
     assert len(reps["results"]) == 5
 
 
+def test_api_pages_follow_their_next_links(admin_client, done_run):
+    """Paging parameters (limit/offset here, cursor elsewhere) are not mistaken for unknown filters."""
+    cluster = done_run.clusters.first()
+    for url, per_page, total in [("/api/v1/clusters/?limit=2", 2, 3), (f"/api/v1/clusters/{cluster.pk}/turns/?limit=3", 3, 8)]:
+        seen = 0
+        while url:
+            response = admin_client.get(url)
+            assert response.status_code == 200, response.content
+            body = response.json()
+            assert len(body["results"]) <= per_page
+            seen += len(body["results"])
+            url = body["next"]
+        assert seen == total
+
+
 def test_api_scoping_and_permissions(client, bob, charlie, done_run):
     cluster = done_run.clusters.first()
     assert client.get("/api/v1/clusters/").status_code in (401, 403)
