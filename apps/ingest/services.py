@@ -21,6 +21,7 @@ import dataclasses
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -82,6 +83,14 @@ class _PreparedTurn:
     total_tokens: int = 0
     pii_found: dict[str, int] = field(default_factory=dict)
     total_cost_usd: Decimal = field(default_factory=Decimal)
+
+    def with_calls(self, calls: list[_PreparedCall]) -> "_PreparedTurn":
+        """This turn carrying `calls`, its totals being its own tokens and cost plus theirs."""
+        return dataclasses.replace(
+            self, calls=calls,
+            total_tokens=self.prompt_tokens + self.completion_tokens + sum(c.input_tokens + c.output_tokens for c in calls),
+            total_cost_usd=self.cost_usd + sum((c.cost_usd for c in calls), Decimal(0)),
+        )
 
 
 def _call_prepare(call: CallInput, *, default_model: str, at: Any, redact_pii: bool = False) -> _PreparedCall:
@@ -162,9 +171,7 @@ def _turn_prepare(chatbot: Chatbot, index: int, data: TurnInput, rules: list) ->
         end_user_hash=end_user_hash(chatbot_id=chatbot.pk, user_id=data.user_id) if data.user_id else "",
         pii_found=pii_found,
     )
-    prepared.total_tokens = prompt + completion + sum(c.input_tokens + c.output_tokens for c in calls)
-    prepared.total_cost_usd = cost + sum((c.cost_usd for c in calls), Decimal(0))
-    return prepared
+    return prepared.with_calls(calls)
 
 
 def turn_result_body(turn: Turn, conversation_external_id: str) -> dict[str, Any]:
@@ -190,6 +197,31 @@ def turns_ingest(*, chatbot: Chatbot, turns: list[TurnInput]) -> list[TurnResult
     _after_commit(chatbot, new_turns)
     _count_items("turn", results)
     return results
+
+
+def _stored_call_ids(conversations: Iterable[Conversation], prepared: list[_PreparedTurn]) -> set[tuple[int, str]]:
+    """(conversation id, call_id) of the listed calls' ids that are already stored: one query."""
+    call_ids = {call.data.call_id for item in prepared for call in item.calls if call.data.call_id}
+    if not call_ids:
+        return set()
+    return set(
+        LLMCall.objects.filter(conversation__in=list(conversations), external_id__in=call_ids)
+        .values_list("conversation_id", "external_id")
+    )
+
+
+def _calls_deduplicate(item: _PreparedTurn, *, conversation_id: int, seen: set[tuple[int, str]]) -> _PreparedTurn:
+    """`item` without the calls whose call_id is in `seen` (which gains the ones kept), with the
+    turn's totals measured by the calls it keeps."""
+    kept: list[_PreparedCall] = []
+    for call in item.calls:
+        key = (conversation_id, call.data.call_id)
+        if call.data.call_id and key in seen:
+            continue
+        if call.data.call_id:
+            seen.add(key)
+        kept.append(call)
+    return item if len(kept) == len(item.calls) else item.with_calls(kept)
 
 
 def _atomic_retrying(store: Any) -> Any:
@@ -252,6 +284,10 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
                "is_flagged", "flag_reasons", "created_at")
         stored = {(t.conversation_id, t.external_id): t for t in candidates if (t.conversation_id, t.external_id) in wanted}
 
+    # A listed call whose call_id the conversation already has (sent earlier to /llm-calls, so
+    # linked below as an early call) or that repeats inside the batch is not stored twice.
+    seen_calls = _stored_call_ids(conversations.values(), prepared)
+
     results: list[TurnResult | None] = [None] * len(prepared)
     first_in_batch: dict[tuple[int, str], int] = {}
     created: dict[int, Turn] = {}  # input index → new turn
@@ -266,6 +302,8 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
             continue  # a repeat inside the batch: answered below like a replay of the first
         if key:
             first_in_batch[key] = item.index
+        item = _calls_deduplicate(item, conversation_id=conversation.pk, seen=seen_calls)
+        prepared[item.index] = item
         next_sequence[conversation.pk] += 1
         created[item.index] = _turn_build(item, chatbot=chatbot, conversation=conversation,
                                           sequence=next_sequence[conversation.pk], now=now)

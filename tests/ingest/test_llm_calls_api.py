@@ -41,6 +41,32 @@ def test_call_before_its_turn_is_linked_when_the_turn_arrives(post_json):
     assert Conversation.objects.get().total_tokens == 12  # counted once
 
 
+def test_a_turn_listing_its_early_call_again_stores_it_once(post_json):
+    """The call went to /llm-calls first, then the turn lists it too: one call, counted once."""
+    post_json(CALLS, {"conversation_id": "c", "turn_id": "t", "call_id": "k", "input_tokens": 10, "output_tokens": 0})
+    response = post_json(TURNS, {"conversation_id": "c", "turn_id": "t", "user_message": "Hi",
+                                 "llm_calls": [{"call_id": "k", "input_tokens": 10, "output_tokens": 0},
+                                               {"call_id": "new", "input_tokens": 5, "output_tokens": 0}]})
+    assert response.status_code == 201, response.content
+    turn = Turn.objects.get(external_id="t")
+    assert sorted(LLMCall.objects.filter(turn=turn).values_list("external_id", flat=True)) == ["k", "new"]
+    assert turn.total_tokens == 15
+    assert Conversation.objects.get().total_tokens == 15
+
+
+def test_a_call_id_repeated_in_a_batch_of_turns_is_stored_once(post_json):
+    call = {"call_id": "same", "input_tokens": 4, "output_tokens": 0}
+    response = post_json(TURNS, {"turns": [
+        {"conversation_id": "c", "turn_id": "a", "user_message": "Hi", "llm_calls": [call, call]},
+        {"conversation_id": "c", "turn_id": "b", "user_message": "Again", "llm_calls": [call]},
+    ]})
+    assert response.status_code == 207, response.content
+    assert [r["status"] for r in response.json()["results"]] == [201, 201]
+    assert LLMCall.objects.get().turn.external_id == "a"
+    assert Conversation.objects.get().total_tokens == 4
+    assert list(Turn.objects.order_by("sequence").values_list("total_tokens", flat=True)) == [4, 0]
+
+
 def test_batch_of_calls(post_json):
     response = post_json(CALLS, {"llm_calls": [
         {"conversation_id": "c", "call_id": "a", "input_tokens": 1},
