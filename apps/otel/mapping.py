@@ -8,12 +8,13 @@ events) and message content carried as log events (gen_ai.user.message, gen_ai.c
 The README table "OpenTelemetry ingest → mapping" documents the same rules.
 """
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from apps.core.json import json_loads_strict
 
 # Span/operation names of GenAI work that is an LLM call in chatmon's sense.
 CHAT_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
@@ -110,7 +111,7 @@ def messages_from(value: Any, *, default_role: str) -> list[Message]:
         stripped = value.strip()
         if stripped[:1] in ("[", "{"):
             try:
-                value = json.loads(stripped)
+                value = json_loads_strict(stripped)
             except ValueError:
                 return [Message(role=default_role, text=value)]
         else:

@@ -150,7 +150,7 @@ def message_parse(body: OtlpBody, message: Message) -> Message:
         document = json_loads_strict(body.data)
     except UnicodeDecodeError as exc:
         raise OtlpError(400, "Invalid JSON: the body is not UTF-8.") from exc
-    except (ValueError, RecursionError) as exc:
+    except ValueError as exc:
         raise OtlpError(400, f"Invalid JSON: {exc}.") from exc
     if not isinstance(document, dict):
         raise OtlpError(400, f"Expected a JSON object ({type(message).__name__}).")

@@ -265,6 +265,14 @@ def test_lone_surrogate_anywhere_in_the_body_is_400(client):
     assert not Feedback.objects.exists()
 
 
+def test_deeply_nested_body_is_400(client):
+    # The shared strict parser bounds nesting for every DRF endpoint, this public one included.
+    for body in ("[" * 5000, '{"token": ' + '{"a": ' * 500 + "1" + "}" * 500 + ', "rating": "up"}'):
+        response = client.post("/api/v1/feedback", body, content_type="application/json")
+        assert response.status_code == 400, body[:20]
+    assert not Feedback.objects.exists()
+
+
 def test_comment_is_stored_as_plain_text(post_feedback, token):
     html = '<img src=x onerror="alert(1)"><b>bold</b>'
 

@@ -81,6 +81,19 @@ def test_lone_surrogates_are_400_not_500(bot_client, body):
     assert not Turn.objects.exists()
 
 
+@pytest.mark.parametrize("body", [
+    # Deep enough to overflow later recursive steps (validation, json.dumps), not the parser.
+    '{"conversation_id": "c", "user_message": "x", "metadata": ' + '{"a": ' * 450 + "1" + "}" * 450 + "}",
+    '{"conversation_id": "c", "user_message": "x", "metadata": {"m": ' + "[" * 5000 + "]" * 5000 + "}}",
+    "[" * 100_000,
+])
+def test_deeply_nested_json_is_400_not_500(bot_client, body):
+    response = bot_client.post(URL, body, content_type="application/json")
+    assert response.status_code == 400
+    assert "nested deeper than 64 levels" in response.json()["detail"]
+    assert not Turn.objects.exists()
+
+
 def test_escaped_surrogate_pairs_are_real_text(post_json):
     response = post_json(URL, {"conversation_id": "c", "user_message": "thanks 😀"})  # sent as \ud83d\ude00
     assert response.status_code == 201

@@ -65,5 +65,5 @@ class BotAPIView(APIView):
             return json_loads_strict(body)
         except UnicodeDecodeError as exc:
             raise exceptions.ParseError("Invalid JSON: the body is not UTF-8.") from exc
-        except (ValueError, RecursionError) as exc:
+        except ValueError as exc:
             raise exceptions.ParseError(f"Invalid JSON: {exc}") from exc
