@@ -23,6 +23,7 @@ from django.utils.text import Truncator
 
 from apps.audit.models import AuditEvent
 from apps.core.admin import LargeTableAdmin
+from apps.core.text import ascii_int
 from apps.evaluations.admin import EvaluationInline
 from apps.evaluations.models import Evaluation
 from apps.feedback.admin import FeedbackInline, RatingListFilter
@@ -90,8 +91,9 @@ class AssigneeFilter(admin.SimpleListFilter):
             return queryset.filter(assignee__isnull=True)
         if value == "others":
             return queryset.filter(assignee__isnull=False).exclude(assignee=request.user)
-        if value and value.isdigit():
-            return queryset.filter(assignee_id=int(value))
+        assignee_id = ascii_int(value)
+        if assignee_id is not None:
+            return queryset.filter(assignee_id=assignee_id)
         return queryset
 
 

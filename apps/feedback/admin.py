@@ -12,6 +12,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from apps.core.admin import LargeTableAdmin
+from apps.core.text import ascii_int
 from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 
 from .models import Feedback
@@ -92,12 +93,12 @@ class ConversationFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         value = self.value()
-        return [(value, f"Conversation {value}")] if value and value.isdigit() else []
+        return [(value, f"Conversation {value}")] if ascii_int(value) is not None else []
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        value = self.value()
-        if value and value.isdigit():
-            return queryset.filter(turn__conversation_id=int(value))
+        conversation_id = ascii_int(self.value())
+        if conversation_id is not None:
+            return queryset.filter(turn__conversation_id=conversation_id)
         return queryset
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apps.core.json import json_loads_strict
+from apps.core.text import ascii_int
 
 # Span/operation names of GenAI work that is an LLM call in chatmon's sense.
 CHAT_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
@@ -234,8 +235,8 @@ def int_of(attributes: dict[str, Any], *names: str) -> int | None:
         return None
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
+    if isinstance(value, str):
+        return ascii_int(value)
     return value if isinstance(value, int) else None
 
 

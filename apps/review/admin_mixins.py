@@ -21,6 +21,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
 from apps.chatbots.models import Chatbot
+from apps.core.text import ascii_int
 
 from .access import chatbots_for_user, user_sees_all_chatbots
 
@@ -61,7 +62,8 @@ class ChatbotListFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        if not value.isdigit():
+        chatbot_id = ascii_int(value)
+        if chatbot_id is None:
             return queryset.none()
         field = getattr(self, "scope_field", "chatbot")
-        return queryset.filter(**{field if field == "pk" else f"{field}_id": int(value)})
+        return queryset.filter(**{field if field == "pk" else f"{field}_id": chatbot_id})

@@ -55,3 +55,16 @@ def test_changelists_render_with_search_and_filters(admin_client, every_model):
             continue
         url = reverse(f"admin:{app_label}_{model_name}_changelist")
         assert admin_client.get(url, {"q": "x"}).status_code == 200, url
+
+
+@pytest.mark.parametrize("value", ["²", "٣", "99999999999999999999999"])
+@pytest.mark.parametrize("url", [
+    "/admin/review/flaggedconversation/?chatbot={}",
+    "/admin/chatbots/apikey/?chatbot={}",
+    "/admin/conversations/conversation/?assignee={}",
+    "/admin/feedback/feedback/?conversation={}",
+    "/api/v1/stats/overview?chatbot={}",
+])
+def test_non_ascii_digits_and_huge_ids_in_the_query_are_no_500(admin_client, dataset, url, value):
+    # "²".isdigit() is True but int("²") raises: ids are read with apps.core.text.ascii_int.
+    assert admin_client.get(url.format(value)).status_code in (200, 302, 404)

@@ -24,6 +24,7 @@ from apps.alerts.models import AlertEvent
 from apps.chatbots.models import Chatbot
 from apps.conversations.models import Conversation, LLMCall, Turn
 from apps.core.api import unknown_query_params_reject
+from apps.core.text import ascii_int
 from apps.evaluations.models import Evaluation
 from apps.feedback.models import Feedback
 
@@ -142,7 +143,8 @@ def stats_scope(request: Request, query: dict[str, Any]) -> list[int] | None:
     wanted = query.get("chatbot")
     if not wanted:
         return chatbot_ids_for_user(request.user)
-    lookup = {"pk": int(wanted)} if wanted.isdigit() else {"slug": wanted}
+    chatbot_id = ascii_int(wanted)
+    lookup = {"pk": chatbot_id} if chatbot_id is not None else {"slug": wanted}
     chatbot_id = visible.filter(**lookup).values_list("id", flat=True).first()
     if chatbot_id is None:
         raise Http404("No such chatbot.")
