@@ -44,6 +44,7 @@ from apps.ingest.validation import (
     parse_call,
     parse_turn,
 )
+from apps.privacy.redaction import redact
 
 from .mapping import (
     CHOICE_EVENT,
@@ -543,10 +544,12 @@ def span_contents_apply(*, chatbot: Chatbot, keys: list[str]) -> int:
         if content.empty:
             continue
         if not call.input_text and not call.output_text:
-            LLMCall.objects.filter(pk=call.pk, input_text="", output_text="").update(
-                input_text=_clip(_as_text(content.input_json(), single_role="user")),
-                output_text=_clip(_as_text(content.output_json(), single_role="assistant")),
-            )
+            texts = {"input_text": _clip(_as_text(content.input_json(), single_role="user")),
+                     "output_text": _clip(_as_text(content.output_json(), single_role="assistant"))}
+            if chatbot.pii_redaction_enabled:
+                # As for calls sent with their content: only redacted text is stored.
+                texts = {name: redact(text)[0] for name, text in texts.items()}
+            LLMCall.objects.filter(pk=call.pk, input_text="", output_text="").update(**texts)
         operation = (call.metadata.get("otel") or {}).get("operation", "")
         user_message, answer = content.user_message(), content.answer()
         if (call.turn_id is None and call.turn_external_id == call.external_id and operation in TURN_OPERATIONS

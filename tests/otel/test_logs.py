@@ -129,3 +129,22 @@ def test_sweeper_applies_content_that_raced_its_span_and_purges_stale(post_otlp,
 
 def test_logs_need_a_key(post_otlp, recorded):
     assert post_otlp("/v1/logs", recorded[1], key="").status_code == 401
+
+
+@pytest.mark.parametrize("logs_first", [True, False])
+def test_content_from_log_events_is_redacted_on_the_call_as_on_the_turn(post_otlp, chatbot, logs_first):
+    tracer_provider, span_memory = TracerProvider(resource=RESOURCE), InMemorySpanExporter()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(span_memory))
+    logger_provider, log_memory = LoggerProvider(resource=RESOURCE), InMemoryLogRecordExporter()
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_memory))
+    emit_chat(tracer_provider.get_tracer("bot"), logger_provider.get_logger("bot"),
+              question="Mail the invoice to jane.doe@example.com", answer="Sent to jane.doe@example.com.")
+    spans = protobuf_body(span_memory.get_finished_spans())
+    logs = encode_logs(log_memory.get_finished_logs()).SerializeToString()
+    for path, body in ([("/v1/logs", logs), ("/v1/traces", spans)] if logs_first else
+                       [("/v1/traces", spans), ("/v1/logs", logs)]):
+        assert post_otlp(path, body).status_code == 200
+    call, turn = LLMCall.objects.get(), Turn.objects.get()
+    assert "jane.doe" not in call.input_text + call.output_text
+    assert "[EMAIL]" in call.input_text and "[EMAIL]" in call.output_text
+    assert turn.user_message == "Mail the invoice to [EMAIL]"
