@@ -447,6 +447,14 @@ def risk_turns_notify(*, turn_ids: list[int], now: datetime | None = None) -> in
     return len(events)
 
 
+def risk_events_resolve(*, conversation_ids: list[int], now: datetime | None = None) -> int:
+    """Close the open risk events of these conversations' turns: a reviewer has dealt with them
+    (resolved or false positive). A risk event has no condition that could clear by itself."""
+    return AlertEvent.objects.filter(
+        rule__isnull=True, status__in=OPEN_STATUSES, turn__conversation_id__in=conversation_ids
+    ).update(status=EventStatus.RESOLVED, resolved_at=now or timezone.now())
+
+
 def risk_chatbot_notify(*, chatbot_id: int, now: datetime | None = None) -> Delivery | None:
     """Send the chatbot's pending risk events now, unless it was notified in the last N minutes.
 

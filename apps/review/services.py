@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
+from apps.alerts.services import risk_events_resolve
 from apps.audit.services import audit_event_record
 from apps.conversations.choices import ReviewStatus
 from apps.conversations.models import Conversation, LLMCall, Turn
@@ -89,6 +90,8 @@ def conversations_review_status_set(*, conversation_ids: Iterable[int], actor: A
             if status != ReviewStatus.NEW and conversation.assignee_id is None:
                 updates["assignee_id"] = actor.pk  # whoever decides owns the decision
             Conversation.objects.filter(pk=conversation.pk).update(**updates)
+            if status in DONE_STATUSES:
+                risk_events_resolve(conversation_ids=[conversation.pk], now=now)
             changed += 1
             audit_event_record(
                 action="review.status", actor=actor, target=conversation, chatbot=conversation.chatbot,

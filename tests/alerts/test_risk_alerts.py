@@ -126,3 +126,20 @@ def test_unknown_turn_ids_are_ignored(db):
     risk_alert_notify(turn_ids=[987654])
     assert alert_rules_check() == []
     assert not AlertEvent.objects.exists()
+
+
+def test_a_risk_event_stays_open_until_its_conversation_is_reviewed(risky_bot, receiver, notify, now, alice):
+    from apps.review.services import conversations_review_status_set
+    from apps.review.selectors import open_alert_events
+
+    first, second = _risky_turn(risky_bot), _risky_turn(risky_bot)
+    notify([first, second], now)
+    assert len(open_alert_events(chatbot_ids=[risky_bot.pk])) == 2
+    conversations_review_status_set(conversation_ids=[first.conversation_id], actor=alice, status="in_review")
+    assert len(open_alert_events(chatbot_ids=[risky_bot.pk])) == 2  # still being looked at
+    conversations_review_status_set(conversation_ids=[first.conversation_id], actor=alice, status="false_positive")
+    assert [e["id"] for e in open_alert_events(chatbot_ids=[risky_bot.pk])] == [
+        AlertEvent.objects.get(turn=second).pk
+    ]
+    closed = AlertEvent.objects.get(turn=first)
+    assert (closed.status, closed.resolved_at is not None) == ("resolved", True)
