@@ -7,7 +7,6 @@ Rates come back as percentages (0–100). The dashboard may reuse `metric_comput
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,7 +16,7 @@ from django.utils import timezone
 
 from apps.conversations.choices import RiskLevel
 from apps.conversations.models import Turn
-from apps.core.db import PercentileCont
+from apps.core.db import PercentileCont, percentile_cont_portable
 
 from .choices import Metric
 from .models import AlertEvent, AlertRule
@@ -41,20 +40,6 @@ def _share(part: int | None, whole: int | None) -> float | None:
     return (part or 0) * 100.0 / whole if whole else None
 
 
-def _percentile_portable(turns: QuerySet[Turn], count: int, fraction: float) -> float | None:
-    """Interpolated percentile for databases without PERCENTILE_CONT (SQLite): reads ≤ 2 rows."""
-    if not count:
-        return None
-    position = fraction * (count - 1)
-    lower = math.floor(position)
-    values = list(
-        turns.filter(latency_ms__isnull=False).order_by("latency_ms").values_list("latency_ms", flat=True)[lower:lower + 2]
-    )
-    if len(values) == 1:
-        return float(values[0])
-    return values[0] + (values[1] - values[0]) * (position - lower)
-
-
 def metric_compute(
     *, metric: str, chatbot_id: int | None, since: datetime, until: datetime, slow_ms: int = 3000
 ) -> MetricResult:
@@ -74,7 +59,7 @@ def metric_compute(
             row = turns.aggregate(total=Count("latency_ms"), value=PercentileCont("latency_ms", percentile=0.95))
             return MetricResult(row["value"], row["total"])
         total = turns.aggregate(total=Count("latency_ms"))["total"]
-        return MetricResult(_percentile_portable(turns, total, 0.95), total)
+        return MetricResult(percentile_cont_portable(turns, "latency_ms", (0.95,), count=total)[0.95], total)
     if metric == Metric.SLOW_SHARE:
         row = turns.aggregate(total=Count("latency_ms"), part=Count("id", filter=Q(latency_ms__gt=slow_ms)))
         return MetricResult(_share(row["part"], row["total"]), row["total"])

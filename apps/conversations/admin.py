@@ -7,7 +7,6 @@ ConversationAdmin over a proxy model; both share the review page and the bulk ac
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -31,7 +30,7 @@ from apps.privacy.admin import erase_end_user_admin_action
 from apps.review import services as review_services
 from apps.review.access import chatbot_ids_for_user, user_sees_all_chatbots
 from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
-from apps.review.filtersets import RISK_RANGES, conversation_search
+from apps.review.filtersets import conversation_search, flag_reason_filter, risk_level_filter
 from apps.review.selectors import queue_neighbours
 
 from .choices import Channel, FlagReason, ReviewStatus, RiskLevel
@@ -49,9 +48,8 @@ class RiskLevelFilter(admin.SimpleListFilter):
         return list(RiskLevel.choices)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() in RISK_RANGES:
-            low, high = RISK_RANGES[self.value()]
-            return queryset.filter(max_risk_score__gte=low, max_risk_score__lte=high)
+        if self.value() in RiskLevel.values:
+            return risk_level_filter(queryset, "max_risk_score", [self.value()])
         return queryset
 
 
@@ -106,7 +104,7 @@ class FlagReasonFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value() in FlagReason.values:
-            return queryset.filter(flag_reasons__icontains=json.dumps(self.value()))
+            return flag_reason_filter(queryset, self.value())
         return queryset
 
 

@@ -16,13 +16,16 @@ class RiskLevel(models.TextChoices):
 
     @classmethod
     def for_score(cls, score: int) -> "RiskLevel":
-        if score >= 75:
-            return cls.CRITICAL
-        if score >= 50:
-            return cls.HIGH
-        if score >= 25:
-            return cls.MEDIUM
-        return cls.LOW
+        return next(cls(level) for level, (low, _) in reversed(RISK_SCORE_RANGES.items()) if score >= low)
+
+
+# Risk score → level, lowest first: the one definition the level, the filters and the badges use.
+RISK_SCORE_RANGES: dict[str, tuple[int, int]] = {
+    RiskLevel.LOW: (0, 24),
+    RiskLevel.MEDIUM: (25, 49),
+    RiskLevel.HIGH: (50, 74),
+    RiskLevel.CRITICAL: (75, 100),
+}
 
 
 class FlagReason(models.TextChoices):

@@ -1,8 +1,10 @@
 """Database expressions shared by the apps."""
 
+import math
+from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import Aggregate, FloatField
+from django.db.models import Aggregate, FloatField, QuerySet
 
 
 class PercentileCont(Aggregate):
@@ -15,3 +17,20 @@ class PercentileCont(Aggregate):
     def __init__(self, expression: str, *, percentile: float, **extra: Any) -> None:
         # A float formatted by us, never user text, goes into the SQL.
         super().__init__(expression, percentile=f"{float(percentile):.6f}", **extra)
+
+
+def percentile_cont_portable(queryset: QuerySet, field: str, points: Iterable[float], *, count: int) -> dict[float, float | None]:
+    """`percentile_cont` of `field` at each point (0–1) for databases without it (SQLite): the
+    same interpolation, reading at most the two neighbouring rows per point. `count` is the
+    number of non-null values, which the caller's aggregate already has."""
+    ordered = queryset.filter(**{f"{field}__isnull": False}).order_by(field).values_list(field, flat=True)
+    out: dict[float, float | None] = {}
+    for point in points:
+        if not count:
+            out[point] = None
+            continue
+        rank = point * (count - 1)
+        low = math.floor(rank)
+        pair = [float(value) for value in ordered[low : low + 2]]
+        out[point] = pair[0] if rank == low or len(pair) == 1 else pair[0] + (pair[1] - pair[0]) * (rank - low)
+    return out

@@ -14,7 +14,13 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from apps.alerts.choices import EventStatus, Severity
 from apps.alerts.models import AlertEvent
 from apps.chatbots.models import Chatbot
-from apps.conversations.choices import FlagReason, JudgeStatus, ReviewStatus, RiskLevel
+from apps.conversations.choices import (
+    RISK_SCORE_RANGES,
+    FlagReason,
+    JudgeStatus,
+    ReviewStatus,
+    RiskLevel,
+)
 from apps.conversations.models import Conversation, Turn
 from apps.evaluations.choices import EvaluationStatus, Evaluator
 from apps.evaluations.models import Evaluation
@@ -24,13 +30,6 @@ from apps.feedback.models import Feedback
 
 from .access import chatbots_for_user
 
-# Risk level → score range, mirroring RiskLevel.for_score.
-RISK_RANGES: dict[str, tuple[int, int]] = {
-    RiskLevel.LOW: (0, 24),
-    RiskLevel.MEDIUM: (25, 49),
-    RiskLevel.HIGH: (50, 74),
-    RiskLevel.CRITICAL: (75, 100),
-}
 RATING_CHOICES = (
     ("down", "Has a thumbs-down"),
     ("up", "Has a thumbs-up"),
@@ -58,7 +57,7 @@ def rating_filter(queryset: QuerySet, value: str, prefix: str = "") -> QuerySet:
 def risk_level_filter(queryset: QuerySet, field: str, levels: list[str]) -> QuerySet:
     condition = Q()
     for level in levels:
-        low, high = RISK_RANGES[level]
+        low, high = RISK_SCORE_RANGES[level]
         condition |= Q(**{f"{field}__gte": low, f"{field}__lte": high})
     return queryset.filter(condition) if levels else queryset
 

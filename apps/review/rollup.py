@@ -114,7 +114,8 @@ def _intervals(hours: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
     return [(start, end) for start, end in runs]
 
 
-def _scoped(queryset: QuerySet, chatbot_ids: Sequence[int] | None) -> QuerySet:
+def chatbot_scoped(queryset: QuerySet, chatbot_ids: Sequence[int] | None) -> QuerySet:
+    """`queryset` limited to `chatbot_ids`; None means every chatbot (and rows of none)."""
     return queryset if chatbot_ids is None else queryset.filter(chatbot_id__in=list(chatbot_ids))
 
 
@@ -137,21 +138,21 @@ def window_turn_figures(
     watermark = HourlyStatsState.objects.filter(pk=1).values_list("materialized_until", flat=True).first()
     rolled_until = min(watermark, _floor_hour(until)) if watermark else None
     if rolled_until is None or rolled_until <= first_full_hour or not _whole_hour_offsets(since, until):
-        return _live_figures(_scoped(Turn.objects.filter(timestamp__gte=since, timestamp__lte=until), chatbot_ids))
+        return _live_figures(chatbot_scoped(Turn.objects.filter(timestamp__gte=since, timestamp__lte=until), chatbot_ids))
 
     stale = set(
-        _scoped(StaleHour.objects.filter(hour__gte=first_full_hour, hour__lt=rolled_until), chatbot_ids)
+        chatbot_scoped(StaleHour.objects.filter(hour__gte=first_full_hour, hour__lt=rolled_until), chatbot_ids)
         .values_list("hour", flat=True)
         .distinct()
     )
     live = Q(timestamp__gte=since, timestamp__lt=first_full_hour) | Q(timestamp__gte=rolled_until, timestamp__lte=until)
     for start, end in _intervals(stale):
         live |= Q(timestamp__gte=start, timestamp__lt=end)
-    by_hour, latency = _live_figures(_scoped(Turn.objects.filter(live), chatbot_ids))
+    by_hour, latency = _live_figures(chatbot_scoped(Turn.objects.filter(live), chatbot_ids))
 
     def rolled(model: type) -> QuerySet:
         rows = model.objects.filter(hour__gte=first_full_hour, hour__lt=rolled_until).exclude(hour__in=stale)
-        return _scoped(rows, chatbot_ids).order_by()
+        return chatbot_scoped(rows, chatbot_ids).order_by()
 
     summed = rolled(HourlyTurnStats).values("hour").annotate(**{f"sum_{name}": Sum(name) for name in FIGURES})
     for row in summed:

@@ -13,8 +13,7 @@ duration percentiles are exact (on SQLite computed from the two middle rows).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -39,10 +38,10 @@ from apps.clustering.choices import RunStatus
 from apps.clustering.models import Cluster, ClusterRun
 from apps.conversations.choices import ReviewStatus, RiskLevel
 from apps.conversations.models import Conversation, LLMCall
-from apps.core.db import PercentileCont
+from apps.core.db import PercentileCont, percentile_cont_portable
 
 from . import sketch
-from .rollup import FIGURES, window_turn_figures
+from .rollup import FIGURES, chatbot_scoped, window_turn_figures
 
 # The ranges offered by the dashboard; the API accepts any whole number of hours up to MAX_HOURS.
 DASHBOARD_RANGES: dict[str, int] = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
@@ -70,39 +69,6 @@ def _money(value: Any) -> float:
     return round(float(value or 0), 6)
 
 
-def _interpolate(values: Sequence[float], fraction: float) -> float:
-    """percentile_cont on an already-sliced pair [value at floor rank, value at ceil rank]."""
-    if len(values) == 1:
-        return float(values[0])
-    return float(values[0]) + (float(values[1]) - float(values[0])) * fraction
-
-
-def percentiles(queryset: QuerySet, field: str, points: Iterable[float], *, count: int | None = None) -> dict[float, float | None]:
-    """percentile_cont of `field` (non-null values) in `queryset` at each point (0–1)."""
-    points = list(points)
-    queryset = queryset.filter(**{f"{field}__isnull": False})
-    if connection.vendor == "postgresql":
-        result = queryset.aggregate(**{f"p{i}": PercentileCont(field, percentile=p) for i, p in enumerate(points)})
-        return {p: (round(result[f"p{i}"], 3) if result[f"p{i}"] is not None else None) for i, p in enumerate(points)}
-    if count is None:
-        count = queryset.count()
-    out: dict[float, float | None] = {}
-    ordered = queryset.order_by(field).values_list(field, flat=True)
-    for p in points:
-        if not count:
-            out[p] = None
-            continue
-        rank = p * (count - 1)
-        low = math.floor(rank)
-        pair = list(ordered[low : min(low + 2, count)])
-        out[p] = round(_interpolate(pair if rank > low else pair[:1], rank - low), 3)
-    return out
-
-
-def _scoped(queryset: QuerySet, chatbot_ids: Sequence[int] | None) -> QuerySet:
-    return queryset if chatbot_ids is None else queryset.filter(chatbot_id__in=list(chatbot_ids))
-
-
 def _hour_buckets(window: Window) -> list[datetime]:
     tz = timezone.get_current_timezone()
     first = timezone.localtime(window.since, tz).replace(minute=0, second=0, microsecond=0)
@@ -114,7 +80,7 @@ def _hour_buckets(window: Window) -> list[datetime]:
 
 
 def _latest_cluster_runs(chatbot_ids: Sequence[int] | None) -> list[int]:
-    runs = _scoped(ClusterRun.objects.filter(status=RunStatus.DONE), chatbot_ids)
+    runs = chatbot_scoped(ClusterRun.objects.filter(status=RunStatus.DONE), chatbot_ids)
     return list(runs.order_by().values("chatbot_id").annotate(latest=Max("id")).values_list("latest", flat=True))
 
 
@@ -146,8 +112,7 @@ def top_failure_clusters(*, chatbot_ids: Sequence[int] | None, limit: int = 5) -
 
 def open_alert_events(*, chatbot_ids: Sequence[int] | None, limit: int = 10) -> list[dict[str, Any]]:
     """Firing (and acknowledged but unresolved) alert events; all-chatbot events only for those who see all."""
-    events = AlertEvent.objects.filter(status__in=[EventStatus.FIRING, EventStatus.ACKNOWLEDGED])
-    events = events if chatbot_ids is None else events.filter(chatbot_id__in=list(chatbot_ids))
+    events = chatbot_scoped(AlertEvent.objects.filter(status__in=[EventStatus.FIRING, EventStatus.ACKNOWLEDGED]), chatbot_ids)
     events = events.select_related("rule", "chatbot").order_by("-started_at")[:limit]
     return [
         {
@@ -168,7 +133,7 @@ def open_alert_events(*, chatbot_ids: Sequence[int] | None, limit: int = 10) -> 
 
 def review_status_counts(*, chatbot_ids: Sequence[int] | None) -> dict[str, int]:
     """Flagged conversations per review status: one grouped query on the `conv_review_queue` index."""
-    flagged = _scoped(Conversation.objects.filter(is_flagged=True), chatbot_ids)
+    flagged = chatbot_scoped(Conversation.objects.filter(is_flagged=True), chatbot_ids)
     counts = dict(flagged.order_by().values_list("review_status").annotate(n=Count("id")))
     return {status: counts.get(status, 0) for status in ReviewStatus.values}
 
@@ -219,7 +184,7 @@ def turn_figures(*, chatbot_ids: Sequence[int] | None, hours: int, now: datetime
             day[key] += row[key] or 0
 
     latency = sketch.quantiles(latency_buckets, (0.5, 0.95))
-    conversations = _scoped(Conversation.objects.filter(last_activity_at__gte=window.since), chatbot_ids).aggregate(
+    conversations = chatbot_scoped(Conversation.objects.filter(last_activity_at__gte=window.since), chatbot_ids).aggregate(
         total=Count("id"), flagged=Count("id", filter=Q(is_flagged=True))
     )
 
@@ -297,7 +262,7 @@ def stats_llm_calls(
 ) -> dict[str, Any]:
     """LLM calls in the window grouped by (model, function name): calls, tokens, cost, latency, errors."""
     window = Window.last(hours, now=now)
-    calls = _scoped(LLMCall.objects.filter(timestamp__gte=window.since, timestamp__lte=window.until), chatbot_ids)
+    calls = chatbot_scoped(LLMCall.objects.filter(timestamp__gte=window.since, timestamp__lte=window.until), chatbot_ids)
     if model:
         calls = calls.filter(model=model)
     if function_name:
@@ -325,7 +290,8 @@ def stats_llm_calls(
             latency = {p: (round(row[f"p{int(p * 100)}"], 3) if row[f"p{int(p * 100)}"] is not None else None)
                        for p in (0.5, 0.95, 0.99)}
         else:
-            latency = percentiles(group, "duration_ms", (0.5, 0.95, 0.99), count=row["timed"])
+            portable = percentile_cont_portable(group, "duration_ms", (0.5, 0.95, 0.99), count=row["timed"])
+            latency = {p: (round(v, 3) if v is not None else None) for p, v in portable.items()}
         return {
             "calls": row["calls"],
             "input_tokens": row["input_tokens"] or 0,
@@ -366,7 +332,7 @@ def queue_neighbours(*, conversation: Conversation, chatbot_ids: Sequence[int] |
 
     Two index range reads on `conv_review_queue` order (last activity, then id as tie-breaker).
     """
-    queue = _scoped(
+    queue = chatbot_scoped(
         Conversation.objects.filter(is_flagged=True, review_status__in=OPEN_REVIEW_STATUSES), chatbot_ids
     ).exclude(pk=conversation.pk)
     at, pk = conversation.last_activity_at, conversation.pk
