@@ -89,7 +89,8 @@ def main() -> None:
     import redis
     from django.core.management import call_command
 
-    from apps.chatbots.models import ApiKey, Chatbot
+    from apps.chatbots.models import Chatbot
+    from apps.chatbots.services import api_key_create
     from apps.conversations.models import Turn
     from apps.feedback.models import Feedback
 
@@ -97,8 +98,7 @@ def main() -> None:
     redis.Redis.from_url(REDIS_URL).flushdb()
     stamp = int(time.time())
     chatbot = Chatbot.objects.create(name=f"soak {stamp}", slug=f"soak-{stamp}", judge_sample_rate=0.2)
-    prefix, raw_key = ApiKey.generate()
-    ApiKey.objects.create(chatbot=chatbot, prefix=prefix, key_hash=ApiKey.hash_key(raw_key))
+    _, raw_key = api_key_create(chatbot=chatbot, name="soak")
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -9,7 +9,7 @@ from apps.alerts.selectors import rule_metric_compute
 from apps.alerts.services import _rule_event_open, alert_rules_check, risk_turns_notify
 from tests.conftest import require_postgres
 from tests.factories import make_turn
-from tests.support.threads import run_together
+from tests.support.threads import raised, run_together
 
 pytestmark = pytest.mark.services
 
@@ -26,7 +26,7 @@ def test_two_concurrent_checks_create_one_event(chatbot, make_rule, now, receive
 
     for round_ in range(5):  # several rounds: the interleaving differs each time
         results = run_together(2, lambda _index, r=round_: alert_rules_check(now=now + timedelta(seconds=r)))
-        assert not [r for r in results if isinstance(r, Exception)], results
+        assert not raised(results), results
 
     assert AlertEvent.objects.count() == 1
     assert Delivery.objects.count() == 1
@@ -40,7 +40,7 @@ def test_concurrent_resolutions_notify_once(chatbot, make_rule, now, receiver, w
     make_turn(chatbot=chatbot, timestamp=now + timedelta(minutes=1))
 
     results = run_together(2, lambda _index: alert_rules_check(now=now + timedelta(minutes=2)))
-    assert not [r for r in results if isinstance(r, Exception)], results
+    assert not raised(results), results
 
     assert AlertEvent.objects.get().status == "resolved"
     assert sorted(Delivery.objects.values_list("kind", flat=True)) == ["firing", "resolved"]
@@ -53,7 +53,7 @@ def test_the_database_refuses_a_second_open_event(chatbot, make_rule, now):
     rule = make_rule(chatbot=chatbot, metric="turn_volume", comparison="lt", threshold=1)
     result = rule_metric_compute(rule=rule, now=now)
     results = run_together(4, lambda _index: _rule_event_open(rule=rule, result=result, now=now))
-    assert not [r for r in results if isinstance(r, Exception)], results
+    assert not raised(results), results
     assert sum(r is not None for r in results) == 1
     assert AlertEvent.objects.count() == 1
 
@@ -65,7 +65,7 @@ def test_concurrent_risk_reports_send_one_alert(chatbot, webhook_channel, receiv
     turns = [make_turn(chatbot=chatbot, risk_score=90, is_flagged=True) for _ in range(3)]
 
     results = run_together(3, lambda _index: risk_turns_notify(turn_ids=[t.pk for t in turns], now=now))
-    assert not [r for r in results if isinstance(r, Exception)], results
+    assert not raised(results), results
 
     assert AlertEvent.objects.count() == 3
     assert Delivery.objects.count() == 1

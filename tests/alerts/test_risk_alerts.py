@@ -129,8 +129,8 @@ def test_unknown_turn_ids_are_ignored(db):
 
 
 def test_a_risk_event_stays_open_until_its_conversation_is_reviewed(risky_bot, receiver, notify, now, alice):
-    from apps.review.services import conversations_review_status_set
     from apps.review.selectors import open_alert_events
+    from apps.review.services import conversations_review_status_set
 
     first, second = _risky_turn(risky_bot), _risky_turn(risky_bot)
     notify([first, second], now)

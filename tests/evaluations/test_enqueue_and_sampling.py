@@ -16,11 +16,6 @@ from tests.factories import make_conversation, make_turn
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def heuristic(settings):
-    settings.JUDGE_BACKEND = "heuristic"
-
-
 def ingest(bot_client, django_capture_on_commit_callbacks, count: int, conversation: str = "c-1") -> list[int]:
     turns = [{"conversation_id": conversation, "turn_id": f"t-{n}", "user_message": f"question {n} about shipping",
               "bot_response": f"answer {n}: shipping takes two days"} for n in range(count)]

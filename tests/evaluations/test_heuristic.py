@@ -10,11 +10,6 @@ from tests.factories import make_conversation, make_turn
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def heuristic(settings):
-    settings.JUDGE_BACKEND = "heuristic"
-
-
 def judge(chatbot, **turn_fields) -> Evaluation:
     turn = make_turn(make_conversation(chatbot), judge_status="pending", **turn_fields)
     judge_turn.delay(turn.pk)

@@ -19,11 +19,6 @@ from tests.support.openai_server import ScriptedResponse
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def heuristic(settings):
-    settings.JUDGE_BACKEND = "heuristic"
-
-
 def judged_turn(chatbot, **fields) -> Turn:
     turn = make_turn(make_conversation(chatbot), judge_status="pending", **fields)
     judge_turn.delay(turn.pk)
@@ -57,7 +52,7 @@ def test_rerun_replaces_the_grade_and_is_audited(judge_server, chatbot, alice, d
     assert event.data == {"turn_ids": [turn.pk], "count": 1}
 
 
-def test_rerun_judges_unsampled_turns_and_new_versions(heuristic, chatbot, alice, django_capture_on_commit_callbacks, settings):
+def test_rerun_judges_unsampled_turns_and_new_versions(chatbot, alice, django_capture_on_commit_callbacks, settings):
     chatbot.judge_enabled = False
     chatbot.save()
     conversation = make_conversation(chatbot)
@@ -71,7 +66,7 @@ def test_rerun_judges_unsampled_turns_and_new_versions(heuristic, chatbot, alice
     assert judge_rerun(turn_ids=[], actor=alice) == 0
 
 
-def test_evaluation_changelist_and_detail(heuristic, admin_client, chatbot, django_assert_max_num_queries):
+def test_evaluation_changelist_and_detail(admin_client, chatbot, django_assert_max_num_queries):
     for _ in range(5):
         judged_turn(chatbot, bot_response="")
     url = reverse("admin:evaluations_evaluation_changelist")
@@ -88,7 +83,7 @@ def test_evaluation_changelist_and_detail(heuristic, admin_client, chatbot, djan
     assert b"empty_answer" in detail.content
 
 
-def test_changelist_query_count_does_not_grow(heuristic, admin_client, chatbot, django_assert_max_num_queries):
+def test_changelist_query_count_does_not_grow(admin_client, chatbot, django_assert_max_num_queries):
     url = reverse("admin:evaluations_evaluation_changelist")
     judged_turn(chatbot)
     with django_assert_max_num_queries(12) as few:
@@ -99,7 +94,7 @@ def test_changelist_query_count_does_not_grow(heuristic, admin_client, chatbot, 
         admin_client.get(url)
 
 
-def test_reviewer_sees_only_assigned_chatbots(heuristic, client, bob, chatbot):
+def test_reviewer_sees_only_assigned_chatbots(client, bob, chatbot):
     judged_turn(chatbot, user_message="mine", bot_response="mine answer")
     judged_turn(make_chatbot(), user_message="theirs", bot_response="theirs answer")
     bob.user_permissions.add(Permission.objects.get(codename="view_evaluation"))
@@ -111,7 +106,7 @@ def test_reviewer_sees_only_assigned_chatbots(heuristic, client, bob, chatbot):
     assert list(response.context["cl"].result_list.values_list("chatbot_id", flat=True)) == [chatbot.pk]
 
 
-def test_rerun_action_from_the_admin(heuristic, admin_client, chatbot, alice):
+def test_rerun_action_from_the_admin(admin_client, chatbot, alice):
     turn = judged_turn(chatbot)
     evaluation = Evaluation.objects.get(turn=turn)
 
@@ -126,7 +121,7 @@ def test_rerun_action_from_the_admin(heuristic, admin_client, chatbot, alice):
     assert AuditEvent.objects.filter(action="judge.rerun", actor=alice).count() == 1
 
 
-def test_evaluation_inline_shows_scores_and_reasoning(heuristic, chatbot, alice):
+def test_evaluation_inline_shows_scores_and_reasoning(chatbot, alice):
     turn = judged_turn(chatbot, bot_response="")
     inline = EvaluationInline(Turn, admin.site)
     request = RequestFactory().get("/")
@@ -140,7 +135,7 @@ def test_evaluation_inline_shows_scores_and_reasoning(heuristic, chatbot, alice)
     assert inline.evaluator_label(evaluation) == "Heuristic (offline) · heuristic-v1"
 
 
-def test_turn_admin_page_shows_the_evaluation(heuristic, admin_client, chatbot):
+def test_turn_admin_page_shows_the_evaluation(admin_client, chatbot):
     turn = judged_turn(chatbot, bot_response="")
 
     response = admin_client.get(reverse("admin:conversations_turn_change", args=[turn.pk]))

@@ -1,10 +1,9 @@
 """Reliability under real faults: a broker that is gone, a database that drops, two writers
 at once. Each test breaks the real part (a closed port, a TCP proxy cut mid-test)."""
 
-import threading
 
 import pytest
-from django.db import close_old_connections, connection, connections
+from django.db import close_old_connections, connection
 from django.test import Client
 
 from apps.conversations.models import Conversation, Turn
@@ -12,6 +11,7 @@ from apps.evaluations.choices import EvaluationStatus
 from apps.evaluations.models import Evaluation
 from tests.factories import make_api_key, make_chatbot
 from tests.support.tcp_proxy import TcpProxy, closed_port
+from tests.support.threads import raised, run_together
 
 pytestmark = pytest.mark.services
 
@@ -78,24 +78,13 @@ def test_two_writers_ingesting_the_same_batch_store_it_once_with_exact_summaries
     chatbot = make_chatbot(judge_enabled=False)
     _, raw = make_api_key(chatbot)
     batch = {"turns": [_turn(i, conversation=f"c{i % 5}") for i in range(200)]}
-    barrier = threading.Barrier(2)
-    answers: list[list[int]] = []
 
-    def writer() -> None:
-        try:
-            client = _bot_client(raw)
-            barrier.wait()
-            response = client.post("/api/v1/ingest/turns", batch, content_type="application/json")
-            answers.append([r["status"] for r in response.json()["results"]])
-        finally:
-            connections.close_all()
+    def writer(_index: int) -> list[int]:
+        response = _bot_client(raw).post("/api/v1/ingest/turns", batch, content_type="application/json")
+        return [r["status"] for r in response.json()["results"]]
 
-    threads = [threading.Thread(target=writer) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(answers) == 2
+    answers = run_together(2, writer)
+    assert not raised(answers), answers
     # Every turn is created by exactly one writer; the other sees a replay.
     assert sorted(answers[0][i] + answers[1][i] for i in range(200)) == [401] * 200
     assert Turn.objects.filter(chatbot=chatbot).count() == 200
