@@ -152,7 +152,7 @@ def _turn_prepare(chatbot: Chatbot, index: int, data: TurnInput, rules: list) ->
     flag_reasons = [FlagReason.RISK.value] if chatbot.monitoring_enabled and verdict.score >= chatbot.risk_threshold else []
     sampled = chatbot.monitoring_enabled and chatbot.judge_enabled and turn_is_sampled(
         chatbot_id=chatbot.pk,
-        turn_key=f"{data.conversation_id}:{data.turn_id or index}:{data.timestamp.isoformat()}"
+        turn_key=f"{data.conversation_id}:{index}:{data.timestamp.isoformat()}"
         if data.turn_id is None else f"{data.conversation_id}:{data.turn_id}",
         sample_rate=chatbot.judge_sample_rate,
     )

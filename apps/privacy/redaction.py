@@ -44,8 +44,6 @@ IBAN_LENGTHS = {
     "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
 }
 
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
 
 # (name, family, regex). Each alternative begins with a literal or a character class and puts
 # its "not inside a word" look-behind after that first character: the regex engine then skips
@@ -113,10 +111,9 @@ def _pattern_compile(families: frozenset[str]) -> re.Pattern | None:
 
 # One compiled pattern per combination of families present (16 at most), built at import.
 _PATTERNS = {
-    frozenset(f for i, f in enumerate(_FAMILIES) if mask >> i & 1): None for mask in range(1 << len(_FAMILIES))
+    families: _pattern_compile(families)
+    for families in (frozenset(f for i, f in enumerate(_FAMILIES) if mask >> i & 1) for mask in range(1 << len(_FAMILIES)))
 }
-_PATTERNS = {families: _pattern_compile(families) for families in _PATTERNS}
-PATTERN = _PATTERNS[frozenset(_FAMILIES)]
 _PHONE_ONLY = re.compile("|".join(f"(?:{r})" for n, _, r in _ALTERNATIVES if n == "PHONE"))
 
 
