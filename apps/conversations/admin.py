@@ -316,7 +316,7 @@ class ConversationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     @admin.action(description="Export as JSON", permissions=["view"])
     def export_json(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
         ids = list(queryset.order_by("pk").values_list("pk", flat=True)[:500])
-        data = [review_services.conversation_export(conversation_id=pk, actor=request.user) for pk in ids]
+        data = review_services.conversations_export(conversation_ids=ids, actor=request.user)
         response = JsonResponse(data, safe=False, json_dumps_params={"indent": 2, "ensure_ascii": False})
         response["Content-Disposition"] = 'attachment; filename="conversations.json"'
         return response

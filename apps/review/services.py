@@ -135,24 +135,32 @@ def conversations_review_act(
     raise ReviewError(f"Unknown review action {action!r}.")
 
 
-def conversation_export(*, conversation_id: int, actor: AbstractBaseUser) -> dict[str, Any]:
-    """The conversation with turns, evaluations, feedback and LLM calls as a JSON-ready dict."""
+def conversations_export(*, conversation_ids: Iterable[int], actor: AbstractBaseUser) -> list[dict[str, Any]]:
+    """The conversations (those `actor` may see, by id) with turns, evaluations, feedback and LLM
+    calls as JSON-ready dicts: one query per relation however many, one AuditEvent each."""
     from .api.serializers import ConversationExportSerializer
 
-    conversation = (
-        Conversation.objects.filter(pk=conversation_id, chatbot__in=chatbots_for_user(actor))
+    conversations = list(
+        Conversation.objects.filter(pk__in=list(conversation_ids), chatbot__in=chatbots_for_user(actor))
         .select_related("chatbot", "assignee")
         .prefetch_related(
             Prefetch("turns", queryset=Turn.objects.order_by("sequence", "id").prefetch_related(
                 "evaluations", "feedback", Prefetch("llm_calls", queryset=LLMCall.objects.order_by("timestamp", "id")),
             )),
         )
-        .first()
+        .order_by("pk")
     )
-    if conversation is None:
+    for conversation in conversations:
+        audit_event_record(
+            action="review.export", actor=actor, target=conversation, chatbot=conversation.chatbot,
+            data={"turns": conversation.turn_count, "format": "json"},
+        )
+    return ConversationExportSerializer(conversations, many=True).data
+
+
+def conversation_export(*, conversation_id: int, actor: AbstractBaseUser) -> dict[str, Any]:
+    """One conversation as `conversations_export` gives it; DoesNotExist if `actor` may not see it."""
+    exported = conversations_export(conversation_ids=[conversation_id], actor=actor)
+    if not exported:
         raise Conversation.DoesNotExist(conversation_id)
-    audit_event_record(
-        action="review.export", actor=actor, target=conversation, chatbot=conversation.chatbot,
-        data={"turns": conversation.turn_count, "format": "json"},
-    )
-    return ConversationExportSerializer(conversation).data
+    return exported[0]

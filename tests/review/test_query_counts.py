@@ -75,3 +75,21 @@ def test_review_page_and_detail_use_constant_queries(client, request, chatbot, u
     with CaptureQueriesContext(connection) as ctx:
         client.get(page)
     assert len(ctx.captured_queries) <= 20
+
+
+def test_bulk_export_reads_every_conversation_in_one_query_per_relation(admin_client, chatbot):
+    def export_queries() -> list[str]:
+        from apps.conversations.models import Conversation
+
+        selected = list(Conversation.objects.values_list("pk", flat=True))
+        with CaptureQueriesContext(connection) as ctx:
+            response = admin_client.post("/admin/review/flaggedconversation/",
+                                         {"action": "export_json", "_selected_action": selected})
+        assert response.status_code == 200
+        # One AuditEvent per exported conversation is the only part that grows.
+        return [q["sql"] for q in ctx.captured_queries if 'INSERT INTO "audit_auditevent"' not in q["sql"]]
+
+    add_rows(chatbot, 2)
+    few = export_queries()
+    add_rows(chatbot, 6)
+    assert len(export_queries()) == len(few)
