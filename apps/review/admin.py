@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 
 from apps.conversations.admin import ConversationAdmin
 from apps.conversations.choices import ReviewStatus
+from apps.core.text import ascii_int
 
 from .access import chatbot_ids_for_user
 from .models import FlaggedConversation
@@ -27,13 +28,22 @@ def _query(request: HttpRequest, **changes: str | None) -> str:
     return "?" + params.urlencode() if params else "?"
 
 
+def _tab_scope(request: HttpRequest) -> list[int] | None:
+    """The chatbots the status tabs count: the one the queue is filtered to, if the user sees it."""
+    visible = chatbot_ids_for_user(request.user)
+    selected = ascii_int(request.GET.get("chatbot"))
+    if selected is not None and (visible is None or selected in visible):
+        return [selected]
+    return visible
+
+
 @admin.register(FlaggedConversation)
 class FlaggedConversationAdmin(ConversationAdmin):
     list_filter = tuple(f for f in ConversationAdmin.list_filter if f != "is_flagged")
     change_list_template = "admin/review/flaggedconversation/change_list.html"
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        counts = review_status_counts(chatbot_ids=chatbot_ids_for_user(request.user))
+        counts = review_status_counts(chatbot_ids=_tab_scope(request))
         current = request.GET.get("review_status__exact", "")
         risk_column = self.list_display.index("risk_badge") + 1  # the admin's `o` index is 1-based
         riskiest = request.GET.get("o", "").startswith(f"-{risk_column}")

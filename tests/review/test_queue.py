@@ -51,6 +51,23 @@ def test_queue_lists_flagged_newest_first_with_status_counts(admin_client, queue
     assert 'id="review-status-tabs"' in response.content.decode()
 
 
+def test_status_counts_follow_the_chatbot_filter(admin_client, bob, queue, chatbot, other_chatbot):
+    from django.test import Client
+
+    bob_client = Client()
+    bob_client.force_login(bob)
+
+    def tabs(client, chatbot_id):
+        response = client.get(QUEUE, {"chatbot": chatbot_id})
+        return {tab["label"]: tab["count"] for tab in response.context["status_tabs"]}
+
+    assert tabs(admin_client, other_chatbot.pk) == {"All flagged": 1, "New": 1, "In review": 0, "Resolved": 0,
+                                                     "False positive": 0}
+    assert tabs(admin_client, chatbot.pk)["All flagged"] == 5
+    # A reviewer of `chatbot` asking for another bot's counts gets their own, never the other's.
+    assert tabs(bob_client, other_chatbot.pk)["All flagged"] == 5
+
+
 def test_queue_riskiest_first(admin_client, queue):
     response = admin_client.get(QUEUE, {"o": "-3"})
     assert response.context["riskiest_first"] is True
