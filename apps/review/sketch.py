@@ -22,6 +22,8 @@ from django.db.models import Case, F, IntegerField, Value, When
 from django.db.models.expressions import Expression
 from django.db.models.functions import Cast, Ceil, Ln
 
+from apps.core.db import percentile_cont_interpolate
+
 RELATIVE_ACCURACY = 0.01
 GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
 _LN_GAMMA = math.log(GAMMA)
@@ -48,15 +50,8 @@ def quantiles(counts: Mapping[int, int], points: Iterable[float]) -> dict[float,
     """percentile_cont at each point (0–1) of the values a histogram {bucket index: count} holds."""
     ordered = sorted((index, count) for index, count in counts.items() if count)
     total = sum(count for _, count in ordered)
-    out: dict[float, float | None] = {}
-    for point in points:
-        if not total:
-            out[point] = None
-            continue
-        rank = point * (total - 1)
-        low, high = _value_at(ordered, math.floor(rank)), _value_at(ordered, math.ceil(rank))
-        out[point] = round(low + (high - low) * (rank - math.floor(rank)), 1)
-    return out
+    found = percentile_cont_interpolate(total, points, lambda rank: [_value_at(ordered, rank), _value_at(ordered, rank + 1)])
+    return {point: (round(value, 1) if value is not None else None) for point, value in found.items()}
 
 
 def _value_at(ordered: list[tuple[int, int]], rank: int) -> float:
