@@ -43,8 +43,8 @@ def require_postgres(why: str) -> None:
 
 def _process_caches_reset() -> None:
     # Rolled-back test transactions send no signals, so in-process caches are reset by hand.
+    from apps.chatbots.api import authentication
     from apps.ingest import pricing
-    from apps.ingest.api import authentication
     from apps.risk import scoring
 
     scoring._rules.invalidate()

@@ -6,8 +6,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 from apps.core.admin import LargeTableAdmin
-from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 
 from . import services
 from .choices import DeliveryStatus, EventStatus, NotificationKind

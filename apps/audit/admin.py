@@ -1,7 +1,7 @@
 from django.contrib import admin
 
+from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 from apps.core.admin import LargeTableAdmin
-from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 
 from .models import AuditEvent
 

@@ -14,7 +14,7 @@ def api_key_create(*, chatbot: Chatbot, name: str = "default", actor: Any = None
 def api_key_issue(*, key: ApiKey, actor: Any = None) -> str:
     """Give an unsaved ApiKey its secret and save it; returns the raw key (shown once).
 
-    The audit receivers (apps.privacy.signals) record "apikey.created", as for a key saved from
+    The audit receivers (apps.audit.receivers) record "apikey.created", as for a key saved from
     any other path.
     """
     key.prefix, raw_key = ApiKey.generate()

@@ -11,9 +11,10 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
+from apps.chatbots.access import chatbots_for_user
+from apps.chatbots.admin import ChatbotAdmin
+from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 from apps.core.admin import LargeTableAdmin
-from apps.review.access import chatbots_for_user
-from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 
 from .embeddings import EMBEDDING_BACKENDS
 from .models import Cluster, ClusterRun, TurnEmbedding
@@ -39,7 +40,7 @@ class ClusterRequestForm(forms.Form):
 def cluster_admin_action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
     """Chatbot changelist action: ask for N days (and a backend), then queue one run per chatbot.
 
-    Add it to ChatbotAdmin.actions. A chatbot with a run already pending or running is left alone.
+    Added to ChatbotAdmin.actions below. A chatbot with a run already pending or running is left alone.
     """
     chatbots = list(queryset.filter(pk__in=chatbots_for_user(request.user)).order_by("name"))
     if "apply" in request.POST:
@@ -79,6 +80,9 @@ def cluster_admin_action(modeladmin: admin.ModelAdmin, request: HttpRequest, que
         "opts": modeladmin.model._meta,
     }
     return TemplateResponse(request, "admin/clustering/cluster_request.html", context)
+
+
+ChatbotAdmin.actions.append(cluster_admin_action)
 
 
 class ScopedToChatbotsMixin(ChatbotScopedAdminMixin):

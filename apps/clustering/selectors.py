@@ -7,9 +7,9 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Prefetch, QuerySet
 
+from apps.chatbots.access import chatbots_for_user
 from apps.chatbots.models import Chatbot
 from apps.conversations.models import Turn
-from apps.review.access import chatbots_for_user
 
 from .choices import RunStatus
 from .models import Cluster, ClusterMember, ClusterRun

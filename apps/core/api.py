@@ -6,13 +6,19 @@ from typing import Any
 from django.db import OperationalError
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .json import json_loads_strict
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error answer in the OpenAPI schema."""
+
+    detail = serializers.CharField(required=False)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

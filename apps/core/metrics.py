@@ -8,9 +8,10 @@ alerts, pending judgments — are read from Redis and PostgreSQL when /metrics i
 """
 
 import os
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 
 INGEST_REQUESTS = Counter("chatmon_ingest_requests_total", "Ingest API requests", ["endpoint", "status"])
@@ -26,8 +27,21 @@ JUDGE_LATENCY = Histogram(
 )
 
 
+_stored_gauges: list[Callable[[], Iterable[Metric]]] = []
+
+
+def stored_gauge(collect: Callable[[], Iterable[Metric]]) -> Callable[[], Iterable[Metric]]:
+    """Register `collect()`, which yields gauges read from stored state at scrape time.
+
+    Apps register theirs from AppConfig.ready() (alert rule states, pending judgments, rollup
+    lag), so core reports on them without importing them.
+    """
+    _stored_gauges.append(collect)
+    return collect
+
+
 class StoredStateCollector(Collector):
-    """Gauges read at scrape time: queue depth, alert rule states, pending judgments, rollup lag."""
+    """Gauges read at scrape time: queue depth here, then every registered `stored_gauge`."""
 
     def collect(self):
         from django.conf import settings
@@ -43,32 +57,8 @@ class StoredStateCollector(Collector):
                 pass
         yield queue_depth
 
-        from django.db.models import Count
-
-        from apps.alerts.models import AlertRule
-        from apps.conversations.models import Turn
-
-        rules = GaugeMetricFamily("chatmon_alert_rules", "Enabled alert rules by state", labels=["state"])
-        for row in AlertRule.objects.filter(is_enabled=True).values("state").annotate(n=Count("id")):
-            rules.add_metric([row["state"]], row["n"])
-        yield rules
-        pending = GaugeMetricFamily("chatmon_judge_pending_turns", "Sampled turns waiting for the judge")
-        pending.add_metric([], Turn.objects.filter(judge_status="pending").count())
-        yield pending
-
-        from django.utils import timezone
-
-        from apps.review.models import HourlyStatsState
-
-        # Grows past an hour when beat stops refreshing the rollup: figures stay exact (more is
-        # read live), long dashboard windows get slower.
-        lag = GaugeMetricFamily(
-            "chatmon_dashboard_rollup_lag_seconds", "Time since the end of the last hour summed into the dashboard rollup"
-        )
-        summed_until = HourlyStatsState.objects.values_list("materialized_until", flat=True).first()
-        if summed_until is not None:
-            lag.add_metric([], (timezone.now() - summed_until).total_seconds())
-        yield lag
+        for collect in _stored_gauges:
+            yield from collect()
 
 
 def metrics_payload() -> bytes:

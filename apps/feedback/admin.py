@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 from apps.core.admin import LargeTableAdmin
 from apps.core.text import ascii_int
-from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 
 from .models import Feedback
 from .services import feedback_delete

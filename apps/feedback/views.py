@@ -7,8 +7,8 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from apps.chatbots.access import chatbot_ids_for_user
 from apps.chatbots.models import Chatbot
-from apps.review.access import chatbot_ids_for_user
 
 from .selectors import demo_transcript
 

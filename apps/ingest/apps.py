@@ -7,4 +7,3 @@ class IngestConfig(AppConfig):
 
     def ready(self) -> None:
         from . import pricing  # noqa: F401 - connects the price-cache invalidation signals
-        from .api import schema  # noqa: F401 - registers the API-key scheme with drf-spectacular

@@ -1,6 +1,6 @@
 """Admin pieces for privacy: the erasure action for the Conversation admin.
 
-`erase_end_user_admin_action` is added to ConversationAdmin.actions (apps/conversations/admin.py).
+`erase_end_user_admin_action` is added to ConversationAdmin.actions (apps/review/admin.py).
 It asks for confirmation first (like Django's delete_selected) and then erases, for every
 selected conversation, its end user's data in that chatbot — or the conversation alone when it
 has no end user.

@@ -8,7 +8,8 @@ from django.contrib import messages
 from django.http import HttpRequest
 from django.utils import timezone
 
-from .access import chatbot_ids_for_user, chatbots_for_user
+from apps.chatbots.access import chatbot_ids_for_user, chatbots_for_user
+
 from .selectors import DASHBOARD_RANGES, stats_overview
 
 

@@ -13,6 +13,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from apps.alerts.choices import EventStatus, Severity
 from apps.alerts.models import AlertEvent
+from apps.chatbots.access import chatbots_for_user
 from apps.chatbots.models import Chatbot
 from apps.conversations.choices import (
     RISK_SCORE_RANGES,
@@ -27,8 +28,6 @@ from apps.evaluations.models import Evaluation
 from apps.feedback.choices import FeedbackSource
 from apps.feedback.choices import Rating as FeedbackRating
 from apps.feedback.models import Feedback
-
-from .access import chatbots_for_user
 
 RATING_CHOICES = (
     ("down", "Has a thumbs-down"),

@@ -17,11 +17,10 @@ from django.utils import timezone
 
 from apps.alerts.services import risk_events_resolve
 from apps.audit.services import audit_event_record
+from apps.chatbots.access import chatbots_for_user
 from apps.conversations.choices import ReviewStatus
 from apps.conversations.models import Conversation, LLMCall, Turn
 from apps.evaluations.services import judge_rerun
-
-from .access import chatbots_for_user
 
 # Statuses a reviewer sets by hand; "new" is where a flagged conversation starts.
 SETTABLE_STATUSES = (ReviewStatus.IN_REVIEW, ReviewStatus.RESOLVED, ReviewStatus.FALSE_POSITIVE, ReviewStatus.NEW)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
+from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 
 from .models import DetectionRule
 

@@ -63,6 +63,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
+    # Audit receivers name the user behind a configuration change (API keys, rules, channels).
+    "apps.audit.middleware.AuditActorMiddleware",
 ]
 
 ROOT_URLCONF = "chatmon.urls"
@@ -383,8 +385,6 @@ CELERY_BEAT_SCHEDULE["review-hourly-stats-refresh"] = {
 # --- chatmon: privacy (apps.privacy) -----------------------------------------------------
 # Conversations deleted per transaction by retention (short locks; the nightly run loops).
 PRIVACY_RETENTION_BATCH = env_int("PRIVACY_RETENTION_BATCH", 500)
-# Audit receivers name the user behind a configuration change (API keys, rules, channels).
-MIDDLEWARE = [*MIDDLEWARE, "apps.privacy.middleware.AuditActorMiddleware"]
 # HSTS preload is opt-in (SECURE_HSTS_PRELOAD=1): without it, check --deploy's W021 is a choice, not a mistake.
 SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", [] if SECURE_HSTS_PRELOAD else ["security.W021"])
 

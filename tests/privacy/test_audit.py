@@ -38,7 +38,7 @@ def test_revocation_in_the_admin_names_the_user(admin_client, chatbot):
     # Whatever page the lead builds, a save made during a request by alice is hers.
     from django.test import RequestFactory
 
-    from apps.privacy.middleware import AuditActorMiddleware
+    from apps.audit.middleware import AuditActorMiddleware
 
     request = RequestFactory().post("/")
     from django.contrib.auth import get_user_model

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Group
 
 from apps.audit.models import AuditEvent
-from apps.review.access import CHATBOT_ADMIN_GROUP, REVIEWER_GROUP
+from apps.chatbots.access import CHATBOT_ADMIN_GROUP, REVIEWER_GROUP
 
 pytestmark = pytest.mark.django_db
 

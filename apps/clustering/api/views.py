@@ -10,7 +10,7 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.review.access import chatbots_for_user
+from apps.chatbots.access import chatbots_for_user
 
 from ..filtersets import ClusterFilterSet, ClusterMemberFilterSet, ClusterRunFilterSet
 from ..models import ClusterMember

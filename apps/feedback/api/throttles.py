@@ -2,7 +2,7 @@
 
 Public widget votes are limited per client IP (`feedback_ip`) and per token (`feedback_token`);
 a bot posting with its API key is limited per key instead (the ingest budget of that key,
-apps.ingest.api.throttling), since a bot relays every user's votes from one server address.
+apps.chatbots.api.throttling), since a bot relays every user's votes from one server address.
 
 The client IP comes from DRF's `get_ident`: behind a reverse proxy set REST_FRAMEWORK
 `NUM_PROXIES` so a client cannot pick its own X-Forwarded-For.

@@ -15,6 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.chatbots.api.authentication import ApiKeyAuthentication
+from apps.chatbots.api.throttling import ApiKeyRateThrottle
 from apps.chatbots.models import ApiKey, Chatbot
 from apps.conversations.models import Turn
 from apps.core.api import StrictJSONParser
@@ -27,8 +29,6 @@ from apps.feedback.services import (
     feedback_voter_key,
 )
 from apps.feedback.tokens import FeedbackTokenError, feedback_token_parse
-from apps.ingest.api.authentication import ApiKeyAuthentication
-from apps.ingest.api.throttling import ApiKeyRateThrottle
 
 from .serializers import (
     FeedbackBotVoteSerializer,

@@ -92,7 +92,3 @@ class CallResultSerializer(serializers.Serializer):
     output_tokens = serializers.IntegerField()
     tokens_estimated = serializers.BooleanField()
     cost_usd = serializers.CharField()
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField(required=False)

@@ -8,15 +8,15 @@ from drf_spectacular.utils import (
 from rest_framework import status
 from rest_framework.response import Response
 
+from apps.chatbots.api.base import BotAPIView
+from apps.core.api import ErrorSerializer
 from apps.core.metrics import INGEST_ITEMS
 
 from ..services import llm_calls_ingest, turns_ingest
 from ..validation import ValidationFailed, parse_call, parse_turn
-from .base import BotAPIView
 from .serializers import (
     BatchResultSerializer,
     CallResultSerializer,
-    ErrorSerializer,
     LLMCallBatchSerializer,
     LLMCallStandaloneSerializer,
     TurnBatchSerializer,

@@ -21,9 +21,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from apps.chatbots.api.authentication import api_key_authenticate
+from apps.chatbots.api.throttling import ApiKeyRateThrottle
 from apps.chatbots.models import Chatbot
-from apps.ingest.api.authentication import api_key_authenticate
-from apps.ingest.api.throttling import ApiKeyRateThrottle
 
 from .. import services
 from ..otlp import (

@@ -1,8 +1,8 @@
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
-from apps.ingest.api.base import BotAPIView
-from apps.ingest.api.serializers import ErrorSerializer
+from apps.chatbots.api.base import BotAPIView
+from apps.core.api import ErrorSerializer
 
 from ..services import end_user_erase
 from .serializers import ErasureResultSerializer

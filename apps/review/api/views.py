@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.alerts.models import AlertEvent
+from apps.chatbots.access import chatbot_ids_for_user, chatbots_for_user
 from apps.chatbots.models import Chatbot
 from apps.conversations.models import Conversation, LLMCall, Turn
 from apps.core.api import unknown_query_params_reject
@@ -29,7 +30,6 @@ from apps.evaluations.models import Evaluation
 from apps.feedback.models import Feedback
 
 from .. import filtersets, selectors, services
-from ..access import chatbot_ids_for_user, chatbots_for_user
 from . import serializers
 
 

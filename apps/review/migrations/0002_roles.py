@@ -1,7 +1,7 @@
 """The two staff roles as groups with model permissions.
 
 Reviewer: reads conversations, turns, LLM calls, evaluations, feedback and clusters, and reviews
-conversations (change). Which chatbots a reviewer sees is `Chatbot.reviewers` (apps.review.access).
+conversations (change). Which chatbots a reviewer sees is `Chatbot.reviewers` (apps.chatbots.access).
 Chatbot admin: everything a reviewer has on every chatbot, plus managing chatbots, API keys,
 detection rules, model prices, alert rules, notification channels and alert events.
 """

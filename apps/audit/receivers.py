@@ -8,12 +8,12 @@ changed (a channel's config holds webhook secrets).
 
 from typing import Any
 
+from django.apps import apps
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save, pre_save
 
-from apps.audit.services import audit_event_record
-
 from .middleware import current_actor
+from .services import audit_event_record
 
 # Fields the system itself moves (alert checker state, timestamps, key usage): not a "change".
 _IGNORED_FIELDS = {
@@ -78,13 +78,15 @@ def _after_delete(sender: type[Model], instance: Model, **kwargs: Any) -> None:
     _record(instance, "deleted", {"prefix": instance.prefix} if sender._meta.model_name == "apikey" else {})
 
 
-def audit_receivers_connect() -> None:
-    from apps.alerts.models import AlertRule, NotificationChannel
-    from apps.chatbots.models import ApiKey
-    from apps.risk.models import DetectionRule
+# Configuration models whose changes are audited, by label: the audit app sits below the apps
+# that own them, so it names them instead of importing them.
+AUDITED_MODELS = ("chatbots.ApiKey", "risk.DetectionRule", "alerts.AlertRule", "alerts.NotificationChannel")
 
-    for model in (ApiKey, DetectionRule, AlertRule, NotificationChannel):
-        uid = f"privacy-audit-{model._meta.label_lower}"
+
+def audit_receivers_connect() -> None:
+    for label in AUDITED_MODELS:
+        model = apps.get_model(label)
+        uid = f"audit-{model._meta.label_lower}"
         pre_save.connect(_before_save, sender=model, dispatch_uid=f"{uid}-pre")
         post_save.connect(_after_save, sender=model, dispatch_uid=f"{uid}-post")
         post_delete.connect(_after_delete, sender=model, dispatch_uid=f"{uid}-delete")

@@ -2,7 +2,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "apps.ingest.api.authentication.ApiKeyAuthentication"
+    target_class = "apps.chatbots.api.authentication.ApiKeyAuthentication"
     name = "BotApiKey"
 
     def get_security_definition(self, auto_schema):
