@@ -6,19 +6,18 @@
    absent), risk score (cached compiled rules), judge sampling, end-user hash, then PII
    redaction of the texts (when the chatbot has it on): only redacted text is stored.
 2. Upsert the batch's conversations (INSERT … ON CONFLICT DO NOTHING), then lock them with
-   SELECT … FOR UPDATE in id order. Every writer of a conversation summary takes this lock
-   first, so concurrent batches for one conversation serialise here and summaries stay exact.
+   SELECT … FOR UPDATE in id order (apps.conversations.services, which owns the lock order
+   and the summaries), so concurrent batches for one conversation serialise here.
 3. Under the lock, find turns already stored under the same turn_id (replays) and repeats
    inside the batch; they answer 200 with the original result and store nothing.
 4. Bulk-insert the new turns and their LLM calls; link calls that arrived earlier for them.
-5. Write the conversation summaries (counts, tokens, cost, errors, risk, flags, activity) in
-   one UPDATE … FROM (VALUES …).
+5. Count the new turns into the conversation summaries (counts, tokens, cost, errors, risk,
+   flags, activity): `conversation_turns_add`, one UPDATE … FROM (VALUES …).
 6. After commit: enqueue the judge for sampled turns and risk alerts for flagged ones. A broker
    outage there is logged, never raised: the turn is stored and the sweepers catch up.
 """
 
 import dataclasses
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -26,13 +25,19 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
 from apps.conversations.choices import FlagReason, JudgeStatus, RiskLevel
 from apps.conversations.models import Conversation, LLMCall, Turn
-from apps.conversations.services import conversation_flag_reasons_merge
+from apps.conversations.services import (
+    ConversationSeed,
+    TurnAdded,
+    conversation_calls_add,
+    conversation_turns_add,
+    conversations_get_or_create_lock,
+)
 from apps.core.metrics import INGEST_ITEMS
 from apps.evaluations.sampling import turn_is_sampled
 from apps.feedback.tokens import feedback_token_for
@@ -253,26 +258,17 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
         by_conversation[item.data.conversation_id].append(item)
 
     # 2. Upsert and lock the conversations.
-    Conversation.objects.bulk_create(
-        [
-            Conversation(
-                chatbot=chatbot, external_id=external_id,
-                started_at=min(i.data.timestamp for i in items),
-                last_activity_at=max(i.data.timestamp for i in items),
-                channel=next((i.data.channel for i in items if i.data.channel), ""),
-                end_user_hash=next((i.end_user_hash for i in items if i.end_user_hash), ""),
-                metadata=next((i.data.metadata for i in items if i.data.metadata), {}),
-            )
-            for external_id, items in by_conversation.items()
-        ],
-        ignore_conflicts=True,
-    )
-    conversations = {
-        c.external_id: c
-        for c in Conversation.objects.select_for_update()
-        .filter(chatbot=chatbot, external_id__in=list(by_conversation))
-        .order_by("id")
-    }
+    conversations = conversations_get_or_create_lock(chatbot=chatbot, seeds=[
+        ConversationSeed(
+            external_id=external_id,
+            started_at=min(i.data.timestamp for i in items),
+            last_activity_at=max(i.data.timestamp for i in items),
+            channel=next((i.data.channel for i in items if i.data.channel), ""),
+            end_user_hash=next((i.end_user_hash for i in items if i.end_user_hash), ""),
+            metadata=next((i.data.metadata for i in items if i.data.metadata), {}),
+        )
+        for external_id, items in by_conversation.items()
+    ])
 
     # 3. Replays: stored before, or repeated inside this batch.
     wanted = {(conversations[i.data.conversation_id].pk, i.data.turn_id) for i in prepared if i.data.turn_id}
@@ -320,25 +316,10 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
         LLMCall.objects.bulk_create(calls, batch_size=1000)
 
     # 5. Conversation summaries, exact because the rows are locked.
-    touched: dict[int, Conversation] = {}
-    for index, turn in created.items():
-        item = prepared[index]
-        conversation = turn.conversation
-        conversation.turn_count += 1
-        conversation.total_tokens += turn.total_tokens
-        conversation.cost_usd += turn.total_cost_usd
-        conversation.error_count += int(turn.has_error)
-        conversation.fallback_count += int(turn.fallback_used)
-        conversation.max_risk_score = max(conversation.max_risk_score, turn.risk_score)
-        conversation.last_activity_at = max(conversation.last_activity_at, turn.timestamp)
-        conversation.started_at = min(conversation.started_at, turn.timestamp)
-        conversation_flag_reasons_merge(conversation, turn.flag_reasons, now=now)
-        if item.end_user_hash and not conversation.end_user_hash:
-            conversation.end_user_hash = item.end_user_hash
-        if item.data.channel and not conversation.channel:
-            conversation.channel = item.data.channel
-        touched[conversation.pk] = conversation
-    _conversation_summaries_write(list(touched.values()))
+    conversation_turns_add(added=[
+        TurnAdded(turn=turn, end_user_hash=prepared[index].end_user_hash, channel=prepared[index].data.channel)
+        for index, turn in created.items()
+    ], now=now)
     _early_calls_link([t for t in new_turns if t.conversation.has_early_calls])
 
     for item in prepared:
@@ -353,44 +334,6 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
             first = results[first_in_batch[(conversation.pk, item.data.turn_id)]]
             results[item.index] = TurnResult(REPLAYED, first.body)  # type: ignore[union-attr]
     return results, new_turns  # type: ignore[return-value]
-
-
-_SUMMARY_COLUMNS = (
-    # (field, PostgreSQL type)
-    ("turn_count", "integer"), ("total_tokens", "bigint"), ("cost_usd", "numeric"), ("error_count", "integer"),
-    ("fallback_count", "integer"), ("max_risk_score", "smallint"), ("last_activity_at", "timestamptz"),
-    ("started_at", "timestamptz"), ("flag_reasons", "jsonb"), ("is_flagged", "boolean"),
-    ("flagged_at", "timestamptz"), ("end_user_hash", "varchar"), ("channel", "varchar"),
-)
-
-
-def _conversation_summaries_write(conversations: list[Conversation]) -> None:
-    """Write the recomputed summaries of locked conversations in one statement.
-
-    Django's bulk_update builds a CASE/WHEN per field and row, which costs more CPU than the
-    whole rest of a single-turn request; PostgreSQL takes one UPDATE … FROM (VALUES …).
-    """
-    if not conversations:
-        return
-    fields = [name for name, _ in _SUMMARY_COLUMNS]
-    if connection.vendor != "postgresql":
-        Conversation.objects.bulk_update(conversations, fields, batch_size=500)
-        return
-    row = "(%s::bigint, " + ", ".join(f"%s::{kind}" for _, kind in _SUMMARY_COLUMNS) + ")"
-    params: list[Any] = []
-    for conversation in conversations:
-        params.append(conversation.pk)
-        for name in fields:
-            value = getattr(conversation, name)
-            params.append(json.dumps(value) if name == "flag_reasons" else value)
-    table = Conversation._meta.db_table
-    sql = (
-        f'UPDATE "{table}" AS c SET ' + ", ".join(f'"{f}" = v."{f}"' for f in fields)
-        + " FROM (VALUES " + ", ".join([row] * len(conversations)) + ') AS v("id", '
-        + ", ".join(f'"{f}"' for f in fields) + ') WHERE c."id" = v."id"'
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def _turn_build(item: _PreparedTurn, *, chatbot: Chatbot, conversation: Conversation, sequence: int, now: Any) -> Turn:
@@ -511,14 +454,9 @@ def llm_calls_ingest(*, chatbot: Chatbot, calls: list[CallInput]) -> list[TurnRe
 def _calls_store(chatbot: Chatbot, prepared: list[_PreparedCall]) -> list[TurnResult]:
     now = timezone.now()
     external_ids = {p.data.conversation_id for p in prepared}
-    Conversation.objects.bulk_create(
-        [Conversation(chatbot=chatbot, external_id=e, started_at=now, last_activity_at=now) for e in external_ids],
-        ignore_conflicts=True,
-    )
-    conversations = {
-        c.external_id: c
-        for c in Conversation.objects.select_for_update().filter(chatbot=chatbot, external_id__in=external_ids).order_by("id")
-    }
+    conversations = conversations_get_or_create_lock(chatbot=chatbot, seeds=[
+        ConversationSeed(external_id=e, started_at=now, last_activity_at=now) for e in external_ids
+    ])
     conversation_ids = [c.pk for c in conversations.values()]
     turn_ids = {p.data.turn_id for p in prepared if p.data.turn_id}
     turns = {
@@ -535,8 +473,6 @@ def _calls_store(chatbot: Chatbot, prepared: list[_PreparedCall]) -> list[TurnRe
     seen: dict[tuple[int, str], LLMCall] = {}
     created: list[tuple[int, LLMCall]] = []
     repeats: list[tuple[int, tuple[int, str]]] = []
-    touched_turns: dict[int, Turn] = {}
-    touched_conversations: dict[int, Conversation] = {}
     for index, item in enumerate(prepared):
         conversation = conversations[item.data.conversation_id]
         key = (conversation.pk, item.data.call_id) if item.data.call_id else None
@@ -552,24 +488,10 @@ def _calls_store(chatbot: Chatbot, prepared: list[_PreparedCall]) -> list[TurnRe
         created.append((index, call))
         if key:
             seen[key] = call
-        if turn is None and call.turn_external_id:
-            conversation.has_early_calls = True
-        tokens = call.input_tokens + call.output_tokens
-        if turn is not None:
-            turn.total_tokens += tokens
-            turn.total_cost_usd += call.cost_usd
-            touched_turns[turn.pk] = turn
-        conversation.total_tokens += tokens
-        conversation.cost_usd += call.cost_usd
-        conversation.last_activity_at = max(conversation.last_activity_at, call.timestamp)
-        touched_conversations[conversation.pk] = conversation
 
-    # Rows are locked: write each once, however many calls touched it.
     LLMCall.objects.bulk_create([call for _, call in created], batch_size=1000)
-    for turn in touched_turns.values():
-        turn.save(update_fields=["total_tokens", "total_cost_usd"])
-    for conversation in touched_conversations.values():
-        conversation.save(update_fields=["total_tokens", "cost_usd", "last_activity_at", "has_early_calls"])
+    # The turns and conversations are locked: their totals grow exactly.
+    conversation_calls_add(calls=[call for _, call in created])
     for index, call in created:
         results[index] = TurnResult(CREATED, call_result_body(call, call.conversation.external_id))
     for index, key in repeats:
