@@ -9,7 +9,7 @@
    SELECT … FOR UPDATE in id order (apps.conversations.services, which owns the lock order
    and the summaries), so concurrent batches for one conversation serialise here.
 3. Under the lock, find turns already stored under the same turn_id (replays) and repeats
-   inside the batch; they answer 200 with the original result and store nothing.
+   inside the batch; their outcome is the original turn, and nothing is stored.
 4. Bulk-insert the new turns and their LLM calls; link calls that arrived earlier for them.
 5. Count the new turns into the conversation summaries (counts, tokens, cost, errors, risk,
    flags, activity): `conversation_turns_add`, one UPDATE … FROM (VALUES …).
@@ -40,26 +40,44 @@ from apps.conversations.services import (
 )
 from apps.core.metrics import INGEST_ITEMS
 from apps.evaluations.sampling import turn_is_sampled
-from apps.feedback.tokens import feedback_token_for
 from apps.privacy.hashing import end_user_hash
 from apps.privacy.redaction import counts_merge, redact
 from apps.risk.scoring import RiskVerdict, risk_score, rules_for_chatbot
 
 from .pricing import cost_for
 from .tokens import count_tokens
-from .validation import CallInput, TurnInput
+from .validation import CallInput, TurnInput, ValidationFailed, parse_call, parse_turn
 
 logger = logging.getLogger(__name__)
 
-CREATED = 201
-REPLAYED = 200
 _INTEGRITY_RETRIES = 3
 
 
-@dataclass
-class TurnResult:
-    status: int
-    body: dict[str, Any]
+@dataclass(frozen=True)
+class TurnOutcome:
+    """One turn's outcome: stored now (`created`), or a replay answered with the turn stored
+    under its turn_id before (or earlier in the same batch)."""
+
+    created: bool
+    turn: Turn
+    conversation_external_id: str
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """One LLM call's outcome: stored now, or a replay of the call stored under its call_id."""
+
+    created: bool
+    call: LLMCall
+    conversation_external_id: str
+
+
+@dataclass(frozen=True)
+class ItemRejected:
+    """A batch item that failed validation; the other items are stored all the same."""
+
+    index: int
+    errors: dict[str, Any]
 
 
 @dataclass
@@ -179,21 +197,8 @@ def _turn_prepare(chatbot: Chatbot, index: int, data: TurnInput, rules: list) ->
     return prepared.with_calls(calls)
 
 
-def turn_result_body(turn: Turn, conversation_external_id: str) -> dict[str, Any]:
-    return {
-        "id": turn.pk,
-        "conversation": conversation_external_id,
-        "turn_id": turn.external_id,
-        "risk_score": turn.risk_score,
-        "risk_level": turn.risk_level,
-        "is_flagged": turn.is_flagged,
-        "flag_reasons": list(turn.flag_reasons),
-        "feedback_token": feedback_token_for(turn_id=turn.pk, chatbot_id=turn.chatbot_id, issued_at=turn.created_at),
-    }
-
-
-def turns_ingest(*, chatbot: Chatbot, turns: list[TurnInput]) -> list[TurnResult]:
-    """Store validated turns; one result per input, in order (201 stored, 200 replay)."""
+def turns_ingest(*, chatbot: Chatbot, turns: list[TurnInput]) -> list[TurnOutcome]:
+    """Store validated turns; one outcome per input, in order."""
     if not turns:
         return []
     rules = rules_for_chatbot(chatbot.pk) if chatbot.monitoring_enabled else []
@@ -243,15 +248,15 @@ def _atomic_retrying(store: Any) -> Any:
     raise AssertionError("unreachable")
 
 
-def _count_items(kind: str, results: list[TurnResult]) -> None:
-    stored = sum(1 for r in results if r.status == CREATED)
+def _count_items(kind: str, results: list[TurnOutcome] | list[CallOutcome]) -> None:
+    stored = sum(1 for r in results if r.created)
     if stored:
         INGEST_ITEMS.labels(kind, "stored").inc(stored)
     if len(results) > stored:
         INGEST_ITEMS.labels(kind, "replayed").inc(len(results) - stored)
 
 
-def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[TurnResult], list[Turn]]:
+def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[TurnOutcome], list[Turn]]:
     now = timezone.now()
     by_conversation: dict[str, list[_PreparedTurn]] = defaultdict(list)
     for item in prepared:
@@ -284,7 +289,7 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
     # linked below as an early call) or that repeats inside the batch is not stored twice.
     seen_calls = _stored_call_ids(conversations.values(), prepared)
 
-    results: list[TurnResult | None] = [None] * len(prepared)
+    results: list[TurnOutcome | None] = [None] * len(prepared)
     first_in_batch: dict[tuple[int, str], int] = {}
     created: dict[int, Turn] = {}  # input index → new turn
     next_sequence = {c.pk: c.turn_count for c in conversations.values()}
@@ -292,7 +297,7 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
         conversation = conversations[item.data.conversation_id]
         key = (conversation.pk, item.data.turn_id) if item.data.turn_id else None
         if key and key in stored:
-            results[item.index] = TurnResult(REPLAYED, turn_result_body(stored[key], conversation.external_id))
+            results[item.index] = TurnOutcome(False, stored[key], conversation.external_id)
             continue
         if key and key in first_in_batch:
             continue  # a repeat inside the batch: answered below like a replay of the first
@@ -327,12 +332,12 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
             continue
         turn = created.get(item.index)
         if turn is not None:
-            results[item.index] = TurnResult(CREATED, turn_result_body(turn, turn.conversation.external_id))
+            results[item.index] = TurnOutcome(True, turn, turn.conversation.external_id)
     for item in prepared:
         if results[item.index] is None:
             conversation = conversations[item.data.conversation_id]
             first = results[first_in_batch[(conversation.pk, item.data.turn_id)]]
-            results[item.index] = TurnResult(REPLAYED, first.body)  # type: ignore[union-attr]
+            results[item.index] = dataclasses.replace(first, created=False)  # type: ignore[arg-type]
     return results, new_turns  # type: ignore[return-value]
 
 
@@ -423,24 +428,11 @@ def _safely(what: str, fn: Any, turn_ids: list[int]) -> None:
         logger.exception("ingest: %s failed for %d turns; background sweepers will catch up", what, len(turn_ids))
 
 
-def call_result_body(call: LLMCall, conversation_external_id: str) -> dict[str, Any]:
-    return {
-        "id": call.pk,
-        "conversation": conversation_external_id,
-        "turn_id": call.turn.external_id if call.turn_id and call.turn else (call.turn_external_id or None),
-        "call_id": call.external_id,
-        "input_tokens": call.input_tokens,
-        "output_tokens": call.output_tokens,
-        "tokens_estimated": call.tokens_estimated,
-        "cost_usd": str(call.cost_usd),
-    }
-
-
-def llm_calls_ingest(*, chatbot: Chatbot, calls: list[CallInput]) -> list[TurnResult]:
+def llm_calls_ingest(*, chatbot: Chatbot, calls: list[CallInput]) -> list[CallOutcome]:
     """Store standalone LLM calls; a call's turn (if known) and conversation totals grow with it.
 
     A call naming a turn_id not stored yet is kept with that id and linked when the turn
-    arrives. call_id makes a retry a no-op (200 with the original result).
+    arrives. call_id makes a retry a no-op (a replay outcome with the original call).
     """
     if not calls:
         return []
@@ -451,7 +443,7 @@ def llm_calls_ingest(*, chatbot: Chatbot, calls: list[CallInput]) -> list[TurnRe
     return results
 
 
-def _calls_store(chatbot: Chatbot, prepared: list[_PreparedCall]) -> list[TurnResult]:
+def _calls_store(chatbot: Chatbot, prepared: list[_PreparedCall]) -> list[CallOutcome]:
     now = timezone.now()
     external_ids = {p.data.conversation_id for p in prepared}
     conversations = conversations_get_or_create_lock(chatbot=chatbot, seeds=[
@@ -469,7 +461,7 @@ def _calls_store(chatbot: Chatbot, prepared: list[_PreparedCall]) -> list[TurnRe
         for c in LLMCall.objects.select_related("turn").filter(conversation_id__in=conversation_ids, external_id__in=call_ids)
     } if call_ids else {}
 
-    results: list[TurnResult | None] = [None] * len(prepared)
+    results: list[CallOutcome | None] = [None] * len(prepared)
     seen: dict[tuple[int, str], LLMCall] = {}
     created: list[tuple[int, LLMCall]] = []
     repeats: list[tuple[int, tuple[int, str]]] = []
@@ -477,7 +469,7 @@ def _calls_store(chatbot: Chatbot, prepared: list[_PreparedCall]) -> list[TurnRe
         conversation = conversations[item.data.conversation_id]
         key = (conversation.pk, item.data.call_id) if item.data.call_id else None
         if key and key in stored:
-            results[index] = TurnResult(REPLAYED, call_result_body(stored[key], conversation.external_id))
+            results[index] = CallOutcome(False, stored[key], conversation.external_id)
             continue
         if key and key in seen:
             repeats.append((index, key))  # answered below like a replay of the first
@@ -493,7 +485,36 @@ def _calls_store(chatbot: Chatbot, prepared: list[_PreparedCall]) -> list[TurnRe
     # The turns and conversations are locked: their totals grow exactly.
     conversation_calls_add(calls=[call for _, call in created])
     for index, call in created:
-        results[index] = TurnResult(CREATED, call_result_body(call, call.conversation.external_id))
+        results[index] = CallOutcome(True, call, call.conversation.external_id)
     for index, key in repeats:
-        results[index] = TurnResult(REPLAYED, call_result_body(seen[key], seen[key].conversation.external_id))
+        results[index] = CallOutcome(False, seen[key], seen[key].conversation.external_id)
     return results  # type: ignore[return-value]
+
+
+def turns_ingest_batch(*, chatbot: Chatbot, items: list[Any]) -> list[TurnOutcome | ItemRejected]:
+    """Validate and store a batch of raw turns: one outcome per item, in order; an invalid item
+    is rejected alone."""
+    return _batch_ingest(items, parse=parse_turn, store=lambda valid: turns_ingest(chatbot=chatbot, turns=valid))
+
+
+def llm_calls_ingest_batch(*, chatbot: Chatbot, items: list[Any]) -> list[CallOutcome | ItemRejected]:
+    """Validate and store a batch of raw standalone LLM calls, as `turns_ingest_batch` does turns."""
+    return _batch_ingest(items, parse=lambda raw: parse_call(raw, standalone=True),
+                         store=lambda valid: llm_calls_ingest(chatbot=chatbot, calls=valid))
+
+
+def _batch_ingest(items: list[Any], *, parse: Any, store: Any) -> list[Any]:
+    results: list[Any] = [None] * len(items)
+    valid, positions = [], []
+    for index, raw in enumerate(items):
+        try:
+            valid.append(parse(raw))
+            positions.append(index)
+        except ValidationFailed as exc:
+            results[index] = ItemRejected(index, exc.errors)
+    rejected = len(items) - len(valid)
+    if rejected:
+        INGEST_ITEMS.labels("item", "rejected").inc(rejected)
+    for index, outcome in zip(positions, store(valid), strict=True):
+        results[index] = outcome
+    return results
