@@ -30,6 +30,7 @@ from apps.privacy.admin import erase_end_user_admin_action
 from apps.review import services as review_services
 from apps.review.access import chatbot_ids_for_user, user_sees_all_chatbots
 from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
+from apps.review.api import exports as review_exports
 from apps.review.filtersets import conversation_search, flag_reason_filter, risk_level_filter
 from apps.review.selectors import queue_neighbours
 
@@ -273,7 +274,7 @@ class ConversationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
 
     def export_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
         conversation = self._review_object(request, object_id)
-        data = review_services.conversation_export(conversation_id=conversation.pk, actor=request.user)
+        data = review_exports.conversation_export_json(conversation_id=conversation.pk, actor=request.user)
         response = JsonResponse(data, json_dumps_params={"indent": 2, "ensure_ascii": False})
         response["Content-Disposition"] = f'attachment; filename="conversation-{conversation.pk}.json"'
         return response
@@ -316,7 +317,7 @@ class ConversationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     @admin.action(description="Export as JSON", permissions=["view"])
     def export_json(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
         ids = list(queryset.order_by("pk").values_list("pk", flat=True)[:500])
-        data = review_services.conversations_export(conversation_ids=ids, actor=request.user)
+        data = review_exports.conversations_export_json(conversation_ids=ids, actor=request.user)
         response = JsonResponse(data, safe=False, json_dumps_params={"indent": 2, "ensure_ascii": False})
         response["Content-Disposition"] = 'attachment; filename="conversations.json"'
         return response
