@@ -1,25 +1,262 @@
-"""Writes that keep a conversation's summary and flags consistent, shared by every app.
+"""The one owner of the Conversation/Turn aggregate: its row locks and its summary.
 
-Lock order everywhere: the conversation row first (SELECT … FOR UPDATE), then its turns. Ingest,
-feedback, the judge and erasure all follow it, so concurrent writers never deadlock and the
-summary stays exact.
+Every other app (ingest, OTLP ingest, feedback, the judge, erasure) locks a conversation and
+changes its summary (counts, tokens, cost, errors, thumbs, risk, judge minimum, flags,
+activity) only through the functions here; tests/conversations/test_architecture.py fails
+when code outside apps/conversations does either itself.
+
+Lock order, the only place it is written down:
+
+1. The conversation row(s) first, SELECT … FOR UPDATE, several in id order.
+2. Then its turns.
+3. Then rows hanging off a turn (feedback, evaluations).
+
+Every writer follows it, so concurrent writers of one conversation serialise on its row and
+never deadlock, and summaries are changed with plain increments that never drift. Functions
+named `*_lock` take step 1; the others expect their caller to hold it inside the same
+transaction (they say so), except `turn_flag_add`, which takes it itself.
 """
 
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F, Min, OuterRef, Subquery, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from .models import Conversation, Turn
+from apps.chatbots.models import Chatbot
 
+from .choices import FlagReason
+from .models import Conversation, LLMCall, Turn
+
+# The conversation's summary: written here only (tests/conversations/test_architecture.py).
+CONVERSATION_SUMMARY_FIELDS = frozenset({
+    "turn_count", "total_tokens", "cost_usd", "error_count", "fallback_count", "thumbs_up", "thumbs_down",
+    "max_risk_score", "min_judge_score", "is_flagged", "flag_reasons", "flagged_at", "has_early_calls",
+    "last_activity_at", "started_at",
+})
+
+
+# --- locks -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConversationSeed:
+    """What the first turn or call of a conversation says about it, for creating it."""
+
+    external_id: str
+    started_at: datetime
+    last_activity_at: datetime
+    channel: str = ""
+    end_user_hash: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def conversations_get_or_create_lock(*, chatbot: Chatbot, seeds: Iterable[ConversationSeed]) -> dict[str, Conversation]:
+    """Create the chatbot's conversations not stored yet, then lock all of them (lock order 1).
+
+    INSERT … ON CONFLICT DO NOTHING, so two batches creating one conversation both go on, then
+    SELECT … FOR UPDATE in id order. Returns the locked conversations by external id.
+    """
+    seeds = list(seeds)
+    Conversation.objects.bulk_create(
+        [
+            Conversation(
+                chatbot=chatbot, external_id=seed.external_id, started_at=seed.started_at,
+                last_activity_at=seed.last_activity_at, channel=seed.channel, end_user_hash=seed.end_user_hash,
+                metadata=seed.metadata,
+            )
+            for seed in seeds
+        ],
+        ignore_conflicts=True,
+    )
+    return {
+        c.external_id: c
+        for c in Conversation.objects.select_for_update()
+        .filter(chatbot=chatbot, external_id__in=[seed.external_id for seed in seeds])
+        .order_by("id")
+    }
+
+
+def conversation_lock(*, conversation_id: int) -> Conversation:
+    """Lock one conversation and read it (lock order 1). DoesNotExist if it is gone."""
+    return Conversation.objects.select_for_update().get(pk=conversation_id)
+
+
+def conversation_row_lock(*, conversation_id: int) -> None:
+    """Lock one conversation without reading it; a conversation erased meanwhile locks nothing."""
+    Conversation.objects.select_for_update().filter(pk=conversation_id).values_list("pk").first()
+
+
+def conversation_lock_for_turn(*, turn_id: int) -> Conversation | None:
+    """Lock the conversation of a turn (lock order 1); None if the turn is gone."""
+    conversation_id = Turn.objects.filter(pk=turn_id).values_list("conversation_id", flat=True).first()
+    if conversation_id is None:
+        return None
+    return conversation_lock(conversation_id=conversation_id)
+
+
+def conversations_lock(*, conversation_ids: list[int], where: dict[str, Any] | None = None) -> list[int]:
+    """Lock these conversations in id order (lock order 1), re-checking `where` under the lock;
+    returns the ids locked."""
+    return list(
+        Conversation.objects.select_for_update()
+        .filter(pk__in=conversation_ids, **(where or {}))
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+
+
+# --- summary: turns and calls ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TurnAdded:
+    """A turn just stored, with what it says about its conversation on first sight."""
+
+    turn: Turn  # its `conversation` is the locked Conversation object
+    end_user_hash: str = ""
+    channel: str = ""
+
+
+def conversation_turns_add(*, added: list[TurnAdded], now: datetime) -> None:
+    """Count stored turns into their locked conversations' summaries, one statement in all.
+
+    The caller holds the locks (conversations_get_or_create_lock) in this transaction, so the
+    in-memory summaries are exact.
+    """
+    touched: dict[int, Conversation] = {}
+    for item in added:
+        turn = item.turn
+        conversation = turn.conversation
+        conversation.turn_count += 1
+        conversation.total_tokens += turn.total_tokens
+        conversation.cost_usd += turn.total_cost_usd
+        conversation.error_count += int(turn.has_error)
+        conversation.fallback_count += int(turn.fallback_used)
+        conversation.max_risk_score = max(conversation.max_risk_score, turn.risk_score)
+        conversation.last_activity_at = max(conversation.last_activity_at, turn.timestamp)
+        conversation.started_at = min(conversation.started_at, turn.timestamp)
+        conversation_flag_reasons_merge(conversation, turn.flag_reasons, now=now)
+        if item.end_user_hash and not conversation.end_user_hash:
+            conversation.end_user_hash = item.end_user_hash
+        if item.channel and not conversation.channel:
+            conversation.channel = item.channel
+        touched[conversation.pk] = conversation
+    _conversation_summaries_write(list(touched.values()))
+
+
+def conversation_calls_add(*, calls: list[LLMCall]) -> None:
+    """Count stored LLM calls into their turns' and locked conversations' totals.
+
+    A call naming a turn not stored yet marks its conversation as having early calls (ingest
+    links them when the turn arrives). Each row is written once, however many calls touched it.
+    """
+    touched_turns: dict[int, Turn] = {}
+    touched_conversations: dict[int, Conversation] = {}
+    for call in calls:
+        conversation = call.conversation
+        turn = call.turn
+        if turn is None and call.turn_external_id:
+            conversation.has_early_calls = True
+        tokens = call.input_tokens + call.output_tokens
+        if turn is not None:
+            turn.total_tokens += tokens
+            turn.total_cost_usd += call.cost_usd
+            touched_turns[turn.pk] = turn
+        conversation.total_tokens += tokens
+        conversation.cost_usd += call.cost_usd
+        conversation.last_activity_at = max(conversation.last_activity_at, call.timestamp)
+        touched_conversations[conversation.pk] = conversation
+    for turn in touched_turns.values():
+        turn.save(update_fields=["total_tokens", "total_cost_usd"])
+    for conversation in touched_conversations.values():
+        conversation.save(update_fields=["total_tokens", "cost_usd", "last_activity_at", "has_early_calls"])
+
+
+_SUMMARY_COLUMNS = (
+    # (field, PostgreSQL type)
+    ("turn_count", "integer"), ("total_tokens", "bigint"), ("cost_usd", "numeric"), ("error_count", "integer"),
+    ("fallback_count", "integer"), ("max_risk_score", "smallint"), ("last_activity_at", "timestamptz"),
+    ("started_at", "timestamptz"), ("flag_reasons", "jsonb"), ("is_flagged", "boolean"),
+    ("flagged_at", "timestamptz"), ("end_user_hash", "varchar"), ("channel", "varchar"),
+)
+
+
+def _conversation_summaries_write(conversations: list[Conversation]) -> None:
+    """Write the recomputed summaries of locked conversations in one statement.
+
+    Django's bulk_update builds a CASE/WHEN per field and row, which costs more CPU than the
+    whole rest of a single-turn request; PostgreSQL takes one UPDATE … FROM (VALUES …).
+    """
+    if not conversations:
+        return
+    fields = [name for name, _ in _SUMMARY_COLUMNS]
+    if connection.vendor != "postgresql":
+        Conversation.objects.bulk_update(conversations, fields, batch_size=500)
+        return
+    row = "(%s::bigint, " + ", ".join(f"%s::{kind}" for _, kind in _SUMMARY_COLUMNS) + ")"
+    params: list[Any] = []
+    for conversation in conversations:
+        params.append(conversation.pk)
+        for name in fields:
+            value = getattr(conversation, name)
+            params.append(json.dumps(value) if name == "flag_reasons" else value)
+    table = Conversation._meta.db_table
+    sql = (
+        f'UPDATE "{table}" AS c SET ' + ", ".join(f'"{f}" = v."{f}"' for f in fields)
+        + " FROM (VALUES " + ", ".join([row] * len(conversations)) + ') AS v("id", '
+        + ", ".join(f'"{f}"' for f in fields) + ') WHERE c."id" = v."id"'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+# --- summary: thumbs and the judge -------------------------------------------------------------
+
+_THUMBS_COUNTER = {"up": "thumbs_up", "down": "thumbs_down"}
+
+
+def turn_thumbs_move(*, turn_id: int, conversation_id: int, old: str | None, new: str | None) -> None:
+    """Take one vote off rating `old` and put one on `new` ("up"/"down"/None), on the turn and
+    its conversation. The caller holds the conversation lock."""
+    if old == new:
+        return
+    changes: dict[str, Any] = {}
+    if old is not None:
+        counter = _THUMBS_COUNTER[old]
+        # Never below zero, even on rows whose counters were written by an older import.
+        changes[counter] = Greatest(F(counter) - 1, Value(0))
+    if new is not None:
+        changes[_THUMBS_COUNTER[new]] = F(_THUMBS_COUNTER[new]) + 1
+    if not changes:
+        return
+    Turn.objects.filter(pk=turn_id).update(**changes)
+    Conversation.objects.filter(pk=conversation_id).update(**changes)
+
+
+def conversation_judge_min_refresh(*, conversation_id: int) -> None:
+    """Set the conversation's lowest judge score from its turns. The caller holds the lock.
+
+    Recomputed, not min(old, new): a re-run can raise a turn's score.
+    """
+    lowest = (
+        Turn.objects.filter(conversation_id=OuterRef("pk")).order_by()
+        .values("conversation_id").annotate(lowest=Min("judge_overall")).values("lowest")
+    )
+    Conversation.objects.filter(pk=conversation_id).update(min_judge_score=Subquery(lowest))
+
+
+# --- flags -------------------------------------------------------------------------------------
 
 def turn_flag_add(*, turn_id: int, reason: str) -> bool:
     """Flag a turn (and its conversation) with `reason`. Returns False if it already had it."""
     with transaction.atomic():
-        conversation_id = Turn.objects.filter(pk=turn_id).values_list("conversation_id", flat=True).first()
-        if conversation_id is None:
+        conversation = conversation_lock_for_turn(turn_id=turn_id)
+        if conversation is None:
             return False
-        conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
         turn = Turn.objects.get(pk=turn_id)
         if reason in turn.flag_reasons:
             return False
@@ -28,6 +265,41 @@ def turn_flag_add(*, turn_id: int, reason: str) -> bool:
         turn.save(update_fields=["flag_reasons", "is_flagged"])
         _conversation_flag_reason_add(conversation, reason)
         return True
+
+
+def turn_flag_withdraw(*, turn_id: int, conversation_id: int, reason: str) -> bool:
+    """Drop `reason` from a turn whose reason no longer holds; False if it stays.
+
+    "thumbs_down" holds while the turn has a thumbs-down left. The conversation keeps the
+    reason while another of its turns still has it, and stays flagged while any other reason
+    (risk, judge, manual) remains. The caller holds the conversation lock.
+    """
+    turn = Turn.objects.get(pk=turn_id)
+    if reason not in turn.flag_reasons or (reason == FlagReason.THUMBS_DOWN and turn.thumbs_down > 0):
+        return False
+    turn.flag_reasons = [r for r in turn.flag_reasons if r != reason]
+    turn.is_flagged = bool(turn.flag_reasons)
+    turn.save(update_fields=["flag_reasons", "is_flagged"])
+
+    still_elsewhere = any(
+        reason in reasons
+        for reasons in Turn.objects.filter(conversation_id=conversation_id, is_flagged=True)
+        .exclude(pk=turn_id)
+        .values_list("flag_reasons", flat=True)
+    )
+    if still_elsewhere:
+        return True
+    conversation = Conversation.objects.get(pk=conversation_id)
+    if reason not in conversation.flag_reasons:
+        return True
+    conversation.flag_reasons = [r for r in conversation.flag_reasons if r != reason]
+    fields = ["flag_reasons"]
+    if not conversation.flag_reasons:
+        conversation.is_flagged = False
+        conversation.flagged_at = None
+        fields += ["is_flagged", "flagged_at"]
+    conversation.save(update_fields=fields)
+    return True
 
 
 def _conversation_flag_reason_add(conversation: Conversation, reason: str) -> None:

@@ -3,7 +3,8 @@
 Idempotency: one Evaluation per (turn, evaluator version) (a unique constraint); a worker claims
 it with a compare-and-set lease before calling the model and completes it with a
 compare-and-set on status, so a task delivered twice never judges or writes twice.
-Lock order (see apps.conversations.services): the conversation row first, then the turn.
+Lock order and the conversation's summary: apps.conversations.services (the conversation row
+first, then the turn).
 """
 
 from __future__ import annotations
@@ -19,13 +20,17 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Min, OuterRef, Q, Subquery
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.audit.services import audit_event_record
 from apps.conversations.choices import CallPurpose, FlagReason, JudgeStatus
 from apps.conversations.models import Conversation, LLMCall, Turn
-from apps.conversations.services import turn_flag_add
+from apps.conversations.services import (
+    conversation_judge_min_refresh,
+    conversation_row_lock,
+    turn_flag_add,
+)
 
 from .backends import CallRecord, JudgeBackend, JudgeError, judge_backend_for
 from .choices import EvaluationStatus
@@ -273,7 +278,7 @@ def _llm_calls_store(turn: Turn, calls: list[CallRecord]) -> list[LLMCall]:
 
 def _evaluation_fail(evaluation: Evaluation, turn: Turn, message: str) -> None:
     with transaction.atomic():
-        Conversation.objects.select_for_update().filter(pk=turn.conversation_id).values_list("pk").first()
+        conversation_row_lock(conversation_id=turn.conversation_id)
         updated = Evaluation.objects.filter(pk=evaluation.pk, status=EvaluationStatus.PENDING).update(
             status=EvaluationStatus.FAILED, error=message[:2000], claimed_until=None, completed_at=timezone.now()
         )
@@ -295,7 +300,7 @@ def _evaluation_complete(
     chatbot = turn.chatbot
     overall = judgment.overall(chatbot.effective_judge_weights())
     with transaction.atomic():
-        Conversation.objects.select_for_update().filter(pk=turn.conversation_id).values_list("pk").first()
+        conversation_row_lock(conversation_id=turn.conversation_id)
         stored = _llm_calls_store(turn, calls)
         # The last call is the one whose answer was used (after a fallback or a repair).
         judged_by = next((row for row in reversed(stored) if row.success), None)
@@ -317,12 +322,7 @@ def _evaluation_complete(
         Turn.objects.filter(pk=turn.pk).update(
             judge_status=JudgeStatus.DONE, judge_overall=overall, judge_hallucination=judgment.hallucination
         )
-        # Recomputed, not min(old, new): a re-run can raise a turn's score.
-        lowest = (
-            Turn.objects.filter(conversation_id=OuterRef("pk")).order_by()
-            .values("conversation_id").annotate(lowest=Min("judge_overall")).values("lowest")
-        )
-        Conversation.objects.filter(pk=turn.conversation_id).update(min_judge_score=Subquery(lowest))
+        conversation_judge_min_refresh(conversation_id=turn.conversation_id)
         if judgment_should_flag(judgment=judgment, overall=overall, flag_below=chatbot.judge_flag_below):
             turn_flag_add(turn_id=turn.pk, reason=FlagReason.JUDGE)
             return "flagged"

@@ -1,23 +1,26 @@
 """Feedback writes: one vote per (turn, voter), with the turn's and conversation's thumbs exact.
 
-Lock order (apps/conversations/services.py): the conversation row first, then its turns, then
-feedback rows. Every vote for a conversation is therefore serialised by that one row lock, so
-counters are changed with plain increments and never drift, even under concurrent votes.
+The lock order and the thumbs counters belong to apps/conversations/services.py: a vote locks
+the conversation there first, then its turn, then feedback rows, so every vote for a
+conversation is serialised by that one row lock and the counters never drift.
 """
 
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Value
-from django.db.models.functions import Greatest
 
 from apps.conversations.choices import FlagReason
 from apps.conversations.models import Conversation, Turn
-from apps.conversations.services import turn_flag_add
+from apps.conversations.services import (
+    conversation_lock,
+    conversation_lock_for_turn,
+    turn_flag_add,
+    turn_flag_withdraw,
+    turn_thumbs_move,
+)
 from apps.privacy.hashing import end_user_hash
 from apps.privacy.redaction import redact
 
@@ -106,12 +109,10 @@ def feedback_submit(
     if rating not in Rating.values:
         raise ValueError(f"unknown rating {rating!r}")
     with transaction.atomic():
-        conversation_id = (
-            Turn.objects.filter(pk=turn_id).values_list("conversation_id", flat=True).first()
-        )
-        if conversation_id is None:
+        conversation = conversation_lock_for_turn(turn_id=turn_id)
+        if conversation is None:
             raise FeedbackTurnNotFound(turn_id)
-        conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+        conversation_id = conversation.pk
         turn = Turn.objects.select_for_update(of=("self",)).select_related("chatbot").get(pk=turn_id)
         if comment and turn.chatbot.pii_redaction_enabled:
             # End users type comments: the chatbot's redaction applies to them as to its turns.
@@ -131,7 +132,7 @@ def feedback_submit(
                 comment=comment or "",
                 source=source,
             )
-            _thumbs_move(turn=turn, conversation=conversation, old=None, new=rating)
+            turn_thumbs_move(turn_id=turn.pk, conversation_id=conversation_id, old=None, new=rating)
             if rating == Rating.DOWN:
                 turn_flag_add(turn_id=turn_id, reason=FlagReason.THUMBS_DOWN)
             return FeedbackResult(feedback=feedback, created=True, changed=True)
@@ -149,11 +150,11 @@ def feedback_submit(
         existing.source = source
         existing.save(update_fields=["rating", "comment", "source", "updated_at"])
         if old_rating != rating:
-            _thumbs_move(turn=turn, conversation=conversation, old=old_rating, new=rating)
+            turn_thumbs_move(turn_id=turn.pk, conversation_id=conversation_id, old=old_rating, new=rating)
             if rating == Rating.DOWN:
                 turn_flag_add(turn_id=turn_id, reason=FlagReason.THUMBS_DOWN)
             else:
-                _thumbs_down_flag_withdraw(turn_id=turn_id, conversation_id=conversation_id)
+                turn_flag_withdraw(turn_id=turn_id, conversation_id=conversation_id, reason=FlagReason.THUMBS_DOWN)
         return FeedbackResult(feedback=existing, created=False, changed=True)
 
 
@@ -167,7 +168,7 @@ def feedback_delete(*, feedback_id: int) -> bool:
         )
         if row is None:
             return False
-        conversation = Conversation.objects.select_for_update().get(pk=row)
+        conversation = conversation_lock(conversation_id=row)
         feedback = (
             Feedback.objects.select_for_update()
             .select_related("turn")
@@ -178,65 +179,8 @@ def feedback_delete(*, feedback_id: int) -> bool:
             return False
         turn = Turn.objects.select_for_update().get(pk=feedback.turn_id)
         feedback.delete()
-        _thumbs_move(turn=turn, conversation=conversation, old=feedback.rating, new=None)
+        turn_thumbs_move(turn_id=turn.pk, conversation_id=conversation.pk, old=feedback.rating, new=None)
         if feedback.rating == Rating.DOWN:
-            _thumbs_down_flag_withdraw(turn_id=turn.pk, conversation_id=conversation.pk)
+            turn_flag_withdraw(turn_id=turn.pk, conversation_id=conversation.pk, reason=FlagReason.THUMBS_DOWN)
         return True
 
-
-_COUNTER = {Rating.UP.value: "thumbs_up", Rating.DOWN.value: "thumbs_down"}
-
-
-def _thumbs_move(
-    *, turn: Turn, conversation: Conversation, old: str | None, new: str | None
-) -> None:
-    """Take one vote off `old` and put one on `new`, on the turn and its conversation."""
-    if old == new:
-        return
-    changes: dict[str, Any] = {}
-    if old is not None:
-        field = _COUNTER[old]
-        # Never below zero, even on rows whose counters were written by an older import.
-        changes[field] = Greatest(F(field) - 1, Value(0))
-    if new is not None:
-        changes[_COUNTER[new]] = F(_COUNTER[new]) + 1
-    if not changes:
-        return
-    Turn.objects.filter(pk=turn.pk).update(**changes)
-    Conversation.objects.filter(pk=conversation.pk).update(**changes)
-
-
-def _thumbs_down_flag_withdraw(*, turn_id: int, conversation_id: int) -> None:
-    """Drop the "thumbs_down" reason from a turn with no thumbs-down left.
-
-    The conversation keeps the reason while another of its turns still has it, and stays
-    flagged while any other reason (risk, judge, manual) remains. Runs under the conversation
-    lock taken by the caller.
-    """
-    turn = Turn.objects.get(pk=turn_id)
-    if turn.thumbs_down > 0 or FlagReason.THUMBS_DOWN not in turn.flag_reasons:
-        return
-    turn.flag_reasons = [r for r in turn.flag_reasons if r != FlagReason.THUMBS_DOWN]
-    turn.is_flagged = bool(turn.flag_reasons)
-    turn.save(update_fields=["flag_reasons", "is_flagged"])
-
-    still_elsewhere = any(
-        FlagReason.THUMBS_DOWN in reasons
-        for reasons in Turn.objects.filter(conversation_id=conversation_id, is_flagged=True)
-        .exclude(pk=turn_id)
-        .values_list("flag_reasons", flat=True)
-    )
-    if still_elsewhere:
-        return
-    conversation = Conversation.objects.get(pk=conversation_id)
-    if FlagReason.THUMBS_DOWN not in conversation.flag_reasons:
-        return
-    conversation.flag_reasons = [
-        r for r in conversation.flag_reasons if r != FlagReason.THUMBS_DOWN
-    ]
-    fields = ["flag_reasons"]
-    if not conversation.flag_reasons:
-        conversation.is_flagged = False
-        conversation.flagged_at = None
-        fields += ["is_flagged", "flagged_at"]
-    conversation.save(update_fields=fields)

@@ -6,19 +6,18 @@
    absent), risk score (cached compiled rules), judge sampling, end-user hash, then PII
    redaction of the texts (when the chatbot has it on): only redacted text is stored.
 2. Upsert the batch's conversations (INSERT … ON CONFLICT DO NOTHING), then lock them with
-   SELECT … FOR UPDATE in id order. Every writer of a conversation summary takes this lock
-   first, so concurrent batches for one conversation serialise here and summaries stay exact.
+   SELECT … FOR UPDATE in id order (apps.conversations.services, which owns the lock order
+   and the summaries), so concurrent batches for one conversation serialise here.
 3. Under the lock, find turns already stored under the same turn_id (replays) and repeats
-   inside the batch; they answer 200 with the original result and store nothing.
+   inside the batch; their outcome is the original turn, and nothing is stored.
 4. Bulk-insert the new turns and their LLM calls; link calls that arrived earlier for them.
-5. Write the conversation summaries (counts, tokens, cost, errors, risk, flags, activity) in
-   one UPDATE … FROM (VALUES …).
+5. Count the new turns into the conversation summaries (counts, tokens, cost, errors, risk,
+   flags, activity): `conversation_turns_add`, one UPDATE … FROM (VALUES …).
 6. After commit: enqueue the judge for sampled turns and risk alerts for flagged ones. A broker
    outage there is logged, never raised: the turn is stored and the sweepers catch up.
 """
 
 import dataclasses
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -26,35 +25,59 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
 from apps.conversations.choices import FlagReason, JudgeStatus, RiskLevel
 from apps.conversations.models import Conversation, LLMCall, Turn
-from apps.conversations.services import conversation_flag_reasons_merge
+from apps.conversations.services import (
+    ConversationSeed,
+    TurnAdded,
+    conversation_calls_add,
+    conversation_turns_add,
+    conversations_get_or_create_lock,
+)
 from apps.core.metrics import INGEST_ITEMS
 from apps.evaluations.sampling import turn_is_sampled
-from apps.feedback.tokens import feedback_token_for
 from apps.privacy.hashing import end_user_hash
 from apps.privacy.redaction import counts_merge, redact
 from apps.risk.scoring import RiskVerdict, risk_score, rules_for_chatbot
 
 from .pricing import cost_for
 from .tokens import count_tokens
-from .validation import CallInput, TurnInput
+from .validation import CallInput, TurnInput, ValidationFailed, parse_call, parse_turn
 
 logger = logging.getLogger(__name__)
 
-CREATED = 201
-REPLAYED = 200
 _INTEGRITY_RETRIES = 3
 
 
-@dataclass
-class TurnResult:
-    status: int
-    body: dict[str, Any]
+@dataclass(frozen=True)
+class TurnOutcome:
+    """One turn's outcome: stored now (`created`), or a replay answered with the turn stored
+    under its turn_id before (or earlier in the same batch)."""
+
+    created: bool
+    turn: Turn
+    conversation_external_id: str
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """One LLM call's outcome: stored now, or a replay of the call stored under its call_id."""
+
+    created: bool
+    call: LLMCall
+    conversation_external_id: str
+
+
+@dataclass(frozen=True)
+class ItemRejected:
+    """A batch item that failed validation; the other items are stored all the same."""
+
+    index: int
+    errors: dict[str, Any]
 
 
 @dataclass
@@ -174,21 +197,8 @@ def _turn_prepare(chatbot: Chatbot, index: int, data: TurnInput, rules: list) ->
     return prepared.with_calls(calls)
 
 
-def turn_result_body(turn: Turn, conversation_external_id: str) -> dict[str, Any]:
-    return {
-        "id": turn.pk,
-        "conversation": conversation_external_id,
-        "turn_id": turn.external_id,
-        "risk_score": turn.risk_score,
-        "risk_level": turn.risk_level,
-        "is_flagged": turn.is_flagged,
-        "flag_reasons": list(turn.flag_reasons),
-        "feedback_token": feedback_token_for(turn_id=turn.pk, chatbot_id=turn.chatbot_id, issued_at=turn.created_at),
-    }
-
-
-def turns_ingest(*, chatbot: Chatbot, turns: list[TurnInput]) -> list[TurnResult]:
-    """Store validated turns; one result per input, in order (201 stored, 200 replay)."""
+def turns_ingest(*, chatbot: Chatbot, turns: list[TurnInput]) -> list[TurnOutcome]:
+    """Store validated turns; one outcome per input, in order."""
     if not turns:
         return []
     rules = rules_for_chatbot(chatbot.pk) if chatbot.monitoring_enabled else []
@@ -238,41 +248,32 @@ def _atomic_retrying(store: Any) -> Any:
     raise AssertionError("unreachable")
 
 
-def _count_items(kind: str, results: list[TurnResult]) -> None:
-    stored = sum(1 for r in results if r.status == CREATED)
+def _count_items(kind: str, results: list[TurnOutcome] | list[CallOutcome]) -> None:
+    stored = sum(1 for r in results if r.created)
     if stored:
         INGEST_ITEMS.labels(kind, "stored").inc(stored)
     if len(results) > stored:
         INGEST_ITEMS.labels(kind, "replayed").inc(len(results) - stored)
 
 
-def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[TurnResult], list[Turn]]:
+def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[TurnOutcome], list[Turn]]:
     now = timezone.now()
     by_conversation: dict[str, list[_PreparedTurn]] = defaultdict(list)
     for item in prepared:
         by_conversation[item.data.conversation_id].append(item)
 
     # 2. Upsert and lock the conversations.
-    Conversation.objects.bulk_create(
-        [
-            Conversation(
-                chatbot=chatbot, external_id=external_id,
-                started_at=min(i.data.timestamp for i in items),
-                last_activity_at=max(i.data.timestamp for i in items),
-                channel=next((i.data.channel for i in items if i.data.channel), ""),
-                end_user_hash=next((i.end_user_hash for i in items if i.end_user_hash), ""),
-                metadata=next((i.data.metadata for i in items if i.data.metadata), {}),
-            )
-            for external_id, items in by_conversation.items()
-        ],
-        ignore_conflicts=True,
-    )
-    conversations = {
-        c.external_id: c
-        for c in Conversation.objects.select_for_update()
-        .filter(chatbot=chatbot, external_id__in=list(by_conversation))
-        .order_by("id")
-    }
+    conversations = conversations_get_or_create_lock(chatbot=chatbot, seeds=[
+        ConversationSeed(
+            external_id=external_id,
+            started_at=min(i.data.timestamp for i in items),
+            last_activity_at=max(i.data.timestamp for i in items),
+            channel=next((i.data.channel for i in items if i.data.channel), ""),
+            end_user_hash=next((i.end_user_hash for i in items if i.end_user_hash), ""),
+            metadata=next((i.data.metadata for i in items if i.data.metadata), {}),
+        )
+        for external_id, items in by_conversation.items()
+    ])
 
     # 3. Replays: stored before, or repeated inside this batch.
     wanted = {(conversations[i.data.conversation_id].pk, i.data.turn_id) for i in prepared if i.data.turn_id}
@@ -288,7 +289,7 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
     # linked below as an early call) or that repeats inside the batch is not stored twice.
     seen_calls = _stored_call_ids(conversations.values(), prepared)
 
-    results: list[TurnResult | None] = [None] * len(prepared)
+    results: list[TurnOutcome | None] = [None] * len(prepared)
     first_in_batch: dict[tuple[int, str], int] = {}
     created: dict[int, Turn] = {}  # input index → new turn
     next_sequence = {c.pk: c.turn_count for c in conversations.values()}
@@ -296,7 +297,7 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
         conversation = conversations[item.data.conversation_id]
         key = (conversation.pk, item.data.turn_id) if item.data.turn_id else None
         if key and key in stored:
-            results[item.index] = TurnResult(REPLAYED, turn_result_body(stored[key], conversation.external_id))
+            results[item.index] = TurnOutcome(False, stored[key], conversation.external_id)
             continue
         if key and key in first_in_batch:
             continue  # a repeat inside the batch: answered below like a replay of the first
@@ -320,25 +321,10 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
         LLMCall.objects.bulk_create(calls, batch_size=1000)
 
     # 5. Conversation summaries, exact because the rows are locked.
-    touched: dict[int, Conversation] = {}
-    for index, turn in created.items():
-        item = prepared[index]
-        conversation = turn.conversation
-        conversation.turn_count += 1
-        conversation.total_tokens += turn.total_tokens
-        conversation.cost_usd += turn.total_cost_usd
-        conversation.error_count += int(turn.has_error)
-        conversation.fallback_count += int(turn.fallback_used)
-        conversation.max_risk_score = max(conversation.max_risk_score, turn.risk_score)
-        conversation.last_activity_at = max(conversation.last_activity_at, turn.timestamp)
-        conversation.started_at = min(conversation.started_at, turn.timestamp)
-        conversation_flag_reasons_merge(conversation, turn.flag_reasons, now=now)
-        if item.end_user_hash and not conversation.end_user_hash:
-            conversation.end_user_hash = item.end_user_hash
-        if item.data.channel and not conversation.channel:
-            conversation.channel = item.data.channel
-        touched[conversation.pk] = conversation
-    _conversation_summaries_write(list(touched.values()))
+    conversation_turns_add(added=[
+        TurnAdded(turn=turn, end_user_hash=prepared[index].end_user_hash, channel=prepared[index].data.channel)
+        for index, turn in created.items()
+    ], now=now)
     _early_calls_link([t for t in new_turns if t.conversation.has_early_calls])
 
     for item in prepared:
@@ -346,51 +332,13 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
             continue
         turn = created.get(item.index)
         if turn is not None:
-            results[item.index] = TurnResult(CREATED, turn_result_body(turn, turn.conversation.external_id))
+            results[item.index] = TurnOutcome(True, turn, turn.conversation.external_id)
     for item in prepared:
         if results[item.index] is None:
             conversation = conversations[item.data.conversation_id]
             first = results[first_in_batch[(conversation.pk, item.data.turn_id)]]
-            results[item.index] = TurnResult(REPLAYED, first.body)  # type: ignore[union-attr]
+            results[item.index] = dataclasses.replace(first, created=False)  # type: ignore[arg-type]
     return results, new_turns  # type: ignore[return-value]
-
-
-_SUMMARY_COLUMNS = (
-    # (field, PostgreSQL type)
-    ("turn_count", "integer"), ("total_tokens", "bigint"), ("cost_usd", "numeric"), ("error_count", "integer"),
-    ("fallback_count", "integer"), ("max_risk_score", "smallint"), ("last_activity_at", "timestamptz"),
-    ("started_at", "timestamptz"), ("flag_reasons", "jsonb"), ("is_flagged", "boolean"),
-    ("flagged_at", "timestamptz"), ("end_user_hash", "varchar"), ("channel", "varchar"),
-)
-
-
-def _conversation_summaries_write(conversations: list[Conversation]) -> None:
-    """Write the recomputed summaries of locked conversations in one statement.
-
-    Django's bulk_update builds a CASE/WHEN per field and row, which costs more CPU than the
-    whole rest of a single-turn request; PostgreSQL takes one UPDATE … FROM (VALUES …).
-    """
-    if not conversations:
-        return
-    fields = [name for name, _ in _SUMMARY_COLUMNS]
-    if connection.vendor != "postgresql":
-        Conversation.objects.bulk_update(conversations, fields, batch_size=500)
-        return
-    row = "(%s::bigint, " + ", ".join(f"%s::{kind}" for _, kind in _SUMMARY_COLUMNS) + ")"
-    params: list[Any] = []
-    for conversation in conversations:
-        params.append(conversation.pk)
-        for name in fields:
-            value = getattr(conversation, name)
-            params.append(json.dumps(value) if name == "flag_reasons" else value)
-    table = Conversation._meta.db_table
-    sql = (
-        f'UPDATE "{table}" AS c SET ' + ", ".join(f'"{f}" = v."{f}"' for f in fields)
-        + " FROM (VALUES " + ", ".join([row] * len(conversations)) + ') AS v("id", '
-        + ", ".join(f'"{f}"' for f in fields) + ') WHERE c."id" = v."id"'
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def _turn_build(item: _PreparedTurn, *, chatbot: Chatbot, conversation: Conversation, sequence: int, now: Any) -> Turn:
@@ -480,24 +428,11 @@ def _safely(what: str, fn: Any, turn_ids: list[int]) -> None:
         logger.exception("ingest: %s failed for %d turns; background sweepers will catch up", what, len(turn_ids))
 
 
-def call_result_body(call: LLMCall, conversation_external_id: str) -> dict[str, Any]:
-    return {
-        "id": call.pk,
-        "conversation": conversation_external_id,
-        "turn_id": call.turn.external_id if call.turn_id and call.turn else (call.turn_external_id or None),
-        "call_id": call.external_id,
-        "input_tokens": call.input_tokens,
-        "output_tokens": call.output_tokens,
-        "tokens_estimated": call.tokens_estimated,
-        "cost_usd": str(call.cost_usd),
-    }
-
-
-def llm_calls_ingest(*, chatbot: Chatbot, calls: list[CallInput]) -> list[TurnResult]:
+def llm_calls_ingest(*, chatbot: Chatbot, calls: list[CallInput]) -> list[CallOutcome]:
     """Store standalone LLM calls; a call's turn (if known) and conversation totals grow with it.
 
     A call naming a turn_id not stored yet is kept with that id and linked when the turn
-    arrives. call_id makes a retry a no-op (200 with the original result).
+    arrives. call_id makes a retry a no-op (a replay outcome with the original call).
     """
     if not calls:
         return []
@@ -508,17 +443,12 @@ def llm_calls_ingest(*, chatbot: Chatbot, calls: list[CallInput]) -> list[TurnRe
     return results
 
 
-def _calls_store(chatbot: Chatbot, prepared: list[_PreparedCall]) -> list[TurnResult]:
+def _calls_store(chatbot: Chatbot, prepared: list[_PreparedCall]) -> list[CallOutcome]:
     now = timezone.now()
     external_ids = {p.data.conversation_id for p in prepared}
-    Conversation.objects.bulk_create(
-        [Conversation(chatbot=chatbot, external_id=e, started_at=now, last_activity_at=now) for e in external_ids],
-        ignore_conflicts=True,
-    )
-    conversations = {
-        c.external_id: c
-        for c in Conversation.objects.select_for_update().filter(chatbot=chatbot, external_id__in=external_ids).order_by("id")
-    }
+    conversations = conversations_get_or_create_lock(chatbot=chatbot, seeds=[
+        ConversationSeed(external_id=e, started_at=now, last_activity_at=now) for e in external_ids
+    ])
     conversation_ids = [c.pk for c in conversations.values()]
     turn_ids = {p.data.turn_id for p in prepared if p.data.turn_id}
     turns = {
@@ -531,17 +461,15 @@ def _calls_store(chatbot: Chatbot, prepared: list[_PreparedCall]) -> list[TurnRe
         for c in LLMCall.objects.select_related("turn").filter(conversation_id__in=conversation_ids, external_id__in=call_ids)
     } if call_ids else {}
 
-    results: list[TurnResult | None] = [None] * len(prepared)
+    results: list[CallOutcome | None] = [None] * len(prepared)
     seen: dict[tuple[int, str], LLMCall] = {}
     created: list[tuple[int, LLMCall]] = []
     repeats: list[tuple[int, tuple[int, str]]] = []
-    touched_turns: dict[int, Turn] = {}
-    touched_conversations: dict[int, Conversation] = {}
     for index, item in enumerate(prepared):
         conversation = conversations[item.data.conversation_id]
         key = (conversation.pk, item.data.call_id) if item.data.call_id else None
         if key and key in stored:
-            results[index] = TurnResult(REPLAYED, call_result_body(stored[key], conversation.external_id))
+            results[index] = CallOutcome(False, stored[key], conversation.external_id)
             continue
         if key and key in seen:
             repeats.append((index, key))  # answered below like a replay of the first
@@ -552,26 +480,41 @@ def _calls_store(chatbot: Chatbot, prepared: list[_PreparedCall]) -> list[TurnRe
         created.append((index, call))
         if key:
             seen[key] = call
-        if turn is None and call.turn_external_id:
-            conversation.has_early_calls = True
-        tokens = call.input_tokens + call.output_tokens
-        if turn is not None:
-            turn.total_tokens += tokens
-            turn.total_cost_usd += call.cost_usd
-            touched_turns[turn.pk] = turn
-        conversation.total_tokens += tokens
-        conversation.cost_usd += call.cost_usd
-        conversation.last_activity_at = max(conversation.last_activity_at, call.timestamp)
-        touched_conversations[conversation.pk] = conversation
 
-    # Rows are locked: write each once, however many calls touched it.
     LLMCall.objects.bulk_create([call for _, call in created], batch_size=1000)
-    for turn in touched_turns.values():
-        turn.save(update_fields=["total_tokens", "total_cost_usd"])
-    for conversation in touched_conversations.values():
-        conversation.save(update_fields=["total_tokens", "cost_usd", "last_activity_at", "has_early_calls"])
+    # The turns and conversations are locked: their totals grow exactly.
+    conversation_calls_add(calls=[call for _, call in created])
     for index, call in created:
-        results[index] = TurnResult(CREATED, call_result_body(call, call.conversation.external_id))
+        results[index] = CallOutcome(True, call, call.conversation.external_id)
     for index, key in repeats:
-        results[index] = TurnResult(REPLAYED, call_result_body(seen[key], seen[key].conversation.external_id))
+        results[index] = CallOutcome(False, seen[key], seen[key].conversation.external_id)
     return results  # type: ignore[return-value]
+
+
+def turns_ingest_batch(*, chatbot: Chatbot, items: list[Any]) -> list[TurnOutcome | ItemRejected]:
+    """Validate and store a batch of raw turns: one outcome per item, in order; an invalid item
+    is rejected alone."""
+    return _batch_ingest(items, parse=parse_turn, store=lambda valid: turns_ingest(chatbot=chatbot, turns=valid))
+
+
+def llm_calls_ingest_batch(*, chatbot: Chatbot, items: list[Any]) -> list[CallOutcome | ItemRejected]:
+    """Validate and store a batch of raw standalone LLM calls, as `turns_ingest_batch` does turns."""
+    return _batch_ingest(items, parse=lambda raw: parse_call(raw, standalone=True),
+                         store=lambda valid: llm_calls_ingest(chatbot=chatbot, calls=valid))
+
+
+def _batch_ingest(items: list[Any], *, parse: Any, store: Any) -> list[Any]:
+    results: list[Any] = [None] * len(items)
+    valid, positions = [], []
+    for index, raw in enumerate(items):
+        try:
+            valid.append(parse(raw))
+            positions.append(index)
+        except ValidationFailed as exc:
+            results[index] = ItemRejected(index, exc.errors)
+    rejected = len(items) - len(valid)
+    if rejected:
+        INGEST_ITEMS.labels("item", "rejected").inc(rejected)
+    for index, outcome in zip(positions, store(valid), strict=True):
+        results[index] = outcome
+    return results

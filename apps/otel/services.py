@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
 from apps.conversations.models import LLMCall
-from apps.ingest.services import REPLAYED, llm_calls_ingest, turns_ingest
+from apps.ingest.services import llm_calls_ingest, turns_ingest
 from apps.ingest.validation import (
     MAX_LATENCY_MS,
     CallInput,
@@ -406,7 +406,7 @@ def _spans_store(chatbot: Chatbot, spans: list[_Span], result: ExportResult) -> 
             turn.cost_usd = Decimal(0)
     if turn_list:
         for turn, outcome in zip(turn_list, turns_ingest(chatbot=chatbot, turns=turn_list), strict=True):
-            if outcome.status == REPLAYED:
+            if not outcome.created:
                 # Its calls that are new (a child span exported late) go in on their own.
                 standalone.extend(turn.llm_calls)
     if standalone:

@@ -22,6 +22,7 @@ from apps.audit.services import audit_event_record
 from apps.chatbots.models import Chatbot
 from apps.clustering.recount import clusters_of_conversations, clusters_recount
 from apps.conversations.models import Conversation, LLMCall
+from apps.conversations.services import conversations_lock
 from apps.feedback.models import Feedback
 
 from .hashing import end_user_hash
@@ -63,12 +64,7 @@ def _conversations_delete(*, ids: list[int], extra_filter: dict[str, Any] | None
     Returns the per-model counts and the clusters that lost members.
     """
     with transaction.atomic():
-        locked = list(
-            Conversation.objects.select_for_update()
-            .filter(pk__in=ids, **(extra_filter or {}))
-            .order_by("id")
-            .values_list("id", flat=True)
-        )
+        locked = conversations_lock(conversation_ids=ids, where=extra_filter)
         if not locked:
             return {}, set()
         clusters = clusters_of_conversations(conversation_ids=locked)

@@ -34,6 +34,7 @@ from apps.feedback.admin import FeedbackInline, RatingListFilter
 from apps.privacy.admin import erase_end_user_admin_action
 
 from . import services as review_services
+from .api import exports as review_exports
 from .filtersets import conversation_search, flag_reason_filter, risk_level_filter
 from .models import FlaggedConversation
 from .selectors import queue_neighbours, review_status_counts
@@ -275,7 +276,7 @@ class ConversationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
 
     def export_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
         conversation = self._review_object(request, object_id)
-        data = review_services.conversation_export(conversation_id=conversation.pk, actor=request.user)
+        data = review_exports.conversation_export_json(conversation_id=conversation.pk, actor=request.user)
         response = JsonResponse(data, json_dumps_params={"indent": 2, "ensure_ascii": False})
         response["Content-Disposition"] = f'attachment; filename="conversation-{conversation.pk}.json"'
         return response
@@ -318,7 +319,7 @@ class ConversationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     @admin.action(description="Export as JSON", permissions=["view"])
     def export_json(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
         ids = list(queryset.order_by("pk").values_list("pk", flat=True)[:500])
-        data = review_services.conversations_export(conversation_ids=ids, actor=request.user)
+        data = review_exports.conversations_export_json(conversation_ids=ids, actor=request.user)
         response = JsonResponse(data, safe=False, json_dumps_params={"indent": 2, "ensure_ascii": False})
         response["Content-Disposition"] = 'attachment; filename="conversations.json"'
         return response

@@ -134,11 +134,10 @@ def conversations_review_act(
     raise ReviewError(f"Unknown review action {action!r}.")
 
 
-def conversations_export(*, conversation_ids: Iterable[int], actor: AbstractBaseUser) -> list[dict[str, Any]]:
-    """The conversations (those `actor` may see, by id) with turns, evaluations, feedback and LLM
-    calls as JSON-ready dicts: one query per relation however many, one AuditEvent each."""
-    from .api.serializers import ConversationExportSerializer
-
+def conversations_export(*, conversation_ids: Iterable[int], actor: AbstractBaseUser) -> list[Conversation]:
+    """The conversations (those `actor` may see, by id) loaded with their turns, evaluations,
+    feedback and LLM calls for export: one query per relation however many, one AuditEvent
+    each. apps/review/api/exports.py turns them into JSON."""
     conversations = list(
         Conversation.objects.filter(pk__in=list(conversation_ids), chatbot__in=chatbots_for_user(actor))
         .select_related("chatbot", "assignee")
@@ -154,10 +153,10 @@ def conversations_export(*, conversation_ids: Iterable[int], actor: AbstractBase
             action="review.export", actor=actor, target=conversation, chatbot=conversation.chatbot,
             data={"turns": conversation.turn_count, "format": "json"},
         )
-    return ConversationExportSerializer(conversations, many=True).data
+    return conversations
 
 
-def conversation_export(*, conversation_id: int, actor: AbstractBaseUser) -> dict[str, Any]:
+def conversation_export(*, conversation_id: int, actor: AbstractBaseUser) -> Conversation:
     """One conversation as `conversations_export` gives it; DoesNotExist if `actor` may not see it."""
     exported = conversations_export(conversation_ids=[conversation_id], actor=actor)
     if not exported:

@@ -1,64 +1,121 @@
 """The ingest contract for the OpenAPI schema. Validation itself is apps/ingest/validation.py
-(fast, hand-written); tests/ingest/test_schema.py checks the two describe the same fields."""
+(fast, hand-written); tests/ingest/test_schema_contract.py checks that the two describe the same
+fields with the same limits, so the limits here are the validator's own constants."""
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from ..validation import (
+    MAX_CALLS_PER_TURN,
+    MAX_CHANNEL_CHARS,
+    MAX_COST_USD,
+    MAX_ERROR_CHARS,
+    MAX_ID_CHARS,
+    MAX_LATENCY_MS,
+    MAX_MODEL_CHARS,
+    MAX_SHORT_CHARS,
+    MAX_TOKENS,
+)
+
+TIMESTAMP_HELP = (
+    f"ISO 8601 (no zone: UTC). Not before 2000-01-01, not more than {settings.INGEST_MAX_FUTURE_SECONDS} s "
+    "in the future (clock skew)."
+)
+
+
+@extend_schema_field({"oneOf": [
+    {"type": "number", "minimum": 0, "maximum": int(MAX_COST_USD)},
+    {"type": "string", "pattern": r"^\d+(\.\d+)?$"},
+], "description": f"US dollars, 0 to {MAX_COST_USD}, as a number or a decimal string; rounded to 6 places."})
+class CostField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field({"oneOf": [
+    {"type": "boolean"}, {"type": "string", "maxLength": MAX_ERROR_CHARS},
+], "description": "true/false or an error message (a non-blank message means true)."})
+class ErrorField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field({"oneOf": [
+    {"type": "string", "maxLength": settings.INGEST_MAX_TEXT_CHARS},
+    {"type": "array", "items": {}}, {"type": "object", "additionalProperties": {}},
+], "description": f"Text, or chat messages (kept as JSON text); at most {settings.INGEST_MAX_TEXT_CHARS} characters."})
+class ContentField(serializers.JSONField):
+    pass
+
+
+def _id(**kwargs):
+    return serializers.CharField(max_length=MAX_ID_CHARS, **kwargs)
+
+
+def _text(max_length: int, **kwargs):
+    return serializers.CharField(max_length=max_length, required=False, allow_blank=True, **kwargs)
+
+
+def _metadata():
+    return serializers.DictField(required=False, help_text=f"At most {settings.INGEST_MAX_METADATA_BYTES} bytes as JSON.")
 
 
 class TokensSerializer(serializers.Serializer):
-    prompt = serializers.IntegerField(min_value=0, required=False)
-    completion = serializers.IntegerField(min_value=0, required=False)
+    prompt = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, required=False)
+    completion = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, required=False)
 
 
 class LLMCallInSerializer(serializers.Serializer):
-    call_id = serializers.CharField(max_length=255, required=False, help_text="Idempotency key of the call.")
-    provider = serializers.CharField(max_length=50, required=False)
-    model = serializers.CharField(max_length=100, required=False)
-    function_name = serializers.CharField(max_length=200, required=False, help_text="What the call was for.")
-    input_tokens = serializers.IntegerField(min_value=0, required=False, help_text="Counted with tiktoken when absent.")
-    output_tokens = serializers.IntegerField(min_value=0, required=False)
-    cost_usd = serializers.DecimalField(max_digits=12, decimal_places=6, min_value=0, required=False,
-                                        help_text="Computed from model prices when absent.")
-    duration_ms = serializers.IntegerField(min_value=0, required=False)
-    input = serializers.JSONField(required=False, help_text="Prompt text, or a list of chat messages.")
-    output = serializers.JSONField(required=False, help_text="Completion text, or messages.")
+    call_id = _id(required=False, help_text="Idempotency key of the call.")
+    provider = _text(50)
+    model = _text(MAX_MODEL_CHARS)
+    function_name = _text(MAX_SHORT_CHARS, help_text="What the call was for.")
+    purpose = _text(MAX_SHORT_CHARS, help_text="Another name for function_name, used when that is absent.")
+    input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, required=False,
+                                            help_text="Counted with tiktoken when absent.")
+    output_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, required=False)
+    cost_usd = CostField(required=False, help_text="Computed from model prices when absent.")
+    duration_ms = serializers.IntegerField(min_value=0, max_value=MAX_LATENCY_MS, required=False)
+    input = ContentField(required=False, help_text="Prompt text, or a list of chat messages.")
+    output = ContentField(required=False, help_text="Completion text, or messages.")
     success = serializers.BooleanField(required=False, default=True)
-    error = serializers.JSONField(required=False, help_text="true/false or an error message.")
-    timestamp = serializers.DateTimeField(required=False)
-    metadata = serializers.DictField(required=False)
+    error = ErrorField(required=False)
+    timestamp = serializers.DateTimeField(required=False, help_text=TIMESTAMP_HELP)
+    metadata = _metadata()
 
 
 class LLMCallStandaloneSerializer(LLMCallInSerializer):
-    conversation_id = serializers.CharField(max_length=255)
-    turn_id = serializers.CharField(max_length=255, required=False,
-                                    help_text="The turn this call belongs to; linked when the turn arrives later.")
+    conversation_id = _id()
+    turn_id = _id(required=False, help_text="The turn this call belongs to; linked when the turn arrives later.")
 
 
 class LLMCallBatchSerializer(serializers.Serializer):
-    llm_calls = LLMCallStandaloneSerializer(many=True)
+    llm_calls = serializers.ListField(child=LLMCallStandaloneSerializer(), min_length=1,
+                                      max_length=settings.INGEST_MAX_BATCH,
+                                      help_text=f"1 to {settings.INGEST_MAX_BATCH} calls.")
 
 
 class TurnInSerializer(serializers.Serializer):
-    conversation_id = serializers.CharField(max_length=255, help_text="The bot's conversation id (created on first sight).")
-    turn_id = serializers.CharField(max_length=255, required=False, help_text="Idempotency key: a retry stores nothing twice.")
-    user_id = serializers.CharField(max_length=255, required=False, help_text="End-user id; stored only as a keyed hash.")
-    channel = serializers.CharField(max_length=32, required=False, help_text="website, whatsapp, slack, …")
+    conversation_id = _id(help_text="The bot's conversation id (created on first sight).")
+    turn_id = _id(required=False, help_text="Idempotency key: a retry stores nothing twice.")
+    user_id = _id(required=False, help_text="End-user id; stored only as a keyed hash.")
+    channel = _text(MAX_CHANNEL_CHARS, help_text="website, whatsapp, slack, … (stored lower-case)")
     user_message = serializers.CharField(max_length=settings.INGEST_MAX_TEXT_CHARS, allow_blank=True)
-    bot_response = serializers.CharField(max_length=settings.INGEST_MAX_TEXT_CHARS, required=False, allow_blank=True)
-    timestamp = serializers.DateTimeField(required=False, help_text="ISO 8601; default now; not in the future.")
-    latency_ms = serializers.IntegerField(min_value=0, required=False)
+    bot_response = _text(settings.INGEST_MAX_TEXT_CHARS)
+    timestamp = serializers.DateTimeField(required=False, help_text=f"Default now. {TIMESTAMP_HELP}")
+    latency_ms = serializers.IntegerField(min_value=0, max_value=MAX_LATENCY_MS, required=False)
     fallback_used = serializers.BooleanField(required=False, default=False)
-    error = serializers.JSONField(required=False, help_text="true/false or an error message.")
-    intent = serializers.CharField(max_length=200, required=False)
-    model = serializers.CharField(max_length=100, required=False)
+    error = ErrorField(required=False)
+    intent = _text(MAX_SHORT_CHARS)
+    model = _text(MAX_MODEL_CHARS)
     tokens = TokensSerializer(required=False, help_text="Counted with tiktoken when absent.")
-    cost_usd = serializers.DecimalField(max_digits=12, decimal_places=6, min_value=0, required=False)
-    llm_calls = LLMCallInSerializer(many=True, required=False)
-    metadata = serializers.DictField(required=False, help_text=f"At most {settings.INGEST_MAX_METADATA_BYTES} bytes.")
+    cost_usd = CostField(required=False)
+    llm_calls = serializers.ListField(child=LLMCallInSerializer(), required=False, max_length=MAX_CALLS_PER_TURN)
+    metadata = _metadata()
 
 
 class TurnBatchSerializer(serializers.Serializer):
-    turns = TurnInSerializer(many=True, help_text=f"1 to {settings.INGEST_MAX_BATCH} turns.")
+    turns = serializers.ListField(child=TurnInSerializer(), min_length=1, max_length=settings.INGEST_MAX_BATCH,
+                                  help_text=f"1 to {settings.INGEST_MAX_BATCH} turns.")
 
 
 class TurnResultSerializer(serializers.Serializer):

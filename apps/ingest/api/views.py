@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.conf import settings
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -9,10 +11,19 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from apps.chatbots.api.base import BotAPIView
+from apps.conversations.models import LLMCall, Turn
 from apps.core.api import ErrorSerializer
-from apps.core.metrics import INGEST_ITEMS
+from apps.feedback.tokens import feedback_token_for
 
-from ..services import llm_calls_ingest, turns_ingest
+from ..services import (
+    CallOutcome,
+    ItemRejected,
+    TurnOutcome,
+    llm_calls_ingest,
+    llm_calls_ingest_batch,
+    turns_ingest,
+    turns_ingest_batch,
+)
 from ..validation import ValidationFailed, parse_call, parse_turn
 from .serializers import (
     BatchResultSerializer,
@@ -93,8 +104,11 @@ class TurnIngestView(BotAPIView):
     )
     def post(self, request):
         chatbot = request.user.chatbot
-        return _ingest(self.read_json(request), what="turn", batch_key="turns", parse=parse_turn,
-                       store=lambda items: turns_ingest(chatbot=chatbot, turns=items))
+        return _ingest(
+            self.read_json(request), what="turn", batch_key="turns",
+            one=lambda raw: turns_ingest(chatbot=chatbot, turns=[parse_turn(raw)])[0],
+            batch=lambda items: turns_ingest_batch(chatbot=chatbot, items=items),
+        )
 
 
 class LLMCallIngestView(BotAPIView):
@@ -122,38 +136,67 @@ class LLMCallIngestView(BotAPIView):
     )
     def post(self, request):
         chatbot = request.user.chatbot
-        return _ingest(self.read_json(request), what="call", batch_key="llm_calls",
-                       parse=lambda raw: parse_call(raw, standalone=True),
-                       store=lambda items: llm_calls_ingest(chatbot=chatbot, calls=items))
+        return _ingest(
+            self.read_json(request), what="call", batch_key="llm_calls",
+            one=lambda raw: llm_calls_ingest(chatbot=chatbot, calls=[parse_call(raw, standalone=True)])[0],
+            batch=lambda items: llm_calls_ingest_batch(chatbot=chatbot, items=items),
+        )
 
 
-def _ingest(body, *, what: str, batch_key: str, parse, store) -> Response:
-    """One object → 201/200 (or 400); {batch_key: [...]} → 207 with a result per item."""
+def _ingest(body, *, what: str, batch_key: str, one, batch) -> Response:
+    """One object → 201 stored, 200 replay (or 400); {batch_key: [...]} → 207 with a result per item."""
     try:
         if not isinstance(body, dict):
             raise ValidationFailed({"non_field_errors": [
                 f"Expected a JSON object: one {what}, or {{\"{batch_key}\": [...]}}."]})
         items = _batch(body, batch_key)
         if items is None:
-            result = store([parse(body)])[0]
-            return Response(result.body, status=result.status)
+            outcome = one(body)
+            return Response(_outcome_body(outcome), status=_outcome_status(outcome))
     except ValidationFailed as exc:
         return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
-    return _batch_response(items, parse=parse, store=store)
-
-
-def _batch_response(items: list, *, parse, store) -> Response:
-    results: list[dict | None] = [None] * len(items)
-    valid, positions = [], []
-    for index, raw in enumerate(items):
-        try:
-            valid.append(parse(raw))
-            positions.append(index)
-        except ValidationFailed as exc:
-            results[index] = {"index": index, "status": 400, "errors": exc.errors}
-    rejected = len(items) - len(valid)
-    if rejected:
-        INGEST_ITEMS.labels("item", "rejected").inc(rejected)
-    for index, result in zip(positions, store(valid), strict=True):
-        results[index] = {"index": index, "status": result.status, **result.body}
+    results = [
+        {"index": index, "status": status.HTTP_400_BAD_REQUEST, "errors": outcome.errors}
+        if isinstance(outcome, ItemRejected)
+        else {"index": index, "status": _outcome_status(outcome), **_outcome_body(outcome)}
+        for index, outcome in enumerate(batch(items))
+    ]
     return Response({"results": results}, status=MULTI_STATUS)
+
+
+def _outcome_status(outcome: TurnOutcome | CallOutcome) -> int:
+    return status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK
+
+
+def _outcome_body(outcome: TurnOutcome | CallOutcome) -> dict[str, Any]:
+    if isinstance(outcome, TurnOutcome):
+        return turn_result_body(outcome.turn, outcome.conversation_external_id)
+    return call_result_body(outcome.call, outcome.conversation_external_id)
+
+
+def turn_result_body(turn: Turn, conversation_external_id: str) -> dict[str, Any]:
+    """The answer for a stored turn (TurnResultSerializer describes it)."""
+    return {
+        "id": turn.pk,
+        "conversation": conversation_external_id,
+        "turn_id": turn.external_id,
+        "risk_score": turn.risk_score,
+        "risk_level": turn.risk_level,
+        "is_flagged": turn.is_flagged,
+        "flag_reasons": list(turn.flag_reasons),
+        "feedback_token": feedback_token_for(turn_id=turn.pk, chatbot_id=turn.chatbot_id, issued_at=turn.created_at),
+    }
+
+
+def call_result_body(call: LLMCall, conversation_external_id: str) -> dict[str, Any]:
+    """The answer for a stored LLM call (CallResultSerializer describes it)."""
+    return {
+        "id": call.pk,
+        "conversation": conversation_external_id,
+        "turn_id": call.turn.external_id if call.turn_id and call.turn else (call.turn_external_id or None),
+        "call_id": call.external_id,
+        "input_tokens": call.input_tokens,
+        "output_tokens": call.output_tokens,
+        "tokens_estimated": call.tokens_estimated,
+        "cost_usd": str(call.cost_usd),
+    }

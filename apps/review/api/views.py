@@ -30,7 +30,7 @@ from apps.evaluations.models import Evaluation
 from apps.feedback.models import Feedback
 
 from .. import filtersets, selectors, services
-from . import serializers
+from . import exports, serializers
 
 
 class NewestFirstPagination(CursorPagination):
@@ -67,7 +67,7 @@ class ConversationViewSet(ChatbotScopedViewSet):
 
     def get_queryset(self) -> QuerySet:
         queryset = super().get_queryset()
-        if self.action == "retrieve":  # export loads its own tree (review.services.conversation_export)
+        if self.action == "retrieve":  # export loads its own tree (review.api.exports)
             queryset = queryset.prefetch_related(
                 Prefetch(
                     "turns",
@@ -88,7 +88,7 @@ class ConversationViewSet(ChatbotScopedViewSet):
     @action(detail=True, methods=["get"])
     def export(self, request: Request, pk: str | None = None) -> Response:
         conversation = self.get_object()
-        data = services.conversation_export(conversation_id=conversation.pk, actor=request.user)
+        data = exports.conversation_export_json(conversation_id=conversation.pk, actor=request.user)
         filename = f"conversation-{conversation.pk}.json"
         return Response(data, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
