@@ -16,9 +16,10 @@ from apps.review.access import chatbots_for_user
 from apps.review.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 
 from .embeddings import EMBEDDING_BACKENDS
+from .exports import cluster_finetune_jsonl
 from .models import Cluster, ClusterRun, TurnEmbedding
+from .runs import ClusteringInputError, cluster_run_request
 from .selectors import cluster_members
-from .services import ClusteringInputError, cluster_finetune_jsonl, cluster_run_request
 
 # Member rows shown on a cluster's page; the API and the export give all of them.
 MEMBERS_SHOWN = 200
