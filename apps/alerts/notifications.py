@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 # A digest lists at most this many turns (the count says how many there were).
 DIGEST_LIST_LIMIT = 10
 
-# The keys of each kind's JSON document, in the order it has always been sent: webhook
-# receivers see exactly these (a key that does not apply to a kind is absent, not null).
+# The keys of each kind's JSON document, in the order the payload builders have always written
+# them: webhook receivers see exactly these keys (one that does not apply to a kind is absent,
+# not null), in this order whatever the database (jsonb does not keep it).
 _HEAD = ("kind", "title", "text", "severity", "rule", "metric")
 _RULE_KEYS = (*_HEAD, "metric_label", "comparison", "value", "unit", "threshold", "window_minutes",
               "sample_size", "chatbot", "event", "links")
