@@ -174,8 +174,8 @@ def main() -> None:
     from django.utils import timezone
 
     from apps.alerts.models import AlertRule
+    from apps.alerts.rules import alert_rules_check
     from apps.alerts.selectors import rule_metric_compute
-    from apps.alerts.services import alert_rules_check
 
     call_command("migrate", verbosity=0)
     data_generate(args.days)

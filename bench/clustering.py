@@ -101,7 +101,8 @@ def end_to_end(turn_count: int) -> None:
     from django.utils import timezone
 
     from apps.chatbots.models import Chatbot
-    from apps.clustering.services import cluster_run_create, cluster_run_execute
+    from apps.clustering.execution import cluster_run_execute
+    from apps.clustering.runs import cluster_run_create
     from apps.conversations.models import Conversation, Turn
 
     data = json.loads((SHARED / "clinc150" / "data_full.json").read_text())

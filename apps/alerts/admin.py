@@ -9,9 +9,10 @@ from django.utils.html import format_html, format_html_join
 from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 from apps.core.admin import LargeTableAdmin
 
-from . import services
 from .choices import DeliveryStatus, EventStatus, NotificationKind
+from .deliveries import channel_test_send, delivery_resend
 from .models import AlertEvent, AlertRule, Delivery, NotificationChannel
+from .rules import alert_event_acknowledge, alert_rule_check
 
 
 class ReadOnlyDeliveryInline(admin.TabularInline):
@@ -49,7 +50,7 @@ class NotificationChannelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send test notification")
     def send_test_notification(self, request: HttpRequest, queryset: QuerySet[NotificationChannel]) -> None:
-        deliveries = [services.channel_test_send(channel_id=channel.pk) for channel in queryset]
+        deliveries = [channel_test_send(channel_id=channel.pk) for channel in queryset]
         sent = sum(d.status == DeliveryStatus.SENT for d in deliveries)
         failed = [d for d in deliveries if d.status == DeliveryStatus.FAILED]
         if failed:
@@ -113,7 +114,7 @@ class AlertRuleAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
     def check_now(self, request: HttpRequest, queryset: QuerySet[AlertRule]) -> None:
         now = timezone.now()
         for rule in queryset.filter(is_enabled=True):
-            outcome = services.alert_rule_check(rule_id=rule.pk, now=now)
+            outcome = alert_rule_check(rule_id=rule.pk, now=now)
             if outcome is None:
                 continue
             if outcome.error:
@@ -192,7 +193,7 @@ class AlertEventAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     @admin.action(description="Acknowledge selected events")
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[AlertEvent]) -> None:
         done = sum(
-            services.alert_event_acknowledge(event_id=pk, user=request.user)
+            alert_event_acknowledge(event_id=pk, user=request.user)
             for pk in queryset.filter(status=EventStatus.FIRING).values_list("pk", flat=True)
         )
         self.message_user(request, f"Acknowledged {done} event(s).", messages.SUCCESS if done else messages.WARNING)
@@ -225,7 +226,7 @@ class DeliveryAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     @admin.action(description="Send failed deliveries again", permissions=["view"])
     def resend(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         resent = [
-            services.delivery_resend(delivery_id=pk)
+            delivery_resend(delivery_id=pk)
             for pk in queryset.filter(status=DeliveryStatus.FAILED).values_list("pk", flat=True)
         ]
         self.message_user(request, f"Queued {sum(d is not None for d in resent)} delivery(ies) again.")

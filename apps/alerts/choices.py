@@ -40,6 +40,10 @@ class EventStatus(models.TextChoices):
     RESOLVED = "resolved", "Resolved"
 
 
+# An event is open until resolved; a rule has at most one open event.
+OPEN_STATUSES = (EventStatus.FIRING, EventStatus.ACKNOWLEDGED)
+
+
 class ChannelKind(models.TextChoices):
     SLACK = "slack", "Slack incoming webhook"
     DISCORD = "discord", "Discord webhook"

@@ -22,6 +22,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
 from .choices import ChannelKind
+from .notifications import Notification
 
 SIGNATURE_HEADER = "X-Chatmon-Signature"
 TIMESTAMP_HEADER = "X-Chatmon-Timestamp"
@@ -50,13 +51,12 @@ class Transport:
     def validate_config(self, config: dict[str, Any]) -> None:
         """Raise ValueError with a message for the admin form when the config is unusable."""
 
-    def send(self, *, config: dict[str, Any], payload: dict[str, Any], delivery_id: int | None) -> int | None:
+    def send(self, *, config: dict[str, Any], notification: Notification, delivery_id: int | None) -> int | None:
         raise NotImplementedError
 
 
-def _colour(payload: dict[str, Any]) -> int:
-    kind = payload.get("kind", "")
-    return _COLOURS.get(kind) or _COLOURS.get(payload.get("severity", ""), _COLOURS["warning"])
+def _colour(notification: Notification) -> int:
+    return _COLOURS.get(notification.kind) or _COLOURS.get(notification.severity, _COLOURS["warning"])
 
 
 class HttpTransport(Transport):
@@ -70,18 +70,18 @@ class HttpTransport(Transport):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError('"url" must be an http(s) URL')
 
-    def body(self, payload: dict[str, Any], delivery_id: int | None) -> dict[str, Any]:
+    def body(self, notification: Notification, delivery_id: int | None) -> dict[str, Any]:
         raise NotImplementedError
 
     def headers(self, config: dict[str, Any], content: bytes, timestamp: int) -> dict[str, str]:
         return {}
 
-    def send(self, *, config: dict[str, Any], payload: dict[str, Any], delivery_id: int | None) -> int | None:
+    def send(self, *, config: dict[str, Any], notification: Notification, delivery_id: int | None) -> int | None:
         try:
             self.validate_config(config)
         except ValueError as exc:
             raise TransportError(f"bad channel config: {exc}", permanent=True) from exc
-        content = json.dumps(self.body(payload, delivery_id), separators=(",", ":"), default=str).encode()
+        content = json.dumps(self.body(notification, delivery_id), separators=(",", ":"), default=str).encode()
         timestamp = int(time.time())
         headers = {
             "Content-Type": "application/json",
@@ -109,20 +109,22 @@ class HttpTransport(Transport):
 class SlackTransport(HttpTransport):
     kind = ChannelKind.SLACK
 
-    def body(self, payload: dict[str, Any], delivery_id: int | None) -> dict[str, Any]:
-        links = payload.get("links") or {}
+    def body(self, notification: Notification, delivery_id: int | None) -> dict[str, Any]:
+        links = notification.links
         link = links.get("event") or links.get("rule") or links.get("turns")
-        title = f"<{link}|{payload['title']}>" if link else payload["title"]
+        title = f"<{link}|{notification.title}>" if link else notification.title
         return {
-            "text": payload["title"],  # the notification preview
+            "text": notification.title,  # the notification preview
             "attachments": [
                 {
-                    "color": f"#{_colour(payload):06x}",
+                    "color": f"#{_colour(notification):06x}",
                     "mrkdwn_in": ["text"],
-                    "title": payload["title"],
+                    "title": notification.title,
                     "title_link": link,
-                    "text": f"{title}\n{payload['text']}",
-                    "fields": [{"title": name, "value": value, "short": True} for name, value in _fields(payload)],
+                    "text": f"{title}\n{notification.text}",
+                    "fields": [
+                        {"title": name, "value": value, "short": True} for name, value in _fields(notification)
+                    ],
                 }
             ],
         }
@@ -131,19 +133,19 @@ class SlackTransport(HttpTransport):
 class DiscordTransport(HttpTransport):
     kind = ChannelKind.DISCORD
 
-    def body(self, payload: dict[str, Any], delivery_id: int | None) -> dict[str, Any]:
-        links = payload.get("links") or {}
+    def body(self, notification: Notification, delivery_id: int | None) -> dict[str, Any]:
+        links = notification.links
         embed: dict[str, Any] = {
-            "title": payload["title"][:256],
-            "description": payload["text"][:4000],
-            "color": _colour(payload),
-            "fields": [{"name": name, "value": value, "inline": True} for name, value in _fields(payload)][:25],
+            "title": notification.title[:256],
+            "description": notification.text[:4000],
+            "color": _colour(notification),
+            "fields": [{"name": name, "value": value, "inline": True} for name, value in _fields(notification)][:25],
         }
         link = links.get("event") or links.get("rule") or links.get("turns")
         if link:
             embed["url"] = link
         # No @everyone/@here pings from alert text.
-        return {"content": payload["title"][:2000], "embeds": [embed], "allowed_mentions": {"parse": []}}
+        return {"content": notification.title[:2000], "embeds": [embed], "allowed_mentions": {"parse": []}}
 
 
 class WebhookTransport(HttpTransport):
@@ -155,8 +157,8 @@ class WebhookTransport(HttpTransport):
         if not isinstance(secret, str) or len(secret) < 16:
             raise ValueError('needs "secret" (at least 16 characters) to sign requests')
 
-    def body(self, payload: dict[str, Any], delivery_id: int | None) -> dict[str, Any]:
-        return {**payload, "delivery_id": delivery_id}
+    def body(self, notification: Notification, delivery_id: int | None) -> dict[str, Any]:
+        return {**notification.as_payload(), "delivery_id": delivery_id}
 
     def headers(self, config: dict[str, Any], content: bytes, timestamp: int) -> dict[str, str]:
         return {SIGNATURE_HEADER: signature_for(content, config["secret"]), TIMESTAMP_HEADER: str(timestamp)}
@@ -172,15 +174,15 @@ class EmailTransport(Transport):
         if not recipients or not all(isinstance(r, str) and "@" in r for r in recipients):
             raise ValueError('needs "to": a list of email addresses')
 
-    def send(self, *, config: dict[str, Any], payload: dict[str, Any], delivery_id: int | None) -> int | None:
+    def send(self, *, config: dict[str, Any], notification: Notification, delivery_id: int | None) -> int | None:
         try:
             self.validate_config(config)
         except ValueError as exc:
             raise TransportError(f"bad channel config: {exc}", permanent=True) from exc
         recipients = config["to"] if isinstance(config["to"], list) else [config["to"]]
-        context = {"payload": payload, "fields": _fields(payload)}
+        context = {"notification": notification, "fields": _fields(notification)}
         message = EmailMultiAlternatives(
-            subject=f"[chatmon] {payload['title']}"[:250],
+            subject=f"[chatmon] {notification.title}"[:250],
             body=render_to_string("alerts/email/notification.txt", context),
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=recipients,
@@ -195,21 +197,21 @@ class EmailTransport(Transport):
         return None
 
 
-def _fields(payload: dict[str, Any]) -> list[tuple[str, str]]:
+def _fields(notification: Notification) -> list[tuple[str, str]]:
     """The short facts every channel shows under the title."""
     fields: list[tuple[str, str]] = []
-    if payload.get("value") is not None:
-        fields.append(("Value", f"{payload['value']:.4g}{payload.get('unit', '')}"))
-    if payload.get("threshold") is not None:
-        fields.append(("Threshold", f"{payload.get('comparison', '')} {payload['threshold']:g}{payload.get('unit', '')}"))
-    if payload.get("window_minutes"):
-        fields.append(("Window", f"{payload['window_minutes']} min"))
-    if payload.get("sample_size") is not None:
-        fields.append(("Turns", str(payload["sample_size"])))
-    chatbot = payload.get("chatbot")
+    if notification.value is not None:
+        fields.append(("Value", f"{notification.value:.4g}{notification.unit}"))
+    if notification.threshold is not None:
+        fields.append(("Threshold", f"{notification.comparison} {notification.threshold:g}{notification.unit}"))
+    if notification.window_minutes:
+        fields.append(("Window", f"{notification.window_minutes} min"))
+    if notification.sample_size is not None:
+        fields.append(("Turns", str(notification.sample_size)))
+    chatbot = notification.chatbot
     fields.append(("Chatbot", chatbot["name"] if chatbot else "All chatbots"))
-    if payload.get("severity"):
-        fields.append(("Severity", str(payload["severity"]).capitalize()))
+    if notification.severity:
+        fields.append(("Severity", str(notification.severity).capitalize()))
     return fields
 
 

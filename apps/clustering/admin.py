@@ -17,9 +17,10 @@ from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixi
 from apps.core.admin import LargeTableAdmin
 
 from .embeddings import EMBEDDING_BACKENDS
+from .exports import cluster_finetune_jsonl
 from .models import Cluster, ClusterRun, TurnEmbedding
+from .runs import ClusteringInputError, cluster_run_request
 from .selectors import cluster_members
-from .services import ClusteringInputError, cluster_finetune_jsonl, cluster_run_request
 
 # Member rows shown on a cluster's page; the API and the export give all of them.
 MEMBERS_SHOWN = 200

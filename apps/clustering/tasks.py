@@ -8,8 +8,9 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from .choices import RunStatus
+from .execution import cluster_run_execute
 from .models import ClusterRun
-from .services import cluster_run_execute, clustering_schedule_due
+from .runs import clustering_schedule_due
 
 
 class _ClusterRunTask(Task):

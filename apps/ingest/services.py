@@ -416,7 +416,7 @@ def _judge_enqueue(turn_ids: list[int]) -> None:
 
 
 def _risk_alert_notify(turn_ids: list[int]) -> None:
-    from apps.alerts.services import risk_alert_notify
+    from apps.alerts.risk_alerts import risk_alert_notify
 
     risk_alert_notify(turn_ids=turn_ids)
 

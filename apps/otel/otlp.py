@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -26,6 +26,7 @@ from apps.core.json import json_loads_strict
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _PROTOBUF_TYPES = {PROTOBUF, "application/protobuf"}
+_MAX_REPORTED_ERRORS = 5
 
 
 class OtlpError(Exception):
@@ -36,6 +37,28 @@ class OtlpError(Exception):
         self.status = status
         self.message = message
         self.retry_after = retry_after
+
+
+@dataclass
+class ExportResult:
+    """What an export did with its items: the partial success the response reports."""
+
+    accepted: int = 0  # GenAI spans / log events used (stored, replayed or kept for later)
+    rejected: int = 0
+    ignored: int = 0  # not GenAI: counted, not stored
+    errors: list[str] = field(default_factory=list)
+
+    def reject(self, what: str, reason: str) -> None:
+        self.rejected += 1
+        if len(self.errors) < _MAX_REPORTED_ERRORS:
+            self.errors.append(f"{what}: {reason}")
+
+    @property
+    def error_message(self) -> str:
+        if not self.rejected:
+            return ""
+        more = self.rejected - len(self.errors)
+        return "; ".join(self.errors) + (f"; and {more} more" if more > 0 else "")
 
 
 @dataclass(frozen=True)

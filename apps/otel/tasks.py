@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from . import services
+from .log_events import pending_content_sweep
 
 
 @shared_task(
@@ -15,4 +15,4 @@ from . import services
     max_retries=3,
 )
 def sweep_pending_span_content() -> dict[str, int]:
-    return services.pending_content_sweep()
+    return pending_content_sweep()

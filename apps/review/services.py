@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from apps.alerts.services import risk_events_resolve
+from apps.alerts.risk_alerts import risk_events_resolve
 from apps.audit.services import audit_event_record
 from apps.chatbots.access import chatbots_for_user
 from apps.conversations.choices import ReviewStatus

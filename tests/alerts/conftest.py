@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from apps.alerts.models import AlertRule, NotificationChannel
-from apps.alerts.services import RuleCheckOutcome, alert_rules_check
+from apps.alerts.rules import RuleCheckOutcome, alert_rules_check
 from tests.support.webhook_receiver import WebhookReceiver
 
 WEBHOOK_SECRET = "s3cret-for-tests-0123456789"

@@ -146,7 +146,7 @@ def test_deliveries_are_read_only(admin_client, firing_rules):
 
 
 def test_resend_failed_delivery(admin_client, receiver, webhook_channel, django_capture_on_commit_callbacks):
-    from apps.alerts.services import channel_test_send
+    from apps.alerts.deliveries import channel_test_send
     from tests.support.webhook_receiver import ScriptedReply
 
     receiver.script(ScriptedReply(status=404))
@@ -162,7 +162,7 @@ def test_resend_failed_delivery(admin_client, receiver, webhook_channel, django_
 
 def test_risk_alert_link_opens_the_filtered_event_list(admin_client, chatbot, webhook_channel, receiver,
                                                       django_capture_on_commit_callbacks):
-    from apps.alerts.services import risk_turns_notify
+    from apps.alerts.risk_alerts import risk_turns_notify
     from tests.factories import make_turn
 
     chatbot.alert_on_risk = True

@@ -9,19 +9,21 @@ import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
 
+from apps.alerts.deliveries import channel_test_send, deliveries_create
 from apps.alerts.models import Delivery, NotificationChannel
-from apps.alerts.services import channel_test_send, deliveries_create
+from apps.alerts.notifications import Notification
 from apps.alerts.transports import signature_for
 from tests.alerts.conftest import WEBHOOK_SECRET
 from tests.support.webhook_receiver import ScriptedReply, WebhookReceiver
 
-PAYLOAD = {
-    "kind": "firing", "title": "Firing: Errors (Shop assistant)", "text": "Error rate > 5% over 60 min: now 12%.",
-    "severity": "critical", "rule": {"id": 1, "name": "Errors"}, "metric": "error_rate", "comparison": ">",
-    "value": 12.0, "unit": "%", "threshold": 5.0, "window_minutes": 60, "sample_size": 50,
-    "chatbot": {"id": 1, "slug": "shop", "name": "Shop assistant"},
-    "links": {"event": "https://chatmon.example/admin/alerts/alertevent/1/change/"},
-}
+NOTIFICATION = Notification(
+    kind="firing", title="Firing: Errors (Shop assistant)", text="Error rate > 5% over 60 min: now 12%.",
+    severity="critical", rule={"id": 1, "name": "Errors"}, metric="error_rate", comparison=">",
+    value=12.0, unit="%", threshold=5.0, window_minutes=60, sample_size=50,
+    chatbot={"id": 1, "slug": "shop", "name": "Shop assistant"},
+    links={"event": "https://chatmon.example/admin/alerts/alertevent/1/change/"},
+)
+PAYLOAD = NOTIFICATION.as_payload()
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ def send(db, django_capture_on_commit_callbacks):
 
     def run(channel: NotificationChannel, *, key: str = "k1") -> Delivery:
         with django_capture_on_commit_callbacks(execute=True):
-            delivery = deliveries_create(channels=[channel], event=None, kind="firing", payload=PAYLOAD, dedupe_key=key)[0]
+            delivery = deliveries_create(channels=[channel], event=None, notification=NOTIFICATION, dedupe_key=key)[0]
         delivery.refresh_from_db()
         return delivery
 
@@ -163,7 +165,7 @@ def test_email_text_and_html(send, db):
 
 def test_same_dedupe_key_sends_once(send, receiver, webhook_channel):
     send(webhook_channel, key="event:1:firing")
-    again = deliveries_create(channels=[webhook_channel], event=None, kind="firing", payload=PAYLOAD,
+    again = deliveries_create(channels=[webhook_channel], event=None, notification=NOTIFICATION,
                               dedupe_key="event:1:firing")
     assert again == []
     assert Delivery.objects.count() == 1

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.core.management import call_command
 
 from apps.alerts.models import AlertEvent, AlertRule, Delivery
-from apps.alerts.services import alert_event_acknowledge
+from apps.alerts.rules import alert_event_acknowledge
 from tests.alerts.conftest import WEBHOOK_SECRET
 from tests.factories import make_turn
 

@@ -5,8 +5,9 @@ from datetime import timedelta
 import pytest
 
 from apps.alerts.models import AlertEvent, Delivery
+from apps.alerts.risk_alerts import risk_turns_notify
+from apps.alerts.rules import _rule_event_open, alert_rules_check
 from apps.alerts.selectors import rule_metric_compute
-from apps.alerts.services import _rule_event_open, alert_rules_check, risk_turns_notify
 from tests.conftest import require_postgres
 from tests.factories import make_turn
 from tests.support.threads import raised, run_together

@@ -6,7 +6,8 @@ import pytest
 
 from apps.alerts import tasks
 from apps.alerts.models import AlertEvent, Delivery
-from apps.alerts.services import alert_rules_check, risk_alert_notify, risk_turns_notify
+from apps.alerts.risk_alerts import risk_alert_notify, risk_turns_notify
+from apps.alerts.rules import alert_rules_check
 from tests.factories import make_turn
 
 

@@ -3,8 +3,8 @@
 from django.conf import settings
 
 from apps.alerts import tasks
+from apps.alerts.deliveries import DeliveryRetry
 from apps.alerts.models import AlertRule
-from apps.alerts.services import DeliveryRetry
 
 
 def test_beat_entry_runs_the_check(chatbot, make_rule):

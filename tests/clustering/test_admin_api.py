@@ -14,7 +14,7 @@ from apps.chatbots.models import Chatbot
 from apps.clustering.admin import cluster_admin_action
 from apps.clustering.choices import RunStatus
 from apps.clustering.models import Cluster, ClusterRun
-from apps.clustering.services import cluster_run_create
+from apps.clustering.runs import cluster_run_create
 from apps.clustering.tasks import run_clustering
 from tests.factories import make_turn
 

@@ -14,7 +14,7 @@ from apps.clustering.embeddings import (
     local_embeddings_available,
 )
 from apps.clustering.models import Cluster, TurnEmbedding
-from apps.clustering.services import cluster_run_create
+from apps.clustering.runs import cluster_run_create
 from apps.clustering.tasks import run_clustering
 from apps.conversations.models import LLMCall, Turn
 from tests.support.openai_server import OpenAIServer, ScriptedResponse

@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.clustering.algorithm import NOISE, partition_vectors
 from apps.clustering.choices import RunStatus
 from apps.clustering.models import Cluster, ClusterMember, ClusterRun
-from apps.clustering.services import cluster_run_create, clustering_schedule_due
+from apps.clustering.runs import cluster_run_create, clustering_schedule_due
 from apps.clustering.tasks import run_clustering, run_scheduled_clusterings
 from tests.factories import make_chatbot, make_conversation, make_turn
 

@@ -2,7 +2,8 @@
 
 Plain Django views rather than DRF: the bodies and answers are protobuf as often as JSON, and
 the status codes follow the OTLP spec (200 with partial_success, 400, 401, 413, 415, 429/503
-with Retry-After, which exporters retry). Validation and storage live in apps.otel.services.
+with Retry-After, which exporters retry). Validation and storage live in apps.otel.services
+(traces) and apps.otel.log_events (logs).
 """
 
 import logging
@@ -25,8 +26,9 @@ from apps.chatbots.api.authentication import api_key_authenticate
 from apps.chatbots.api.throttling import ApiKeyRateThrottle
 from apps.chatbots.models import Chatbot
 
-from .. import services
+from ..log_events import logs_export
 from ..otlp import (
+    ExportResult,
     OtlpError,
     body_read,
     error_response,
@@ -34,6 +36,7 @@ from ..otlp import (
     message_response,
     response_encoding,
 )
+from ..services import traces_export
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ def _chatbot_authenticate(request: HttpRequest) -> Chatbot:
     return key.chatbot
 
 
-def _export(request: HttpRequest, *, message: Any, store: Callable[..., services.ExportResult],
+def _export(request: HttpRequest, *, message: Any, store: Callable[..., ExportResult],
             response: Any, rejected_field: str) -> HttpResponse:
     encoding = response_encoding(request)
     if request.method != "POST":
@@ -83,13 +86,13 @@ def _export(request: HttpRequest, *, message: Any, store: Callable[..., services
 
 @csrf_exempt
 def traces(request: HttpRequest) -> HttpResponse:
-    return _export(request, message=ExportTraceServiceRequest(), store=services.traces_export,
+    return _export(request, message=ExportTraceServiceRequest(), store=traces_export,
                    response=ExportTraceServiceResponse(),
                    rejected_field="rejected_spans")
 
 
 @csrf_exempt
 def logs(request: HttpRequest) -> HttpResponse:
-    return _export(request, message=ExportLogsServiceRequest(), store=services.logs_export,
+    return _export(request, message=ExportLogsServiceRequest(), store=logs_export,
                    response=ExportLogsServiceResponse(),
                    rejected_field="rejected_log_records")

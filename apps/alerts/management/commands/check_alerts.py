@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from apps.alerts.services import alert_rules_check
+from apps.alerts.rules import alert_rules_check
 
 
 class Command(BaseCommand):

@@ -9,7 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from apps.chatbots.models import Chatbot
 from apps.clustering.choices import RunStatus, TextMode
 from apps.clustering.embeddings import EMBEDDING_BACKENDS
-from apps.clustering.services import ClusteringInputError, cluster_run_create, cluster_run_execute
+from apps.clustering.execution import cluster_run_execute
+from apps.clustering.runs import ClusteringInputError, cluster_run_create
 
 
 class Command(BaseCommand):

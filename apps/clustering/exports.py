@@ -1,0 +1,47 @@
+"""Exports of a run's clusters: OpenAI chat fine-tuning JSONL, audit-logged."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+
+from apps.audit.services import audit_event_record
+
+from .models import Cluster, ClusterMember
+
+
+def cluster_finetune_jsonl(*, clusters: list[Cluster], actor: Any, system_prompt: str | None = None) -> tuple[str, int, int]:
+    """OpenAI chat fine-tuning lines (system, user, assistant) for the clusters' turns.
+
+    The assistant message is the bot's answer as it was, for a human to correct before
+    training. Turns without an answer are left out (the format needs an assistant message).
+    Each exported cluster is audit-logged with counts only.
+    Returns (jsonl, lines written, turns skipped).
+    """
+    prompt = settings.FINETUNE_EXPORT_SYSTEM_PROMPT if system_prompt is None else system_prompt
+    lines: list[str] = []
+    skipped = 0
+    for cluster in clusters:
+        written = 0
+        rows = (
+            ClusterMember.objects.filter(cluster=cluster)
+            .order_by("distance", "id")
+            .values_list("turn__user_message", "turn__bot_response")
+        )
+        for user_message, bot_response in rows.iterator(chunk_size=2000):
+            if not bot_response.strip() or not user_message.strip():
+                skipped += 1
+                continue
+            messages = ([{"role": "system", "content": prompt}] if prompt else []) + [
+                {"role": "user", "content": user_message},
+                {"role": "assistant", "content": bot_response},
+            ]
+            lines.append(json.dumps({"messages": messages}, ensure_ascii=False))
+            written += 1
+        audit_event_record(
+            action="cluster.export_finetune_jsonl", actor=actor, target=cluster, chatbot=cluster.run.chatbot,
+            data={"run": cluster.run_id, "cluster": cluster.pk, "lines": written},
+        )
+    return ("\n".join(lines) + "\n") if lines else "", len(lines), skipped

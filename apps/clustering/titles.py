@@ -1,0 +1,89 @@
+"""Cluster titles written by the labeling model (LABEL_MODEL), each call recorded as an LLMCall."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+from apps.chatbots.models import Chatbot
+
+from .models import ClusterRun
+
+if TYPE_CHECKING:
+    from .execution import ClusterDraft
+
+_TITLE_PROMPT = (
+    "You name groups of chatbot conversations in which users gave a thumbs-down. "
+    "Answer with a title of at most 5 words describing what these users asked about or "
+    "complained about. No quotes, no trailing punctuation."
+)
+
+
+def cluster_titles_write(*, run: ClusterRun, drafts: list[ClusterDraft], user_texts: list[str]) -> list[str]:
+    """Replace keyword titles by LLM-written ones when LABEL_MODEL is set; keep keywords on failure."""
+    model = run.parameters.get("label_model", settings.LABEL_MODEL)
+    if not model:
+        return []
+    failures = 0
+    for draft in drafts:
+        if draft.cluster.is_noise:
+            continue
+        examples = [user_texts[p][:300] for p in draft.representatives]
+        title = cluster_title_from_model(
+            model=model, keywords=draft.cluster.keywords, examples=examples, chatbot=run.chatbot
+        )
+        if title:
+            draft.cluster.label = title
+        else:
+            failures += 1
+    return [f"{failures} titles fell back to keywords (labeling model failed)"] if failures else []
+
+
+def cluster_title_from_model(*, model: str, keywords: list[str], examples: list[str], chatbot: Chatbot) -> str | None:
+    """A ≤ 5-word title from the chat model, recorded as an LLMCall (purpose "labeling")."""
+    import openai
+
+    from apps.conversations.choices import CallPurpose
+    from apps.conversations.models import LLMCall
+    from apps.ingest.pricing import cost_for
+
+    from .embeddings import _openai_client
+
+    prompt = "Keywords: " + ", ".join(keywords) + "\nExample user messages:\n" + "\n".join(f"- {e}" for e in examples)
+    call = LLMCall(chatbot=chatbot, purpose=CallPurpose.LABELING, function_name="clustering.title",
+                   provider="openai", model=model, input_text=prompt[:4000])
+    began = time.monotonic()
+    try:
+        response = _openai_client().chat.completions.create(
+            model=model,
+            messages=[{"role": "system", "content": _TITLE_PROMPT}, {"role": "user", "content": prompt}],
+            max_tokens=20,
+            temperature=0,
+        )
+        content = (response.choices[0].message.content or "") if response.choices else ""
+    except openai.OpenAIError as exc:
+        call.success = False
+        call.error = f"{type(exc).__name__}: {exc}"[:2000]
+        call.duration_ms = int((time.monotonic() - began) * 1000)
+        call.save()
+        return None
+    usage = getattr(response, "usage", None)
+    call.input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+    call.output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    call.cost_usd = cost_for(model, call.input_tokens, call.output_tokens)
+    call.output_text = content[:2000]
+    call.duration_ms = int((time.monotonic() - began) * 1000)
+    title = _clean_title(content)
+    call.success = bool(title)
+    if not title:
+        call.error = "empty title"
+    call.save()
+    return title
+
+
+def _clean_title(content: str) -> str:
+    line = next((line for line in content.strip().splitlines() if line.strip()), "")
+    line = line.strip().strip("\"'`*#").removeprefix("Title:").strip().rstrip(".!")
+    return " ".join(line.split()[:5])[:200]

@@ -1,0 +1,305 @@
+"""An OTLP trace export → the turns and LLM calls it describes, as the REST API's raw dicts.
+
+Pure functions: no database, no settings beyond the text limit, so every rule of the mapping
+can be tested on a request built in memory. services.py stores what comes out.
+
+1. Flatten the spans (`span_tree_read`); those without gen_ai.operation.name (or an older
+   GenAI marker) are counted as ignored. Each GenAI span's content comes from its attributes
+   and span events (services.py adds log events that arrived first).
+2. Each GenAI span gets a conversation: its gen_ai.conversation.id / session.id, else the
+   nearest ancestor's in the export, else any span's of the same trace, else the trace id.
+3. Turns (`span_turns_choose`): a chat-like span whose input ends with a user message (looking
+   past tool round-trips) and whose output holds an assistant answer, unless an ancestor in the
+   export is one too (the outermost wins). Of several in one trace answering the same user
+   message, the one that ended last is the turn; the others are its LLM calls.
+4. Every GenAI span becomes an LLM call (`span_call_raw`), linked to the turn of its nearest
+   turn ancestor (or itself). A content-less chat span is linked to its own id, so a turn made
+   from log events later finds it. A turn span also gives a turn (`span_turn_raw`).
+   Ids are f"{trace_id}:{span_id}" in hex for turns and calls: a re-sent export stores nothing.
+"""
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from apps.ingest.validation import MAX_LATENCY_MS
+
+from .mapping import (
+    TURN_OPERATIONS,
+    SpanContent,
+    any_value,
+    attributes_dict,
+    first_of,
+    int_of,
+    nanos_to_datetime,
+    span_content,
+)
+
+STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
+CONVERSATION_ATTRIBUTES = ("gen_ai.conversation.id", "session.id")
+USER_ATTRIBUTES = ("user.id", "enduser.id")
+
+
+@dataclass
+class Span:
+    trace_id: str
+    span_id: str
+    parent_id: str
+    name: str
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    start_ns: int
+    end_ns: int
+    status_code: int
+    status_message: str
+    events: list[tuple[str, Any]]
+    operation: str = ""
+    content: SpanContent = field(default_factory=SpanContent)
+    conversation_id: str = ""
+    turn_key: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.trace_id}:{self.span_id}"
+
+
+@dataclass
+class SpanLink:
+    """What every span of the export (GenAI or not) contributes to the tree walk."""
+
+    parent_id: str
+    conversation_id: str | None
+
+
+@dataclass
+class SpanTree:
+    """The spans of one export: the GenAI ones in order, and the parent links of all of them."""
+
+    spans: list[Span]
+    links: dict[tuple[str, str], SpanLink]
+    ignored: int = 0  # spans that are not GenAI
+
+
+def span_tree_read(request: Any) -> SpanTree:
+    """Steps 1 and 2: the GenAI spans of an ExportTraceServiceRequest, with content and conversation."""
+    links: dict[tuple[str, str], SpanLink] = {}
+    spans: list[Span] = []
+    trace_conversation: dict[str, str] = {}
+    ignored = 0
+    for resource_spans in request.resource_spans:
+        resource = attributes_dict(resource_spans.resource.attributes)
+        resource_conversation = first_of(resource, *CONVERSATION_ATTRIBUTES)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                trace_id, span_id = span.trace_id.hex(), span.span_id.hex()
+                conversation = _conversation_attribute(span.attributes) or (
+                    str(resource_conversation) if resource_conversation else None)
+                links[(trace_id, span_id)] = SpanLink(span.parent_span_id.hex(), conversation)
+                if conversation and trace_id not in trace_conversation:
+                    trace_conversation[trace_id] = conversation
+                attributes = attributes_dict(span.attributes)
+                operation = _operation(attributes)
+                if not operation:
+                    ignored += 1
+                    continue
+                spans.append(Span(
+                    trace_id=trace_id, span_id=span_id, parent_id=span.parent_span_id.hex(), name=span.name,
+                    attributes=attributes, resource=resource, start_ns=span.start_time_unix_nano,
+                    end_ns=span.end_time_unix_nano, status_code=span.status.code, status_message=span.status.message,
+                    events=[(e.name, attributes_dict(e.attributes)) for e in span.events], operation=operation,
+                ))
+    for span in spans:
+        span.content = span_content(span.attributes, span.events)
+        span.conversation_id = _conversation_resolve(span, links, trace_conversation)
+    return SpanTree(spans=spans, links=links, ignored=ignored)
+
+
+def _operation(attributes: dict[str, Any]) -> str:
+    value = first_of(attributes, "gen_ai.operation.name", "llm.request.type")
+    if value:
+        return str(value)
+    # Early GenAI instrumentations set only the provider; they traced chat calls.
+    return "chat" if first_of(attributes, "gen_ai.system", "gen_ai.provider.name") else ""
+
+
+def _conversation_attribute(attributes: Iterable[Any]) -> str | None:
+    found = {kv.key: kv.value for kv in attributes if kv.key in CONVERSATION_ATTRIBUTES}
+    for name in CONVERSATION_ATTRIBUTES:
+        if name in found:
+            value = any_value(found[name])
+            if value not in (None, ""):
+                return str(value)
+    return None
+
+
+def text_clip(text: str) -> str:
+    text = text.replace("\x00", "")
+    limit = settings.INGEST_MAX_TEXT_CHARS
+    if len(text) <= limit:
+        return text
+    marker = " … [truncated]"
+    return text[: limit - len(marker)] + marker
+
+
+def messages_text(messages: list[dict[str, Any]], *, single_role: str) -> str:
+    """One plain message's text, or the messages as JSON (what the LLM call page shows)."""
+    if not messages:
+        return ""
+    if len(messages) == 1 and messages[0]["role"] == single_role and not messages[0].get("tool_calls"):
+        return messages[0]["content"]
+    return json.dumps(messages, ensure_ascii=False)
+
+
+def _ancestors(trace_id: str, parent_id: str, links: dict[tuple[str, str], SpanLink]) -> Iterable[tuple[str, str]]:
+    seen: set[str] = set()
+    while parent_id and parent_id not in seen and (trace_id, parent_id) in links:
+        seen.add(parent_id)
+        yield trace_id, parent_id
+        parent_id = links[(trace_id, parent_id)].parent_id
+
+
+def _conversation_resolve(span: Span, links: dict[tuple[str, str], SpanLink], trace_conversation: dict[str, str]) -> str:
+    own = links[(span.trace_id, span.span_id)].conversation_id
+    if own:
+        return own
+    for key in _ancestors(span.trace_id, span.parent_id, links):
+        if links[key].conversation_id:
+            return links[key].conversation_id  # type: ignore[return-value]
+    return trace_conversation.get(span.trace_id) or span.trace_id
+
+
+def span_turns_choose(tree: SpanTree) -> None:
+    """Steps 3 and 4: set span.turn_key (the turn each call belongs to); a turn span's turn_key
+    is its own key. Run it once the spans have all the content they will get.
+
+    The tree walk goes through every span of the export, GenAI or not (an HTTP handler span
+    between an agent span and its chat spans does not break the chain).
+    """
+    spans, links = tree.spans, tree.links
+    by_key = {(s.trace_id, s.span_id): s for s in spans}
+
+    def qualifies(key: tuple[str, str]) -> bool:
+        span = by_key.get(key)
+        return (span is not None and span.operation in TURN_OPERATIONS
+                and span.content.user_message() is not None and span.content.answer() is not None)
+
+    def waiting(key: tuple[str, str]) -> bool:
+        span = by_key.get(key)
+        return span is not None and span.operation in TURN_OPERATIONS and span.content.empty
+
+    outermost = [
+        s for s in spans
+        if qualifies((s.trace_id, s.span_id))
+        and not any(qualifies(a) for a in _ancestors(s.trace_id, s.parent_id, links))
+    ]
+    # One user message, one turn: of siblings answering it, the last to finish is the answer.
+    groups: dict[tuple[str, str, str], list[Span]] = defaultdict(list)
+    for span in outermost:
+        groups[(span.trace_id, span.conversation_id, span.content.user_message() or "")].append(span)
+    turn_of: dict[tuple[str, str], str] = {}
+    for members in groups.values():
+        winner = max(members, key=lambda s: (s.end_ns, s.start_ns, s.span_id))
+        for member in members:
+            turn_of[(member.trace_id, member.span_id)] = winner.key
+
+    # A turn's scope is the subtree of its outermost GenAI ancestor (an agent span, say): spans
+    # there that are no turn's own (the agent span, a tool span beside the answer) belong to it
+    # when it is the only turn in that scope.
+    scope_turns: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for winner in set(turn_of.values()):
+        trace_id, span_id = winner.split(":")
+        genai_ancestors = [k for k in _ancestors(trace_id, by_key[(trace_id, span_id)].parent_id, links) if k in by_key]
+        scope_turns[genai_ancestors[-1] if genai_ancestors else (trace_id, span_id)].add(winner)
+
+    for span in spans:
+        chain = [(span.trace_id, span.span_id), *_ancestors(span.trace_id, span.parent_id, links)]
+        span.turn_key = next((turn_of[k] for k in chain if k in turn_of), None)
+        if span.turn_key is None:
+            span.turn_key = next((next(iter(scope_turns[k])) for k in chain if len(scope_turns.get(k, ())) == 1), None)
+        if span.turn_key is None:
+            # A turn may still come from log events: link to the outermost content-less chat span.
+            candidates = [k for k in chain if waiting(k)]
+            span.turn_key = f"{candidates[-1][0]}:{candidates[-1][1]}" if candidates else None
+
+
+def span_call_raw(span: Span) -> dict[str, Any]:
+    attributes = span.attributes
+    model = first_of(attributes, "gen_ai.response.model", "gen_ai.request.model", "llm.response.model",
+                     "llm.request.model")
+    if span.operation == "execute_tool":
+        function_name = first_of(attributes, "gen_ai.tool.name") or span.operation
+    elif span.operation in ("invoke_agent", "create_agent"):
+        function_name = first_of(attributes, "gen_ai.agent.name") or span.operation
+    else:
+        function_name = span.operation
+    input_tokens = int_of(attributes, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
+                          "llm.usage.prompt_tokens")
+    output_tokens = int_of(attributes, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+                           "llm.usage.completion_tokens")
+    if not model:
+        # Tools and retrievers have no model: no tokens to estimate, no price.
+        input_tokens, output_tokens = input_tokens or 0, output_tokens or 0
+    duration_ns = span.end_ns - span.start_ns
+    error = _error(span)
+    raw: dict[str, Any] = {
+        "conversation_id": span.conversation_id,
+        "turn_id": span.turn_key,
+        "call_id": span.key,
+        "provider": str(first_of(attributes, "gen_ai.provider.name", "gen_ai.system") or "")[:50],
+        "model": str(model or "")[:100],
+        "function_name": str(function_name)[:200],
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "duration_ms": min(duration_ns // 1_000_000, MAX_LATENCY_MS) if span.end_ns and duration_ns >= 0 else None,
+        "input": text_clip(messages_text(span.content.input_json(), single_role="user")),
+        "output": text_clip(messages_text(span.content.output_json(), single_role="assistant")),
+        "error": text_clip(error)[:4000] if error else False,
+        "timestamp": nanos_to_datetime(span.start_ns).isoformat(),
+        "metadata": {"otel": _span_metadata(span)},
+    }
+    if not model:
+        raw["cost_usd"] = 0
+    return raw
+
+
+def _error(span: Span) -> str:
+    error_type = first_of(span.attributes, "error.type")
+    if span.status_code != STATUS_ERROR and not error_type:
+        return ""
+    parts = [str(p) for p in (error_type, span.status_message) if p]
+    return ": ".join(parts) or "error"
+
+
+def _span_metadata(span: Span) -> dict[str, Any]:
+    attributes = span.attributes
+    finish = first_of(attributes, "gen_ai.response.finish_reasons")
+    meta = {
+        "trace_id": span.trace_id, "span_id": span.span_id, "parent_span_id": span.parent_id,
+        "span_name": span.name[:200], "operation": span.operation[:100],
+        "service_name": str(span.resource.get("service.name") or "")[:200],
+        "response_id": str(first_of(attributes, "gen_ai.response.id") or "")[:200],
+        "finish_reasons": [str(f)[:50] for f in finish][:10] if isinstance(finish, list) else [],
+    }
+    return {k: v for k, v in meta.items() if v}
+
+
+def span_turn_raw(span: Span, call: dict[str, Any]) -> dict[str, Any]:
+    user_id = first_of(span.attributes, *USER_ATTRIBUTES) or first_of(span.resource, *USER_ATTRIBUTES)
+    return {
+        "conversation_id": span.conversation_id,
+        "turn_id": span.key,
+        "user_id": str(user_id)[:255] if user_id else None,
+        "user_message": text_clip(span.content.user_message() or ""),
+        "bot_response": text_clip(span.content.answer() or ""),
+        "timestamp": nanos_to_datetime(span.end_ns or span.start_ns).isoformat(),
+        "latency_ms": call["duration_ms"],
+        "error": call["error"],
+        "model": call["model"],
+        "metadata": call["metadata"],
+    }
+
+
