@@ -17,7 +17,7 @@ from .choices import OPEN_STATUSES, EventStatus, Severity
 from .deliveries import deliveries_create
 from .models import AlertEvent, Delivery
 from .notifications import Notification
-from .selectors import risk_last_notified_at, risky_turns_for_alert
+from .selectors import risk_last_notified_at, risky_turns_for_alert, risky_turns_unreported
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,31 @@ def risk_turns_notify(*, turn_ids: list[int], now: datetime | None = None) -> in
     for chatbot_id in sorted({turn.chatbot_id for turn in turns}):
         risk_chatbot_notify(chatbot_id=chatbot_id, now=now)
     return len(events)
+
+
+def risk_turns_sweep(*, now: datetime | None = None, batch_size: int = 500) -> int:
+    """Report the risky turns whose ingest-time report never ran; the minute check calls this.
+
+    Ingest enqueues the report after commit and never waits for the broker, so a broker outage
+    or a lost task would otherwise drop the alert for good. Each turn still gets exactly one
+    event (risk_turns_notify skips turns that have one, and the partial unique constraint
+    one_risk_event_per_turn stops a racing duplicate), and the per-chatbot digest interval
+    applies as usual. Turns younger than a minute are left to the fast path; turns older than
+    ALERTS_RISK_SWEEP_HOURS are not reported late. Returns the number of events opened.
+    """
+    now = now or timezone.now()
+    window = dict(
+        created_after=now - timedelta(hours=settings.ALERTS_RISK_SWEEP_HOURS),
+        created_before=now - timedelta(seconds=60),
+    )
+    opened = 0
+    while turn_ids := list(risky_turns_unreported(**window).values_list("id", flat=True)[:batch_size]):
+        opened += risk_turns_notify(turn_ids=turn_ids, now=now)
+        if len(turn_ids) < batch_size:
+            break
+    if opened:
+        logger.warning("risk alerts: reported %d risky turns whose report at ingest had not run", opened)
+    return opened
 
 
 def risk_events_resolve(*, conversation_ids: list[int], now: datetime | None = None) -> int:

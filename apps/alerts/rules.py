@@ -24,7 +24,7 @@ from .choices import OPEN_STATUSES, EventStatus, NotificationKind, RuleState
 from .deliveries import deliveries_create, deliveries_lost_requeue
 from .models import AlertEvent, AlertRule, Delivery
 from .notifications import Notification, rule_message
-from .risk_alerts import risk_chatbot_notify
+from .risk_alerts import risk_chatbot_notify, risk_turns_sweep
 from .selectors import (
     MetricResult,
     risk_events_pending_chatbot_ids,
@@ -49,7 +49,8 @@ class RuleCheckOutcome:
 
 
 def alert_rules_check(*, now: datetime | None = None) -> list[RuleCheckOutcome]:
-    """One full check: every enabled rule, then risk digests that are due, then lost sends.
+    """One full check: every enabled rule, risky turns never reported, risk digests that are due,
+    then lost sends.
 
     A rule that fails (its query, or anything after) is recorded on the rule and the check
     carries on with the next one.
@@ -67,6 +68,10 @@ def alert_rules_check(*, now: datetime | None = None) -> list[RuleCheckOutcome]:
             outcome = RuleCheckOutcome(rule_id=rule_id, name="", state=RuleState.ERROR, error=str(exc))
         if outcome is not None:
             outcomes.append(outcome)
+    try:
+        risk_turns_sweep(now=now)
+    except Exception:
+        logger.exception("risk alert sweep failed")
     for chatbot_id in risk_events_pending_chatbot_ids():
         try:
             risk_chatbot_notify(chatbot_id=chatbot_id, now=now)

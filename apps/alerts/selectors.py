@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Avg, Count, Q, QuerySet, Sum
+from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from apps.conversations.choices import RiskLevel
@@ -117,6 +117,21 @@ def risky_turns_for_alert(*, turn_ids: list[int]) -> QuerySet[Turn]:
         risk_level__in=[RiskLevel.HIGH, RiskLevel.CRITICAL],
         chatbot__alert_on_risk=True,
     ).order_by("id")
+
+
+def risky_turns_unreported(*, created_after: datetime, created_before: datetime) -> QuerySet[Turn]:
+    """Turns `risky_turns_for_alert` would take that were stored in the window and have no risk
+    event: their ingest-time report never ran (broker down at commit, a lost task).
+
+    Served by the partial index turn_risky_created (flagged high/critical turns only).
+    """
+    return Turn.objects.filter(
+        created_at__gt=created_after,
+        created_at__lte=created_before,
+        is_flagged=True,
+        risk_level__in=[RiskLevel.HIGH, RiskLevel.CRITICAL],
+        chatbot__alert_on_risk=True,
+    ).filter(~Exists(AlertEvent.objects.filter(rule__isnull=True, turn_id=OuterRef("pk")))).order_by("id")
 
 
 def risk_events_pending_chatbot_ids() -> list[int]:

@@ -125,6 +125,11 @@ class Turn(models.Model):
             models.Index(fields=["conversation", "sequence"], name="turn_conversation_seq"),
             models.Index(fields=["judge_status", "created_at"], name="turn_judge_pending", condition=Q(judge_status="pending")),
             models.Index(fields=["chatbot", "timestamp"], name="turn_thumbs_down", condition=Q(thumbs_down__gt=0)),
+            # The risk alert sweep (apps.alerts): flagged high/critical turns by storage time.
+            models.Index(
+                fields=["created_at"], name="turn_risky_created",
+                condition=Q(is_flagged=True, risk_level__in=["high", "critical"]),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -371,6 +371,9 @@ ALERTS_DELIVERY_MAX_ATTEMPTS = env_int("ALERTS_DELIVERY_MAX_ATTEMPTS", 5)
 ALERTS_RETRY_BACKOFF_MAX_SECONDS = env_int("ALERTS_RETRY_BACKOFF_MAX_SECONDS", 600)
 # Per-turn risk alerts: the first goes out at once, then at most one digest per this many minutes.
 ALERTS_RISK_DIGEST_MINUTES = env_int("ALERTS_RISK_DIGEST_MINUTES", 10)
+# Risky turns whose report at ingest never ran (broker down) are reported by the minute check
+# for this long after they were stored.
+ALERTS_RISK_SWEEP_HOURS = env_int("ALERTS_RISK_SWEEP_HOURS", 24)
 
 # --- chatmon: review and dashboard (apps.review) ------------------------------------------
 # Dashboard / stats overview: turn figures are cached this long (0: always computed live).
