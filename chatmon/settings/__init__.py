@@ -6,10 +6,12 @@ Production: DATABASE_URL (PostgreSQL), REDIS_URL (broker + cache), SECRET_KEY, A
 and OPENAI_API_KEY / OPENAI_BASE_URL for the judge and embeddings.
 """
 
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 from chatmon.env import env_bool, env_float, env_int, env_list, env_str
 
@@ -367,6 +369,14 @@ ALERTS_HTTP_TIMEOUT_SECONDS = env_float("ALERTS_HTTP_TIMEOUT_SECONDS", 5.0)
 # Attempts per notification before it is marked failed (transient errors only: 5xx, 429, timeouts).
 ALERTS_DELIVERY_MAX_ATTEMPTS = env_int("ALERTS_DELIVERY_MAX_ATTEMPTS", 5)
 ALERTS_RETRY_BACKOFF_MAX_SECONDS = env_int("ALERTS_RETRY_BACKOFF_MAX_SECONDS", 600)
+# Outgoing requests to staff-set URLs (apps.core.outbound) refuse loopback, private, link-local,
+# multicast and reserved addresses; these CIDR ranges are let through (on-premises receivers).
+OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS", [])
+for _network in OUTBOUND_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"OUTBOUND_ALLOWED_NETWORKS: {_network!r} is not a CIDR network") from _exc
 # Per-turn risk alerts: the first goes out at once, then at most one digest per this many minutes.
 ALERTS_RISK_DIGEST_MINUTES = env_int("ALERTS_RISK_DIGEST_MINUTES", 10)
 
