@@ -236,7 +236,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
     "DEFAULT_PARSER_CLASSES": ["apps.core.api.StrictJSONParser"],
     # Without this DRF trusts any X-Forwarded-For, so a client could dodge per-IP rate limits.
-    "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 1),
+    # 0 (clients connect directly: the header is ignored) unless told how many proxies set it;
+    # the shipped nginx (deploy/nginx.conf) replaces the header, so compose sets 1.
+    "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 0),
     "DEFAULT_THROTTLE_RATES": {
         "ingest": env_str("INGEST_RATE_LIMIT", "6000/min"),
         "feedback_ip": env_str("FEEDBACK_RATE_LIMIT_IP", "60/min"),
