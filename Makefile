@@ -50,7 +50,10 @@ format: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/python manage.py migrate
 
+# Production settings (DEBUG off): needs SECRET_KEY (chatmon.E001 stops gunicorn otherwise; see
+# README "Configuration") and, when exposed, nginx in front (deploy/nginx.conf, TRUSTED_PROXY_COUNT=1).
 serve: $(STAMP)
+	@test -n "$$SECRET_KEY" || test "$$DEBUG" = 1 || { echo 'make serve: set SECRET_KEY (python -c "import secrets; print(secrets.token_urlsafe(64))") or DEBUG=1'; exit 1; }
 	$(BIN)/gunicorn chatmon.wsgi:application --bind $(HOST):$(PORT) --workers 2 --threads 4
 
 worker: $(STAMP)

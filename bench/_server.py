@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -19,6 +20,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+# DEBUG is off in the benchmarks, so chatmon.E001 wants a real key: one per run, shared by every
+# process the run starts (web and workers check each other's tokens).
+BENCH_SECRET_KEY = os.environ.get("SECRET_KEY") or secrets.token_urlsafe(64)
 
 
 def database_prepare(url: str, reset: bool) -> None:
@@ -80,7 +84,7 @@ def bench_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "DEBUG": "0",
-        "SECRET_KEY": "bench-" + "x" * 50,
+        "SECRET_KEY": BENCH_SECRET_KEY,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "0",
         "LOG_LEVEL": "WARNING",

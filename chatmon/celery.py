@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatmon.settings")
@@ -13,3 +13,20 @@ app.conf.task_queues = [
     Queue(name) for name in ("default", "judge", "analysis", "alerts")
 ]
 app.autodiscover_tasks()
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def _secret_keys_enforce(**kwargs: object) -> None:
+    """Celery runs no system checks that stop it: refuse to start with a public or weak key.
+
+    Celery logs and swallows exceptions from signal handlers, so this exits instead.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    from apps.core.checks import secret_keys_enforce
+
+    try:
+        secret_keys_enforce()
+    except ImproperlyConfigured as exc:
+        raise SystemExit(str(exc)) from exc

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 
@@ -17,6 +18,9 @@ from tests.factories import make_api_key, make_chatbot
 
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 IN_CI = bool(os.environ.get("CI"))
+# Server and worker processes started by tests run chatmon.settings with DEBUG off: they need a
+# key that passes chatmon.E001, the same as this process's (tokens made here are checked there).
+os.environ.setdefault("SECRET_KEY", settings.SECRET_KEY)
 
 
 def require_shared_data(*parts: str) -> Path:

@@ -13,13 +13,15 @@ import hmac
 import json
 import smtplib
 import time
+from http import HTTPStatus
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-import httpx
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
+
+from apps.core import outbound
 
 from .choices import ChannelKind
 from .notifications import Notification
@@ -38,6 +40,13 @@ class TransportError(Exception):
         self.message = message
         self.permanent = permanent
         self.response_code = response_code
+
+
+def _reason_phrase(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return ""
 
 
 def signature_for(body: bytes, secret: str) -> str:
@@ -69,6 +78,11 @@ class HttpTransport(Transport):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError('"url" must be an http(s) URL')
+        # At save time too: the form refuses internal addresses (send time checks again).
+        try:
+            outbound.destination_check(url)
+        except outbound.OutboundRefused as exc:
+            raise ValueError(f'"url": {exc}') from exc
 
     def body(self, notification: Notification, delivery_id: int | None) -> dict[str, Any]:
         raise NotImplementedError
@@ -88,18 +102,18 @@ class HttpTransport(Transport):
             "User-Agent": USER_AGENT,
             **self.headers(config, content, timestamp),
         }
+        timeout = settings.ALERTS_HTTP_TIMEOUT_SECONDS
         try:
-            with httpx.Client(timeout=settings.ALERTS_HTTP_TIMEOUT_SECONDS, follow_redirects=False) as client:
-                response = client.post(config["url"], content=content, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise TransportError(f"timed out after {settings.ALERTS_HTTP_TIMEOUT_SECONDS:g} s") from exc
-        except httpx.HTTPError as exc:
-            raise TransportError(f"connection failed: {exc.__class__.__name__}: {exc}") from exc
-        code = response.status_code
+            code = outbound.post(config["url"], content=content, headers=headers, timeout=timeout)
+        except outbound.OutboundRefused as exc:
+            raise TransportError(f"destination refused: {exc}", permanent=True) from exc
+        except outbound.OutboundUnreachable as exc:
+            # One text for refused, reset, TLS failure and timeout: no port scanning through alerts.
+            raise TransportError(f"no answer (connection failed or timed out after {timeout:g} s)") from exc
         if code < 300:
             return code
-        detail = response.text[:200].strip()
-        message = f"HTTP {code}" + (f": {detail}" if detail else "")
+        # The status code and its standard phrase only: the receiver's body is never read or shown.
+        message = f"HTTP {code} {_reason_phrase(code)}".rstrip()
         if code < 400:
             raise TransportError(f"{message} (redirects are not followed; fix the URL)", permanent=True, response_code=code)
         transient = code == 429 or code >= 500
@@ -152,10 +166,10 @@ class WebhookTransport(HttpTransport):
     kind = ChannelKind.WEBHOOK
 
     def validate_config(self, config: dict[str, Any]) -> None:
-        super().validate_config(config)
         secret = config.get("secret")
         if not isinstance(secret, str) or len(secret) < 16:
             raise ValueError('needs "secret" (at least 16 characters) to sign requests')
+        super().validate_config(config)  # last: it resolves the URL's host
 
     def body(self, notification: Notification, delivery_id: int | None) -> dict[str, Any]:
         return {**notification.as_payload(), "delivery_id": delivery_id}

@@ -1,4 +1,6 @@
-from django.contrib import admin, messages
+from django.contrib import admin
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
 
 from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 
@@ -59,12 +61,20 @@ class ApiKeyAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        raw_key = api_key_issue(key=obj, actor=request.user)
-        messages.warning(
-            request,
-            f"New API key for {obj.chatbot}: {raw_key} — copy it now; it is stored only as a hash and "
-            "will not be shown again.",
-        )
+        # Kept on this request only: response_add renders it into the page. A message would put
+        # it in the messages cookie, which is signed, not encrypted.
+        request.chatmon_issued_api_key = api_key_issue(key=obj, actor=request.user)
+
+    def response_add(self, request, obj: ApiKey, post_url_continue=None):
+        raw_key = getattr(request, "chatmon_issued_api_key", None)
+        if raw_key is None:
+            return super().response_add(request, obj, post_url_continue)
+        response = TemplateResponse(request, "admin/chatbots/apikey/issued.html", {
+            **self.admin_site.each_context(request),
+            "opts": self.opts, "title": "New API key", "key": obj, "raw_key": raw_key,
+        })
+        add_never_cache_headers(response)
+        return response
 
     @admin.action(description="Revoke selected keys (effective at once)")
     def revoke_keys(self, request, queryset) -> None:

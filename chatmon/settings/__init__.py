@@ -6,10 +6,12 @@ Production: DATABASE_URL (PostgreSQL), REDIS_URL (broker + cache), SECRET_KEY, A
 and OPENAI_API_KEY / OPENAI_BASE_URL for the judge and embeddings.
 """
 
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 from chatmon.env import env_bool, env_float, env_int, env_list, env_str
 
@@ -236,7 +238,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
     "DEFAULT_PARSER_CLASSES": ["apps.core.api.StrictJSONParser"],
     # Without this DRF trusts any X-Forwarded-For, so a client could dodge per-IP rate limits.
-    "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 1),
+    # 0 (clients connect directly: the header is ignored) unless told how many proxies set it;
+    # the shipped nginx (deploy/nginx.conf) replaces the header, so compose sets 1.
+    "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 0),
     "DEFAULT_THROTTLE_RATES": {
         "ingest": env_str("INGEST_RATE_LIMIT", "6000/min"),
         "feedback_ip": env_str("FEEDBACK_RATE_LIMIT_IP", "60/min"),
@@ -369,6 +373,14 @@ ALERTS_HTTP_TIMEOUT_SECONDS = env_float("ALERTS_HTTP_TIMEOUT_SECONDS", 5.0)
 # Attempts per notification before it is marked failed (transient errors only: 5xx, 429, timeouts).
 ALERTS_DELIVERY_MAX_ATTEMPTS = env_int("ALERTS_DELIVERY_MAX_ATTEMPTS", 5)
 ALERTS_RETRY_BACKOFF_MAX_SECONDS = env_int("ALERTS_RETRY_BACKOFF_MAX_SECONDS", 600)
+# Outgoing requests to staff-set URLs (apps.core.outbound) refuse loopback, private, link-local,
+# multicast and reserved addresses; these CIDR ranges are let through (on-premises receivers).
+OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS", [])
+for _network in OUTBOUND_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"OUTBOUND_ALLOWED_NETWORKS: {_network!r} is not a CIDR network") from _exc
 # Per-turn risk alerts: the first goes out at once, then at most one digest per this many minutes.
 ALERTS_RISK_DIGEST_MINUTES = env_int("ALERTS_RISK_DIGEST_MINUTES", 10)
 # Risky turns whose report at ingest never ran (broker down) are reported by the minute check

@@ -1,7 +1,15 @@
 """Settings for the test suite: the production module plus what tests must not depend on."""
 
+import os
+import secrets
+
 from chatmon.settings import *  # noqa: F403
 from chatmon.settings import DATABASES, REST_FRAMEWORK
+
+# DEBUG is off here as in production, so the key must pass chatmon.E001: a long random one per
+# run (tests/conftest.py hands it to the server and worker processes the tests start).
+SECRET_KEY = os.environ.get("SECRET_KEY") or secrets.token_urlsafe(64)
+END_USER_HASH_KEY = os.environ.get("END_USER_HASH_KEY") or SECRET_KEY
 
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False

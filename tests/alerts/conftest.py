@@ -24,7 +24,9 @@ def _alert_settings(settings):
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
+def receiver(settings) -> Iterator[WebhookReceiver]:
+    # The receiver listens on loopback, which outbound requests refuse unless allowed.
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
     with WebhookReceiver() as server:
         yield server
 

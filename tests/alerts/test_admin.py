@@ -124,7 +124,7 @@ def test_send_test_notification_reports_failures(admin_client, receiver, webhook
         reverse("admin:alerts_notificationchannel_changelist"),
         {"action": "send_test_notification", "_selected_action": [webhook_channel.pk]}, follow=True,
     )
-    assert "Ops webhook: HTTP 410: gone" in response.content.decode()
+    assert "Ops webhook: HTTP 410 Gone" in response.content.decode()
 
 
 def test_channel_form_rejects_a_bad_config(admin_client, db):
