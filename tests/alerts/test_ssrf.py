@@ -11,8 +11,8 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
+from apps.alerts.deliveries import channel_test_send
 from apps.alerts.models import Delivery, NotificationChannel
-from apps.alerts.services import channel_test_send
 from apps.core import outbound
 from tests.alerts.conftest import WEBHOOK_SECRET
 from tests.support.webhook_receiver import ScriptedReply, WebhookReceiver
