@@ -6,8 +6,8 @@ RE2 (google-re2) runs every pattern as an automaton; the price is no backreferen
 lookaround, and its `\\w`, `\\d`, `\\s` and `\\b` are ASCII only. The constants below spell
 Python's Unicode classes out for patterns that need them.
 
-Texts are matched as UTF-8 bytes (`text_bytes`): a search from a position then costs nothing
-extra (the wrapper re-encodes a `str` on every call).
+Texts are matched as bytes (`text_bytes`, `char_classes`): encoded once, whatever the number of
+patterns run on them (the wrapper would re-encode a `str` on every call).
 
 Patterns that need Python's Unicode classes inside counted repetitions (`[\\w.]{0,63}`) would
 compile to hundreds of thousands of RE2 instructions (each Unicode class is ~1,300), past the
@@ -23,13 +23,9 @@ WORD = r"\pL\pN_"
 DIGIT = r"\p{Nd}"
 SPACE = r"\t\n\x0b\f\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
 
-# Lone surrogates are valid in a Python str but not in UTF-8; RE2 sees them as U+FFFD (also
-# three bytes, so offsets agree), while the caller slices the surrogate-preserving original.
+# Lone surrogates are valid in a Python str but not in UTF-8: RE2 sees them as U+FFFD.
 _SURROGATES = {code: "\ufffd" for code in range(0xD800, 0xE000)}
 
-# char_classes(): non-ASCII characters by class, as Python's re sees them (\w is str.isalnum()
-# or "_", \d is str.isdecimal(), \s is str.isspace()). The ones re.IGNORECASE folds to an ASCII
-# letter get their own byte, so a case-insensitive pattern can still accept them.
 # Bytes: 0x80 \w but not \d (letters, ², Ⅻ), 0x81 \d beyond 0-9 (٣, ३), 0x82 \s beyond ASCII
 # (no-break space, U+2028), 0x83 anything else (lone surrogates included), 0x84-0x86 below.
 FOLDS_TO = {"s": "\\x84", "k": "\\x85", "i": "\\x86"}  # ſ, K (Kelvin), ı and İ: \w letters too
@@ -72,6 +68,7 @@ def char_classes(text: str) -> bytes:
 
 
 RegexError = re2.error
+regex_escape = re2.escape  # non-ASCII characters are left as they are
 Pattern = re2._Regexp
 
 
@@ -94,17 +91,12 @@ def regex_compile(pattern: str, *, ignore_case: bool = False, latin1: bool = Fal
         raise RegexError(message) from None
 
 
-def text_bytes(text: str) -> tuple[bytes, bytes]:
-    """(original, for matching): the UTF-8 of `text`, the second with lone surrogates as U+FFFD."""
+def text_bytes(text: str) -> bytes:
+    """The UTF-8 of `text` for RE2 patterns, lone surrogates as U+FFFD."""
     try:
-        data = text.encode("utf-8")
-        return data, data
+        return text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass"), text.translate(_SURROGATES).encode("utf-8")
-
-
-def bytes_decode(data: bytes) -> str:
-    return data.decode("utf-8", "surrogatepass")
+        return text.translate(_SURROGATES).encode("utf-8")
 
 
 # What RE2 calls "invalid perl operator: (?=" etc., in words for staff writing rules.
