@@ -133,8 +133,12 @@ def test_a_nested_quantifier_rule_runs_in_linear_time(chatbot, only_custom_rules
 
 
 def test_the_redaction_attack_text_through_the_default_rules(chatbot):
+    from apps.core.regex import Pattern
+    from apps.risk.scoring import rules_for_chatbot
     from tests.support.deadline import deadline
 
+    patterns = [p for r in rules_for_chatbot(chatbot.pk) for p in (r.keyword_pattern, r.regex) if p is not None]
+    assert patterns and all(isinstance(p, Pattern) for p in patterns)
     text = ((" 001" + "1" * 20 + "x") * 1300)[:32000]
     with deadline(5):
         verdict = score(chatbot, text, text)
