@@ -91,6 +91,18 @@ def regex_compile(pattern: str, *, ignore_case: bool = False, latin1: bool = Fal
         raise RegexError(message) from None
 
 
+_UNANCHORED = re2._Anchor.UNANCHORED
+_NO_SPAN = (-1, -1)
+
+
+def search_spans(pattern: Pattern, data: bytes, position: int) -> list[tuple[int, int]] | None:
+    """pattern.search(data, position) as RE2's raw (start, end) per group, (-1, -1) for a group
+    that did not take part; None for no match. Skips the wrapper's generator and match object,
+    which cost more than the search itself when a text is dense with candidates."""
+    spans = pattern._regexp.Match(_UNANCHORED, data, position, len(data))
+    return None if spans[0] == _NO_SPAN else spans
+
+
 def text_bytes(text: str) -> bytes:
     """The UTF-8 of `text` for RE2 patterns, lone surrogates as U+FFFD."""
     try:

@@ -45,6 +45,7 @@ from apps.core.regex import (
     SHADOW_WORD,
     char_classes,
     regex_compile,
+    search_spans,
 )
 
 WORD, DIGIT, SPACE = SHADOW_WORD, SHADOW_DIGIT, SHADOW_SPACE
@@ -219,7 +220,11 @@ def _families_present(text: str, data: bytes) -> frozenset[str]:
     return frozenset(found)
 
 
-_CARD_PREFIXES = regex_compile(r"^(?:4|5[1-5]|2[2-7]|3[4-7]|3[0689]|6(?:011|5|4[4-9]|2)|50|5[6-8])")
+# Issuer prefixes (Visa, Mastercard, Amex, Diners, Discover, UnionPay, Maestro): a str.startswith tuple.
+_CARD_PREFIXES = (
+    "4", *(f"5{d}" for d in "1234568" "7"), *(f"2{d}" for d in "234567"), *(f"3{d}" for d in "45670689"),
+    "6011", "65", *(f"64{d}" for d in "456789"), "62", "50",
+)
 
 
 def luhn_valid(digits: str) -> bool:
@@ -245,7 +250,7 @@ def iban_valid(candidate: str) -> bool:
 
 def _card_valid(candidate: str) -> bool:
     digits = candidate.replace(" ", "").replace("-", "")
-    return 13 <= len(digits) <= 19 and bool(_CARD_PREFIXES.search(digits)) and luhn_valid(digits)
+    return 13 <= len(digits) <= 19 and digits.startswith(_CARD_PREFIXES) and luhn_valid(digits)
 
 
 def _phone_valid(candidate: str) -> bool:
@@ -268,6 +273,8 @@ def _assign_name(value: str) -> str:
 def _ipv6_valid(candidate: str) -> bool:
     # "a::b"-like words and times are not addresses: require a digit and two colons in a row or 8 groups.
     if not any(c.isdigit() for c in candidate):
+        return False
+    if "::" not in candidate and candidate.count(":") not in (6, 7):  # cheap before ipaddress
         return False
     try:
         ipaddress.IPv6Address(candidate)
@@ -322,10 +329,11 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
     pieces: list[str] = []
     copied = 0  # characters of `text` already in `pieces`
     position = 0
-    while (match := pattern.regex.search(classes, position)) is not None:
-        marker = match.lastindex
-        start, end = match.start(), match.start(marker) - 1  # the body is text[start:end]
-        found = _replacement(pattern.kinds[marker], text[start:end])
+    regex, kinds = pattern.regex, pattern.kinds
+    while (spans := search_spans(regex, classes, position)) is not None:
+        marker = next(i for i in kinds if spans[i][0] >= 0)  # the one alternative that matched
+        start, end = spans[0][0], spans[marker][0] - 1  # the body is text[start:end]
+        found = _replacement(kinds[marker], text[start:end])
         if found is not None:
             kind, placeholder = found
             counts[kind] = counts.get(kind, 0) + 1
