@@ -222,7 +222,7 @@ def _families_present(text: str, data: bytes) -> frozenset[str]:
 
 # Issuer prefixes (Visa, Mastercard, Amex, Diners, Discover, UnionPay, Maestro): a str.startswith tuple.
 _CARD_PREFIXES = (
-    "4", *(f"5{d}" for d in "1234568" "7"), *(f"2{d}" for d in "234567"), *(f"3{d}" for d in "45670689"),
+    "4", *(f"5{d}" for d in "12345678"), *(f"2{d}" for d in "234567"), *(f"3{d}" for d in "45670689"),
     "6011", "65", *(f"64{d}" for d in "456789"), "62", "50",
 )
 

@@ -1,6 +1,6 @@
 import pytest
-from django.utils.html import escape
 from django.core.exceptions import ValidationError
+from django.utils.html import escape
 
 from apps.conversations.models import Conversation
 from apps.risk.models import DetectionRule
