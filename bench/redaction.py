@@ -10,6 +10,12 @@
 1. Quality: precision and recall per kind over the labelled corpus (counts per string:
    found beyond the label are false positives, missing ones false negatives).
 2. Cost: redactor throughput (MB/s, turns/s) on ConvAI2-like chat text and on the corpus.
+4. Worst case (issue 15): ms of CPU per 32 KB text (INGEST_MAX_TEXT_CHARS) for benign texts
+   (chat text; the labelled corpus, dense with PII) and for adversarial texts generated from
+   each pattern's structure (at least 10 per pattern: prefixes that almost match, repeated
+   without a separator or with one, long digit/separator runs, near-emails, near-keys), and
+   whether the worst adversarial text costs within 3× the PII-dense benign text. Skip with
+   --no-adversarial.
 """
 
 import argparse
@@ -53,6 +59,7 @@ def main() -> None:
     parser.add_argument("--corpus", default=str(ROOT / "tests" / "privacy" / "redaction_corpus.jsonl"))
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--ingest", type=int, default=0, help="batches of 1,000 turns per setting (needs a database)")
+    parser.add_argument("--no-adversarial", action="store_true", help="skip the worst-case section")
     args = parser.parse_args()
     if args.ingest:
         ingest_compare(args.ingest)
@@ -67,6 +74,113 @@ def main() -> None:
         per_second, mb = throughput(texts, args.seconds)
         avg = sum(len(t) for t in texts) / len(texts)
         print(f"redactor on {name}: {per_second:,.0f} texts/s, {mb:.1f} MB/s (avg {avg:.0f} chars)")
+    if not args.no_adversarial:
+        worst_case([r["text"] for r in rows])
+
+
+TEXT_CHARS = 32_000  # settings.INGEST_MAX_TEXT_CHARS
+
+# One valid example per pattern of apps.privacy.redaction._ALTERNATIVES (same order), and the
+# characters its body repeats: the adversarial texts are built from these.
+EXAMPLES = [
+    ("PEM", "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----", " A"),
+    ("BEARER", "Bearer abcdef0123456789abcdef", "a."),
+    ("TOKEN sk-", "sk-proj-4fG7hJ9kL2mN5pQ8rS1tU3vW6xY0zA2bC4dE", "a-"),
+    ("TOKEN AWS", "AKIAIOSFODNN7EXAMPLE", "A7"),
+    ("TOKEN GitHub", "ghp_" + "a" * 36, "a_"),
+    ("TOKEN Slack", "xoxb-1234567890-abcdef", "a-"),
+    ("TOKEN Slack hook", "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXX", "a/"),
+    ("TOKEN Google", "AIza" + "b" * 35, "b_"),
+    ("TOKEN Stripe", "sk_live_" + "c" * 24, "c"),
+    ("TOKEN chatmon", "cm_0123abcd_" + "d" * 43, "d-"),
+    ("TOKEN JWT", "eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.SflKxwRJSMeKKF2Q", "a."),
+    ("ASSIGN", 'api_key: "hunter22hunter22"', "a "),
+    ("ASSIGN [SECRET]", "password=[SECRET]", "["),
+    ("EMAIL", "jane.doe@mail.example.co.uk", "a."),
+    ("IBAN", "GB82 WEST 1234 5698 7654 32", "A1 "),
+    ("IPV4", "192.168.100.200", "1."),
+    ("IPV6", "2001:db8:85a3::8a2e:370:7334", "a:"),
+    ("CARD", "4111 1111 1111 1111", "1 -"),
+    ("PHONE +CC", "+44 (20) 7946-0958", "1 (-)"),
+    ("PHONE national", "(555) 123-4567 and 0049 30 1234567", "1 .-"),
+]
+BREAKERS = ["x", "_", "1", ".", "-", "@", ":", " "]
+
+
+def adversarial_texts(example: str, fill: str) -> list[str]:
+    """At least 10 pathological 32 KB texts from one pattern's example and body characters."""
+    def to_size(unit: str) -> str:
+        return (unit * (TEXT_CHARS // max(len(unit), 1) + 1))[:TEXT_CHARS]
+
+    texts = []
+    # Prefixes that almost match (cut at 10 points), each followed by a character that breaks it.
+    for i in range(1, 11):
+        cut = max(1, len(example) * i // 11)
+        texts.append(to_size(example[:cut] + BREAKERS[i % len(BREAKERS)]))
+    texts.append(to_size(example))  # glued: every match ends where the next could start
+    texts.append(to_size(example + "x"))  # each one fails its "not followed by a word" end
+    texts.append(to_size(example[:-1]))
+    texts.append(example[: len(example) // 2] + to_size(fill)[: TEXT_CHARS - len(example) // 2])  # one endless body
+    texts.append(to_size(fill))  # long runs of the body's characters and separators
+    return texts
+
+
+def family_texts() -> list[tuple[str, str]]:
+    """Hand-made worst cases on top of the generated ones: the issue's text and its kin."""
+    return [
+        ("issue 15 text", ((" 001" + "1" * 20 + "x") * 1300)[:TEXT_CHARS]),
+        ("issue 15 +1", ((" +1" + "1" * 20 + "x") * 1300)[:TEXT_CHARS]),
+        ("issue 15 +111", ((" +111" + "1" * 20 + "x") * 1300)[:TEXT_CHARS]),
+        ("digit/space run", ("1 " * TEXT_CHARS)[:TEXT_CHARS]),
+        ("digit/dot run", ("1." * TEXT_CHARS)[:TEXT_CHARS]),
+        ("digit/paren run", ("(1) " * TEXT_CHARS)[:TEXT_CHARS]),
+        ("near-email domain", ("a" * 64 + "@" + "b." * TEXT_CHARS)[:TEXT_CHARS]),
+        ("near-email locals", ("a.%+-" * TEXT_CHARS)[: TEXT_CHARS - 1] + "@"),
+        ("near-keys", ("sk-" + "a" * 19 + " AKIA" + "A" * 15 + " ") * (TEXT_CHARS // 44)),
+        ("colons", ("a:" * TEXT_CHARS)[:TEXT_CHARS]),
+    ]
+
+
+def cpu_ms(text: str, *, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.process_time()
+        redact(text)
+        best = min(best, time.process_time() - started)
+    return best * 1000
+
+
+def benign_texts(corpus: list[str]) -> dict[str, list[str]]:
+    def chunks(texts: list[str], joiner: str) -> list[str]:
+        joined = joiner.join(texts)
+        while len(joined) < TEXT_CHARS * 4:
+            joined = joiner.join([joined, joined])
+        return [joined[i * TEXT_CHARS:(i + 1) * TEXT_CHARS] for i in range(4)]
+
+    return {"chat text": chunks(chat_texts(), " "), "PII corpus": chunks(corpus, " ")}
+
+
+def worst_case(corpus: list[str]) -> None:
+    import statistics
+
+    benign = {name: statistics.median(cpu_ms(t) for t in texts) for name, texts in benign_texts(corpus).items()}
+    for name, ms in benign.items():
+        print(f"benign {name:22} {ms:8.2f} ms per 32 KB (median of 4 texts)")
+    rows = [(name, adversarial_texts(example, fill)) for name, example, fill in EXAMPLES]
+    rows.append(("hand-made", [text for _, text in family_texts()]))
+    worst, worst_name, total, started = 0.0, "", 0, time.process_time()
+    for name, texts in rows:
+        costs = [cpu_ms(t) for t in texts]
+        total += len(texts)
+        print(f"adversarial {name:17} {len(texts):3d} texts: median {statistics.median(costs):7.2f}, "
+              f"max {max(costs):7.2f} ms per 32 KB")
+        if max(costs) > worst:
+            worst, worst_name = max(costs), name
+    dense = benign["PII corpus"]
+    print(f"{total} adversarial texts in {time.process_time() - started:.1f} CPU-s (each timed best of 3)")
+    print(f"worst adversarial: {worst:.2f} ms per 32 KB ({worst_name}) = {worst / dense:.2f}× the PII-dense benign text, "
+          f"{worst / benign['chat text']:.1f}× plain chat text; target ≤ 3× benign: "
+          f"{'met' if worst <= 3 * dense else 'NOT met'}")
 
 
 def ingest_compare(batches: int) -> None:

@@ -9,12 +9,20 @@ split explains against how many points support it, so a theme needs enough turns
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+
+from apps.core.regex import (
+    SHADOW_ALNUM,
+    SHADOW_LETTER,
+    SHADOW_WORD,
+    char_classes,
+    regex_compile,
+    search_spans,
+)
 
 NOISE = -1
 # Below this many rows BIC lacks the statistical power to split (it answers k=1 on 24 short
@@ -129,7 +137,23 @@ def partition_vectors(vectors: np.ndarray, *, min_cluster_size: int = 3, max_clu
     return Partition(labels, np.clip(distances, 0.0, 2.0), int(k), params)
 
 
-_TOKEN = re.compile(r"(?u)\b[^\W\d_][\w'-]*[^\W_]\b|\b[^\W\d_]\b")
+# A word: a letter, then word characters, ' or -, ending in a letter or digit — what
+# `\b[^\W\d_][\w'-]*[^\W_]\b|\b[^\W\d_]\b` found with `re`, which took quadratic time on runs
+# like "a_'a_'a_'…". RE2 on char_classes(), the \b as the consumed neighbours (see redaction).
+_TOKEN = regex_compile(
+    rf"[^{SHADOW_WORD}]([{SHADOW_LETTER}](?:[{SHADOW_WORD}'\-]*[{SHADOW_ALNUM}])?)(?:\z|[^{SHADOW_WORD}])",
+    latin1=True,
+)
+
+
+def _words(text: str) -> list[str]:
+    classes = char_classes("\n" + text)  # offsets in `classes` are the text's plus one
+    words, position = [], 0
+    while (spans := search_spans(_TOKEN, classes, position)) is not None:
+        start, end = spans[1]
+        words.append(text[start - 1 : end - 1])
+        position = end - 1  # the word's last character may be the next word's neighbour
+    return words
 
 
 def cluster_keywords(texts: list[str], labels: np.ndarray, *, top: int = 8) -> dict[int, list[str]]:
@@ -145,7 +169,8 @@ def cluster_keywords(texts: list[str], labels: np.ndarray, *, top: int = 8) -> d
     cluster_ids = sorted({int(label) for label in labels})
     documents = [" ".join(texts[i] for i in np.flatnonzero(labels == cid)) for cid in cluster_ids]
     vectorizer = CountVectorizer(
-        ngram_range=(1, 2), stop_words=list(ENGLISH_STOP_WORDS), lowercase=True, token_pattern=_TOKEN.pattern
+        ngram_range=(1, 2), stop_words=list(ENGLISH_STOP_WORDS), lowercase=True, tokenizer=_words,
+        token_pattern=None
     )
     try:
         counts = vectorizer.fit_transform(documents).toarray().astype(np.float64)

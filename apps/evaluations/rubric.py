@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,7 +118,18 @@ def repair_message(error: str) -> str:
     )
 
 
-_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL | re.IGNORECASE)
+def _unfenced(text: str) -> str | None:
+    """The inside of a ```json … ``` fence around the whole (stripped) reply, or None.
+
+    What `^\\s*```(?:json)?\\s*(.*?)\\s*```\\s*$` matched, without a regex: that pattern took
+    time cubic in a run of spaces (a reply the judge can be talked into writing).
+    """
+    if len(text) < 6 or not (text.startswith("```") and text.endswith("```")):
+        return None
+    inner = text[3:-3]
+    if inner[:4].lower() == "json":
+        inner = inner[4:]
+    return inner.strip()
 
 
 def _score(name: str, value: Any) -> float:
@@ -152,9 +162,9 @@ def judgment_parse(content: str | None) -> Judgment:
     if not content or not content.strip():
         raise JudgmentFormatError("empty reply")
     text = content.strip()
-    fenced = _FENCE.match(text)
-    if fenced:
-        text = fenced.group(1)
+    fenced = _unfenced(text)
+    if fenced is not None:
+        text = fenced
     try:
         data = json.loads(text)
     except ValueError:

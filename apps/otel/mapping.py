@@ -8,7 +8,6 @@ events) and message content carried as log events (gen_ai.user.message, gen_ai.c
 The README table "OpenTelemetry ingest → mapping" documents the same rules.
 """
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,7 +31,9 @@ CHOICE_EVENT = "gen_ai.choice"
 # The experimental "event_only" content mode: one event with the whole input and output.
 DETAILS_EVENTS = {"gen_ai.client.inference.operation.details", "gen_ai.content.prompt", "gen_ai.content.completion"}
 
-_INDEXED = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(role|content)$")
+# gen_ai.prompt.N.role: split on dots, no regex (keys are client text); N as at most 6 ASCII digits.
+_INDEXED_FIELDS = {"role", "content"}
+_INDEXED_MAX = 999_999
 
 
 def any_value(value: Any) -> Any:
@@ -128,9 +129,12 @@ def indexed_messages(attributes: dict[str, Any], kind: str) -> list[Message]:
     """OpenLLMetry's gen_ai.prompt.0.role / gen_ai.prompt.0.content … attributes."""
     found: dict[int, dict[str, Any]] = {}
     for key, value in attributes.items():
-        match = _INDEXED.match(key)
-        if match and match.group(1) == kind:
-            found.setdefault(int(match.group(2)), {})[match.group(3)] = value
+        parts = key.split(".", 4) if key.startswith("gen_ai.") else ()
+        if len(parts) != 4 or parts[1] != kind or parts[3] not in _INDEXED_FIELDS:
+            continue
+        index = ascii_int(parts[2], maximum=_INDEXED_MAX)
+        if index is not None:
+            found.setdefault(index, {})[parts[3]] = value
     default_role = "user" if kind == "prompt" else "assistant"
     return [
         Message(role=str(found[i].get("role") or default_role), text=_text_of(found[i].get("content")))

@@ -1,4 +1,4 @@
-"""PII and secret redaction: one compiled regular expression, one pass over the text.
+r"""PII and secret redaction: one compiled regular expression, one pass over the text.
 
 `redact(text)` returns the text with each finding replaced by a typed placeholder and the
 counts per kind (never the values):
@@ -14,15 +14,41 @@ counts per kind (never the values):
               bearer tokens, PEM private key blocks, and `password=…`/`api_key: …` assignments
     [IP]      IPv4 and IPv6 addresses (validated with the ipaddress module)
 
-Design: every kind is one named alternative of a single pattern, so the text is scanned once
-whatever the number of kinds. Candidates that need a checksum (card, IBAN, IPv6) are validated
-in the replacement callback; a candidate that fails is kept as it was (and is not re-scanned as
+Design: every kind is one named alternative of a single RE2 pattern (apps.core.regex), so the
+text is scanned once whatever the number of kinds, in time linear in its length: no input can make
+the redactor backtrack. Candidates that need a checksum (card, IBAN, IPv6) are validated in
+Python after the match; a candidate that fails is kept as it was (and is not re-scanned as
 another kind: a 16-digit order id that fails Luhn is not a phone number either). Placeholders
 never match any pattern, so redact(redact(x)) == redact(x).
+
+The pattern runs on apps.core.regex.char_classes(text) (one byte per character, non-ASCII
+characters as the byte of their class), so Python's Unicode \w, \d and \s stay exact and the
+compiled program stays small enough for RE2's DFA.
+
+RE2 has no lookaround, and the kinds need "not inside a word" on both sides. Each alternative
+therefore consumes the one character before it (`before`: a class it must not be in; the text
+gets a leading newline so the first character has one) and, where it had a look-ahead, the
+character(s) after it (`after`). The body's end is marked by an empty named group, and the
+next search starts at the body's last character, so that character can be the next
+candidate's "before" as it could with a look-behind. The results are those of the former
+`re` patterns with look-behind and look-ahead, which is what the corpus test checks.
 """
 
 import ipaddress
-import re
+
+from apps.core.regex import (
+    FOLDS_TO,
+    SHADOW_ALNUM,
+    SHADOW_DIGIT,
+    SHADOW_LETTER,
+    SHADOW_SPACE,
+    SHADOW_WORD,
+    char_classes,
+    regex_compile,
+    search_spans,
+)
+
+WORD, DIGIT, SPACE = SHADOW_WORD, SHADOW_DIGIT, SHADOW_SPACE
 
 EMAIL = "EMAIL"
 PHONE = "PHONE"
@@ -45,47 +71,105 @@ IBAN_LENGTHS = {
 }
 
 
-# (name, family, regex). Each alternative begins with a literal or a character class and puts
-# its "not inside a word" look-behind after that first character: the regex engine then skips
-# an alternative on the first character instead of entering it at every position. The kind is
-# told by an empty named group at the end of each alternative (match.lastgroup).
+def _not_followed_by(chars: str, *, dot_digit: bool = False) -> str:
+    r"""A consuming stand-in for the look-ahead `(?![chars])`, or `(?![chars]|\.\d)` with dot_digit."""
+    if dot_digit:
+        return rf"(?:\z|[^{chars}.]|\.(?:\z|[^{DIGIT}]))"
+    return rf"(?:\z|[^{chars}])"
+
+
+_ALNUM = SHADOW_ALNUM  # Python's [^\W_]
+_LETTER = SHADOW_LETTER  # Python's [^\W\d_]
+
+
+def _ignore_case(words: str) -> str:
+    """`(?i:words)` for char_classes() text: each ASCII letter also as its other case, and s, k, i
+    also as the ſ, K, ı/İ that re.IGNORECASE folds to them (`words`: letters, _, \\-, groups)."""
+    out = []
+    for char in words:
+        if char.isascii() and char.isalpha():
+            out.append(f"[{char.lower()}{char.upper()}{FOLDS_TO.get(char.lower(), '')}]")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+_NOT_WORD = _not_followed_by(WORD)
+_PHONE_END = _not_followed_by(rf"{WORD}\-/", dot_digit=True)
+_PHONE_GROUPS = r"(?:[ .\-]?\(?[0-9]{1,5}\)?){2,6}"
+_ASSIGN_NAME = (
+    r"[AaSsPpCc](?:"
+    + _ignore_case(
+        r"ws_secret(?:_access)?_key|ecret(?:_access)?_key|pi[_\-]?key|pikey"
+        r"|ccess[_\-]?token|uth[_\-]?token|lient[_\-]?secret|assword|asswd|wd"
+    )
+    + r")[\"']?[ \t]*[:=][ \t]*[\"']?"
+)
+
+
+def _value_not_redacted(value_class: str, placeholder: str, minimum: int) -> list[tuple[str, str]]:
+    """(body, after) pairs that together stand for `(?!placeholder)value_class{minimum,}`.
+
+    RE2 has no negative look-ahead, so the language is spelled out: the value leaves the
+    placeholder at its i-th character, then runs on (no `after`); or it is a proper prefix of
+    the placeholder at least `minimum` long and stops there (`after`: no value character).
+    Keeping an already redacted `password=[SECRET]` out is what makes redact() idempotent.
+    """
+    def literal(text: str) -> str:
+        return "".join(c if c.isalnum() else f"\\{c}" for c in text)
+
+    inside = value_class[2:-1]  # the class body of a negated class "[^…]"
+    diverging = "|".join(
+        f"{literal(placeholder[:i])}[^{inside}{literal(char)}]{value_class}{{{max(0, minimum - i - 1)},}}"
+        for i, char in enumerate(placeholder)
+    )
+    stopping = "|".join(literal(placeholder[:i]) for i in range(minimum, len(placeholder)))
+    return [(f"(?:{diverging})", ""), (f"(?:{stopping})", rf"(?:\z|[{inside}])")]
+
+# (name, family, before, body, after). `before`: the characters that must not precede the body
+# (None: any); `after`: what must follow it, consumed (see the module docstring). Order matters:
+# at one position the first alternative that matches wins, as with `re`.
 _ALTERNATIVES = [
     # Secrets first: the most specific shapes; they contain digit runs the looser kinds would claim.
-    ("PEM", "secret", r"-----BEGIN[A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END[A-Z ]*PRIVATE KEY-----|\Z)"),
-    ("BEARER", "secret", r"[Bb](?<!\w.)(?:earer|EARER)[ \t]+[A-Za-z0-9\-._~+/]{16,}=*"),
-    ("TOKEN", "secret", r"s(?<![\w\-].)k-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),  # OpenAI, Anthropic
-    ("TOKEN", "secret", r"A(?<!\w.)(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}(?!\w)"),  # AWS access key id
-    ("TOKEN", "secret", r"g(?<!\w.)(?:h[pousr]_[A-Za-z0-9]{36,255}|ithub_pat_[A-Za-z0-9_]{22,255})"),  # GitHub
-    ("TOKEN", "secret", r"x(?<!\w.)ox[abposr]-[A-Za-z0-9\-]{10,}"),  # Slack tokens
-    ("TOKEN", "secret", r"https://hooks\.slack\.com/services/[A-Za-z0-9/_\-]{20,}"),  # Slack webhook URL
-    ("TOKEN", "secret", r"A(?<!\w.)Iza[0-9A-Za-z_\-]{35}"),  # Google API key
-    ("TOKEN", "secret", r"[srp](?<!\w.)k_(?:live|test)_[A-Za-z0-9]{16,}"),  # Stripe
-    ("TOKEN", "secret", r"c(?<!\w.)m_[0-9a-f]{8}_[A-Za-z0-9_\-]{43}"),  # chatmon's own API keys
-    ("TOKEN", "secret", r"e(?<![\w\-].)yJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),  # JWT
+    ("PEM", "secret", None, r"-----BEGIN[A-Z ]*PRIVATE KEY-----(?s:.)*?(?:-----END[A-Z ]*PRIVATE KEY-----|\z)", ""),
+    ("BEARER", "secret", WORD, r"[Bb](?:earer|EARER)[ \t]+[A-Za-z0-9\-._~+/]{16,}=*", ""),
+    ("TOKEN", "secret", rf"{WORD}\-", r"sk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}", ""),  # OpenAI, Anthropic
+    ("TOKEN", "secret", WORD, r"A(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}", _NOT_WORD),  # AWS access key id
+    ("TOKEN", "secret", WORD, r"g(?:h[pousr]_[A-Za-z0-9]{36,255}|ithub_pat_[A-Za-z0-9_]{22,255})", ""),  # GitHub
+    ("TOKEN", "secret", WORD, r"xox[abposr]-[A-Za-z0-9\-]{10,}", ""),  # Slack tokens
+    ("TOKEN", "secret", None, r"https://hooks\.slack\.com/services/[A-Za-z0-9/_\-]{20,}", ""),  # Slack webhook URL
+    ("TOKEN", "secret", WORD, r"AIza[0-9A-Za-z_\-]{35}", ""),  # Google API key
+    ("TOKEN", "secret", WORD, r"[srp]k_(?:live|test)_[A-Za-z0-9]{16,}", ""),  # Stripe
+    ("TOKEN", "secret", WORD, r"cm_[0-9a-f]{8}_[A-Za-z0-9_\-]{43}", ""),  # chatmon's own API keys
+    ("TOKEN", "secret", rf"{WORD}\-", r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", ""),  # JWT
     # `password = hunter22`, `"api_key": "…"`, `AWS_SECRET_ACCESS_KEY=…`: keep the name, drop the value.
-    (
-        "ASSIGN", "secret",
-        r"[AaSsPpCc](?<!\w.)(?i:ws_secret(?:_access)?_key|ecret(?:_access)?_key|pi[_\-]?key|pikey"
-        r"|ccess[_\-]?token|uth[_\-]?token|lient[_\-]?secret|assword|asswd|wd)"
-        r"[\"']?[ \t]*[:=][ \t]*[\"']?(?!\[SECRET\])[^\s\"',;]{6,}",
+    # Two alternatives for the one `(?!\[SECRET\])[^\s"',;]{6,}` value (see _value_not_redacted).
+    *(
+        ("ASSIGN", "secret", WORD, _ASSIGN_NAME + value, after)
+        for value, after in _value_not_redacted(f"[^{SPACE}\"',;]", "[SECRET]", 6)
     ),
-    ("EMAIL", "email", r"[^\W_](?<![\w.+\-].)[\w.%+\-]{0,63}@[^\W_](?:[\w\-]{0,62}\.)+[^\W\d_]{2,24}\b"),
-    ("IBAN", "digit", r"[A-Z](?<!\w.)[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
-    # IPv4 before cards/phones: dotted quads are not numbers. Versions (v1.2.3.4, 1.2.3.4.5) are not matched.
-    ("IPV4", "digit", r"[0-9](?<![\w.].)[0-9]{0,2}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?!\w|\.\d)"),
-    # Hex groups with colons; the ipaddress module decides. Times (12:30:45) and MACs fail there.
-    ("IPV6", "colon", r"[0-9A-Fa-f:](?<![\w:.].)[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(?<!\.)(?![\w:])"),
-    ("CARD", "digit", r"[0-9](?<![\w\-].)(?:[ \-]?[0-9]){12,18}(?![\w\-])"),
-    # International: +CC or 00CC, then more digits in groups.
-    ("PHONE", "digit", r"\+(?<![\w+\-/.].)[1-9][0-9]{0,2}(?:[ .\-]?\(?[0-9]{1,5}\)?){2,6}(?![\w\-/]|\.\d)"),
     (
-        "PHONE", "digit",
-        r"[0-9(](?<![\w+\-/.].)(?:"
-        r"(?<=0)0[1-9][0-9]{0,2}(?:[ .\-]?\(?[0-9]{1,5}\)?){2,6}"  # 00CC international
-        r"|(?<=\()[0-9]{3}\)[ .\-]?[0-9]{3}[ .\-][0-9]{4}"  # (555) 123-4567
-        r"|(?<=[0-9])[0-9]{2}[.\-][0-9]{3}[.\-][0-9]{4}"  # 555-123-4567, 555.123.4567
-        r"|(?<=0)[0-9]{2,4}[ \-][0-9]{3,4}[ \-]?[0-9]{3,4}"  # 020 7946 0958, 07700 900123
-        r")(?![\w\-/]|\.\d)",
+        "EMAIL", "email", rf"{WORD}.+\-",
+        rf"[{_ALNUM}][{WORD}.%+\-]{{0,63}}@[{_ALNUM}](?:[{WORD}\-]{{0,62}}\.)+[{_LETTER}]{{2,24}}",
+        _NOT_WORD,
+    ),
+    ("IBAN", "digit", WORD, rf"[A-Z][A-Z][{DIGIT}]{{2}}(?: ?[A-Z0-9]{{4}}){{2,7}}(?: ?[A-Z0-9]{{1,3}})?", _NOT_WORD),
+    # IPv4 before cards/phones: dotted quads are not numbers. Versions (v1.2.3.4, 1.2.3.4.5) are not matched.
+    ("IPV4", "digit", rf"{WORD}.", r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", _not_followed_by(WORD, dot_digit=True)),
+    # Hex groups with colons, not ending in a dot; the ipaddress module decides. Times (12:30:45) and MACs fail there.
+    ("IPV6", "colon", rf"{WORD}:.", r"[0-9A-Fa-f:][0-9A-Fa-f.]*:(?:[0-9A-Fa-f:.]*[0-9A-Fa-f:])?", _not_followed_by(rf"{WORD}:")),
+    ("CARD", "digit", rf"{WORD}\-", r"[0-9](?:[ \-]?[0-9]){12,18}", _not_followed_by(rf"{WORD}\-")),
+    # International: +CC or 00CC, then more digits in groups.
+    ("PHONE", "digit", rf"{WORD}+\-/.", rf"\+[1-9][0-9]{{0,2}}{_PHONE_GROUPS}", _PHONE_END),
+    (
+        "PHONE", "digit", rf"{WORD}+\-/.",
+        r"(?:"
+        rf"00[1-9][0-9]{{0,2}}{_PHONE_GROUPS}"  # 00CC international
+        r"|\([0-9]{3}\)[ .\-]?[0-9]{3}[ .\-][0-9]{4}"  # (555) 123-4567
+        r"|[0-9]{3}[.\-][0-9]{3}[.\-][0-9]{4}"  # 555-123-4567, 555.123.4567
+        r"|0[0-9]{2,4}[ \-][0-9]{3,4}[ \-]?[0-9]{3,4}"  # 020 7946 0958, 07700 900123
+        r")",
+        _PHONE_END,
     ),
 ]
 
@@ -94,30 +178,34 @@ _SECRET_HINTS = (
     "-----begin", "bearer", "sk-", "akia", "asia", "abia", "acca", "gh", "xox", "aiza", "_live_", "_test_",
     "cm_", "eyj", "hooks.slack", "secret", "apikey", "api_key", "api-key", "token", "passw", "pwd",
 )
-_DIGIT = re.compile(r"[0-9]")
+_DIGIT = regex_compile(r"[0-9]", latin1=True)
 
 
-def _pattern_compile(families: frozenset[str]) -> re.Pattern | None:
-    chosen = [(n, r) for n, f, r in _ALTERNATIVES if f in families]
-    if not chosen:
-        return None
-    marks: dict[str, int] = {}
-    parts = []
-    for name, regex in chosen:
-        marks[name] = marks.get(name, 0) + 1
-        parts.append(f"{regex}(?P<{name}_{marks[name]}>)")
-    return re.compile("|".join(parts))
+class _Pattern:
+    """The alternatives of some families as one RE2 pattern, and which group names which kind."""
+
+    def __init__(self, families: frozenset[str]) -> None:
+        parts = []
+        self.kinds: dict[int, str] = {}  # index of a body's end marker → alternative name
+        for name, family, before, body, after in _ALTERNATIVES:
+            if family not in families:
+                continue
+            prefix = r"(?s:.)" if before is None else f"[^{before}]"
+            parts.append(f"{prefix}{body}()" + after)
+            self.kinds[len(parts)] = name
+        self.regex = regex_compile("|".join(parts), latin1=True)
 
 
 # One compiled pattern per combination of families present (16 at most), built at import.
 _PATTERNS = {
-    families: _pattern_compile(families)
+    families: _Pattern(families) if families else None
     for families in (frozenset(f for i, f in enumerate(_FAMILIES) if mask >> i & 1) for mask in range(1 << len(_FAMILIES)))
 }
-_PHONE_ONLY = re.compile("|".join(f"(?:{r})" for n, _, r in _ALTERNATIVES if n == "PHONE"))
+# A card candidate that fails Luhn may still be a phone number (the body alone, as re.fullmatch did).
+_PHONE_ONLY = regex_compile("|".join(f"(?:{body})" for name, _, _, body, _ in _ALTERNATIVES if name == "PHONE"))
 
 
-def _families_present(text: str) -> frozenset[str]:
+def _families_present(text: str, data: bytes) -> frozenset[str]:
     """Cheap C-speed checks that rule whole families out before the regex pass."""
     found = []
     low = text.lower()
@@ -125,14 +213,18 @@ def _families_present(text: str) -> frozenset[str]:
         found.append("secret")
     if "@" in text:
         found.append("email")
-    if _DIGIT.search(text):
+    if _DIGIT.search(data):
         found.append("digit")
         if ":" in text:
             found.append("colon")
     return frozenset(found)
 
 
-_CARD_PREFIXES = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[4-7]|3[0689]|6(?:011|5|4[4-9]|2)|50|5[6-8])")
+# Issuer prefixes (Visa, Mastercard, Amex, Diners, Discover, UnionPay, Maestro): a str.startswith tuple.
+_CARD_PREFIXES = (
+    "4", *(f"5{d}" for d in "12345678"), *(f"2{d}" for d in "234567"), *(f"3{d}" for d in "45670689"),
+    "6011", "65", *(f"64{d}" for d in "456789"), "62", "50",
+)
 
 
 def luhn_valid(digits: str) -> bool:
@@ -158,7 +250,7 @@ def iban_valid(candidate: str) -> bool:
 
 def _card_valid(candidate: str) -> bool:
     digits = candidate.replace(" ", "").replace("-", "")
-    return 13 <= len(digits) <= 19 and bool(_CARD_PREFIXES.match(digits)) and luhn_valid(digits)
+    return 13 <= len(digits) <= 19 and digits.startswith(_CARD_PREFIXES) and luhn_valid(digits)
 
 
 def _phone_valid(candidate: str) -> bool:
@@ -168,12 +260,21 @@ def _phone_valid(candidate: str) -> bool:
     return 7 <= digits <= 15
 
 
-_ASSIGN_NAME = re.compile(r"[^:=]*[:=][ \t]*[\"']?")
+def _assign_name(value: str) -> str:
+    """`password = "` of `password = "hunter22`: up to the first : or =, spaces and a quote."""
+    end = min(i for i in (value.find(":"), value.find("=")) if i >= 0) + 1
+    while end < len(value) and value[end] in " \t":
+        end += 1
+    if end < len(value) and value[end] in "\"'":
+        end += 1
+    return value[:end]
 
 
 def _ipv6_valid(candidate: str) -> bool:
     # "a::b"-like words and times are not addresses: require a digit and two colons in a row or 8 groups.
     if not any(c.isdigit() for c in candidate):
+        return False
+    if "::" not in candidate and candidate.count(":") not in (6, 7):  # cheap before ipaddress
         return False
     try:
         ipaddress.IPv6Address(candidate)
@@ -182,54 +283,68 @@ def _ipv6_valid(candidate: str) -> bool:
     return True
 
 
+def _replacement(name: str, value: str) -> tuple[str, str] | None:
+    """(kind, placeholder) for a candidate of alternative `name`, or None when it fails its check."""
+    if name == "PEM" or name == "TOKEN":
+        return SECRET, "[SECRET]"
+    if name == "BEARER":
+        return SECRET, f"{value.split()[0]} [SECRET]"
+    if name == "ASSIGN":
+        return SECRET, f"{_assign_name(value)}[SECRET]"
+    if name == "EMAIL":
+        return EMAIL, "[EMAIL]"
+    if name == "IBAN":
+        return (IBAN, "[IBAN]") if iban_valid(value) else None
+    if name == "IPV4":
+        return (IP, "[IP]") if all(int(octet) <= 255 for octet in value.split(".")) else None
+    if name == "IPV6":
+        return (IP, "[IP]") if _ipv6_valid(value) else None
+    if name == "CARD":
+        if _card_valid(value):
+            return CARD, "[CARD]"
+        if _PHONE_ONLY.fullmatch(value) and _phone_valid(value):
+            return PHONE, "[PHONE]"
+        return None
+    return (PHONE, "[PHONE]") if _phone_valid(value) else None
+
+
 def redact(text: str) -> tuple[str, dict[str, int]]:
-    """The text with PII and secrets replaced by [KIND] placeholders, and the count per kind."""
+    """The text with PII and secrets replaced by [KIND] placeholders, and the count per kind.
+
+    1. Pick the pattern of the families the text can hold (cheap substring checks).
+    2. Search char_classes("\n" + text) (the newline is the first character's "before");
+       offsets there are the text's offsets plus one.
+    3. For each match: the body runs from after the "before" character to the end marker;
+       check it (checksums) and copy either the placeholder or the body itself.
+    4. Search again from the body's last character (the next "before"), never earlier: every
+       step moves forward, and RE2 reads each byte a bounded number of times.
+    """
     if not text:
         return text, {}
-    counts: dict[str, int] = {}
-
-    def replace(match: re.Match) -> str:
-        group = match.lastgroup.rsplit("_", 1)[0]
-        value = match.group()
-        if group == "PEM" or group == "TOKEN":
-            kind, replacement = SECRET, "[SECRET]"
-        elif group == "BEARER":
-            kind, replacement = SECRET, f"{value.split()[0]} [SECRET]"
-        elif group == "ASSIGN":
-            name = _ASSIGN_NAME.match(value)
-            kind, replacement = SECRET, f"{name.group() if name else ''}[SECRET]"
-        elif group == "EMAIL":
-            kind, replacement = EMAIL, "[EMAIL]"
-        elif group == "IBAN":
-            if not iban_valid(value):
-                return value
-            kind, replacement = IBAN, "[IBAN]"
-        elif group == "IPV4":
-            if not all(int(octet) <= 255 for octet in value.split(".")):
-                return value
-            kind, replacement = IP, "[IP]"
-        elif group == "IPV6":
-            if not _ipv6_valid(value):
-                return value
-            kind, replacement = IP, "[IP]"
-        elif group == "CARD":
-            if _card_valid(value):
-                kind, replacement = CARD, "[CARD]"
-            elif _PHONE_ONLY.fullmatch(value) and _phone_valid(value):
-                kind, replacement = PHONE, "[PHONE]"
-            else:
-                return value
-        else:  # PHONE
-            if not _phone_valid(value):
-                return value
-            kind, replacement = PHONE, "[PHONE]"
-        counts[kind] = counts.get(kind, 0) + 1
-        return replacement
-
-    pattern = _PATTERNS[_families_present(text)]
+    classes = char_classes("\n" + text)
+    pattern = _PATTERNS[_families_present(text, classes)]
     if pattern is None:
+        return text, {}
+    counts: dict[str, int] = {}
+    pieces: list[str] = []
+    copied = 0  # characters of `text` already in `pieces`
+    position = 0
+    regex, kinds = pattern.regex, pattern.kinds
+    while (spans := search_spans(regex, classes, position)) is not None:
+        marker = next(i for i in kinds if spans[i][0] >= 0)  # the one alternative that matched
+        start, end = spans[0][0], spans[marker][0] - 1  # the body is text[start:end]
+        found = _replacement(kinds[marker], text[start:end])
+        if found is not None:
+            kind, placeholder = found
+            counts[kind] = counts.get(kind, 0) + 1
+            pieces.append(text[copied:start])
+            pieces.append(placeholder)
+            copied = end
+        position = end  # the body's last character, in `classes` offsets
+    if not counts:
         return text, counts
-    return pattern.sub(replace, text), counts
+    pieces.append(text[copied:])
+    return "".join(pieces), counts
 
 
 def counts_merge(*many: dict[str, int]) -> dict[str, int]:

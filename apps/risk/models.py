@@ -1,10 +1,9 @@
-import re
-
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from apps.core.models import TimestampedModel
+from apps.core.regex import regex_problem
 
 from .choices import AppliesTo, Severity
 
@@ -19,7 +18,11 @@ class DetectionRule(TimestampedModel):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     keywords = models.JSONField(default=list, blank=True, help_text='Whole words or phrases, e.g. ["kill myself"].')
-    regex = models.TextField(blank=True, help_text="Python regular expression, matched case-insensitively.")
+    regex = models.TextField(
+        blank=True,
+        help_text="RE2 regular expression, matched case-insensitively: no backreferences or lookaround; "
+        "\\w, \\d, \\s and \\b are ASCII only (use \\pL for any letter).",
+    )
     model_patterns = models.JSONField(
         default=list, blank=True, help_text='Only turns from these models (glob patterns); empty: all.'
     )
@@ -42,7 +45,7 @@ class DetectionRule(TimestampedModel):
         if not isinstance(self.model_patterns, list) or not all(isinstance(m, str) for m in self.model_patterns):
             raise ValidationError({"model_patterns": "Model patterns must be a list of strings."})
         if self.regex:
-            try:
-                re.compile(self.regex, re.IGNORECASE)
-            except re.error as exc:
-                raise ValidationError({"regex": f"Invalid regular expression: {exc}"}) from exc
+            # Compiled by RE2, the engine scoring runs it with (linear time on any message).
+            problem = regex_problem(self.regex, ignore_case=True)
+            if problem:
+                raise ValidationError({"regex": f"Invalid regular expression: {problem}"})

@@ -1,14 +1,16 @@
 """Real-time risk scoring with DetectionRules.
 
-Rules are compiled once (keywords become one case-insensitive whole-word alternation, the regex is
-compiled as is) and cached per process; saving or deleting a rule bumps a version in the shared
+Rules are compiled once with RE2 (apps.core.regex: time linear in the text, whatever the rule) —
+keywords become one case-insensitive whole-word alternation, the regex is compiled as is — and
+cached per process; a stored regex RE2 cannot compile (saved before RE2, or not through the
+admin) is logged and skipped, never raised into ingest; saving or deleting a rule bumps a version in the shared
 cache, so every process recompiles within a second of an admin edit.
 
 Score = min(100, sum of matched rules' points); level low/medium/high/critical at 0/25/50/75.
 """
 
 import fnmatch
-import re
+import logging
 import time
 from dataclasses import dataclass
 
@@ -17,12 +19,17 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from apps.conversations.choices import RiskLevel
+from apps.core.regex import Pattern, RegexError, regex_compile, regex_escape, text_bytes
 
 from .choices import AppliesTo
 from .models import DetectionRule
 
 _VERSION_KEY = "risk:rules:version"
 _VERSION_CHECK_SECONDS = 1.0
+# Python's \w (Unicode): RE2's \b is ASCII only, so keyword edges are spelled with this class.
+_NOT_WORD = r"[^\pL\pN_]"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,8 +41,8 @@ class CompiledRule:
     severity: str
     applies_to: str
     model_patterns: tuple[str, ...]
-    keyword_pattern: re.Pattern[str] | None
-    regex: re.Pattern[str] | None
+    keyword_pattern: Pattern | None
+    regex: Pattern | None
 
     def applies_to_model(self, model: str) -> bool:
         if not self.model_patterns:
@@ -43,16 +50,12 @@ class CompiledRule:
         name = (model or "").lower()
         return any(fnmatch.fnmatchcase(name, p) for p in self.model_patterns)
 
-    def match(self, text: str) -> str | None:
-        """The first matched fragment, or None."""
+    def match(self, text: bytes) -> bool:
+        """Whether the rule matches `text` (text_bytes() of a message: encoded once per turn)."""
         if not text:
-            return None
-        for pattern in (self.keyword_pattern, self.regex):
-            if pattern is not None:
-                found = pattern.search(text)
-                if found:
-                    return found.group(0)
-        return None
+            return False
+        return any(pattern is not None and pattern.search(text) is not None
+                   for pattern in (self.keyword_pattern, self.regex))
 
 
 @dataclass(frozen=True)
@@ -66,20 +69,21 @@ def compile_rule(rule: DetectionRule) -> CompiledRule:
     keyword_pattern = None
     keywords = [k.strip() for k in rule.keywords or [] if isinstance(k, str) and k.strip()]
     if keywords:
-        # Longest first so "kill myself" wins over "kill"; \b only where the keyword edge is a word char.
+        # A word boundary only where the keyword edge is a word char (Python's \w, Unicode): the
+        # neighbouring character is matched (not a word char, or the text's edge) instead of \b.
         parts = []
         for keyword in sorted(keywords, key=len, reverse=True):
-            escaped = re.escape(keyword)
-            left = r"\b" if re.match(r"\w", keyword) else ""
-            right = r"\b" if re.search(r"\w$", keyword) else ""
-            parts.append(f"{left}{escaped}{right}")
-        keyword_pattern = re.compile("|".join(parts), re.IGNORECASE)
+            left = rf"(?:\A|{_NOT_WORD})" if _is_word_char(keyword[0]) else ""
+            right = rf"(?:\z|{_NOT_WORD})" if _is_word_char(keyword[-1]) else ""
+            parts.append(f"{left}{regex_escape(keyword)}{right}")
+        keyword_pattern = regex_compile("|".join(parts), ignore_case=True)
     regex = None
     if rule.regex:
         try:
-            regex = re.compile(rule.regex, re.IGNORECASE)
-        except re.error:
-            regex = None  # rejected in the admin; a bad row from elsewhere must not break ingest
+            regex = regex_compile(rule.regex, ignore_case=True)
+        except RegexError as exc:
+            # Refused in the admin (DetectionRule.clean); a row saved another way must not break ingest.
+            logger.warning("risk rule %s: regex skipped, RE2 cannot compile it: %s", rule.pk, exc)
     return CompiledRule(
         id=rule.pk,
         name=rule.name,
@@ -91,6 +95,10 @@ def compile_rule(rule: DetectionRule) -> CompiledRule:
         keyword_pattern=keyword_pattern,
         regex=regex,
     )
+
+
+def _is_word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
 
 
 class _RuleCache:
@@ -124,18 +132,16 @@ def risk_score(*, chatbot_id: int, user_message: str, bot_response: str, model: 
                rules: list[CompiledRule] | None = None) -> RiskVerdict:
     matched: list[dict] = []
     total = 0
+    user_text, bot_text = text_bytes(user_message or ""), text_bytes(bot_response or "")
     for rule in rules if rules is not None else rules_for_chatbot(chatbot_id):
         if not rule.applies_to_model(model):
             continue
         where = None
-        fragment = None
-        if rule.applies_to in (AppliesTo.USER, AppliesTo.BOTH):
-            fragment = rule.match(user_message)
-            where = "user" if fragment else None
-        if fragment is None and rule.applies_to in (AppliesTo.BOT, AppliesTo.BOTH):
-            fragment = rule.match(bot_response)
-            where = "bot" if fragment else None
-        if fragment is not None:
+        if rule.applies_to in (AppliesTo.USER, AppliesTo.BOTH) and rule.match(user_text):
+            where = "user"
+        elif rule.applies_to in (AppliesTo.BOT, AppliesTo.BOTH) and rule.match(bot_text):
+            where = "bot"
+        if where is not None:
             total += rule.points
             # The rule and where it matched; not the matched text (it may be a secret or PII).
             matched.append({"rule_id": rule.id, "rule": rule.name, "points": rule.points,

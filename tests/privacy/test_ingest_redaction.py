@@ -70,3 +70,16 @@ def test_the_judge_model_receives_only_redacted_text(bot_client, chatbot, settin
         sent = str([r["json"] for r in server.requests_to("/chat/completions")])
     assert "[EMAIL]" in sent and "[PHONE]" in sent
     assert "jane@example.com" not in sent and "7946" not in sent
+
+
+def test_an_ingest_of_the_issue_15_attack_text_is_not_held_by_the_redactor(bot_client, chatbot):
+    # Both fields, two turns: ~11 s of CPU in redact() alone with the old backtracking patterns.
+    from tests.support.deadline import deadline
+
+    text = ((" 001" + "1" * 20 + "x") * 1300)[:32000]
+    turns = [{"conversation_id": "c1", "turn_id": f"t{i}", "user_message": text, "bot_response": text}
+             for i in range(2)]
+    with deadline(5):
+        response = _post(bot_client, {"turns": turns})
+    assert response.status_code == 207, response.content
+    assert Turn.objects.filter(user_message=text, bot_response=text, pii_found={}).count() == 2

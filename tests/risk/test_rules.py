@@ -1,5 +1,6 @@
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils.html import escape
 
 from apps.conversations.models import Conversation
 from apps.risk.models import DetectionRule
@@ -115,3 +116,76 @@ def test_invalid_regex_is_rejected_when_saved_in_the_admin(admin_client):
     assert not DetectionRule.objects.filter(name="broken").exists()
     with pytest.raises(ValidationError):
         DetectionRule(name="x", regex="[").full_clean()
+
+
+# Issue 15: a staff rule with nested quantifiers made a 25-character message cost seconds.
+def test_a_nested_quantifier_rule_runs_in_linear_time(chatbot, only_custom_rules):
+    from apps.core.regex import Pattern
+    from apps.risk.scoring import rules_for_chatbot
+    from tests.support.deadline import deadline
+
+    rule(regex=r"^(\w+\s?)+$", points=40)
+    [compiled] = rules_for_chatbot(chatbot.pk)
+    assert isinstance(compiled.regex, Pattern)
+    with deadline(5):
+        assert score(chatbot, "a" * 30 + "!").score == 0
+        assert score(chatbot, "hello there friend").score == 40
+
+
+def test_the_redaction_attack_text_through_the_default_rules(chatbot):
+    from apps.core.regex import Pattern
+    from apps.risk.scoring import rules_for_chatbot
+    from tests.support.deadline import deadline
+
+    patterns = [p for r in rules_for_chatbot(chatbot.pk) for p in (r.keyword_pattern, r.regex) if p is not None]
+    assert patterns and all(isinstance(p, Pattern) for p in patterns)
+    text = ((" 001" + "1" * 20 + "x") * 1300)[:32000]
+    with deadline(5):
+        verdict = score(chatbot, text, text)
+    assert verdict.score == 0
+
+
+def test_every_seeded_default_rule_compiles_with_re2(chatbot):
+    from apps.risk.scoring import rules_for_chatbot
+
+    rules = rules_for_chatbot(chatbot.pk)
+    with_regex = [r for r in DetectionRule.objects.all() if r.regex]
+    assert with_regex and all(c.regex is not None for c in rules if c.id in {r.id for r in with_regex})
+
+
+@pytest.mark.parametrize(
+    ("regex", "named"),
+    [
+        (r"(\w+) \1", r"backreference \1 is not supported"),
+        (r"refund(?= now)", "lookahead (?=…) is not supported"),
+        (r"(?<!no )refund", "negative lookbehind (?<!…) is not supported"),
+        (r"\d++", "possessive quantifier ++ is not supported"),
+        (r"(?>a+)b", "atomic group (?>…) is not supported"),
+    ],
+)
+def test_a_rule_re2_cannot_run_is_refused_in_the_admin_naming_the_construct(client, alice, regex, named):
+    client.force_login(alice)
+    response = client.post("/admin/risk/detectionrule/add/", {
+        "name": "needs backtracking", "keywords": "[]", "regex": regex, "model_patterns": "[]",
+        "applies_to": "both", "points": 10, "severity": "low", "is_active": "on",
+    })
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Invalid regular expression" in body and escape(named) in body and "RE2:" in body
+    assert not DetectionRule.objects.filter(name="needs backtracking").exists()
+
+
+def test_a_stored_rule_re2_cannot_compile_is_skipped_and_logged(chatbot, only_custom_rules, caplog):
+    bad = rule(name="old", regex=r"(a)\1", keywords=["banana"], points=20)  # saved without clean()
+    with caplog.at_level("WARNING", logger="apps.risk.scoring"):
+        assert score(chatbot, "aa banana").score == 20  # the keywords still count
+    assert any(f"risk rule {bad.pk}" in r.getMessage() for r in caplog.records)
+
+
+def test_keywords_keep_unicode_word_boundaries(chatbot, only_custom_rules):
+    rule(keywords=["café", "убить"], points=10)
+    assert score(chatbot, "un CAFÉ, s'il vous plaît").score == 10
+    assert score(chatbot, "deux cafés").score == 0
+    assert score(chatbot, "я хочу убить время").score == 10
+    assert score(chatbot, "убитьё").score == 0
+    assert score(chatbot, "\ud800 убить").score == 10  # a lone surrogate does not break scoring
