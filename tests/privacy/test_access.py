@@ -21,6 +21,23 @@ def test_admin_login_is_locked_after_repeated_failures(client, alice, settings):
     assert "_auth_user_id" not in client.session
 
 
+def test_behind_the_proxy_a_lockout_holds_one_client_not_everyone(client, alice, settings):
+    # Behind nginx every request's REMOTE_ADDR is nginx's; the client is in X-Forwarded-For.
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    url = reverse("admin:login")
+    attacker = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "203.0.113.9"}
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(url, {"username": "alice", "password": "wrong"}, **attacker)
+    assert client.post(url, {"username": "alice", "password": "password"}, **attacker).status_code == 429
+    # A spoofed left-most address does not get the attacker out of the lockout …
+    spoofed = {**attacker, "HTTP_X_FORWARDED_FOR": "198.51.100.1, 203.0.113.9"}
+    assert client.post(url, {"username": "alice", "password": "password"}, **spoofed).status_code == 429
+    # … and alice, from her own address through the same proxy, still logs in.
+    alice_there = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "192.0.2.44"}
+    response = client.post(url, {"username": "alice", "password": "password", "next": "/admin/"}, **alice_there)
+    assert response.status_code == 302 and "_auth_user_id" in client.session
+
+
 def test_a_correct_login_before_the_limit_works(client, alice, settings):
     url = reverse("admin:login")
     for _ in range(settings.AXES_FAILURE_LIMIT - 1):
