@@ -55,9 +55,5 @@ class Evaluation(models.Model):
             models.Index(fields=["status", "created_at"], name="evaluation_status_time"),
         ]
 
-    @property
-    def is_human(self) -> bool:
-        return self.evaluator == "human"
-
     def __str__(self) -> str:
         return f"{self.get_evaluator_display()} of turn {self.turn_id}: {self.overall}"

@@ -344,7 +344,9 @@ def _ordering_terms(queryset: QuerySet) -> list[tuple[str, bool]] | None:
         name = term.lstrip("-")
         if name not in _NOT_NULL_ORDER_FIELDS:
             return None
-        terms.append(("id" if name == "pk" else name, descending))
+        name = "id" if name == "pk" else name
+        if all(name != seen for seen, _ in terms):  # the admin may repeat its tie-breakers
+            terms.append((name, descending))
     if not any(name == "id" for name, _ in terms):
         terms.append(("id", False))
     return terms
@@ -375,9 +377,7 @@ def queue_neighbours(*, queue: QuerySet, conversation: Conversation, scan_limit:
     terms = _ordering_terms(queue)
     if terms is not None:
         names = [name for name, _ in terms]
-        values = dict(zip(names, Conversation.objects.filter(pk=conversation.pk).values_list(*names).first() or [], strict=False))
-        if len(values) != len(names):
-            return {"previous": None, "next": None}
+        values = {name: getattr(conversation, "chatbot_id" if name == "chatbot" else name) for name in names}
         reverse_order = [f"{'' if descending else '-'}{name}" for name, descending in terms]
         forward_order = [f"{'-' if descending else ''}{name}" for name, descending in terms]
         others = queue.exclude(pk=conversation.pk)
