@@ -137,7 +137,6 @@ def test_export_jsonl_uses_corrected_answers_and_only_reviewed_turns(admin_clien
     records = [json.loads(line) for line in response.content.decode().splitlines()]
     answers = [record["messages"][-1]["content"] for record in records]
     assert answers == ["Refunds are possible within 30 days.", closed.bot_response]
-    assert corrected.bot_response not in answers
     # Asked for explicitly, the unreviewed turns come too, still with the correction applied.
     body, lines, _ = cluster_finetune_jsonl(clusters=[cluster], actor=None, reviewed_only=False)
     assert lines == len(members) and "Refunds are possible within 30 days." in body
