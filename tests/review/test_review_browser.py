@@ -64,6 +64,9 @@ def test_reviewer_walks_five_items_with_the_keyboard(live_server, browser_page, 
     assert page.title().startswith("Review queue")
     assert page.evaluate("document.scrollingElement.scrollWidth <= document.scrollingElement.clientWidth"), page.evaluate(
         "[document.scrollingElement.scrollWidth, document.scrollingElement.clientWidth]")
+    # Nor inside the list: every column is visible beside the filters.
+    assert page.evaluate("(() => { const r = document.querySelector('#changelist .results');"
+                         " return r.scrollWidth <= r.clientWidth; })()")
     rows = page.locator("#result_list tbody tr")
     assert rows.count() == 6
     assert "below this chatbot's threshold 70" in rows.nth(3).inner_text()
