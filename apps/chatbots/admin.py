@@ -33,23 +33,14 @@ class ChatbotAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
         ("LLM judge", {"fields": ("judge_enabled", "judge_sample_rate", "judge_model", "judge_weights", "judge_flag_below", "judge_instructions")}),
         ("Clustering", {"fields": ("clustering_interval_hours", "clustering_window_days", "last_clustered_at")}),
         ("Privacy", {"fields": ("pii_redaction_enabled", "retention_days", "allowed_origins")}),
-        ("Review", {"fields": ("review_labels", "judge_agreement")}),
+        ("Review", {"fields": ("review_labels",)}),
         ("Access", {"fields": ("reviewers",)}),
     )
-    readonly_fields = ("last_clustered_at", "judge_agreement")
+    readonly_fields = ("last_clustered_at",)
     # Apps above this one add their chatbot-wide actions from their own admin module
-    # (clustering: "cluster thumbs-down"), so this app imports none of them.
+    # (clustering: "cluster thumbs-down"; review: the judge-vs-reviewers figures), so this app
+    # imports none of them.
     actions: list = []
-
-    @admin.display(description="judge vs reviewers")
-    def judge_agreement(self, obj: Chatbot) -> str:
-        # The figures live with the review app (it owns human evaluations); read through its selector.
-        from django.template.loader import render_to_string
-
-        from apps.review.selectors import judge_human_agreement
-
-        rows = judge_human_agreement(chatbot_ids=[obj.pk]) if obj.pk else []
-        return render_to_string("admin/review/agreement.html", {"agreement": rows[0] if rows else None})
 
 
 @admin.register(ApiKey)

@@ -34,7 +34,9 @@ from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
 from apps.chatbots.access import chatbot_ids_for_user, user_sees_all_chatbots
+from apps.chatbots.admin import ChatbotAdmin
 from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
+from apps.chatbots.models import Chatbot
 from apps.conversations.choices import Channel, FlagReason, ReviewStatus, RiskLevel
 from apps.conversations.models import Conversation, LLMCall, Turn
 from apps.core.admin import LargeTableAdmin
@@ -656,3 +658,23 @@ class FlaggedConversationAdmin(ConversationAdmin):
             "riskiest_url": _query(request, o=f"-{risk_column}"),
         }
         return super().changelist_view(request, extra_context)
+
+
+# --- the chatbot page: how far its judge is from its reviewers ----------------------------------
+
+@admin.display(description="judge vs reviewers")
+def chatbot_judge_agreement(model_admin: admin.ModelAdmin, obj: Chatbot) -> str:
+    from django.template.loader import render_to_string
+
+    rows = judge_human_agreement(chatbot_ids=[obj.pk]) if obj.pk else []
+    return render_to_string("admin/review/agreement.html", {"agreement": rows[0] if rows else None})
+
+
+# Added from here (the review app owns human evaluations), like clustering adds its action.
+ChatbotAdmin.judge_agreement = chatbot_judge_agreement
+ChatbotAdmin.readonly_fields = (*ChatbotAdmin.readonly_fields, "judge_agreement")
+ChatbotAdmin.fieldsets = tuple(
+    (name, {**options, "fields": (*options["fields"], "judge_agreement")}) if name == "Review" else (name, options)
+    for name, options in ChatbotAdmin.fieldsets
+)
+
