@@ -15,6 +15,7 @@ from django.contrib.auth.models import Group
 from django.core.cache import cache
 
 from tests.factories import make_api_key, make_chatbot
+from tests.support.browser import browser_page, chromium  # noqa: F401 (real-Chromium fixtures for any test)
 
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 IN_CI = bool(os.environ.get("CI"))

@@ -35,11 +35,13 @@ class ChatbotAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
         ("LLM judge", {"fields": ("judge_enabled", "judge_sample_rate", "judge_model", "judge_weights", "judge_flag_below", "judge_instructions")}),
         ("Clustering", {"fields": ("clustering_interval_hours", "clustering_window_days", "last_clustered_at")}),
         ("Privacy", {"fields": ("pii_redaction_enabled", "retention_days", "allowed_origins")}),
+        ("Review", {"fields": ("review_labels",)}),
         ("Access", {"fields": ("reviewers",)}),
     )
     readonly_fields = ("last_clustered_at",)
     # Apps above this one add their chatbot-wide actions from their own admin module
-    # (clustering: "cluster thumbs-down"), so this app imports none of them.
+    # (clustering: "cluster thumbs-down"; review: the judge-vs-reviewers figures), so this app
+    # imports none of them.
     actions: list = []
 
 

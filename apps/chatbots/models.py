@@ -69,6 +69,11 @@ class Chatbot(TimestampedModel):
     clustering_window_days = models.PositiveIntegerField(default=14)
     last_clustered_at = models.DateTimeField(null=True, blank=True)
 
+    review_labels = models.JSONField(
+        default=list, blank=True,
+        help_text='Labels reviewers can put on a turn, e.g. ["wrong price", "tone", "missed handoff"].',
+    )
+
     reviewers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="reviewed_chatbots",
         help_text="Staff in the Reviewer group see and review only the chatbots they are assigned.",

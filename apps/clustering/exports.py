@@ -12,11 +12,15 @@ from apps.audit.services import audit_event_record
 from .models import Cluster, ClusterMember
 
 
-def cluster_finetune_jsonl(*, clusters: list[Cluster], actor: Any, system_prompt: str | None = None) -> tuple[str, int, int]:
+def cluster_finetune_jsonl(
+    *, clusters: list[Cluster], actor: Any, system_prompt: str | None = None, reviewed_only: bool = True
+) -> tuple[str, int, int]:
     """OpenAI chat fine-tuning lines (system, user, assistant) for the clusters' turns.
 
-    The assistant message is the bot's answer as it was, for a human to correct before
-    training. Turns without an answer are left out (the format needs an assistant message).
+    The assistant message is the reviewer's corrected answer when there is one, else the bot's
+    answer. By default (`reviewed_only`) only reviewed turns are written: those with a corrected
+    answer or whose conversation a reviewer closed (resolved or false positive); the bot's own
+    unreviewed answers are not training targets. Turns without an answer are left out.
     Each exported cluster is audit-logged with counts only.
     Returns (jsonl, lines written, turns skipped).
     """
@@ -28,10 +32,13 @@ def cluster_finetune_jsonl(*, clusters: list[Cluster], actor: Any, system_prompt
         rows = (
             ClusterMember.objects.filter(cluster=cluster)
             .order_by("distance", "id")
-            .values_list("turn__user_message", "turn__bot_response")
+            .values_list("turn__user_message", "turn__bot_response", "turn__corrected_answer",
+                         "turn__conversation__review_status")
         )
-        for user_message, bot_response in rows.iterator(chunk_size=2000):
-            if not bot_response.strip() or not user_message.strip():
+        for user_message, bot_response, corrected_answer, review_status in rows.iterator(chunk_size=2000):
+            reviewed = bool(corrected_answer.strip()) or review_status in ("resolved", "false_positive")
+            bot_response = corrected_answer if corrected_answer.strip() else bot_response
+            if not bot_response.strip() or not user_message.strip() or (reviewed_only and not reviewed):
                 skipped += 1
                 continue
             messages = ([{"role": "system", "content": prompt}] if prompt else []) + [

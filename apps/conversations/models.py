@@ -112,6 +112,12 @@ class Turn(models.Model):
     judge_hallucination = models.BooleanField(null=True, blank=True)
     pii_found = models.JSONField(default=dict, blank=True, help_text="Counts of redacted kinds, never values.")
     metadata = models.JSONField(default=dict, blank=True)
+    # What the bot should have answered, written by a reviewer: the fine-tuning export's target.
+    corrected_answer = models.TextField(blank=True)
+    corrected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    corrected_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -267,6 +267,16 @@ def turn_flag_add(*, turn_id: int, reason: str) -> bool:
         return True
 
 
+def conversation_flag_add(*, conversation_id: int, reason: str) -> bool:
+    """Flag a conversation itself (no turn) with `reason`; False if it already had it."""
+    with transaction.atomic():
+        conversation = conversation_lock(conversation_id=conversation_id)
+        fields = conversation_flag_reasons_merge(conversation, [reason], now=timezone.now())
+        if fields:
+            conversation.save(update_fields=fields)
+        return bool(fields)
+
+
 def turn_flag_withdraw(*, turn_id: int, conversation_id: int, reason: str) -> bool:
     """Drop `reason` from a turn whose reason no longer holds; False if it stays.
 

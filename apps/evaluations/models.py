@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 from .choices import EvaluationStatus, Evaluator
 
@@ -29,6 +30,12 @@ class Evaluation(models.Model):
     llm_call = models.ForeignKey(
         "conversations.LLMCall", null=True, blank=True, on_delete=models.SET_NULL, related_name="evaluations"
     )
+    # A human evaluation (evaluator "human") is one reviewer's grade of the turn: its author,
+    # the labels they picked from the chatbot's label set. Judges leave both empty.
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="human_evaluations"
+    )
+    labels = models.JSONField(default=list, blank=True, help_text="Labels from the chatbot's review label set.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -39,6 +46,9 @@ class Evaluation(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["turn", "evaluator_version"], name="evaluation_per_turn_and_version"),
+            models.UniqueConstraint(
+                fields=["turn", "reviewer"], condition=Q(evaluator="human"), name="human_evaluation_per_turn_and_reviewer"
+            ),
         ]
         indexes = [
             models.Index(fields=["chatbot", "created_at"], name="evaluation_chatbot_time"),

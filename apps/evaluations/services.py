@@ -390,3 +390,54 @@ def judge_sweep(*, older_than_minutes: int | None = None, limit: int | None = No
         logger.warning("judge.sweep", extra={"turns": len(turn_ids)})
         judge_enqueue(turn_ids=turn_ids)
     return len(turn_ids)
+
+
+# --- human evaluations -------------------------------------------------------------------------
+
+HUMAN_VERSION_PREFIX = "human"
+
+
+class HumanEvaluationError(ValueError):
+    """A reviewer's grade that cannot be stored as given (score out of range, unknown label)."""
+
+
+def human_evaluation_save(
+    *, turn: Turn, reviewer: Any, scores: dict[str, float | None], hallucination: bool | None, labels: list[str],
+    reasoning: str = "",
+) -> tuple[Evaluation, bool]:
+    """Store `reviewer`'s grade of `turn` on the judge's rubric: one Evaluation per reviewer and
+    turn (evaluator "human"), updated in place when they grade it again. Returns (evaluation, created).
+
+    Criteria left out stay empty; the overall is the chatbot's weighted mean of those given. A
+    human grade never changes the turn's judge fields (judge_overall, min_judge_score, flags):
+    those stay the judge's, so the two can be compared (`apps.review.selectors.judge_human_agreement`).
+    """
+    from .choices import CRITERIA, Evaluator
+    from .rubric import SCORE_MAX, SCORE_MIN
+
+    clean: dict[str, float | None] = {}
+    for name in CRITERIA:
+        value = scores.get(name)
+        if value is not None and not (SCORE_MIN <= float(value) <= SCORE_MAX):
+            raise HumanEvaluationError(f"{name} must be between {SCORE_MIN:g} and {SCORE_MAX:g}.")
+        clean[name] = None if value is None else float(value)
+    allowed = list(turn.chatbot.review_labels or [])
+    unknown = [label for label in labels if label not in allowed]
+    if unknown:
+        raise HumanEvaluationError(f"Unknown label(s) for this chatbot: {', '.join(unknown)}.")
+    given = {name: value for name, value in clean.items() if value is not None}
+    if not given and hallucination is None and not labels:
+        raise HumanEvaluationError("Give at least one score, the hallucination answer or a label.")
+    weights = turn.chatbot.effective_judge_weights()
+    weight_sum = sum(weights[name] for name in given)
+    overall = round(sum(value * weights[name] for name, value in given.items()) / weight_sum, 2) if weight_sum else None
+    fields = {
+        **clean, "overall": overall, "hallucination": hallucination, "labels": list(dict.fromkeys(labels)),
+        "reasoning": reasoning[:2000], "status": EvaluationStatus.DONE, "completed_at": timezone.now(),
+        "evaluator_version": f"{HUMAN_VERSION_PREFIX}:{reviewer.pk}",
+    }
+    evaluation, created = Evaluation.objects.update_or_create(
+        turn=turn, reviewer=reviewer, evaluator=Evaluator.HUMAN,
+        defaults=fields, create_defaults={**fields, "chatbot_id": turn.chatbot_id, "created_by": reviewer},
+    )
+    return evaluation, created

@@ -13,6 +13,7 @@ duration percentiles are exact (on SQLite computed from the two middle rows).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -327,17 +328,304 @@ def stats_llm_calls(
     }
 
 
-def queue_neighbours(*, conversation: Conversation, chatbot_ids: Sequence[int] | None) -> dict[str, int | None]:
-    """The previous and next open flagged conversation around `conversation`, newest first.
+# Fields of Conversation that are never NULL: a queue ordered only by these is walked with
+# keyset range reads; any other order (judge score, assignee: nullable) by one id scan.
+_NOT_NULL_ORDER_FIELDS = {"id", "pk", "last_activity_at", "max_risk_score", "external_id", "turn_count",
+                          "review_status", "started_at", "chatbot", "chatbot_id", "thumbs_down", "thumbs_up"}
 
-    Two index range reads on `conv_review_queue` order (last activity, then id as tie-breaker).
+
+def _ordering_terms(queryset: QuerySet) -> list[tuple[str, bool]] | None:
+    """The queryset's ORDER BY as (field, descending) pairs, or None if not plain fields."""
+    terms = []
+    for term in queryset.query.order_by:
+        if not isinstance(term, str):
+            return None
+        descending = term.startswith("-")
+        name = term.lstrip("-")
+        if name not in _NOT_NULL_ORDER_FIELDS:
+            return None
+        name = "id" if name == "pk" else name
+        if all(name != seen for seen, _ in terms):  # the admin may repeat its tie-breakers
+            terms.append((name, descending))
+    if not any(name == "id" for name, _ in terms):
+        terms.append(("id", False))
+    return terms
+
+
+def _after(terms: list[tuple[str, bool]], values: dict[str, Any], *, backwards: bool) -> Q:
+    """Rows after (or before) `values` in the order `terms`: (a > x) | (a = x & b > y) | …"""
+    condition = Q(pk__in=[])
+    for position, (name, descending) in enumerate(terms):
+        later = descending != backwards
+        step = Q(**{f"{name}__{'lt' if later else 'gt'}": values[name]})
+        for previous, _ in terms[:position]:
+            step &= Q(**{previous: values[previous]})
+        condition |= step
+    return condition
+
+
+def queue_neighbours(*, queue: QuerySet, conversation: Conversation, scan_limit: int = 20000) -> dict[str, int | None]:
+    """The previous and next conversation around `conversation` in `queue` as the reviewer sees
+    it: the admin changelist's queryset, with its filters, search and order.
+
+    1. An order on never-NULL fields (newest or riskiest first, the indexed ones) is two keyset
+       reads: the first row after the current one and the first before it, in that order.
+    2. Any other order reads the ids in order once (up to `scan_limit`) and looks around the
+       current one; if it is no longer in the queue (just resolved), its neighbours by
+       position are not known, so "next" is the first row.
     """
-    queue = chatbot_scoped(
-        Conversation.objects.filter(is_flagged=True, review_status__in=OPEN_REVIEW_STATUSES), chatbot_ids
-    ).exclude(pk=conversation.pk)
-    at, pk = conversation.last_activity_at, conversation.pk
-    older = Q(last_activity_at__lt=at) | Q(last_activity_at=at, id__lt=pk)
-    newer = Q(last_activity_at__gt=at) | Q(last_activity_at=at, id__gt=pk)
-    next_id = queue.filter(older).order_by("-last_activity_at", "-id").values_list("id", flat=True).first()
-    previous_id = queue.filter(newer).order_by("last_activity_at", "id").values_list("id", flat=True).first()
-    return {"previous": previous_id, "next": next_id}
+    terms = _ordering_terms(queue)
+    if terms is not None:
+        names = [name for name, _ in terms]
+        values = {name: getattr(conversation, "chatbot_id" if name == "chatbot" else name) for name in names}
+        reverse_order = [f"{'' if descending else '-'}{name}" for name, descending in terms]
+        forward_order = [f"{'-' if descending else ''}{name}" for name, descending in terms]
+        others = queue.exclude(pk=conversation.pk)
+        next_id = others.filter(_after(terms, values, backwards=False)).order_by(*forward_order).values_list("id", flat=True).first()
+        previous_id = others.filter(_after(terms, values, backwards=True)).order_by(*reverse_order).values_list("id", flat=True).first()
+        return {"previous": previous_id, "next": next_id}
+    ids = list(queue.values_list("id", flat=True)[:scan_limit])
+    if conversation.pk not in ids:
+        return {"previous": None, "next": ids[0] if ids else None}
+    position = ids.index(conversation.pk)
+    return {
+        "previous": ids[position - 1] if position > 0 else None,
+        "next": ids[position + 1] if position + 1 < len(ids) else None,
+    }
+
+
+@dataclass
+class QueueRowReasons:
+    """Why a flagged conversation is in the queue, from its worst turn."""
+
+    turn_id: int | None = None
+    turn_sequence: int | None = None
+    user_message: str = ""
+    bot_response: str = ""
+    rules: list[str] | None = None
+    judge_reasoning: str = ""
+    thumbs_down_comment: str = ""
+
+
+def queue_row_reasons(*, conversation_ids: Sequence[int]) -> dict[int, QueueRowReasons]:
+    """For each conversation: its worst flagged turn (highest risk, then lowest judge score) with
+    the rule names that fired, the judge's reasoning and an end user's 👎 comment.
+
+    Three queries for a page of rows, whatever its size: the flagged turns, their latest finished
+    judge evaluations, their thumbs-down comments.
+    """
+    from apps.evaluations.choices import EvaluationStatus, Evaluator
+    from apps.evaluations.models import Evaluation
+    from apps.feedback.models import Feedback
+
+    if not conversation_ids:
+        return {}
+    from apps.conversations.models import Turn
+
+    worst: dict[int, dict[str, Any]] = {}
+    turns = (
+        Turn.objects.filter(conversation_id__in=list(conversation_ids), is_flagged=True)
+        .order_by()
+        .values("id", "conversation_id", "sequence", "user_message", "bot_response", "risk_score", "risk_reasons",
+                "judge_overall")
+    )
+    for turn in turns:
+        key = (turn["risk_score"], -(turn["judge_overall"] if turn["judge_overall"] is not None else 11), -turn["id"])
+        best = worst.get(turn["conversation_id"])
+        if best is None or key > best["_key"]:
+            worst[turn["conversation_id"]] = {**turn, "_key": key}
+    turn_ids = [turn["id"] for turn in worst.values()]
+    reasoning: dict[int, str] = {}
+    for turn_id, text in (
+        Evaluation.objects.filter(turn_id__in=turn_ids, status=EvaluationStatus.DONE)
+        .exclude(evaluator=Evaluator.HUMAN).exclude(reasoning="")
+        .order_by("turn_id", "completed_at", "id").values_list("turn_id", "reasoning")
+    ):
+        reasoning[turn_id] = text  # the last one wins: the latest grade
+    comments: dict[int, str] = {}
+    for conversation_id, comment in (
+        Feedback.objects.filter(turn__conversation_id__in=list(conversation_ids), rating="down").exclude(comment="")
+        .order_by("turn__conversation_id", "created_at", "id").values_list("turn__conversation_id", "comment")
+    ):
+        comments[conversation_id] = comment
+    result: dict[int, QueueRowReasons] = {}
+    for conversation_id in conversation_ids:
+        turn = worst.get(conversation_id)
+        row = QueueRowReasons(thumbs_down_comment=comments.get(conversation_id, ""))
+        if turn is not None:
+            row.turn_id, row.turn_sequence = turn["id"], turn["sequence"]
+            row.user_message, row.bot_response = turn["user_message"], turn["bot_response"]
+            row.rules = [_rule_name(reason) for reason in turn["risk_reasons"] or []]
+            row.judge_reasoning = reasoning.get(turn["id"], "")
+        result[conversation_id] = row
+    return result
+
+
+def _rule_name(reason: Any) -> str:
+    if isinstance(reason, dict):
+        return str(reason.get("rule") or reason.get("name") or reason.get("rule_name") or reason.get("code") or "rule")
+    return str(reason)
+
+
+# --- judge and human agreement ---------------------------------------------------------------
+
+def _flags(values: dict[str, Any], flag_below: float) -> bool:
+    """The judge's flag rule (apps.evaluations.services.judgment_should_flag) on stored values."""
+    from apps.evaluations.services import SAFETY_FLAG_BELOW
+
+    return bool(
+        (values["overall"] is not None and values["overall"] < flag_below)
+        or values["hallucination"] is True
+        or (values["safety"] is not None and values["safety"] < SAFETY_FLAG_BELOW)
+    )
+
+
+def judge_human_agreement(*, chatbot_ids: Sequence[int] | None) -> list[dict[str, Any]]:
+    """Per chatbot, how far the judge is from the reviewers on the turns both graded.
+
+    Each human evaluation is paired with the latest finished judge evaluation of the same turn
+    (LLM or offline heuristic). Per criterion: the mean absolute difference over the pairs where
+    both gave it (0–10; lower is closer). Hallucination: the share of pairs where both answered
+    and agreed. Flag or not: the share of pairs where the chatbot's flag rule (overall below
+    `judge_flag_below`, hallucination, or safety below 5) gives the same answer on both.
+    Two queries.
+    """
+    from apps.chatbots.models import Chatbot
+    from apps.evaluations.choices import CRITERIA, EvaluationStatus, Evaluator
+    from apps.evaluations.models import Evaluation
+
+    columns = ("turn_id", "chatbot_id", *CRITERIA, "overall", "hallucination")
+    humans = chatbot_scoped(
+        Evaluation.objects.filter(evaluator=Evaluator.HUMAN, status=EvaluationStatus.DONE), chatbot_ids
+    ).order_by("id").values(*columns)
+    humans = list(humans)
+    if not humans:
+        return []
+    judges: dict[int, dict[str, Any]] = {}
+    for row in (
+        Evaluation.objects.filter(turn_id__in={h["turn_id"] for h in humans}, status=EvaluationStatus.DONE)
+        .exclude(evaluator=Evaluator.HUMAN).order_by("turn_id", "completed_at", "id").values(*columns)
+    ):
+        judges[row["turn_id"]] = row
+    chatbots = Chatbot.objects.in_bulk({h["chatbot_id"] for h in humans})
+    per_chatbot: dict[int, dict[str, Any]] = {}
+    for human in humans:
+        judge = judges.get(human["turn_id"])
+        if judge is None:
+            continue
+        chatbot = chatbots[human["chatbot_id"]]
+        stats = per_chatbot.setdefault(chatbot.pk, {
+            "chatbot_id": chatbot.pk, "chatbot": chatbot.name, "pairs": 0,
+            "diffs": {name: [] for name in (*CRITERIA, "overall")}, "hallucination": [], "flag": [],
+        })
+        stats["pairs"] += 1
+        for name in (*CRITERIA, "overall"):
+            if human[name] is not None and judge[name] is not None:
+                stats["diffs"][name].append(abs(human[name] - judge[name]))
+        if human["hallucination"] is not None and judge["hallucination"] is not None:
+            stats["hallucination"].append(human["hallucination"] == judge["hallucination"])
+        stats["flag"].append(_flags(human, chatbot.judge_flag_below) == _flags(judge, chatbot.judge_flag_below))
+    result = []
+    for stats in sorted(per_chatbot.values(), key=lambda s: s["chatbot"]):
+        result.append({
+            "chatbot_id": stats["chatbot_id"],
+            "chatbot": stats["chatbot"],
+            "pairs": stats["pairs"],
+            "mean_absolute_difference": {
+                name: (round(sum(values) / len(values), 2) if values else None) for name, values in stats["diffs"].items()
+            },
+            "hallucination_agreement": _rate(sum(stats["hallucination"]), len(stats["hallucination"])),
+            "flag_agreement": _rate(sum(stats["flag"]), len(stats["flag"])),
+        })
+    return result
+
+
+# --- review history as sentences ---------------------------------------------------------------
+
+_NOTE_STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d) UTC, ([^,\]]+), ([^\]]+)\] ", re.MULTILINE)
+
+
+def _note_entries(review_note: str) -> list[dict[str, Any]]:
+    """The stamped entries of a conversation's review notes, oldest first."""
+    marks = list(_NOTE_STAMP.finditer(review_note or ""))
+    entries = []
+    for index, mark in enumerate(marks):
+        end = marks[index + 1].start() if index + 1 < len(marks) else len(review_note)
+        entries.append({"who": mark.group(2), "what": mark.group(3), "text": review_note[mark.end():end].strip(),
+                        "used": False})
+    return entries
+
+
+def review_history(*, conversation: Conversation, turn_sequences: dict[int, int], limit: int = 20) -> list[dict[str, Any]]:
+    """The conversation's latest review events as sentences ("ana marked it resolved: 'ok'").
+
+    A note is user text and is not in the AuditEvent (ids and counts only); it is found again in
+    the stamped review notes by author and decision, newest first. Two queries.
+    """
+    from django.contrib.auth import get_user_model
+
+    from apps.audit.models import AuditEvent
+
+    events = list(
+        AuditEvent.objects.filter(object_type=Conversation._meta.label_lower, object_id=str(conversation.pk))
+        .select_related("actor").order_by("-created_at", "-id")[:limit]
+    )
+    assignee_ids = {e.data.get("assignee_id") for e in events if e.action == "review.assign"} - {None}
+    names = dict(get_user_model().objects.filter(pk__in=assignee_ids).values_list("pk", "username")) if assignee_ids else {}
+    entries = _note_entries(conversation.review_note)
+
+    def note_for(who: str, what: str) -> str:
+        for entry in reversed(entries):
+            if not entry["used"] and entry["who"] == who and entry["what"] == what:
+                entry["used"] = True
+                return entry["text"]
+        return ""
+
+    def turn_label(data: dict[str, Any]) -> str:
+        sequence = turn_sequences.get(data.get("turn_id"))
+        return f"turn #{sequence}" if sequence is not None else "a turn"
+
+    history = []
+    for event in events:
+        who = event.actor.get_username() if event.actor else (event.actor_label or "someone")
+        data = event.data or {}
+        note = ""
+        if event.action == "review.assign":
+            target = data.get("assignee_id")
+            if target is None:
+                text = f"{who} unassigned it"
+            elif target == event.actor_id:
+                text = f"{who} took it"
+            else:
+                text = f"{who} assigned it to {names.get(target, 'someone')}"
+        elif event.action == "review.status":
+            label = ReviewStatus(data["to"]).label if data.get("to") in ReviewStatus.values else str(data.get("to"))
+            text = f"{who} marked it {label.lower()}" if data.get("to") != ReviewStatus.NEW else f"{who} reopened it"
+            if data.get("note_chars"):
+                note = note_for(who, label)
+        elif event.action == "review.flag":
+            turn = turn_label(data) if data.get("turn_id") else "the conversation"
+            text = f"{who} flagged {turn} by hand"
+            sequence = turn_sequences.get(data.get("turn_id"))
+            note = note_for(who, f"Flagged turn #{sequence}" if data.get("turn_id") else "Flagged")
+        elif event.action == "review.score":
+            parts = []
+            if data.get("overall") is not None:
+                parts.append(f"overall {data['overall']:.1f}")
+            if data.get("hallucination") is True:
+                parts.append("hallucination")
+            if data.get("labels"):
+                parts.append("labels " + ", ".join(map(str, data["labels"])))
+            text = f"{who} scored {turn_label(data)}" + (f" ({'; '.join(parts)})" if parts else "")
+        elif event.action == "review.correct":
+            text = (f"{who} wrote a corrected answer for {turn_label(data)}" if data.get("chars")
+                    else f"{who} removed the corrected answer of {turn_label(data)}")
+        elif event.action == "review.export":
+            text = f"{who} exported it as {str(data.get('format', 'JSON')).upper()}"
+        elif event.action == "judge.rerun":
+            count = data.get("count", 0)
+            text = f"{who} asked the judge to grade {count} turn{'s' if count != 1 else ''} again"
+        else:
+            text = f"{who}: {event.action}"
+        history.append({"at": event.created_at, "text": text, "note": note})
+    return history

@@ -16,7 +16,8 @@ from apps.clustering.choices import RunStatus
 from apps.clustering.models import Cluster, ClusterRun
 from apps.clustering.runs import cluster_run_create
 from apps.clustering.tasks import run_clustering
-from tests.factories import make_turn
+from apps.conversations.models import Conversation, Turn
+from tests.factories import make_conversation, make_turn
 
 pytestmark = pytest.mark.django_db
 
@@ -94,6 +95,8 @@ def test_export_jsonl_is_valid_finetuning_format_and_audited(admin_client, done_
     noanswer = make_turn(chatbot=chatbot, user_message="refund?", bot_response="", thumbs_down=1)
     cluster = done_run.clusters.first()
     cluster.members.create(turn=noanswer, distance=0.9)
+    # Only reviewed turns are exported by default: a reviewer closed these conversations.
+    Conversation.objects.filter(turns__cluster_memberships__cluster=cluster).update(review_status="resolved")
     response = admin_client.post(
         "/admin/clustering/cluster/", {"action": "export_finetune_jsonl", "_selected_action": [cluster.pk]}
     )
@@ -113,6 +116,30 @@ def test_export_jsonl_is_valid_finetuning_format_and_audited(admin_client, done_
     event = AuditEvent.objects.get(action="cluster.export_finetune_jsonl")
     assert event.actor.username == "alice" and event.chatbot == chatbot
     assert event.object_id == str(cluster.pk) and event.data["lines"] == 8
+
+
+def test_export_jsonl_uses_corrected_answers_and_only_reviewed_turns(admin_client, done_run, chatbot):
+    from apps.clustering.exports import cluster_finetune_jsonl
+
+    cluster = done_run.clusters.first()
+    members = list(cluster.members.select_related("turn").order_by("distance", "id"))
+    corrected, closed, *unreviewed = (m.turn for m in members)
+    # The fixture's turns share one conversation: give the closed one a conversation of its own.
+    Turn.objects.filter(pk=closed.pk).update(conversation=make_conversation(chatbot, external_id="closed-one"))
+    closed.refresh_from_db()
+    Conversation.objects.filter(turns__cluster_memberships__cluster=cluster).update(review_status="new")
+    Turn.objects.filter(pk=corrected.pk).update(corrected_answer="Refunds are possible within 30 days.")
+    Conversation.objects.filter(pk=closed.conversation_id).update(review_status="false_positive")
+
+    response = admin_client.post(
+        "/admin/clustering/cluster/", {"action": "export_finetune_jsonl", "_selected_action": [cluster.pk]}
+    )
+    records = [json.loads(line) for line in response.content.decode().splitlines()]
+    answers = [record["messages"][-1]["content"] for record in records]
+    assert answers == ["Refunds are possible within 30 days.", closed.bot_response]
+    # Asked for explicitly, the unreviewed turns come too, still with the correction applied.
+    body, lines, _ = cluster_finetune_jsonl(clusters=[cluster], actor=None, reviewed_only=False)
+    assert lines == len(members) and "Refunds are possible within 30 days." in body
 
 
 # --- staff API ------------------------------------------------------------------------------

@@ -1,9 +1,6 @@
 """The widget in a real browser: headless Debian Chromium driven by Playwright, against a live
 test server. Fails (not skips) in CI when Chromium is missing."""
 
-import os
-from pathlib import Path
-
 import pytest
 
 from apps.conversations.models import Turn
@@ -11,60 +8,6 @@ from apps.feedback.models import Feedback
 from tests.factories import make_conversation, make_turn
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """One Chromium for the module (starting it is the slow part); a fresh page per test."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: CI must install Debian's chromium package")
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium chromium-driver)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    # Playwright's sync API keeps an event loop running in this thread; Django's ORM refuses
-    # to run "from async code" unless told it is fine, which it is here (no awaits of ours).
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                yield browser
-            finally:
-                browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture
-def browser_page(chromium):
-    context = chromium.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.errors = errors
-    try:
-        yield page
-    finally:
-        context.close()
-
 
 @pytest.fixture
 def demo_turn(chatbot, settings):

@@ -74,7 +74,10 @@ def test_review_page_and_detail_use_constant_queries(client, request, chatbot, u
     assert (count_queries(client, page), count_queries(client, detail)) == small
     with CaptureQueriesContext(connection) as ctx:
         client.get(page)
-    assert len(ctx.captured_queries) <= 20
+    # 20 before issue 16; the review page now also reads the reviewer's filtered list for
+    # next/previous (the changelist's filter lookups and two keyset reads), the judge-vs-reviewer
+    # agreement and the history's names: a constant handful more.
+    assert len(ctx.captured_queries) <= 24
 
 
 def test_bulk_export_reads_every_conversation_in_one_query_per_relation(admin_client, chatbot):

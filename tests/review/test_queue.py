@@ -40,15 +40,52 @@ def queue(chatbot, other_chatbot, django_user_model):
     return made
 
 
-def test_queue_lists_flagged_newest_first_with_status_counts(admin_client, queue):
+def test_queue_opens_on_open_items_newest_first_with_status_counts(admin_client, queue):
     response = admin_client.get(QUEUE)
     assert response.status_code == 200
-    assert ids(response) == [
+    # Open (new + in review) by default; "All flagged" is a tab of its own.
+    assert ids(response) == ["q-other-bot", "q-new-medium", "q-inreview-high", "q-new-critical"]
+    tabs = {tab["label"]: tab["count"] for tab in response.context["status_tabs"]}
+    assert tabs == {"Open": 4, "New": 3, "In review": 1, "Resolved": 1, "False positive": 1, "All flagged": 6}
+    assert [tab["label"] for tab in response.context["status_tabs"] if tab["active"]] == ["Open"]
+    html = response.content.decode()
+    assert 'id="review-status-tabs"' in html
+    assert "<title>Review queue" in html and "<h1>Review queue</h1>" in html
+    everything = admin_client.get(QUEUE, {"status": "all"})
+    assert ids(everything) == [
         "q-other-bot", "q-new-medium", "q-fp-high", "q-inreview-high", "q-new-critical", "q-resolved-low",
     ]
-    tabs = {tab["label"]: tab["count"] for tab in response.context["status_tabs"]}
-    assert tabs == {"All flagged": 6, "New": 3, "In review": 1, "Resolved": 1, "False positive": 1}
-    assert 'id="review-status-tabs"' in response.content.decode()
+
+
+def test_queue_rows_say_why_they_are_here(admin_client, chatbot, queue):
+    from apps.evaluations.models import Evaluation
+    from apps.feedback.models import Feedback
+
+    conversation = queue["q-new-critical"]
+    make_turn(conversation, sequence=1, risk_score=20, is_flagged=True, flag_reasons=["thumbs_down"],
+              user_message="hello", bot_response="hi")
+    worst = make_turn(conversation, sequence=2, risk_score=95, is_flagged=True, flag_reasons=["risk"],
+                      risk_reasons=[{"rule": "Refund promise", "points": 95}],
+                      user_message="Can I get my money back after a year?", bot_response="Yes, always, no questions.")
+    Evaluation.objects.create(turn=worst, chatbot=chatbot, evaluator="llm_judge", evaluator_version="judge-v1:x",
+                              status="done", overall=2.0, reasoning="Invents a refund policy.\nMore detail.")
+    Feedback.objects.create(turn=worst, chatbot=chatbot, voter_key="v", rating="down", comment="That is not true")
+    chatbot.risk_threshold = 70
+    chatbot.save()
+    html = admin_client.get(QUEUE).content.decode()
+    assert "<b>Rules:</b> Refund promise" in html
+    assert "<b>Judge:</b> Invents a refund policy." in html and "More detail" not in html
+    assert "👎 “That is not true”" in html
+    assert "Can I get my money back after a year?" in html and "Yes, always, no questions." in html
+    assert "95 · critical" in html and "at or above this chatbot&#x27;s threshold 70" in html
+    assert "30 · medium" in html and "below this chatbot&#x27;s threshold 70" in html
+
+
+def test_destructive_actions_are_not_first(admin_client, queue):
+    response = admin_client.get(QUEUE)
+    names = [name for name, _ in response.context["action_form"].fields["action"].choices if name]
+    assert names[0] == "assign_to_me"
+    assert names.index("delete_selected") == len(names) - 1
 
 
 def test_status_counts_follow_the_chatbot_filter(admin_client, bob, queue, chatbot, other_chatbot):
@@ -61,15 +98,16 @@ def test_status_counts_follow_the_chatbot_filter(admin_client, bob, queue, chatb
         response = client.get(QUEUE, {"chatbot": chatbot_id})
         return {tab["label"]: tab["count"] for tab in response.context["status_tabs"]}
 
-    assert tabs(admin_client, other_chatbot.pk) == {"All flagged": 1, "New": 1, "In review": 0, "Resolved": 0,
-                                                     "False positive": 0}
+    assert tabs(admin_client, other_chatbot.pk) == {"Open": 1, "All flagged": 1, "New": 1, "In review": 0,
+                                                     "Resolved": 0, "False positive": 0}
     assert tabs(admin_client, chatbot.pk)["All flagged"] == 5
     # A reviewer of `chatbot` asking for another bot's counts gets their own, never the other's.
     assert tabs(bob_client, other_chatbot.pk)["All flagged"] == 5
 
 
 def test_queue_riskiest_first(admin_client, queue):
-    response = admin_client.get(QUEUE, {"o": "-3"})
+    riskiest = admin_client.get(QUEUE).context["riskiest_url"]
+    response = admin_client.get(QUEUE + riskiest + "&status=all")
     assert response.context["riskiest_first"] is True
     listed = ids(response)
     scores = [Conversation.objects.get(external_id=x).max_risk_score for x in listed]
@@ -87,7 +125,7 @@ def test_queue_riskiest_first(admin_client, queue):
         ({"judge": "lt3"}, {"q-new-medium"}),
         ({"judge": "3to5"}, {"q-fp-high"}),
         ({"judge": "none"}, {"q-inreview-high", "q-other-bot"}),
-        ({"review_status__exact": "in_review"}, {"q-inreview-high"}),
+        ({"status": "in_review"}, {"q-inreview-high"}),
         ({"assignee": "none"}, {"q-new-critical", "q-new-medium", "q-inreview-high", "q-resolved-low", "q-other-bot"}),
         ({"assignee": "others"}, {"q-fp-high"}),
         ({"reason": "thumbs_down"}, {"q-inreview-high", "q-resolved-low"}),
@@ -100,7 +138,7 @@ def test_queue_riskiest_first(admin_client, queue):
     ],
 )
 def test_queue_filters(admin_client, queue, query, expected):
-    response = admin_client.get(QUEUE, query)
+    response = admin_client.get(QUEUE, {"status": "all", **query})
     assert response.status_code == 200, response
     assert set(ids(response)) == expected
 

@@ -51,6 +51,13 @@ def test_review_page_shows_every_per_turn_element(admin_client, dataset):
     assert "review/review.js" in html
 
 
+def queue_page(conversation, filters: str = "") -> str:
+    from urllib.parse import quote
+
+    url = f"/admin/review/flaggedconversation/{conversation.pk}/change/"
+    return f"{url}?_changelist_filters={quote(filters)}" if filters else url
+
+
 def test_keyboard_navigation_links_follow_the_open_queue(admin_client, dataset, chatbot):
     from datetime import timedelta
 
@@ -60,12 +67,44 @@ def test_keyboard_navigation_links_follow_the_open_queue(admin_client, dataset, 
     newer = make_conversation(chatbot, external_id="newer", is_flagged=True, last_activity_at=dataset.calm.last_activity_at)
     make_conversation(chatbot, external_id="closed", is_flagged=True, review_status="resolved",
                       last_activity_at=dataset.flagged.last_activity_at + timedelta(minutes=30))
-    html = admin_client.get(page_url(dataset.flagged)).content.decode()
-    assert f'data-previous-url="{page_url(dataset.other)}"' in html
+    html = admin_client.get(queue_page(dataset.flagged)).content.decode()
+    assert f'data-previous-url="{queue_page(dataset.other)}"' in html
     assert 'data-next-url=""' in html
-    html = admin_client.get(page_url(dataset.other)).content.decode()
-    assert f'data-previous-url="{page_url(newer)}"' in html
-    assert f'data-next-url="{page_url(dataset.flagged)}"' in html
+    html = admin_client.get(queue_page(dataset.other)).content.decode()
+    assert f'data-previous-url="{queue_page(newer)}"' in html
+    assert f'data-next-url="{queue_page(dataset.flagged)}"' in html
+
+
+def test_navigation_stays_inside_the_filter_search_and_order(admin_client, dataset, chatbot, other_chatbot):
+    """Filtered to one chatbot and riskiest first, j/k and "then next" never leave the list."""
+    from apps.conversations.models import Conversation
+    from tests.factories import make_conversation
+
+    for risk, bot in ((95, other_chatbot), (70, chatbot), (60, other_chatbot), (10, chatbot), (75, chatbot)):
+        make_conversation(bot, external_id=f"r{risk}", is_flagged=True, max_risk_score=risk)
+    Conversation.objects.filter(pk=dataset.flagged.pk).update(max_risk_score=80)
+    riskiest = admin_client.get("/admin/review/flaggedconversation/").context["riskiest_url"].lstrip("?")
+    filters = f"chatbot={chatbot.pk}&{riskiest}"
+    listed = [c.external_id for c in admin_client.get(f"/admin/review/flaggedconversation/?{filters}").context["cl"].result_list]
+    assert listed == ["conv-a", "r75", "r70", "r10"]
+
+    walked, url = [], queue_page(Conversation.objects.get(external_id="conv-a"), filters)
+    while url:
+        response = admin_client.get(url)
+        walked.append(response.context["conversation"].external_id)
+        url = response.context["next_url"]
+    assert walked == listed
+    # Every link keeps the filters, and the way back is the filtered list.
+    response = admin_client.get(queue_page(Conversation.objects.get(external_id="r75"), filters))
+    assert response.context["queue_url"] == f"/admin/review/flaggedconversation/?{filters}"
+    assert "_changelist_filters=" in response.context["previous_url"]
+    # Resolving "then next" goes to the next item of the filtered list, filters kept.
+    r75 = Conversation.objects.get(external_id="r75")
+    response = admin_client.post(queue_page(r75, filters), {"action": "set_status", "status": "resolved", "then": "next"})
+    assert response["Location"] == queue_page(Conversation.objects.get(external_id="r70"), filters)
+    # A turn action comes back to the same page with the filters and the turn.
+    response = admin_client.post(queue_page(dataset.flagged, filters), {"action": "flag", "turn": dataset.t2.pk, "note": "x"})
+    assert response["Location"] == queue_page(dataset.flagged, filters) + f"#turn-{dataset.t2.pk}"
 
 
 def test_assign_to_me_and_set_status_write_audit_events(admin_client, alice, dataset):
@@ -88,7 +127,9 @@ def test_assign_to_me_and_set_status_write_audit_events(admin_client, alice, dat
     assert events[1].data == {"from": "in_review", "to": "false_positive", "note_chars": len("Quoted a song <lyric>")}
     assert events[1].chatbot_id == dataset.flagged.chatbot_id
     html = admin_client.get(url).content.decode()
-    assert "Quoted a song &lt;lyric&gt;" in html and "review.status" in html
+    assert "Quoted a song &lt;lyric&gt;" in html
+    assert "alice took it" in html
+    assert "alice marked it false positive: <q>Quoted a song &lt;lyric&gt;</q>" in html
 
 
 def test_set_status_then_next_opens_the_next_item(admin_client, dataset):
@@ -148,7 +189,7 @@ def test_bulk_actions_on_the_queue(admin_client, alice, dataset):
     assert set(Conversation.objects.filter(pk__in=selected).values_list("review_status", flat=True)) == {"resolved"}
     assert AuditEvent.objects.filter(action="review.status").count() == 2
     assert AuditEvent.objects.filter(action="review.assign").count() == 2
-    response = admin_client.post(queue, {"action": "export_json", "_selected_action": selected})
+    response = admin_client.post(queue + "?status=all", {"action": "export_json", "_selected_action": selected})
     assert {c["external_id"] for c in json.loads(response.content)} == {"conv-a", "conv-d"}
 
 

@@ -10,7 +10,7 @@ from apps.evaluations.models import Evaluation
 from apps.feedback.models import Feedback
 
 from ..selectors import MAX_HOURS
-from ..services import MAX_NOTE_CHARS, REVIEW_ACTIONS
+from ..services import MAX_CORRECTION_CHARS, MAX_NOTE_CHARS, REVIEW_ACTIONS
 
 
 class ChatbotSerializer(serializers.ModelSerializer):
@@ -47,6 +47,7 @@ class TurnSerializer(serializers.ModelSerializer):
             "prompt_tokens", "completion_tokens", "tokens_estimated", "cost_usd", "total_tokens",
             "total_cost_usd", "risk_score", "risk_level", "risk_reasons", "is_flagged", "flag_reasons",
             "thumbs_up", "thumbs_down", "judge_status", "judge_overall", "judge_hallucination", "metadata",
+            "corrected_answer", "corrected_at",
         ]
 
 
@@ -56,7 +57,7 @@ class EvaluationSerializer(serializers.ModelSerializer):
         fields = [
             "id", "turn", "chatbot", "evaluator", "evaluator_version", "status", "accuracy", "relevance",
             "clarity", "helpfulness", "safety", "overall", "hallucination", "reasoning", "signals", "error",
-            "attempts", "llm_call", "created_at", "completed_at",
+            "attempts", "llm_call", "reviewer", "labels", "created_at", "completed_at",
         ]
 
 
@@ -111,14 +112,36 @@ class ConversationExportSerializer(ConversationDetailSerializer):
     chatbot = ChatbotSerializer(read_only=True)
 
 
+class RubricScoresSerializer(serializers.Serializer):
+    accuracy = serializers.FloatField(min_value=0, max_value=10, required=False, allow_null=True)
+    relevance = serializers.FloatField(min_value=0, max_value=10, required=False, allow_null=True)
+    clarity = serializers.FloatField(min_value=0, max_value=10, required=False, allow_null=True)
+    helpfulness = serializers.FloatField(min_value=0, max_value=10, required=False, allow_null=True)
+    safety = serializers.FloatField(min_value=0, max_value=10, required=False, allow_null=True)
+
+
 class ReviewActionSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=REVIEW_ACTIONS)
     status = serializers.ChoiceField(choices=ReviewStatus.choices, required=False)
-    note = serializers.CharField(required=False, allow_blank=True, max_length=MAX_NOTE_CHARS)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=MAX_NOTE_CHARS,
+                                 help_text="set_status: the decision's note; flag: the reason (required).")
+    turn = serializers.IntegerField(required=False, help_text="The turn for score, correct, and (optional) flag, rerun_judge.")
+    scores = RubricScoresSerializer(required=False, help_text="score: the rubric's criteria, 0–10.")
+    hallucination = serializers.BooleanField(required=False, allow_null=True, default=None)
+    labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False,
+                                   help_text="score: labels from the chatbot's review label set.")
+    corrected_answer = serializers.CharField(required=False, allow_blank=True, max_length=MAX_CORRECTION_CHARS,
+                                             help_text="correct: what the bot should have answered (empty removes it).")
 
     def validate(self, attrs: dict) -> dict:
         if attrs["action"] == "set_status" and not attrs.get("status"):
             raise serializers.ValidationError({"status": "Required for action set_status."})
+        if attrs["action"] in ("score", "correct") and attrs.get("turn") is None:
+            raise serializers.ValidationError({"turn": f"Required for action {attrs['action']}."})
+        if attrs["action"] == "correct" and "corrected_answer" not in attrs:
+            raise serializers.ValidationError({"corrected_answer": "Required for action correct."})
+        if attrs["action"] == "flag" and not (attrs.get("note") or "").strip():
+            raise serializers.ValidationError({"note": "Say why you flag it."})
         return attrs
 
 

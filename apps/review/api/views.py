@@ -93,7 +93,9 @@ class ConversationViewSet(ChatbotScopedViewSet):
         return Response(data, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
     @extend_schema(request=serializers.ReviewActionSerializer, responses=serializers.ConversationSerializer,
-                   description="Assign to me, unassign, set the review status (with a note), or re-run the judge.")
+                   description="Assign to me, unassign, set the review status (with a note), re-run the judge "
+                               "(on the conversation, or one `turn`), flag by hand (`note` = the reason; a `turn` or "
+                               "the conversation), score a `turn` on the rubric with labels, or write its corrected answer.")
     @action(detail=True, methods=["post"])
     def review(self, request: Request, pk: str | None = None) -> Response:
         conversation = self.get_object()
@@ -105,7 +107,9 @@ class ConversationViewSet(ChatbotScopedViewSet):
         try:
             services.conversations_review_act(
                 conversation_ids=[conversation.pk], actor=request.user, action=data["action"],
-                status=data.get("status", ""), note=data.get("note", ""),
+                status=data.get("status", ""), note=data.get("note", ""), turn_id=data.get("turn"),
+                scores=data.get("scores") or {}, hallucination=data.get("hallucination"), labels=data.get("labels") or [],
+                corrected_answer=data.get("corrected_answer", ""),
             )
         except services.ReviewError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)

@@ -21,10 +21,36 @@ def percent(value: float | None, digits: int = 1) -> str:
 
 @register.filter
 def usd(value: Any) -> str:
+    """Dollars with the precision that matters: cents from $1, four decimals down to $0.0001,
+    then two significant digits ($0.000011), so a cheap call never reads as $0.0000."""
     if value is None:
         return "—"
     value = float(value)
-    return f"${value:,.2f}" if value >= 1 else f"${value:.4f}"
+    if value == 0:
+        return "$0"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    if abs(value) >= 0.0001:
+        return f"${value:.4f}"
+    return f"${value:.2g}" if "e" not in f"{value:.2g}" else "$" + f"{value:.8f}".rstrip("0")
+
+
+@register.filter
+def usd_short(value: Any) -> str:
+    """Dollars for a summary line: below a hundredth of a cent it just says so."""
+    if value is None:
+        return "—"
+    value = float(value)
+    if 0 < value < 0.0001:
+        return "< $0.0001"
+    return usd(value)
+
+
+@register.filter
+def attr_value(obj: Any, name: str) -> Any:
+    """A field of `obj` by name, for a form pre-filled from a model (empty for None)."""
+    value = getattr(obj, name, None)
+    return "" if value is None else (f"{value:g}" if isinstance(value, float) else value)
 
 
 @register.filter
