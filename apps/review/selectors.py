@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from apps.alerts.choices import EventStatus
 from apps.alerts.models import AlertEvent
+from apps.chatbots.access import chatbot_scoped
 from apps.clustering.choices import RunStatus
 from apps.clustering.models import Cluster, ClusterRun
 from apps.conversations.choices import ReviewStatus, RiskLevel
@@ -41,7 +42,7 @@ from apps.conversations.models import Conversation, LLMCall
 from apps.core.db import PercentileCont, percentile_cont_portable
 
 from . import sketch
-from .rollup import FIGURES, chatbot_scoped, window_turn_figures
+from .rollup import FIGURES, window_turn_figures
 
 # The ranges offered by the dashboard; the API accepts any whole number of hours up to MAX_HOURS.
 DASHBOARD_RANGES: dict[str, int] = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
