@@ -32,7 +32,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from apps.alerts.choices import EventStatus
+from apps.alerts.choices import OPEN_STATUSES
 from apps.alerts.models import AlertEvent
 from apps.chatbots.access import chatbot_scoped
 from apps.clustering.choices import RunStatus
@@ -113,7 +113,7 @@ def top_failure_clusters(*, chatbot_ids: Sequence[int] | None, limit: int = 5) -
 
 def open_alert_events(*, chatbot_ids: Sequence[int] | None, limit: int = 10) -> list[dict[str, Any]]:
     """Firing (and acknowledged but unresolved) alert events; all-chatbot events only for those who see all."""
-    events = chatbot_scoped(AlertEvent.objects.filter(status__in=[EventStatus.FIRING, EventStatus.ACKNOWLEDGED]), chatbot_ids)
+    events = chatbot_scoped(AlertEvent.objects.filter(status__in=OPEN_STATUSES), chatbot_ids)
     events = events.select_related("rule", "chatbot").order_by("-started_at")[:limit]
     return [
         {
