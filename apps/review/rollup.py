@@ -51,8 +51,8 @@ from apps.chatbots.access import chatbot_scoped
 from apps.conversations.choices import RiskLevel
 from apps.conversations.models import Turn
 
+from .latency_histogram import bucket_expression
 from .models import HourlyLatencyBucket, HourlyStatsState, HourlyTurnStats, StaleHour
-from .sketch import bucket_expression
 
 HOUR = timedelta(hours=1)
 STALE_BATCH = 50_000  # stale marks read per refresh

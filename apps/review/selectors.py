@@ -7,7 +7,7 @@ elsewhere (`apps.review.rollup`); the rest is one grouped query over an indexed 
 
 Percentiles follow PostgreSQL's `percentile_cont` (linear interpolation between the two nearest
 ranks). Turn latency percentiles are read from a log-bucket histogram, within 1 % of the exact
-figure (`apps.review.sketch`), so 30-day windows need no sort of a million values; LLM-call
+figure (`apps.review.latency_histogram`), so 30-day windows need no sort of a million values; LLM-call
 duration percentiles are exact (on SQLite computed from the two middle rows).
 """
 
@@ -41,7 +41,7 @@ from apps.conversations.choices import ReviewStatus, RiskLevel
 from apps.conversations.models import Conversation, LLMCall
 from apps.core.db import PercentileCont, percentile_cont_portable
 
-from . import sketch
+from . import latency_histogram
 from .rollup import FIGURES, window_turn_figures
 
 # The ranges offered by the dashboard; the API accepts any whole number of hours up to MAX_HOURS.
@@ -184,7 +184,7 @@ def turn_figures(*, chatbot_ids: Sequence[int] | None, hours: int, now: datetime
         for key in day:
             day[key] += row[key] or 0
 
-    latency = sketch.quantiles(latency_buckets, (0.5, 0.95))
+    latency = latency_histogram.quantiles(latency_buckets, (0.5, 0.95))
     conversations = chatbot_scoped(Conversation.objects.filter(last_activity_at__gte=window.since), chatbot_ids).aggregate(
         total=Count("id"), flagged=Count("id", filter=Q(is_flagged=True))
     )
