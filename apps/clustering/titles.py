@@ -24,8 +24,8 @@ _TITLE_PROMPT = (
 
 
 def cluster_titles_write(*, run: ClusterRun, drafts: list[ClusterDraft], user_texts: list[str]) -> list[str]:
-    """Replace keyword titles by LLM-written ones when LABEL_MODEL is set; keep keywords on failure."""
-    model = run.parameters.get("label_model", settings.LABEL_MODEL)
+    """Replace keyword titles by LLM-written ones when CLUSTER_LABEL_MODEL is set; keep keywords on failure."""
+    model = run.parameters.get("label_model", settings.CLUSTER_LABEL_MODEL)
     if not model:
         return []
     failures = 0
