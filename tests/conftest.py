@@ -49,11 +49,11 @@ def require_postgres(why: str) -> None:
 def _process_caches_reset() -> None:
     # Rolled-back test transactions send no signals, so in-process caches are reset by hand.
     from apps.chatbots.api import authentication
-    from apps.ingest import pricing
+    from apps.core import pricing
     from apps.risk import scoring
 
     scoring._rules.invalidate()
-    pricing._state["loaded_at"] = 0.0
+    pricing.prices_forget()
     authentication._touched_at.clear()
 
 

@@ -23,6 +23,12 @@ class Comparison(models.TextChoices):
 
 
 class Severity(models.TextChoices):
+    """How urgent an alert is: rules, events and notifications (webhook bodies carry the value).
+
+    Risk has its own scale, RiskLevel (apps.conversations.choices): a turn's level and the
+    severity of a detection rule's match.
+    """
+
     INFO = "info", "Info"
     WARNING = "warning", "Warning"
     CRITICAL = "critical", "Critical"

@@ -10,6 +10,7 @@ from apps.core.models import TimestampedModel
 
 from .choices import (
     METRIC_UNITS,
+    OPEN_STATUSES,
     SAMPLED_METRICS,
     ChannelKind,
     Comparison,
@@ -139,7 +140,7 @@ class AlertEvent(models.Model):
         constraints = [
             # At most one open event per rule: the database, not the scheduler, guarantees it.
             models.UniqueConstraint(
-                fields=["rule"], condition=Q(status__in=["firing", "acknowledged"]), name="one_open_event_per_rule"
+                fields=["rule"], condition=Q(status__in=list(OPEN_STATUSES)), name="one_open_event_per_rule"
             ),
             # A risky turn raises one per-event alert however often ingest reports it.
             models.UniqueConstraint(fields=["turn"], condition=Q(rule__isnull=True), name="one_risk_event_per_turn"),
@@ -165,7 +166,7 @@ class AlertEvent(models.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.status in (EventStatus.FIRING, EventStatus.ACKNOWLEDGED)
+        return self.status in OPEN_STATUSES
 
 
 class Delivery(models.Model):

@@ -23,7 +23,7 @@ from django.http import Http404, HttpRequest
 from apps.chatbots.models import Chatbot
 from apps.core.text import ascii_int
 
-from .access import chatbots_for_user, user_sees_all_chatbots
+from .access import chatbot_scoped, chatbots_for_user, user_sees_all_chatbots
 
 
 class ChatbotScopedAdminMixin:
@@ -31,9 +31,7 @@ class ChatbotScopedAdminMixin:
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         queryset = super().get_queryset(request)  # type: ignore[misc]
-        if user_sees_all_chatbots(request.user):
-            return queryset
-        return queryset.filter(**{f"{self.chatbot_scope_field}__in": chatbots_for_user(request.user)})
+        return chatbot_scoped(queryset, request.user, field=self.chatbot_scope_field)
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
         obj = super().get_object(request, object_id, from_field)  # type: ignore[misc]

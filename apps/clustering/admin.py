@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
-from apps.chatbots.access import chatbots_for_user
+from apps.chatbots.access import chatbot_scoped
 from apps.chatbots.admin import ChatbotAdmin
 from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 from apps.core.admin import LargeTableAdmin
@@ -43,7 +43,7 @@ def cluster_admin_action(modeladmin: admin.ModelAdmin, request: HttpRequest, que
 
     Added to ChatbotAdmin.actions below. A chatbot with a run already pending or running is left alone.
     """
-    chatbots = list(queryset.filter(pk__in=chatbots_for_user(request.user)).order_by("name"))
+    chatbots = list(chatbot_scoped(queryset, request.user, field="pk").order_by("name"))
     if "apply" in request.POST:
         form = ClusterRequestForm(request.POST)
         if form.is_valid():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -85,11 +84,6 @@ def _normalised(matrix: np.ndarray) -> np.ndarray:
 
 
 # --- OpenAI-compatible embeddings API ------------------------------------------------------
-def _openai_client() -> Any:
-    # The client's own retries (with backoff, honouring Retry-After) cover brief 429/5xx.
-    return openai_client(max_retries=2, api_key_fallback="not-set")
-
-
 @dataclass
 class _Batch:
     start: int
@@ -127,51 +121,35 @@ class OpenAIEmbeddings(EmbeddingBackend):
         import openai
 
         from apps.conversations.choices import CallPurpose
-        from apps.conversations.models import LLMCall
-        from apps.ingest.pricing import cost_for
+        from apps.conversations.llm_calls import llm_call_recorded
 
-        client = _openai_client()
+        # The client's own retries (with backoff, honouring Retry-After) cover brief 429/5xx.
+        client = openai_client(max_retries=2, api_key_fallback="not-set")
         # The API rejects empty strings; a single space embeds as "no content".
         cleaned = [(text or " ")[: settings.EMBEDDING_MAX_INPUT_CHARS] for text in texts]
         rows: list[np.ndarray] = []
         for batch in embedding_batches(
             cleaned, max_inputs=min(settings.EMBEDDING_BATCH_SIZE, 2048), max_tokens=settings.EMBEDDING_BATCH_MAX_TOKENS
         ):
-            began = time.monotonic()
             self.calls += 1
-            call = LLMCall(
-                chatbot=self.chatbot, purpose=CallPurpose.EMBEDDING, function_name="clustering.embed",
-                provider="openai", model=self.model, metadata={"inputs": len(batch.texts)},
-            )
             try:
-                response = client.embeddings.create(model=self.model, input=batch.texts)
+                with llm_call_recorded(
+                    purpose=CallPurpose.EMBEDDING, model=self.model, function_name="clustering.embed",
+                    chatbot=self.chatbot, metadata={"inputs": len(batch.texts)},
+                ) as call:
+                    response = client.embeddings.create(model=self.model, input=batch.texts)
+                    data = sorted(response.data, key=lambda item: item.index)
+                    if len(data) != len(batch.texts):
+                        call.error = f"asked for {len(batch.texts)} embeddings, got {len(data)}"
+                        raise EmbeddingError(f"Embeddings API answered badly: {call.error}", permanent=True)
+                    if not call.usage_read(response):
+                        call.input_tokens = sum(len(text) // 4 + 1 for text in batch.texts)
+                        call.tokens_estimated = True
             except openai.APIStatusError as exc:
-                call.success = False
-                call.error = f"HTTP {exc.status_code}: {exc.message}"[:2000]
-                call.duration_ms = int((time.monotonic() - began) * 1000)
-                call.save()
                 transient = exc.status_code in TRANSIENT_STATUSES or exc.status_code >= 500
                 raise EmbeddingError(f"Embeddings API error: {call.error}", permanent=not transient) from exc
             except openai.OpenAIError as exc:  # connection errors, timeouts
-                call.success = False
-                call.error = f"{type(exc).__name__}: {exc}"[:2000]
-                call.duration_ms = int((time.monotonic() - began) * 1000)
-                call.save()
                 raise EmbeddingError(f"Embeddings API unreachable: {call.error}") from exc
-            data = sorted(response.data, key=lambda item: item.index)
-            if len(data) != len(batch.texts):
-                call.success = False
-                call.error = f"asked for {len(batch.texts)} embeddings, got {len(data)}"
-                call.save()
-                raise EmbeddingError(f"Embeddings API answered badly: {call.error}", permanent=True)
-            usage = getattr(response, "usage", None)
-            call.input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-            call.tokens_estimated = usage is None
-            if usage is None:
-                call.input_tokens = sum(len(text) // 4 + 1 for text in batch.texts)
-            call.cost_usd = cost_for(self.model, call.input_tokens, 0)
-            call.duration_ms = int((time.monotonic() - began) * 1000)
-            call.save()
             rows.append(np.asarray([item.embedding for item in data], dtype=np.float32))
         if not rows:
             return np.zeros((0, 0), dtype=np.float32)

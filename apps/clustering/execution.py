@@ -41,7 +41,7 @@ def cluster_run_execute(*, run_id: int) -> ClusterRun | None:
     2. Read the newest thumbs-down turns of the window (at most CLUSTERING_MAX_TURNS);
        too few → status "skipped" with a message.
     3. Embed them, reusing cached vectors.
-    4. Partition (ward + BIC), keywords by c-TF-IDF, titles (LLM when LABEL_MODEL is set).
+    4. Partition (ward + BIC), keywords by c-TF-IDF, titles (LLM when CLUSTER_LABEL_MODEL is set).
     5. Store clusters and members in one transaction; the run records counts and timings.
     Failures mark the run "failed" with the reason (the openai client has already retried brief
     429/5xx); vectors computed before the failure stay cached, so the next run pays only the rest.

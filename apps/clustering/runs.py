@@ -56,7 +56,7 @@ def cluster_run_create(
             "min_turns": settings.CLUSTERING_MIN_TURNS,
             "min_cluster_size": settings.CLUSTERING_MIN_CLUSTER_SIZE,
             "max_turns": settings.CLUSTERING_MAX_TURNS,
-            "label_model": settings.LABEL_MODEL,
+            "label_model": settings.CLUSTER_LABEL_MODEL,
         },
         requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
     )

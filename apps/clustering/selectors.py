@@ -7,7 +7,7 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Prefetch, QuerySet
 
-from apps.chatbots.access import chatbots_for_user
+from apps.chatbots.access import chatbot_scoped
 from apps.chatbots.models import Chatbot
 from apps.conversations.models import Turn
 
@@ -37,7 +37,7 @@ def active_run_exists(*, chatbot: Chatbot) -> bool:
 
 
 def runs_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[ClusterRun]:
-    return ClusterRun.objects.filter(chatbot__in=chatbots_for_user(user)).select_related("chatbot")
+    return chatbot_scoped(ClusterRun.objects.all(), user).select_related("chatbot")
 
 
 def representatives_prefetch() -> Prefetch:
@@ -51,7 +51,7 @@ def representatives_prefetch() -> Prefetch:
 
 
 def clusters_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Cluster]:
-    return Cluster.objects.filter(run__chatbot__in=chatbots_for_user(user)).select_related("run", "run__chatbot")
+    return chatbot_scoped(Cluster.objects.all(), user, field="run__chatbot").select_related("run", "run__chatbot")
 
 
 def cluster_members(*, cluster: Cluster) -> QuerySet[ClusterMember]:

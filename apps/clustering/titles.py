@@ -1,13 +1,15 @@
-"""Cluster titles written by the labeling model (LABEL_MODEL), each call recorded as an LLMCall."""
+"""Cluster titles written by the labeling model (CLUSTER_LABEL_MODEL), each call recorded as an LLMCall."""
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from apps.chatbots.models import Chatbot
+from apps.conversations.choices import CallPurpose
+from apps.conversations.llm_calls import llm_call_recorded
+from apps.core.llm import openai_client
 
 from .models import ClusterRun
 
@@ -22,8 +24,8 @@ _TITLE_PROMPT = (
 
 
 def cluster_titles_write(*, run: ClusterRun, drafts: list[ClusterDraft], user_texts: list[str]) -> list[str]:
-    """Replace keyword titles by LLM-written ones when LABEL_MODEL is set; keep keywords on failure."""
-    model = run.parameters.get("label_model", settings.LABEL_MODEL)
+    """Replace keyword titles by LLM-written ones when CLUSTER_LABEL_MODEL is set; keep keywords on failure."""
+    model = run.parameters.get("label_model", settings.CLUSTER_LABEL_MODEL)
     if not model:
         return []
     failures = 0
@@ -45,41 +47,28 @@ def cluster_title_from_model(*, model: str, keywords: list[str], examples: list[
     """A ≤ 5-word title from the chat model, recorded as an LLMCall (purpose "labeling")."""
     import openai
 
-    from apps.conversations.choices import CallPurpose
-    from apps.conversations.models import LLMCall
-    from apps.ingest.pricing import cost_for
-
-    from .embeddings import _openai_client
-
     prompt = "Keywords: " + ", ".join(keywords) + "\nExample user messages:\n" + "\n".join(f"- {e}" for e in examples)
-    call = LLMCall(chatbot=chatbot, purpose=CallPurpose.LABELING, function_name="clustering.title",
-                   provider="openai", model=model, input_text=prompt[:4000])
-    began = time.monotonic()
     try:
-        response = _openai_client().chat.completions.create(
-            model=model,
-            messages=[{"role": "system", "content": _TITLE_PROMPT}, {"role": "user", "content": prompt}],
-            max_tokens=20,
-            temperature=0,
-        )
-        content = (response.choices[0].message.content or "") if response.choices else ""
-    except openai.OpenAIError as exc:
-        call.success = False
-        call.error = f"{type(exc).__name__}: {exc}"[:2000]
-        call.duration_ms = int((time.monotonic() - began) * 1000)
-        call.save()
-        return None
-    usage = getattr(response, "usage", None)
-    call.input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-    call.output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-    call.cost_usd = cost_for(model, call.input_tokens, call.output_tokens)
-    call.output_text = content[:2000]
-    call.duration_ms = int((time.monotonic() - began) * 1000)
-    title = _clean_title(content)
-    call.success = bool(title)
-    if not title:
-        call.error = "empty title"
-    call.save()
+        with llm_call_recorded(
+            purpose=CallPurpose.LABELING, model=model, function_name="clustering.title", chatbot=chatbot,
+            input_text=prompt[:4000],
+        ) as call:
+            # Like the embeddings, the client's own retries cover brief 429/5xx.
+            response = openai_client(max_retries=2, api_key_fallback="not-set").chat.completions.create(
+                model=model,
+                messages=[{"role": "system", "content": _TITLE_PROMPT}, {"role": "user", "content": prompt}],
+                max_tokens=20,
+                temperature=0,
+            )
+            content = (response.choices[0].message.content or "") if response.choices else ""
+            call.usage_read(response)
+            call.output_text = content[:2000]
+            title = _clean_title(content)
+            if not title:
+                call.success = False
+                call.error = "empty title"
+    except openai.OpenAIError:
+        return None  # recorded as a failed call; the caller keeps the keyword title
     return title
 
 

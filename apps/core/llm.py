@@ -1,6 +1,13 @@
-"""The `openai` client, one per process and configuration (it holds the HTTP connection pool)."""
+"""chatmon's own model calls: the `openai` client (one per process and configuration, it holds
+the HTTP connection pool) and the in-memory record of one request (`ModelCall`).
+"""
 
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 import openai
 from django.conf import settings
@@ -32,3 +39,57 @@ def openai_client(*, max_retries: int, api_key_fallback: str = "") -> openai.Ope
             )
             _clients[key] = client
         return client
+
+
+@dataclass
+class ModelCall:
+    """One request chatmon made to a model, successful or not: what is stored as an LLMCall.
+
+    Filled in while the request runs (`model_call_timed`, `usage_read`), priced and stored by
+    apps.conversations.llm_calls, so code that makes requests needs no database.
+    """
+
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    tokens_estimated: bool = False
+    duration_ms: int = 0
+    input_text: str = ""
+    output_text: str = ""
+    success: bool = True
+    error: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def usage_read(self, response: Any) -> bool:
+        """Token counts from the response's `usage`; False when the server sent none."""
+        usage = getattr(response, "usage", None)
+        if usage is None:
+            return False
+        self.input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        self.output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        return True
+
+
+def model_error_text(exc: BaseException) -> str:
+    """How a failed request reads in LLMCall.error: the HTTP status when the server answered."""
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+@contextmanager
+def model_call_timed(call: ModelCall) -> Iterator[ModelCall]:
+    """Time the request made in the block; an exception leaving it marks the call failed.
+
+    The error text is `model_error_text(exc)` unless the block already set one; the exception
+    is re-raised for the caller to translate (retry, permanent failure, fallback).
+    """
+    started = time.perf_counter()
+    try:
+        yield call
+    except BaseException as exc:
+        call.success = False
+        call.error = call.error or model_error_text(exc)[:2000]
+        raise
+    finally:
+        call.duration_ms = int((time.perf_counter() - started) * 1000)

@@ -15,7 +15,6 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -25,14 +24,16 @@ from django.utils import timezone
 
 from apps.audit.services import audit_event_record
 from apps.conversations.choices import CallPurpose, FlagReason, JudgeStatus
+from apps.conversations.llm_calls import llm_calls_store
 from apps.conversations.models import Conversation, LLMCall, Turn
 from apps.conversations.services import (
     conversation_judge_min_refresh,
     conversation_row_lock,
     turn_flag_add,
 )
+from apps.core.llm import ModelCall
 
-from .backends import CallRecord, JudgeBackend, JudgeError, judge_backend_for
+from .backends import JudgeBackend, JudgeError, judge_backend_for
 from .choices import EvaluationStatus
 from .models import Evaluation
 from .rubric import Judgment
@@ -238,42 +239,12 @@ def _turn_judge(*, turn_id: int) -> str:
     return result
 
 
-def _cost(model: str, input_tokens: int, output_tokens: int, at: Any) -> Decimal:
-    if not (input_tokens or output_tokens):
-        return Decimal("0")
-    from apps.ingest.pricing import cost_for
-
-    return cost_for(model, input_tokens, output_tokens, at)
-
-
-def _llm_calls_store(turn: Turn, calls: list[CallRecord]) -> list[LLMCall]:
+def _llm_calls_store(turn: Turn, calls: list[ModelCall]) -> list[LLMCall]:
     """Every request to the judge model is an LLMCall, failed ones included (they may cost)."""
-    if not calls:
-        return []
-    now = timezone.now()
-    rows = [
-        LLMCall(
-            chatbot_id=turn.chatbot_id,
-            conversation_id=turn.conversation_id,
-            turn_id=turn.pk,
-            purpose=CallPurpose.JUDGE,
-            function_name="judge",
-            provider="openai",
-            model=call.model,
-            input_tokens=call.input_tokens,
-            output_tokens=call.output_tokens,
-            cost_usd=_cost(call.model, call.input_tokens, call.output_tokens, now),
-            duration_ms=call.duration_ms,
-            input_text=call.input_text,
-            output_text=call.output_text,
-            success=call.success,
-            error=call.error,
-            timestamp=now,
-            metadata=call.metadata,
-        )
-        for call in calls
-    ]
-    return LLMCall.objects.bulk_create(rows)
+    return llm_calls_store(
+        calls=calls, purpose=CallPurpose.JUDGE, function_name="judge",
+        chatbot_id=turn.chatbot_id, conversation_id=turn.conversation_id, turn_id=turn.pk,
+    )
 
 
 def _evaluation_fail(evaluation: Evaluation, turn: Turn, message: str) -> None:
@@ -295,7 +266,7 @@ def judgment_should_flag(*, judgment: Judgment, overall: float, flag_below: floa
 
 
 def _evaluation_complete(
-    evaluation: Evaluation, turn: Turn, backend: JudgeBackend, judgment: Judgment, calls: list[CallRecord]
+    evaluation: Evaluation, turn: Turn, backend: JudgeBackend, judgment: Judgment, calls: list[ModelCall]
 ) -> str:
     chatbot = turn.chatbot
     overall = judgment.overall(chatbot.effective_judge_weights())

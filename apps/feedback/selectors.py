@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from apps.chatbots.access import chatbot_scoped
 from apps.conversations.models import Conversation, Turn
 
 from .models import Feedback
@@ -31,8 +32,7 @@ def demo_transcript(
     `chatbot_ids=None` means every chatbot. Three queries, whatever the number of turns.
     """
     turns = Turn.objects.exclude(bot_response="").select_related("conversation__chatbot")
-    if chatbot_ids is not None:
-        turns = turns.filter(chatbot_id__in=chatbot_ids)
+    turns = chatbot_scoped(turns, chatbot_ids)
     if chatbot_slug:
         turns = turns.filter(chatbot__slug=chatbot_slug)
     recent = list(turns.order_by("-timestamp", "-id")[:limit])

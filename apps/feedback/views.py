@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from apps.chatbots.access import chatbot_ids_for_user
+from apps.chatbots.access import chatbot_ids_for_user, chatbot_scoped
 from apps.chatbots.models import Chatbot
 
 from .selectors import demo_transcript
@@ -26,8 +26,7 @@ def widget_demo(request: HttpRequest) -> HttpResponse:
 
     chatbot_slug = request.GET.get("chatbot", "")[:100]
     chatbots = Chatbot.objects.order_by("name").only("name", "slug")
-    if chatbot_ids is not None:
-        chatbots = chatbots.filter(pk__in=chatbot_ids)
+    chatbots = chatbot_scoped(chatbots, chatbot_ids, field="pk")
     context = {
         "conversations": demo_transcript(chatbot_ids=chatbot_ids, chatbot_slug=chatbot_slug),
         "chatbots": list(chatbots[:50]),

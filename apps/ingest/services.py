@@ -39,13 +39,13 @@ from apps.conversations.services import (
     conversations_get_or_create_lock,
 )
 from apps.core.metrics import INGEST_ITEMS
+from apps.core.pricing import cost_for
+from apps.core.tokens import count_tokens
 from apps.evaluations.sampling import turn_is_sampled
 from apps.privacy.hashing import end_user_hash
 from apps.privacy.redaction import counts_merge, redact
 from apps.risk.scoring import RiskVerdict, risk_score, rules_for_chatbot
 
-from .pricing import cost_for
-from .tokens import count_tokens
 from .validation import CallInput, TurnInput, ValidationFailed, parse_call, parse_turn
 
 logger = logging.getLogger(__name__)

@@ -60,7 +60,7 @@ class HourlyTurnStats(models.Model):
 
 
 class HourlyLatencyBucket(models.Model):
-    """How many turns of one chatbot and UTC hour fell in one latency bucket (`apps.review.sketch`)."""
+    """How many turns of one chatbot and UTC hour fell in one latency bucket (`apps.review.latency_histogram`)."""
 
     chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="+")
     hour = models.DateTimeField()

@@ -47,11 +47,12 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
+from apps.chatbots.access import chatbot_scoped
 from apps.conversations.choices import RiskLevel
 from apps.conversations.models import Turn
 
+from .latency_histogram import bucket_expression
 from .models import HourlyLatencyBucket, HourlyStatsState, HourlyTurnStats, StaleHour
-from .sketch import bucket_expression
 
 HOUR = timedelta(hours=1)
 STALE_BATCH = 50_000  # stale marks read per refresh
@@ -112,11 +113,6 @@ def _intervals(hours: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
         else:
             runs.append([hour, hour + HOUR])
     return [(start, end) for start, end in runs]
-
-
-def chatbot_scoped(queryset: QuerySet, chatbot_ids: Sequence[int] | None) -> QuerySet:
-    """`queryset` limited to `chatbot_ids`; None means every chatbot (and rows of none)."""
-    return queryset if chatbot_ids is None else queryset.filter(chatbot_id__in=list(chatbot_ids))
 
 
 def _whole_hour_offsets(since: datetime, until: datetime) -> bool:

@@ -7,7 +7,7 @@ elsewhere (`apps.review.rollup`); the rest is one grouped query over an indexed 
 
 Percentiles follow PostgreSQL's `percentile_cont` (linear interpolation between the two nearest
 ranks). Turn latency percentiles are read from a log-bucket histogram, within 1 % of the exact
-figure (`apps.review.sketch`), so 30-day windows need no sort of a million values; LLM-call
+figure (`apps.review.latency_histogram`), so 30-day windows need no sort of a million values; LLM-call
 duration percentiles are exact (on SQLite computed from the two middle rows).
 """
 
@@ -33,16 +33,17 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from apps.alerts.choices import EventStatus
+from apps.alerts.choices import OPEN_STATUSES
 from apps.alerts.models import AlertEvent
+from apps.chatbots.access import chatbot_scoped
 from apps.clustering.choices import RunStatus
 from apps.clustering.models import Cluster, ClusterRun
 from apps.conversations.choices import ReviewStatus, RiskLevel
 from apps.conversations.models import Conversation, LLMCall
 from apps.core.db import PercentileCont, percentile_cont_portable
 
-from . import sketch
-from .rollup import FIGURES, chatbot_scoped, window_turn_figures
+from . import latency_histogram
+from .rollup import FIGURES, window_turn_figures
 
 # The ranges offered by the dashboard; the API accepts any whole number of hours up to MAX_HOURS.
 DASHBOARD_RANGES: dict[str, int] = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
@@ -113,7 +114,7 @@ def top_failure_clusters(*, chatbot_ids: Sequence[int] | None, limit: int = 5) -
 
 def open_alert_events(*, chatbot_ids: Sequence[int] | None, limit: int = 10) -> list[dict[str, Any]]:
     """Firing (and acknowledged but unresolved) alert events; all-chatbot events only for those who see all."""
-    events = chatbot_scoped(AlertEvent.objects.filter(status__in=[EventStatus.FIRING, EventStatus.ACKNOWLEDGED]), chatbot_ids)
+    events = chatbot_scoped(AlertEvent.objects.filter(status__in=OPEN_STATUSES), chatbot_ids)
     events = events.select_related("rule", "chatbot").order_by("-started_at")[:limit]
     return [
         {
@@ -184,7 +185,7 @@ def turn_figures(*, chatbot_ids: Sequence[int] | None, hours: int, now: datetime
         for key in day:
             day[key] += row[key] or 0
 
-    latency = sketch.quantiles(latency_buckets, (0.5, 0.95))
+    latency = latency_histogram.quantiles(latency_buckets, (0.5, 0.95))
     conversations = chatbot_scoped(Conversation.objects.filter(last_activity_at__gte=window.since), chatbot_ids).aggregate(
         total=Count("id"), flagged=Count("id", filter=Q(is_flagged=True))
     )

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from apps.alerts.risk_alerts import risk_events_resolve
 from apps.audit.services import audit_event_record
-from apps.chatbots.access import chatbots_for_user
+from apps.chatbots.access import chatbot_scoped
 from apps.conversations.choices import FlagReason, ReviewStatus
 from apps.conversations.models import Conversation, LLMCall, Turn
 from apps.conversations.services import conversation_flag_add, turn_flag_add
@@ -39,7 +39,7 @@ class ReviewError(Exception):
 
 def _scoped_conversations(*, actor: AbstractBaseUser, conversation_ids: Iterable[int]) -> list[Conversation]:
     return list(
-        Conversation.objects.filter(pk__in=list(conversation_ids), chatbot__in=chatbots_for_user(actor))
+        chatbot_scoped(Conversation.objects.filter(pk__in=list(conversation_ids)), actor)
         .select_related("chatbot")
         .order_by("pk")
     )
@@ -122,7 +122,7 @@ def conversations_judge_rerun(*, conversation_ids: Iterable[int], actor: Abstrac
 
 def _scoped_turn(*, actor: AbstractBaseUser, conversation_ids: list[int], turn_id: int | None) -> Turn:
     turn = (
-        Turn.objects.filter(pk=turn_id, conversation_id__in=conversation_ids, chatbot__in=chatbots_for_user(actor))
+        chatbot_scoped(Turn.objects.filter(pk=turn_id, conversation_id__in=conversation_ids), actor)
         .select_related("chatbot", "conversation").first()
         if turn_id is not None else None
     )
@@ -246,7 +246,7 @@ def conversations_export(*, conversation_ids: Iterable[int], actor: AbstractBase
     feedback and LLM calls for export: one query per relation however many, one AuditEvent
     each. apps/review/api/exports.py turns them into JSON."""
     conversations = list(
-        Conversation.objects.filter(pk__in=list(conversation_ids), chatbot__in=chatbots_for_user(actor))
+        chatbot_scoped(Conversation.objects.filter(pk__in=list(conversation_ids)), actor)
         .select_related("chatbot", "assignee")
         .prefetch_related(
             Prefetch("turns", queryset=Turn.objects.order_by("sequence", "id").prefetch_related(

@@ -6,9 +6,3 @@ class AppliesTo(models.TextChoices):
     BOT = "bot", "Bot response"
     BOTH = "both", "Both"
 
-
-class Severity(models.TextChoices):
-    LOW = "low", "Low"
-    MEDIUM = "medium", "Medium"
-    HIGH = "high", "High"
-    CRITICAL = "critical", "Critical"

@@ -2,10 +2,11 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from apps.conversations.choices import RiskLevel
 from apps.core.models import TimestampedModel
 from apps.core.regex import regex_problem
 
-from .choices import AppliesTo, Severity
+from .choices import AppliesTo
 
 
 class DetectionRule(TimestampedModel):
@@ -28,7 +29,8 @@ class DetectionRule(TimestampedModel):
     )
     applies_to = models.CharField(max_length=8, choices=AppliesTo.choices, default=AppliesTo.BOTH)
     points = models.PositiveSmallIntegerField(default=25, validators=[MinValueValidator(0), MaxValueValidator(100)])
-    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.MEDIUM)
+    # A match's severity in the risk levels' words (the level a turn gets is from its score).
+    severity = models.CharField(max_length=10, choices=RiskLevel.choices, default=RiskLevel.MEDIUM)
     is_active = models.BooleanField(default=True)
 
     class Meta:

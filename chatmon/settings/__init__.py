@@ -291,7 +291,7 @@ JUDGE_MAX_ATTEMPTS = env_int("JUDGE_MAX_ATTEMPTS", 6)
 JUDGE_SWEEP_AFTER_MINUTES = env_int("JUDGE_SWEEP_AFTER_MINUTES", 10)
 EMBEDDING_BACKEND = env_str("EMBEDDING_BACKEND", "openai" if OPENAI_API_KEY else "tfidf")
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", "")
-LABEL_MODEL = env_str("CLUSTER_LABEL_MODEL", JUDGE_MODEL if OPENAI_API_KEY else "")
+CLUSTER_LABEL_MODEL = env_str("CLUSTER_LABEL_MODEL", JUDGE_MODEL if OPENAI_API_KEY else "")
 
 # --- chatmon: ingest -----------------------------------------------------------------------
 # tiktoken's own cache (files named by the SHA-1 of the download URL) …

@@ -117,7 +117,7 @@ def test_provider_error_fails_the_run_with_the_reason(chatbot, themed_turns, ope
 
 
 def test_llm_titles_when_a_label_model_is_set(chatbot, themed_turns, openai_server, settings):
-    settings.LABEL_MODEL = "gpt-4o-mini"
+    settings.CLUSTER_LABEL_MODEL = "gpt-4o-mini"
 
     def title(request):
         prompt = request["messages"][-1]["content"]
@@ -139,7 +139,7 @@ def test_llm_titles_when_a_label_model_is_set(chatbot, themed_turns, openai_serv
 
 
 def test_label_model_failure_falls_back_to_keywords(chatbot, themed_turns, openai_server, settings):
-    settings.LABEL_MODEL = "gpt-4o-mini"
+    settings.CLUSTER_LABEL_MODEL = "gpt-4o-mini"
     openai_server.script_chat(*[ScriptedResponse(status=400) for _ in range(3)])
     run = run_now(chatbot, days=7)
     assert run.status == RunStatus.DONE

@@ -45,7 +45,7 @@ def test_separable_themes_are_found_with_stats(chatbot, themed_turns):
     for theme, ids in themed_turns.items():
         cluster = Cluster.objects.get(run=run, members__turn_id=ids[0])
         assert theme in cluster.keywords[:3]
-        assert theme in cluster.label  # no LABEL_MODEL: the title is made of the top keywords
+        assert theme in cluster.label  # no CLUSTER_LABEL_MODEL: the title is made of the top keywords
         assert cluster.size == 8 and cluster.share == pytest.approx(1 / 3, abs=1e-3)
         members = list(cluster.members.order_by("distance"))
         assert sum(m.is_representative for m in members) == 5

@@ -10,7 +10,7 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.chatbots.access import chatbots_for_user
+from apps.chatbots.access import chatbot_scoped
 
 from ..filtersets import ClusterFilterSet, ClusterMemberFilterSet, ClusterRunFilterSet
 from ..models import ClusterMember
@@ -46,7 +46,7 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     def get_queryset(self) -> QuerySet:
         if self.action == "turns":  # the member list is what the turns filterset filters
-            return ClusterMember.objects.filter(cluster__run__chatbot__in=chatbots_for_user(self.request.user))
+            return chatbot_scoped(ClusterMember.objects.all(), self.request.user, field="cluster__run__chatbot")
         # Newest run first, then its largest clusters, "other" last.
         return (
             clusters_for_user(self.request.user)

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+from apps.core.llm import ModelCall
 
 from ..rubric import Judgment
 
@@ -14,24 +16,11 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class CallRecord:
-    """One request to a model, successful or not; stored as an LLMCall with purpose "judge"."""
-
-    model: str
-    input_tokens: int = 0
-    output_tokens: int = 0
-    duration_ms: int = 0
-    input_text: str = ""
-    output_text: str = ""
-    success: bool = True
-    error: str = ""
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class JudgeOutcome:
+    """The judgment and every request made for it (stored as LLMCalls with purpose "judge")."""
+
     judgment: Judgment
-    calls: list[CallRecord] = field(default_factory=list)
+    calls: list[ModelCall] = field(default_factory=list)
 
 
 class JudgeError(Exception):
@@ -44,7 +33,7 @@ class JudgeError(Exception):
         *,
         permanent: bool,
         retry_after: float | None = None,
-        calls: list[CallRecord] | None = None,
+        calls: list[ModelCall] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message

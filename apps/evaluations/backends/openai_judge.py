@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 import openai
 from django.conf import settings
 
-from apps.core.llm import TRANSIENT_STATUSES
-from apps.core.llm import openai_client as shared_openai_client
+from apps.core.llm import TRANSIENT_STATUSES, ModelCall, model_call_timed, openai_client
 
 from ..choices import Evaluator
 from ..rubric import (
@@ -28,7 +27,7 @@ from ..rubric import (
     system_prompt,
     user_message,
 )
-from .base import CallRecord, JudgeBackend, JudgeError, JudgeOutcome, register
+from .base import JudgeBackend, JudgeError, JudgeOutcome, register
 
 if TYPE_CHECKING:
     from apps.conversations.models import Turn
@@ -40,15 +39,8 @@ RETRY_AFTER_CAP_SECONDS = 600.0
 _unsupported: dict[tuple[str | None, str], set[str]] = {}
 
 
-def openai_client() -> openai.OpenAI:
-    # Retries go through Celery (visible, bounded attempts), so the client itself never retries.
-    return shared_openai_client(max_retries=0)
-
-
-def _call_failed(record: CallRecord, started: float, calls: list[CallRecord], error: str) -> JudgeError:
+def _call_failed(record: ModelCall, calls: list[ModelCall], error: str) -> JudgeError:
     """Record a failed call (kept as an LLMCall) and the transient error to retry it with."""
-    record.duration_ms = int((time.perf_counter() - started) * 1000)
-    record.success = False
     record.error = error[:1000]
     calls.append(record)
     return JudgeError(record.error, permanent=False, calls=calls)
@@ -121,7 +113,7 @@ class OpenAIJudge(JudgeBackend):
                 turn=turn, context=context, max_chars=settings.JUDGE_MAX_MESSAGE_CHARS,
             )},
         ]
-        calls: list[CallRecord] = []
+        calls: list[ModelCall] = []
         content = self._complete(messages, calls, step="judge")
         try:
             judgment = judgment_parse(content)
@@ -143,9 +135,10 @@ class OpenAIJudge(JudgeBackend):
                 ) from None
         return JudgeOutcome(judgment=judgment, calls=calls)
 
-    def _complete(self, messages: list[dict[str, str]], calls: list[CallRecord], *, step: str) -> str:
+    def _complete(self, messages: list[dict[str, str]], calls: list[ModelCall], *, step: str) -> str:
         """One chat completion; drops a rejected feature and asks again at once (not a retry)."""
-        client = openai_client()
+        # Retries go through Celery (visible, bounded attempts), so the client itself never retries.
+        client = openai_client(max_retries=0)
         server_key = (settings.OPENAI_BASE_URL, self.model)
         while True:
             unsupported = _unsupported.get(server_key, set())
@@ -160,18 +153,16 @@ class OpenAIJudge(JudgeBackend):
             # Sent as-is through extra_body: the client's recursive typed-dict transform of the
             # (constant) schema costs more CPU than the rest of the request (see bench/judge.py).
             request: dict[str, Any] = {"model": self.model, "messages": messages, "extra_body": body}
-            record = CallRecord(
+            record = ModelCall(
                 model=self.model,
                 input_text=messages[-1]["content"],
                 metadata={"step": step, "response_format": response_format},
             )
-            started = time.perf_counter()
             try:
-                response = client.chat.completions.create(**request)
+                with model_call_timed(record):
+                    response = client.chat.completions.create(**request)
             except openai.APIStatusError as exc:
-                record.duration_ms = int((time.perf_counter() - started) * 1000)
-                record.success = False
-                record.error = f"HTTP {exc.status_code}: {exc.message}"[:1000]
+                record.error = record.error[:1000]
                 record.metadata["status"] = exc.status_code
                 calls.append(record)
                 dropped = next(
@@ -188,13 +179,12 @@ class OpenAIJudge(JudgeBackend):
                     record.metadata["retry_after"] = retry_after
                 raise JudgeError(record.error, permanent=not transient, retry_after=retry_after, calls=calls) from None
             except openai.APITimeoutError:
-                raise _call_failed(record, started, calls, f"timed out after {settings.OPENAI_TIMEOUT_SECONDS}s") from None
+                raise _call_failed(record, calls, f"timed out after {settings.OPENAI_TIMEOUT_SECONDS}s") from None
             except openai.APIConnectionError as exc:
-                raise _call_failed(record, started, calls, f"connection error: {exc.__cause__ or exc}") from None
+                raise _call_failed(record, calls, f"connection error: {exc.__cause__ or exc}") from None
             except openai.APIResponseValidationError as exc:
                 # The server answered 200 with a body that is not a chat completion.
-                raise _call_failed(record, started, calls, f"invalid response from the server: {exc.message}") from None
-            record.duration_ms = int((time.perf_counter() - started) * 1000)
+                raise _call_failed(record, calls, f"invalid response from the server: {exc.message}") from None
             choice = response.choices[0] if response.choices else None
             message = choice.message if choice else None
             content = (message.content if message else None) or ""
@@ -203,11 +193,7 @@ class OpenAIJudge(JudgeBackend):
                 record.metadata["refusal"] = message.refusal
             if choice is not None and choice.finish_reason:
                 record.metadata["finish_reason"] = choice.finish_reason
-            usage = response.usage
-            if usage is not None:
-                record.input_tokens = usage.prompt_tokens or 0
-                record.output_tokens = usage.completion_tokens or 0
-            else:
+            if not record.usage_read(response):
                 record.metadata["usage_missing"] = True
             if response.model:
                 record.model = response.model

@@ -6,6 +6,8 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.conversations.choices import RiskLevel
+
 from ..validation import (
     MAX_CALLS_PER_TURN,
     MAX_CHANNEL_CHARS,
@@ -123,7 +125,7 @@ class TurnResultSerializer(serializers.Serializer):
     conversation = serializers.CharField()
     turn_id = serializers.CharField(allow_null=True)
     risk_score = serializers.IntegerField(min_value=0, max_value=100)
-    risk_level = serializers.ChoiceField(choices=["low", "medium", "high", "critical"])
+    risk_level = serializers.ChoiceField(choices=RiskLevel.values)
     is_flagged = serializers.BooleanField()
     flag_reasons = serializers.ListField(child=serializers.CharField())
     feedback_token = serializers.CharField(help_text="Give this to the feedback widget for this answer.")

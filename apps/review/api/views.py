@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.alerts.models import AlertEvent
-from apps.chatbots.access import chatbot_ids_for_user, chatbots_for_user
+from apps.chatbots.access import chatbot_ids_for_user, chatbot_scoped, chatbots_for_user
 from apps.chatbots.models import Chatbot
 from apps.conversations.models import Conversation, LLMCall, Turn
 from apps.core.api import unknown_query_params_reject
@@ -48,9 +48,8 @@ class ChatbotScopedViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> QuerySet:
         queryset = super().get_queryset()
-        ids = chatbot_ids_for_user(self.request.user)
         # None: the user sees every chatbot, including rows that belong to none (all-chatbot rules).
-        return queryset if ids is None else queryset.filter(**{f"{self.scope_field}__in": ids})
+        return chatbot_scoped(queryset, chatbot_ids_for_user(self.request.user), field=self.scope_field)
 
 
 class ChatbotViewSet(ChatbotScopedViewSet):

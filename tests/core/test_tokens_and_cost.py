@@ -4,9 +4,9 @@ from decimal import Decimal
 import pytest
 
 from apps.conversations.models import Turn
-from apps.ingest import tokens
+from apps.core import tokens
+from apps.core.pricing import cost_for, price_for
 from apps.ingest.models import ModelPrice
-from apps.ingest.pricing import cost_for, price_for
 from tests.conftest import require_shared_data
 
 pytestmark = pytest.mark.django_db
