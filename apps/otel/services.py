@@ -61,6 +61,7 @@ def _spans_store(chatbot: Chatbot, spans: list[Span], result: ExportResult) -> N
         if span.turn_key == span.key and span.content.user_message() is not None:
             try:
                 turns[span.key] = parse_turn(span_turn_raw(span, raw))
+                turns[span.key].pii_found = span.pii_found
             except ValidationFailed as exc:
                 result.reject(f"span {span.key} (stored as an LLM call, not as a turn)", _errors_text(exc.errors))
         result.accepted += 1

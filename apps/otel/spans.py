@@ -26,6 +26,7 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.core.text import nul_replace
 from apps.ingest.validation import MAX_LATENCY_MS
 
 from .mapping import (
@@ -61,6 +62,8 @@ class Span:
     content: SpanContent = field(default_factory=SpanContent)
     conversation_id: str = ""
     turn_key: str | None = None
+    # Counts of PII redacted from log content this span picked up from PendingSpanContent.
+    pii_found: dict[str, int] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -137,7 +140,7 @@ def _conversation_attribute(attributes: Iterable[Any]) -> str | None:
 
 
 def text_clip(text: str) -> str:
-    text = text.replace("\x00", "")
+    text = nul_replace(text)  # as for REST free text: NUL → U+FFFD
     limit = settings.INGEST_MAX_TEXT_CHARS
     if len(text) <= limit:
         return text
