@@ -81,6 +81,10 @@ def logs_export(*, chatbot: Chatbot, request: Any) -> ExportResult:
     for resource_logs in request.resource_logs:
         for scope_logs in resource_logs.scope_logs:
             for sequence, record in enumerate(scope_logs.log_records):
+                if len(record.attributes) > settings.OTLP_MAX_ATTRIBUTES_PER_SPAN:
+                    result.reject("log record", f"{len(record.attributes)} attributes; at most "
+                                                f"{settings.OTLP_MAX_ATTRIBUTES_PER_SPAN} per record")
+                    continue
                 attributes = attributes_dict(record.attributes)
                 name = record.event_name or str(attributes.pop("event.name", "") or "")
                 if name not in GENAI_EVENTS:
