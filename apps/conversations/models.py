@@ -8,6 +8,12 @@ from django.utils import timezone
 from .choices import CallPurpose, JudgeStatus, ReviewStatus, RiskLevel
 
 ZERO_COST = Decimal("0")
+# Column sizes hold the sums of the ingest maxima (apps.ingest.validation): one cost is at most
+# 1,000,000 USD given, or ~20 M computed from list prices, so 10 integer digits; a turn's total
+# (100 listed calls plus any number sent to /llm-calls) and a conversation's have no count bound,
+# so 18 integer digits; token totals are bigint (a turn at every maximum is 2.02 G tokens).
+COST_DIGITS = 16
+TOTAL_COST_DIGITS = 24
 
 
 class Conversation(models.Model):
@@ -26,7 +32,7 @@ class Conversation(models.Model):
     # Summary, updated in the same transaction as the rows it summarises.
     turn_count = models.PositiveIntegerField(default=0)
     total_tokens = models.BigIntegerField(default=0)
-    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=ZERO_COST)
+    cost_usd = models.DecimalField(max_digits=TOTAL_COST_DIGITS, decimal_places=6, default=ZERO_COST)
     error_count = models.PositiveIntegerField(default=0)
     fallback_count = models.PositiveIntegerField(default=0)
     thumbs_up = models.PositiveIntegerField(default=0)
@@ -95,9 +101,9 @@ class Turn(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     tokens_estimated = models.BooleanField(default=False)
-    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=ZERO_COST)
-    total_tokens = models.PositiveIntegerField(default=0)
-    total_cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=ZERO_COST)
+    cost_usd = models.DecimalField(max_digits=COST_DIGITS, decimal_places=6, default=ZERO_COST)
+    total_tokens = models.PositiveBigIntegerField(default=0)
+    total_cost_usd = models.DecimalField(max_digits=TOTAL_COST_DIGITS, decimal_places=6, default=ZERO_COST)
 
     risk_score = models.PositiveSmallIntegerField(default=0)
     risk_level = models.CharField(max_length=10, choices=RiskLevel.choices, default=RiskLevel.LOW)
@@ -105,8 +111,9 @@ class Turn(models.Model):
     is_flagged = models.BooleanField(default=False)
     flag_reasons = models.JSONField(default=list, blank=True)
 
-    thumbs_up = models.PositiveSmallIntegerField(default=0)
-    thumbs_down = models.PositiveSmallIntegerField(default=0)
+    # One vote per voter, and a bot may name any number of voters: not a smallint.
+    thumbs_up = models.PositiveIntegerField(default=0)
+    thumbs_down = models.PositiveIntegerField(default=0)
     judge_status = models.CharField(max_length=10, choices=JudgeStatus.choices, default=JudgeStatus.NOT_SAMPLED, blank=True)
     judge_overall = models.FloatField(null=True, blank=True, help_text="Latest completed judge overall (0–10).")
     judge_hallucination = models.BooleanField(null=True, blank=True)
@@ -158,7 +165,7 @@ class LLMCall(models.Model):
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
     tokens_estimated = models.BooleanField(default=False)
-    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=ZERO_COST)
+    cost_usd = models.DecimalField(max_digits=COST_DIGITS, decimal_places=6, default=ZERO_COST)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     input_text = models.TextField(blank=True)
     output_text = models.TextField(blank=True)

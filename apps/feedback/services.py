@@ -22,7 +22,7 @@ from apps.conversations.services import (
     turn_thumbs_move,
 )
 from apps.privacy.hashing import end_user_hash
-from apps.privacy.redaction import redact
+from apps.privacy.policy import text_redact_for
 
 from .choices import FeedbackSource, Rating
 from .models import Feedback
@@ -114,9 +114,9 @@ def feedback_submit(
             raise FeedbackTurnNotFound(turn_id)
         conversation_id = conversation.pk
         turn = Turn.objects.select_for_update(of=("self",)).select_related("chatbot").get(pk=turn_id)
-        if comment and turn.chatbot.pii_redaction_enabled:
+        if comment:
             # End users type comments: the chatbot's redaction applies to them as to its turns.
-            comment = redact(comment)[0]
+            comment = text_redact_for(turn.chatbot, comment)[0]
         existing = (
             Feedback.objects.select_for_update()
             .filter(turn_id=turn_id, voter_key=voter_key)

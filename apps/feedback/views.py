@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET
 
 from apps.chatbots.access import chatbot_ids_for_user, chatbot_scoped
 from apps.chatbots.models import Chatbot
+from apps.core.text import control_characters_present
 
 from .selectors import demo_transcript
 
@@ -25,6 +26,8 @@ def widget_demo(request: HttpRequest) -> HttpResponse:
         return redirect_to_login(request.get_full_path(), reverse("admin:login"))
 
     chatbot_slug = request.GET.get("chatbot", "")[:100]
+    if control_characters_present(chatbot_slug):
+        chatbot_slug = ""  # no slug has them (and PostgreSQL compares no NUL): every chatbot
     chatbots = Chatbot.objects.order_by("name").only("name", "slug")
     chatbots = chatbot_scoped(chatbots, chatbot_ids, field="pk")
     context = {

@@ -4,7 +4,7 @@
 
 1. Outside the transaction, per turn: tokens (tiktoken when absent), cost (ModelPrice when
    absent), risk score (cached compiled rules), judge sampling, end-user hash, then PII
-   redaction of the texts (when the chatbot has it on): only redacted text is stored.
+   redaction of the texts (the chatbot's policy, apps.privacy.policy): only redacted text is stored.
 2. Upsert the batch's conversations (INSERT … ON CONFLICT DO NOTHING), then lock them with
    SELECT … FOR UPDATE in id order (apps.conversations.services, which owns the lock order
    and the summaries), so concurrent batches for one conversation serialise here.
@@ -43,7 +43,8 @@ from apps.core.pricing import cost_for
 from apps.core.tokens import count_tokens
 from apps.evaluations.sampling import turn_is_sampled
 from apps.privacy.hashing import end_user_hash
-from apps.privacy.redaction import counts_merge, redact
+from apps.privacy.policy import text_redact_for
+from apps.privacy.redaction import counts_merge
 from apps.risk.scoring import RiskVerdict, risk_score, rules_for_chatbot
 
 from .validation import CallInput, TurnInput, ValidationFailed, parse_call, parse_turn
@@ -116,7 +117,7 @@ class _PreparedTurn:
         )
 
 
-def _call_prepare(call: CallInput, *, default_model: str, at: Any, redact_pii: bool = False) -> _PreparedCall:
+def _call_prepare(call: CallInput, *, chatbot: Chatbot, default_model: str, at: Any) -> _PreparedCall:
     model = call.model or default_model
     estimated = False
     input_tokens, output_tokens = call.input_tokens, call.output_tokens
@@ -127,19 +128,18 @@ def _call_prepare(call: CallInput, *, default_model: str, at: Any, redact_pii: b
         counted = count_tokens(call.output_text, model=model)
         output_tokens, estimated = counted.tokens, estimated or counted.estimated
     cost = call.cost_usd if call.cost_usd is not None else cost_for(model, input_tokens, output_tokens, call.timestamp or at)
-    if redact_pii:
-        # Tokens and cost are measured on what the bot really sent; only the redacted text is stored.
-        call, pii_found = _texts_redact(call, ("input_text", "output_text", "error"))
-        return _PreparedCall(call, input_tokens, output_tokens, estimated, cost, pii_found)
-    return _PreparedCall(call, input_tokens, output_tokens, estimated, cost)
+    # Tokens and cost are measured on what the bot really sent; only the redacted text is stored.
+    call, pii_found = _texts_redact(chatbot, call, ("input_text", "output_text", "error"))
+    return _PreparedCall(call, input_tokens, output_tokens, estimated, cost, pii_found)
 
 
-def _texts_redact(data: Any, fields: tuple[str, ...]) -> tuple[Any, dict[str, int]]:
-    """A copy of `data` with PII replaced in `fields`, and the counts per kind (apps.privacy)."""
+def _texts_redact(chatbot: Chatbot, data: Any, fields: tuple[str, ...]) -> tuple[Any, dict[str, int]]:
+    """A copy of `data` with `fields` as the chatbot's redaction policy stores them, and the
+    counts per kind (apps.privacy.policy)."""
     found: list[dict[str, int]] = []
     changes = {}
     for name in fields:
-        text, counts = redact(getattr(data, name))
+        text, counts = text_redact_for(chatbot, getattr(data, name))
         if counts:
             changes[name] = text
             found.append(counts)
@@ -148,8 +148,7 @@ def _texts_redact(data: Any, fields: tuple[str, ...]) -> tuple[Any, dict[str, in
 
 def _turn_prepare(chatbot: Chatbot, index: int, data: TurnInput, rules: list) -> _PreparedTurn:
     model = data.model or chatbot.model
-    redact_pii = chatbot.pii_redaction_enabled
-    calls = [_call_prepare(c, default_model=model, at=data.timestamp, redact_pii=redact_pii) for c in data.llm_calls]
+    calls = [_call_prepare(c, chatbot=chatbot, default_model=model, at=data.timestamp) for c in data.llm_calls]
     estimated = False
     prompt, completion = data.prompt_tokens, data.completion_tokens
     # A turn that lists its LLM calls is measured by them; otherwise count the texts we see.
@@ -181,12 +180,11 @@ def _turn_prepare(chatbot: Chatbot, index: int, data: TurnInput, rules: list) ->
     )
     # Risk rules ("Secret leaked in answer") score the original text above; from here on only the
     # redacted text exists: it is what is stored, judged and embedded. Counts, never values.
-    pii_found: dict[str, int] = {}
-    if redact_pii:
-        data, pii_found = _texts_redact(data, ("user_message", "bot_response", "error"))
-        if calls:
-            data = dataclasses.replace(data, llm_calls=[c.data for c in calls])
-            pii_found = counts_merge(pii_found, *(c.pii_found for c in calls))
+    data, pii_found = _texts_redact(chatbot, data, ("user_message", "bot_response", "error"))
+    if calls:
+        data = dataclasses.replace(data, llm_calls=[c.data for c in calls])
+    # Plus what was redacted before validation (OTLP log content kept while its span was awaited).
+    pii_found = counts_merge(pii_found, *(c.pii_found for c in calls), data.pii_found)
     prepared = _PreparedTurn(
         index=index, data=data, prompt_tokens=prompt, completion_tokens=completion,
         tokens_estimated=estimated or any(c.tokens_estimated for c in calls), cost_usd=cost, calls=calls,
@@ -436,8 +434,8 @@ def llm_calls_ingest(*, chatbot: Chatbot, calls: list[CallInput]) -> list[CallOu
     """
     if not calls:
         return []
-    prepared = [_call_prepare(c, default_model=chatbot.model, at=c.timestamp or timezone.now(),
-                              redact_pii=chatbot.pii_redaction_enabled) for c in calls]
+    prepared = [_call_prepare(c, chatbot=chatbot, default_model=chatbot.model, at=c.timestamp or timezone.now())
+                for c in calls]
     results = _atomic_retrying(lambda: _calls_store(chatbot, prepared))
     _count_items("llm_call", results)
     return results

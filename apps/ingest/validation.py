@@ -5,6 +5,16 @@ The DRF serializers in api/serializers.py describe the same contract for the Ope
 tests/ingest/test_schema_contract.py keeps the two in step.
 
 Errors use DRF's shape: {"field": ["message", …]}, nested objects as {"tokens": {"prompt": […]}}.
+
+The alphabet of each kind of field (PostgreSQL stores no NUL in text or jsonb, so none may pass):
+- identifiers (conversation_id, turn_id, call_id, user_id) and labels (channel, intent, model,
+  provider, function_name): no control characters (C0, DEL, C1) — a 400 naming the field;
+- free text (user_message, bot_response, input, output, error) and metadata strings and keys:
+  anything, but NUL becomes U+FFFD (the replacement character), so an end user's stray byte
+  never costs the bot its turn and the stored text shows where it was;
+- lone UTF-16 surrogates are refused for the whole body by apps.core.json.json_loads_strict.
+The numeric ranges are the MAX_* constants; the columns hold their sums (see
+apps/conversations/models.py).
 """
 
 import json
@@ -17,6 +27,13 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from apps.core.text import (
+    CONTROL_CHARACTERS_MESSAGE,
+    control_characters_present,
+    json_nul_replace,
+    nul_replace,
+)
+
 MAX_ID_CHARS = 255
 MAX_SHORT_CHARS = 200
 MAX_CHANNEL_CHARS = 32
@@ -27,6 +44,7 @@ MAX_TOKENS = 10_000_000
 MAX_COST_USD = Decimal("1000000")
 MAX_CALLS_PER_TURN = 100
 OLDEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_PROVIDER_CHARS = 50
 
 Errors = dict[str, Any]
 
@@ -77,6 +95,9 @@ class TurnInput:
     cost_usd: Decimal | None
     metadata: dict
     llm_calls: list[CallInput] = field(default_factory=list)
+    # Never from the client: counts of what a caller redacted before building this turn (OTLP
+    # log content redacted while it waited for its span), added to the turn's own.
+    pii_found: dict[str, int] = field(default_factory=dict)
 
 
 class _Reader:
@@ -108,6 +129,9 @@ class _Reader:
         if len(text) > MAX_ID_CHARS:
             self.fail(name, f"At most {MAX_ID_CHARS} characters.")
             return None
+        if control_characters_present(text):
+            self.fail(name, CONTROL_CHARACTERS_MESSAGE)
+            return None
         return text
 
     def text(self, name: str, *, max_chars: int, required: bool = False) -> str:
@@ -122,10 +146,14 @@ class _Reader:
         if len(value) > max_chars:
             self.fail(name, f"At most {max_chars} characters (got {len(value)}).")
             return ""
-        if "\x00" in value:
-            self.fail(name, "May not contain NUL characters.")
+        return nul_replace(value)
+
+    def label(self, name: str, *, max_chars: int) -> str:
+        """A short name shown in filters and lists (channel, intent, model…): no control characters."""
+        if self.present(name) and isinstance(self.data[name], str) and control_characters_present(self.data[name]):
+            self.fail(name, CONTROL_CHARACTERS_MESSAGE)
             return ""
-        return value
+        return self.text(name, max_chars=max_chars)
 
     def content(self, name: str, *, max_chars: int) -> str:
         """Text, or chat messages (a list/object) kept as JSON text."""
@@ -138,7 +166,7 @@ class _Reader:
             if len(as_text) > max_chars:
                 self.fail(name, f"At most {max_chars} characters (got {len(as_text)}).")
                 return ""
-            return as_text.replace("\x00", "")
+            return as_text  # json.dumps writes NUL as the six characters \\u0000: storable
         return self.text(name, max_chars=max_chars)
 
     def integer(self, name: str, *, maximum: int) -> int | None:
@@ -175,7 +203,7 @@ class _Reader:
             if len(value) > MAX_ERROR_CHARS:
                 self.fail(name, f"At most {MAX_ERROR_CHARS} characters.")
                 return False, ""
-            return bool(value.strip()), value.replace("\x00", "")
+            return bool(value.strip()), nul_replace(value)
         self.fail(name, "Must be a boolean or an error message.")
         return False, ""
 
@@ -234,27 +262,16 @@ class _Reader:
             self.fail(name, "Must be a JSON object.")
             return {}
         try:
-            size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode())
+            as_json = json.dumps(value, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError):
             self.fail(name, "Must be plain JSON (no NaN or Infinity).")
             return {}
+        size = len(as_json.encode())
         if size > settings.INGEST_MAX_METADATA_BYTES:
             self.fail(name, f"At most {settings.INGEST_MAX_METADATA_BYTES} bytes as JSON (got {size}).")
             return {}
-        if _has_nul(value):
-            self.fail(name, "May not contain NUL characters.")
-            return {}
-        return value
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+        # json.dumps escapes NUL as \u0000: only then is the walk needed.
+        return json_nul_replace(value) if "\\u0000" in as_json else value
 
 
 def _check_object(data: Any) -> None:
@@ -267,15 +284,15 @@ def parse_call(data: Any, *, standalone: bool) -> CallInput:
     _check_object(data)
     r = _Reader(data)
     max_text = settings.INGEST_MAX_TEXT_CHARS
-    function_name = r.text("function_name", max_chars=MAX_SHORT_CHARS) or r.text("purpose", max_chars=MAX_SHORT_CHARS)
+    function_name = r.label("function_name", max_chars=MAX_SHORT_CHARS) or r.label("purpose", max_chars=MAX_SHORT_CHARS)
     success = r.boolean("success", True)
     has_error, error = r.error_field("error")
     call = CallInput(
         conversation_id=r.identifier("conversation_id", required=standalone) if standalone else None,
         turn_id=r.identifier("turn_id") if standalone else None,
         call_id=r.identifier("call_id"),
-        provider=r.text("provider", max_chars=50),
-        model=r.text("model", max_chars=MAX_MODEL_CHARS),
+        provider=r.label("provider", max_chars=MAX_PROVIDER_CHARS),
+        model=r.label("model", max_chars=MAX_MODEL_CHARS),
         function_name=function_name,
         input_tokens=r.integer("input_tokens", maximum=MAX_TOKENS),
         output_tokens=r.integer("output_tokens", maximum=MAX_TOKENS),
@@ -329,7 +346,7 @@ def parse_turn(data: Any) -> TurnInput:
         conversation_id=r.identifier("conversation_id", required=True) or "",
         turn_id=r.identifier("turn_id"),
         user_id=r.identifier("user_id"),
-        channel=r.text("channel", max_chars=MAX_CHANNEL_CHARS).strip().lower(),
+        channel=r.label("channel", max_chars=MAX_CHANNEL_CHARS).strip().lower(),
         user_message=r.text("user_message", max_chars=max_text, required=True),
         bot_response=r.text("bot_response", max_chars=max_text),
         timestamp=r.timestamp("timestamp") or timezone.now(),
@@ -337,8 +354,8 @@ def parse_turn(data: Any) -> TurnInput:
         fallback_used=r.boolean("fallback_used", False),
         has_error=has_error,
         error=error,
-        intent=r.text("intent", max_chars=MAX_SHORT_CHARS),
-        model=r.text("model", max_chars=MAX_MODEL_CHARS),
+        intent=r.label("intent", max_chars=MAX_SHORT_CHARS),
+        model=r.label("model", max_chars=MAX_MODEL_CHARS),
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         cost_usd=r.money("cost_usd"),

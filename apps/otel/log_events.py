@@ -16,9 +16,11 @@ from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
 from apps.conversations.models import LLMCall
+from apps.core.text import json_nul_replace
 from apps.ingest.services import turns_ingest
 from apps.ingest.validation import TurnInput, ValidationFailed, parse_turn
-from apps.privacy.redaction import redact
+from apps.privacy.policy import json_redact_for, text_redact_for
+from apps.privacy.redaction import counts_merge
 
 from .mapping import (
     CHOICE_EVENT,
@@ -52,15 +54,23 @@ def pending_content_merge(chatbot: Chatbot, spans: list[Span]) -> list[int]:
         if span is None:
             continue
         span.content = events_content((name, payload) for name, payload, *_ in row.events)
+        span.pii_found = _events_pii_found(row.events)
         used.append(row.pk)
     return used
+
+
+def _events_pii_found(events: list[list[Any]]) -> dict[str, int]:
+    """What was redacted from pending events when they were stored (their fifth item)."""
+    return counts_merge(*(event[4] for event in events if len(event) > 4 and isinstance(event[4], dict)))
 
 
 def logs_export(*, chatbot: Chatbot, request: Any) -> ExportResult:
     """Keep the GenAI content events of an ExportLogsServiceRequest and apply them to their spans.
 
     1. Log records named like GenAI content events (gen_ai.user.message, gen_ai.choice, …)
-       and correlated to a span are merged into PendingSpanContent (re-sent events dedupe).
+       and correlated to a span are merged into PendingSpanContent (re-sent events dedupe),
+       redacted first by the chatbot's policy (apps.privacy.policy) with NUL → U+FFFD: the
+       table holds only what a stored turn could hold, whether or not its span ever comes.
     2. For spans whose LLM call is already stored, the content fills in the call's text and,
        for a chat span that is its own turn, creates that turn (turns_ingest) — see
        span_contents_apply. Others wait for their span (traces_export picks them up).
@@ -71,6 +81,10 @@ def logs_export(*, chatbot: Chatbot, request: Any) -> ExportResult:
     for resource_logs in request.resource_logs:
         for scope_logs in resource_logs.scope_logs:
             for sequence, record in enumerate(scope_logs.log_records):
+                if len(record.attributes) > settings.OTLP_MAX_ATTRIBUTES_PER_SPAN:
+                    result.reject("log record", f"{len(record.attributes)} attributes; at most "
+                                                f"{settings.OTLP_MAX_ATTRIBUTES_PER_SPAN} per record")
+                    continue
                 attributes = attributes_dict(record.attributes)
                 name = record.event_name or str(attributes.pop("event.name", "") or "")
                 if name not in GENAI_EVENTS:
@@ -85,8 +99,9 @@ def logs_export(*, chatbot: Chatbot, request: Any) -> ExportResult:
                 for key, value in attributes.items():
                     if key.startswith("gen_ai.") and key not in ("gen_ai.system", "gen_ai.provider.name"):
                         payload.setdefault(key, value)
+                payload, pii_found = json_redact_for(chatbot, json_nul_replace(payload))
                 when = record.time_unix_nano or record.observed_time_unix_nano
-                incoming[(trace_id, span_id)].append([name, payload, when, sequence])
+                incoming[(trace_id, span_id)].append([name, payload, when, sequence, pii_found])
                 result.accepted += 1
     if not incoming:
         return result
@@ -125,7 +140,7 @@ def _pending_content_store(chatbot: Chatbot, incoming: dict[tuple[str, str], lis
 
 
 def _event_identity(event: list[Any]) -> str:
-    name, payload, when, sequence = event
+    name, payload, when, sequence = event[:4]
     return json.dumps([name, payload, when, sequence], sort_keys=True, default=str)
 
 
@@ -164,18 +179,18 @@ def span_contents_apply(*, chatbot: Chatbot, keys: list[str]) -> int:
         if content.empty:
             continue
         if not call.input_text and not call.output_text:
-            texts = {"input_text": text_clip(messages_text(content.input_json(), single_role="user")),
-                     "output_text": text_clip(messages_text(content.output_json(), single_role="assistant"))}
-            if chatbot.pii_redaction_enabled:
-                # As for calls sent with their content: only redacted text is stored.
-                texts = {name: redact(text)[0] for name, text in texts.items()}
+            # Redacted when stored as pending content; once more here costs little and keeps the
+            # rule in one place for rows written before that (an LLM call keeps no counts).
+            texts = {name: text_redact_for(chatbot, text_clip(text))[0] for name, text in (
+                ("input_text", messages_text(content.input_json(), single_role="user")),
+                ("output_text", messages_text(content.output_json(), single_role="assistant")))}
             LLMCall.objects.filter(pk=call.pk, input_text="", output_text="").update(**texts)
         operation = (call.metadata.get("otel") or {}).get("operation", "")
         user_message, answer = content.user_message(), content.answer()
         if (call.turn_id is None and call.turn_external_id == call.external_id and operation in TURN_OPERATIONS
                 and user_message is not None and answer is not None and call.conversation is not None):
             try:
-                turns.append(parse_turn({
+                turn = parse_turn({
                     "conversation_id": call.conversation.external_id, "turn_id": call.external_id,
                     "user_message": text_clip(user_message), "bot_response": text_clip(answer),
                     "timestamp": (call.timestamp + timedelta(milliseconds=call.duration_ms or 0)).isoformat(),
@@ -183,7 +198,9 @@ def span_contents_apply(*, chatbot: Chatbot, keys: list[str]) -> int:
                     "model": call.model, "metadata": {"otel": call.metadata.get("otel") or {}},
                     # Measured by its LLM call, which links to it (stored earlier, same turn_id).
                     "tokens": {"prompt": 0, "completion": 0}, "cost_usd": 0,
-                }))
+                })
+                turn.pii_found = _events_pii_found(row.events)
+                turns.append(turn)
             except ValidationFailed as exc:
                 logger.warning("otel: log content for span %s makes no valid turn: %s", call.external_id, exc.errors)
     if turns:

@@ -3,7 +3,11 @@
 Follows the OTLP specification (opentelemetry.io/docs/specs/otlp/#otlphttp):
 - bodies are `application/x-protobuf` or `application/json` (proto3 JSON mapping with the OTLP
   exceptions: trace and span ids are hex strings, not base64; enum values may be integers);
-- `Content-Encoding: gzip` (and `deflate`, which the Python exporter also offers);
+- `Content-Encoding: gzip` (and `deflate`, which the Python exporter also offers), inflated
+  step by step under a size and a ratio cap;
+- the work one request can cause is bounded before it is stored: spans, log records and
+  attributes per request are capped (413: the exporter must send smaller batches), attributes
+  and events per span (or log record) too (that item is rejected in partial_success);
 - the response uses the request's encoding; errors carry a `google.rpc.Status`.
 
 Nothing here touches the database: `OtlpError` says which 4xx to answer.
@@ -20,6 +24,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from apps.core.json import json_loads_strict
 
@@ -76,9 +82,10 @@ def response_encoding(request: HttpRequest) -> str:
 def body_read(request: HttpRequest) -> OtlpBody:
     """The decompressed body, or OtlpError 413 / 415 / 400.
 
-    The wire size is capped by OTLP_MAX_REQUEST_BYTES before anything is read, and the
-    decompressed size by OTLP_MAX_DECOMPRESSED_BYTES while inflating, so a small gzip bomb is
-    refused without being expanded.
+    The wire size is capped by OTLP_MAX_REQUEST_BYTES before anything is read; inflating stops
+    at the first byte past the smaller of OTLP_MAX_DECOMPRESSED_BYTES and
+    OTLP_MAX_DECOMPRESSION_RATIO × the compressed size (never below 1 MiB), so a gzip bomb is
+    refused after inflating at most that much, never in full.
     """
     content_type = (request.content_type or "").split(";")[0].strip().lower()
     if content_type in _PROTOBUF_TYPES:
@@ -107,7 +114,19 @@ def body_read(request: HttpRequest) -> OtlpBody:
     return OtlpBody(encoding=encoding, data=data)
 
 
+# A body may always inflate this far, whatever its ratio: small exports compress very well.
+RATIO_FLOOR_BYTES = 1024 * 1024
+_INFLATE_CHUNK = 64 * 1024  # compressed bytes fed to the inflater per step
+
+
 def _decompress(raw: bytes, content_encoding: str) -> bytes:
+    """Inflate `raw` step by step, never past the cap (zlib's max_length), 413 beyond it.
+
+    1. The cap is min(OTLP_MAX_DECOMPRESSED_BYTES, max(1 MiB, ratio × len(raw))).
+    2. Compressed input goes in 64 KiB at a time; each step may produce at most what is left
+       under the cap plus one byte, so memory and CPU stop growing at the cap.
+    3. One byte past the cap is a 413; input left over, or a stream that does not end, a 400.
+    """
     if content_encoding in ("", "identity", "none"):
         return raw
     if content_encoding == "gzip":
@@ -117,19 +136,120 @@ def _decompress(raw: bytes, content_encoding: str) -> bytes:
         wbits = zlib.MAX_WBITS if raw[:1] == b"\x78" else -zlib.MAX_WBITS
     else:
         raise OtlpError(415, f"Unsupported Content-Encoding {content_encoding!r}: use gzip, deflate or none.")
-    limit = settings.OTLP_MAX_DECOMPRESSED_BYTES
+    ratio = settings.OTLP_MAX_DECOMPRESSION_RATIO
+    cap = min(settings.OTLP_MAX_DECOMPRESSED_BYTES, max(RATIO_FLOOR_BYTES, ratio * len(raw)))
     inflater = zlib.decompressobj(wbits)
+    out = bytearray()
     try:
-        data = inflater.decompress(raw, limit + 1)
-        if len(data) <= limit and not inflater.unconsumed_tail:
-            data += inflater.flush()
+        for start in range(0, len(raw), _INFLATE_CHUNK):
+            pending = raw[start:start + _INFLATE_CHUNK]
+            while pending and not inflater.eof:
+                out += inflater.decompress(pending, cap + 1 - len(out))
+                if len(out) > cap:
+                    raise _inflated_too_far(cap, ratio)
+                pending = inflater.unconsumed_tail
+            if inflater.eof:
+                break
+        if not inflater.eof:
+            out += inflater.flush(cap + 1 - len(out))
     except zlib.error as exc:
         raise OtlpError(400, f"The body is not valid {content_encoding} data: {exc}.") from exc
-    if len(data) > limit or inflater.unconsumed_tail:
-        raise OtlpError(413, f"The body inflates to more than {limit} bytes.")
+    if len(out) > cap:
+        raise _inflated_too_far(cap, ratio)
     if not inflater.eof:
         raise OtlpError(400, f"The {content_encoding} body is truncated.")
-    return data
+    return bytes(out)
+
+
+def _inflated_too_far(cap: int, ratio: int) -> OtlpError:
+    return OtlpError(413, f"The body inflates to more than {cap} bytes (the limits: "
+                          f"OTLP_MAX_DECOMPRESSED_BYTES, and {ratio}× the compressed size).")
+
+
+def items_within_limits(message: Message) -> None:
+    """OtlpError 413 when an export holds more spans or log records than one request may, or
+    more elements than OTLP_MAX_ATTRIBUTES_PER_REQUEST: attributes (KeyValues, nested ones
+    included), events, links, scopes and resources all count.
+
+    Runs on the parsed message (protobuf parsing is C) before anything walks it in Python. Each
+    container's length is paid from the budget before its items are visited (len() is C), so
+    the walk stops at the first element past the cap: its cost is bounded by the cap, not by
+    the body.
+    """
+    budget = settings.OTLP_MAX_ATTRIBUTES_PER_REQUEST
+    spent = 0
+    attribute_lists: list[Any] = []
+
+    def spend(count: int) -> None:
+        nonlocal spent
+        spent += count
+        if spent > budget:
+            raise OtlpError(413, f"The export holds more than {budget} attributes, events and other elements "
+                                 "(OTLP_MAX_ATTRIBUTES_PER_REQUEST). Send smaller batches.")
+
+    if isinstance(message, ExportTraceServiceRequest):
+        most, what, hint = settings.OTLP_MAX_SPANS_PER_REQUEST, "spans", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
+        groups, items_of = message.resource_spans, "scope_spans"
+    elif isinstance(message, ExportLogsServiceRequest):
+        most, what, hint = settings.OTLP_MAX_LOG_RECORDS_PER_REQUEST, "log records", "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE"
+        groups, items_of = message.resource_logs, "scope_logs"
+    else:
+        return
+    items = 0
+    spend(len(groups))
+    for group in groups:
+        spend(len(group.resource.attributes))
+        attribute_lists.append(group.resource.attributes)
+        scopes = getattr(group, items_of)
+        spend(len(scopes))
+        for scope in scopes:
+            members = scope.spans if what == "spans" else scope.log_records
+            items += len(members)
+            if items > most:
+                raise OtlpError(413, f"The export holds more than {most} {what} (at most {most} per request). "
+                                     f"Lower the exporter's batch size ({hint}).")
+            spend(len(members) + len(scope.scope.attributes))
+            attribute_lists.append(scope.scope.attributes)
+            for member in members:
+                spend(len(member.attributes))
+                attribute_lists.append(member.attributes)
+                if what == "spans":
+                    spend(len(member.events) + len(member.links))
+                    attribute_lists.extend(event.attributes for event in member.events)
+                    attribute_lists.extend(link.attributes for link in member.links)
+                elif member.HasField("body"):
+                    attribute_lists.append([_BodyHolder(member.body)])
+    while attribute_lists:
+        for kv in attribute_lists.pop():
+            value = kv.value
+            kind = value.WhichOneof("value")
+            if kind == "kvlist_value":
+                spend(len(value.kvlist_value.values))
+                attribute_lists.append(value.kvlist_value.values)
+            elif kind == "array_value":
+                spend(len(value.array_value.values))
+                attribute_lists.append([_BodyHolder(v) for v in value.array_value.values])
+
+
+class _BodyHolder:
+    """An AnyValue where a KeyValue is expected (log bodies, array items): walked like one."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def json_attributes_within_limit(data: bytes) -> None:
+    """OtlpError 413 when OTLP JSON holds more KeyValues than OTLP_MAX_ATTRIBUTES_PER_REQUEST,
+    counted on the bytes before any parsing (json.loads and ParseDict of 1.6 M tiny attributes
+    take a minute and over a gigabyte). Every KeyValue has a "key" member, and a quote inside a
+    JSON string is escaped, so the count of `"key"` is at least the number of KeyValues."""
+    budget = settings.OTLP_MAX_ATTRIBUTES_PER_REQUEST
+    found = data.count(b'"key"')
+    if found > budget:
+        raise OtlpError(413, f"The export holds {found} attributes; at most {budget} per request "
+                             "(OTLP_MAX_ATTRIBUTES_PER_REQUEST).")
 
 
 # Paths of the OTLP JSON id fields, per signal: hex in OTLP JSON, base64 in proto3 JSON.
@@ -168,7 +288,9 @@ def message_parse(body: OtlpBody, message: Message) -> Message:
             message.ParseFromString(body.data)
         except (DecodeError, RecursionError, ValueError) as exc:
             raise OtlpError(400, f"The body is not a valid {type(message).__name__} protobuf: {exc}.") from exc
+        items_within_limits(message)
         return message
+    json_attributes_within_limit(body.data)
     try:
         document = json_loads_strict(body.data)
     except UnicodeDecodeError as exc:
@@ -181,6 +303,7 @@ def message_parse(body: OtlpBody, message: Message) -> Message:
         json_format.ParseDict(_ids_hex_to_base64(document), message, ignore_unknown_fields=True)
     except (json_format.ParseError, RecursionError, ValueError, TypeError, binascii.Error) as exc:
         raise OtlpError(400, f"Not a valid OTLP JSON {type(message).__name__}: {exc}") from exc
+    items_within_limits(message)
     return message
 
 

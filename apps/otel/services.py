@@ -16,6 +16,8 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
+
 from apps.chatbots.models import Chatbot
 from apps.conversations.models import LLMCall
 from apps.ingest.services import llm_calls_ingest, turns_ingest
@@ -29,8 +31,11 @@ from .spans import Span, span_call_raw, span_tree_read, span_turn_raw, span_turn
 
 def traces_export(*, chatbot: Chatbot, request: Any) -> ExportResult:
     """Store the GenAI spans of an ExportTraceServiceRequest; see the module docstring."""
-    tree = span_tree_read(request)
+    tree = span_tree_read(request, max_attributes=settings.OTLP_MAX_ATTRIBUTES_PER_SPAN,
+                          max_events=settings.OTLP_MAX_EVENTS_PER_SPAN)
     result = ExportResult(ignored=tree.ignored)
+    for key, reason in tree.rejected:
+        result.reject(f"span {key}", reason)
     if not tree.spans:
         return result
     pending = pending_content_merge(chatbot, [s for s in tree.spans if s.content.empty and len(s.trace_id) == 32
@@ -61,6 +66,7 @@ def _spans_store(chatbot: Chatbot, spans: list[Span], result: ExportResult) -> N
         if span.turn_key == span.key and span.content.user_message() is not None:
             try:
                 turns[span.key] = parse_turn(span_turn_raw(span, raw))
+                turns[span.key].pii_found = span.pii_found
             except ValidationFailed as exc:
                 result.reject(f"span {span.key} (stored as an LLM call, not as a turn)", _errors_text(exc.errors))
         result.accepted += 1

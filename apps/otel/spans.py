@@ -26,6 +26,7 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.core.text import nul_replace
 from apps.ingest.validation import MAX_LATENCY_MS
 
 from .mapping import (
@@ -61,6 +62,8 @@ class Span:
     content: SpanContent = field(default_factory=SpanContent)
     conversation_id: str = ""
     turn_key: str | None = None
+    # Counts of PII redacted from log content this span picked up from PendingSpanContent.
+    pii_found: dict[str, int] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -82,12 +85,19 @@ class SpanTree:
     spans: list[Span]
     links: dict[tuple[str, str], SpanLink]
     ignored: int = 0  # spans that are not GenAI
+    # (span key, reason) of spans over the per-span limits: rejected, never mapped.
+    rejected: list[tuple[str, str]] = field(default_factory=list)
 
 
-def span_tree_read(request: Any) -> SpanTree:
-    """Steps 1 and 2: the GenAI spans of an ExportTraceServiceRequest, with content and conversation."""
+def span_tree_read(request: Any, *, max_attributes: int | None = None, max_events: int | None = None) -> SpanTree:
+    """Steps 1 and 2: the GenAI spans of an ExportTraceServiceRequest, with content and conversation.
+
+    A span with more than `max_attributes` attributes or `max_events` events is rejected before
+    its attributes are read (it still links its children to its parent).
+    """
     links: dict[tuple[str, str], SpanLink] = {}
     spans: list[Span] = []
+    rejected: list[tuple[str, str]] = []
     trace_conversation: dict[str, str] = {}
     ignored = 0
     for resource_spans in request.resource_spans:
@@ -96,6 +106,11 @@ def span_tree_read(request: Any) -> SpanTree:
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 trace_id, span_id = span.trace_id.hex(), span.span_id.hex()
+                over = _over_limits(span, max_attributes, max_events)
+                if over:
+                    links[(trace_id, span_id)] = SpanLink(span.parent_span_id.hex(), None)
+                    rejected.append((f"{trace_id}:{span_id}", over))
+                    continue
                 conversation = _conversation_attribute(span.attributes) or (
                     str(resource_conversation) if resource_conversation else None)
                 links[(trace_id, span_id)] = SpanLink(span.parent_span_id.hex(), conversation)
@@ -115,7 +130,15 @@ def span_tree_read(request: Any) -> SpanTree:
     for span in spans:
         span.content = span_content(span.attributes, span.events)
         span.conversation_id = _conversation_resolve(span, links, trace_conversation)
-    return SpanTree(spans=spans, links=links, ignored=ignored)
+    return SpanTree(spans=spans, links=links, ignored=ignored, rejected=rejected)
+
+
+def _over_limits(span: Any, max_attributes: int | None, max_events: int | None) -> str:
+    if max_attributes is not None and len(span.attributes) > max_attributes:
+        return f"{len(span.attributes)} attributes; at most {max_attributes} per span"
+    if max_events is not None and len(span.events) > max_events:
+        return f"{len(span.events)} events; at most {max_events} per span"
+    return ""
 
 
 def _operation(attributes: dict[str, Any]) -> str:
@@ -137,7 +160,7 @@ def _conversation_attribute(attributes: Iterable[Any]) -> str | None:
 
 
 def text_clip(text: str) -> str:
-    text = text.replace("\x00", "")
+    text = nul_replace(text)  # as for REST free text: NUL → U+FFFD
     limit = settings.INGEST_MAX_TEXT_CHARS
     if len(text) <= limit:
         return text

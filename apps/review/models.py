@@ -1,6 +1,6 @@
 from django.db import models
 
-from apps.conversations.models import Conversation
+from apps.conversations.models import TOTAL_COST_DIGITS, Conversation
 
 
 class FlaggedConversationManager(models.Manager):
@@ -32,7 +32,7 @@ class HourlyTurnStats(models.Model):
     hour = models.DateTimeField()
     turns = models.PositiveIntegerField(default=0)
     tokens = models.BigIntegerField(default=0)
-    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    cost = models.DecimalField(max_digits=TOTAL_COST_DIGITS, decimal_places=6, default=0)
     errors = models.PositiveIntegerField(default=0)
     fallbacks = models.PositiveIntegerField(default=0)
     flagged = models.PositiveIntegerField(default=0)

@@ -35,6 +35,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import (
+    BigIntegerField,
     Count,
     DecimalField,
     FloatField,
@@ -49,7 +50,7 @@ from django.utils import timezone
 
 from apps.chatbots.access import chatbot_scoped
 from apps.conversations.choices import RiskLevel
-from apps.conversations.models import Turn
+from apps.conversations.models import TOTAL_COST_DIGITS, Turn
 
 from .latency_histogram import bucket_expression
 from .models import HourlyLatencyBucket, HourlyStatsState, HourlyTurnStats, StaleHour
@@ -61,7 +62,7 @@ SPANS_PER_STATEMENT = 200  # spans re-summed per DELETE / INSERT … SELECT
 MAX_ADVANCE = timedelta(days=92)  # how far one refresh moves the watermark
 
 
-def _sum(field: str, output: IntegerField | FloatField | DecimalField) -> Coalesce:
+def _sum(field: str, output: IntegerField | BigIntegerField | FloatField | DecimalField) -> Coalesce:
     return Coalesce(Sum(field), Value(0), output_field=output)
 
 
@@ -74,8 +75,8 @@ def turn_aggregates() -> dict[str, Any]:
     integer = IntegerField()
     return {
         "turns": Count("id"),
-        "tokens": _sum("total_tokens", integer),
-        "cost": _sum("total_cost_usd", DecimalField(max_digits=18, decimal_places=6)),
+        "tokens": _sum("total_tokens", BigIntegerField()),
+        "cost": _sum("total_cost_usd", DecimalField(max_digits=TOTAL_COST_DIGITS, decimal_places=6)),
         "errors": Count("id", filter=Q(has_error=True)),
         "fallbacks": Count("id", filter=Q(fallback_used=True)),
         "flagged": Count("id", filter=Q(is_flagged=True)),

@@ -411,6 +411,18 @@ SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", [] if SECURE_HSTS_PR
 OTLP_MAX_REQUEST_BYTES = env_int("OTLP_MAX_REQUEST_BYTES", 16 * 1024 * 1024)
 # … and once inflated (gzip/deflate); 64 MiB is the Python exporter's own default request cap.
 OTLP_MAX_DECOMPRESSED_BYTES = env_int("OTLP_MAX_DECOMPRESSED_BYTES", 64 * 1024 * 1024)
+# … and at most this many times the compressed size (a body may always inflate to 1 MiB): a
+# 175 KB gzip bomb of 60 MB of JSON is refused after inflating 17.5 MB, not parsed.
+OTLP_MAX_DECOMPRESSION_RATIO = env_int("OTLP_MAX_DECOMPRESSION_RATIO", 100)
+# The work one export may cause: beyond these per-request counts the request is a 413 (the
+# exporter must send smaller batches; its default batch is 512) …
+OTLP_MAX_SPANS_PER_REQUEST = env_int("OTLP_MAX_SPANS_PER_REQUEST", 10_000)
+OTLP_MAX_LOG_RECORDS_PER_REQUEST = env_int("OTLP_MAX_LOG_RECORDS_PER_REQUEST", 10_000)
+OTLP_MAX_ATTRIBUTES_PER_REQUEST = env_int("OTLP_MAX_ATTRIBUTES_PER_REQUEST", 250_000)
+# … and a span (or log record) over these is rejected alone in partial_success (the SDK's own
+# defaults are 128 attributes and 128 events per span).
+OTLP_MAX_ATTRIBUTES_PER_SPAN = env_int("OTLP_MAX_ATTRIBUTES_PER_SPAN", 256)
+OTLP_MAX_EVENTS_PER_SPAN = env_int("OTLP_MAX_EVENTS_PER_SPAN", 256)
 # Log-event content waiting for its span is kept this long, then purged.
 OTLP_PENDING_CONTENT_HOURS = env_int("OTLP_PENDING_CONTENT_HOURS", 24)
 # Longest time between a span's start and its first content event (how far back to look).

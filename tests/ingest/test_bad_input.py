@@ -37,7 +37,7 @@ GOOD = {"conversation_id": "c", "user_message": "Hi"}
     ("metadata", {"blob": "x" * 20000}, "bytes"),
     ("llm_calls", {"a": 1}, "list"),
     ("llm_calls", [{"input_tokens": -5}], "between"),
-    ("user_message", "nul\x00byte", "NUL"),
+    ("channel", "nul\x00byte", "control characters"),
 ])
 def test_field_errors(post_json, field, value, message):
     body = {**GOOD, field: value}

@@ -22,12 +22,13 @@ from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
+from apps.core.text import NO_CONTROL_CHARACTERS
 from apps.ingest import validation
 from apps.ingest.validation import ValidationFailed, parse_call, parse_turn
 
 # The schema components of the ingest requests, and what parses one of them.
 TURN, CALL, STANDALONE, TOKENS = "TurnInRequest", "LLMCallInRequest", "LLMCallStandaloneRequest", "TokensRequest"
-READERS = {"identifier", "text", "content", "integer", "boolean", "error_field", "money", "timestamp", "metadata"}
+READERS = {"identifier", "label", "text", "content", "integer", "boolean", "error_field", "money", "timestamp", "metadata"}
 
 
 @pytest.fixture(scope="module")
@@ -89,16 +90,22 @@ SCHEMA_OF = {"turn": TURN, "tokens": TOKENS, "call": CALL, "standalone": STANDAL
 
 
 def _alternatives(prop: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """A property's schema by JSON type (one entry unless it is a oneOf)."""
-    return {option.get("type", "$ref"): option for option in prop.get("oneOf", [prop])}
+    """A property's schema by JSON type (one entry unless it is a oneOf). The empty-string
+    alternative drf-spectacular adds beside a pattern is the pattern field's blank: folded in."""
+    options = prop.get("oneOf", [prop])
+    blank = {"type": "string", "maxLength": 0}
+    patterned = any(o.get("type") == "string" and "pattern" in o for o in options)
+    return {option.get("type", "$ref"): option for option in options if not (patterned and option == blank)}
 
 
 def _expected(reader: str, limits: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """What the schema must say for a field the validator reads this way, by JSON type."""
     if reader == "identifier":
-        return {"string": {"minLength": 1, "maxLength": validation.MAX_ID_CHARS}}
+        return {"string": {"minLength": 1, "maxLength": validation.MAX_ID_CHARS, "pattern": NO_CONTROL_CHARACTERS}}
+    if reader == "label":
+        return {"string": {"maxLength": limits["max_chars"], "pattern": NO_CONTROL_CHARACTERS}}
     if reader == "text":
-        return {"string": {"maxLength": limits["max_chars"]}}
+        return {"string": {"maxLength": limits["max_chars"], "pattern": None}}
     if reader == "content":
         return {"string": {"maxLength": limits["max_chars"]}, "array": {}, "object": {}}
     if reader == "integer":
@@ -194,6 +201,8 @@ def _probes(prop: dict[str, Any]) -> list[tuple[Any, bool]]:
         elif kind == "string" and "maxLength" in option:
             n = option["maxLength"]
             probes += [("x" * n, True), ("x" * (n + 1), False), ("", option.get("minLength", 0) == 0)]
+            # The alphabet: a pattern forbids control characters; free text takes them (NUL → U+FFFD).
+            probes += [("a\x00b", "pattern" not in option), ("a\tb", "pattern" not in option)]
         elif kind in ("integer", "number"):
             top = option["maximum"]
             probes += [(option["minimum"], True), (-1, False), (top if kind == "integer" else str(top), True),

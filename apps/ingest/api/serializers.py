@@ -3,10 +3,12 @@
 fields with the same limits, so the limits here are the validator's own constants."""
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.conversations.choices import RiskLevel
+from apps.core.text import CONTROL_CHARACTERS_MESSAGE, NO_CONTROL_CHARACTERS
 
 from ..validation import (
     MAX_CALLS_PER_TURN,
@@ -16,6 +18,7 @@ from ..validation import (
     MAX_ID_CHARS,
     MAX_LATENCY_MS,
     MAX_MODEL_CHARS,
+    MAX_PROVIDER_CHARS,
     MAX_SHORT_CHARS,
     MAX_TOKENS,
 )
@@ -49,12 +52,25 @@ class ContentField(serializers.JSONField):
     pass
 
 
+def _no_control_characters() -> RegexValidator:
+    return RegexValidator(NO_CONTROL_CHARACTERS, CONTROL_CHARACTERS_MESSAGE)
+
+
 def _id(**kwargs):
-    return serializers.CharField(max_length=MAX_ID_CHARS, **kwargs)
+    """An identifier: no control characters (validation.py's identifier reader)."""
+    return serializers.CharField(max_length=MAX_ID_CHARS, validators=[_no_control_characters()], **kwargs)
 
 
 def _text(max_length: int, **kwargs):
+    """Free text: any character; NUL is stored as U+FFFD."""
     return serializers.CharField(max_length=max_length, required=False, allow_blank=True, **kwargs)
+
+
+def _label(max_length: int, **kwargs):
+    """A short name (channel, model, intent…): no control characters (the label reader). The
+    schema says oneOf [a non-empty string without them, ""]."""
+    return serializers.CharField(max_length=max_length, required=False, allow_blank=True,
+                                 validators=[_no_control_characters()], **kwargs)
 
 
 def _metadata():
@@ -68,10 +84,10 @@ class TokensSerializer(serializers.Serializer):
 
 class LLMCallInSerializer(serializers.Serializer):
     call_id = _id(required=False, help_text="Idempotency key of the call.")
-    provider = _text(50)
-    model = _text(MAX_MODEL_CHARS)
-    function_name = _text(MAX_SHORT_CHARS, help_text="What the call was for.")
-    purpose = _text(MAX_SHORT_CHARS, help_text="Another name for function_name, used when that is absent.")
+    provider = _label(MAX_PROVIDER_CHARS)
+    model = _label(MAX_MODEL_CHARS)
+    function_name = _label(MAX_SHORT_CHARS, help_text="What the call was for.")
+    purpose = _label(MAX_SHORT_CHARS, help_text="Another name for function_name, used when that is absent.")
     input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, required=False,
                                             help_text="Counted with tiktoken when absent.")
     output_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, required=False)
@@ -100,15 +116,15 @@ class TurnInSerializer(serializers.Serializer):
     conversation_id = _id(help_text="The bot's conversation id (created on first sight).")
     turn_id = _id(required=False, help_text="Idempotency key: a retry stores nothing twice.")
     user_id = _id(required=False, help_text="End-user id; stored only as a keyed hash.")
-    channel = _text(MAX_CHANNEL_CHARS, help_text="website, whatsapp, slack, … (stored lower-case)")
+    channel = _label(MAX_CHANNEL_CHARS, help_text="website, whatsapp, slack, … (stored lower-case)")
     user_message = serializers.CharField(max_length=settings.INGEST_MAX_TEXT_CHARS, allow_blank=True)
     bot_response = _text(settings.INGEST_MAX_TEXT_CHARS)
     timestamp = serializers.DateTimeField(required=False, help_text=f"Default now. {TIMESTAMP_HELP}")
     latency_ms = serializers.IntegerField(min_value=0, max_value=MAX_LATENCY_MS, required=False)
     fallback_used = serializers.BooleanField(required=False, default=False)
     error = ErrorField(required=False)
-    intent = _text(MAX_SHORT_CHARS)
-    model = _text(MAX_MODEL_CHARS)
+    intent = _label(MAX_SHORT_CHARS)
+    model = _label(MAX_MODEL_CHARS)
     tokens = TokensSerializer(required=False, help_text="Counted with tiktoken when absent.")
     cost_usd = CostField(required=False)
     llm_calls = serializers.ListField(child=LLMCallInSerializer(), required=False, max_length=MAX_CALLS_PER_TURN)

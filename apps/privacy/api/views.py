@@ -3,6 +3,7 @@ from rest_framework.response import Response
 
 from apps.chatbots.api.base import BotAPIView
 from apps.core.api import ErrorSerializer
+from apps.core.text import CONTROL_CHARACTERS_MESSAGE, control_characters_present
 
 from ..services import end_user_erase
 from .serializers import ErasureResultSerializer
@@ -32,6 +33,10 @@ class EndUserErasureView(BotAPIView):
     def delete(self, request, user_id: str):
         if not user_id.strip() or len(user_id) > MAX_USER_ID_CHARS:
             return Response({"detail": f"user_id must be 1 to {MAX_USER_ID_CHARS} characters."}, status=400)
+        if control_characters_present(user_id):
+            # As at ingest (an id there has none, so none is stored under such an id).
+            return Response({"detail": f"user_id {CONTROL_CHARACTERS_MESSAGE[0].lower()}{CONTROL_CHARACTERS_MESSAGE[1:]}"},
+                            status=400)
         result = end_user_erase(
             chatbot=request.user.chatbot, user_id=user_id, actor_label=str(request.user), via="api"
         )
