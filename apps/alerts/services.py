@@ -26,6 +26,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
+from apps.core.queue import enqueue_each_on_commit, enqueue_on_commit
 from apps.conversations.choices import RiskLevel
 
 from .choices import DeliveryStatus, EventStatus, NotificationKind, RuleState, Severity
@@ -276,22 +277,16 @@ def deliveries_create(
         if is_new:
             created.append(delivery)
             if enqueue:
-                transaction.on_commit(lambda pk=delivery.pk: _delivery_enqueue(pk))
+                _delivery_enqueue(delivery.pk)
     return created
 
 
-def _delivery_enqueue(delivery_id: int) -> None:
-    from .tasks import send_delivery
+def _delivery_enqueue(*delivery_ids: int) -> None:
+    # After commit, never raising (apps.core.queue); a row left pending is re-enqueued by the
+    # next check (deliveries_lost_requeue).
+    from .tasks import delivery_send as delivery_send_task
 
-    try:
-        if send_delivery.app.conf.task_always_eager:
-            # No broker (the embedded default, tests): nothing can schedule a later retry.
-            delivery_send_with_retries(delivery_id=delivery_id)
-        else:
-            send_delivery.delay(delivery_id)
-    except Exception:
-        # The row stays pending; the next check re-enqueues it (deliveries_lost_requeue).
-        logger.exception("could not enqueue delivery %s", delivery_id)
+    enqueue_each_on_commit(delivery_send_task, delivery_ids)
 
 
 def deliveries_lost_requeue(*, now: datetime) -> int:
@@ -300,8 +295,7 @@ def deliveries_lost_requeue(*, now: datetime) -> int:
         Delivery.objects.filter(status=DeliveryStatus.PENDING, attempts=0, created_at__lt=now - LOST_DELIVERY_AFTER)
         .values_list("id", flat=True)[:500]
     )
-    for delivery_id in lost:
-        _delivery_enqueue(delivery_id)
+    _delivery_enqueue(*lost)
     return len(lost)
 
 
@@ -391,7 +385,7 @@ def channel_test_send(*, channel_id: int) -> Delivery:
     try:
         delivery_send(delivery_id=delivery.pk)
     except DeliveryRetry:
-        transaction.on_commit(lambda: _delivery_enqueue(delivery.pk))
+        _delivery_enqueue(delivery.pk)
     delivery.refresh_from_db()
     return delivery
 
@@ -410,12 +404,9 @@ def risk_alert_notify(*, turn_ids: list[int]) -> None:
     """Ingest's hook for flagged high/critical turns: enqueue, never raise into ingest."""
     if not turn_ids:
         return
-    from .tasks import notify_risky_turns
+    from .tasks import risk_turns_notify
 
-    try:
-        notify_risky_turns.delay([int(pk) for pk in turn_ids])
-    except Exception:
-        logger.exception("could not enqueue risk alerts for turns %s", turn_ids[:20])
+    enqueue_on_commit(risk_turns_notify, [int(pk) for pk in turn_ids])
 
 
 def risk_turns_notify(*, turn_ids: list[int], now: datetime | None = None) -> int:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from apps.audit.services import audit_event_record
 from apps.chatbots.models import Chatbot
+from apps.core.queue import enqueue_on_commit
 from apps.conversations.models import Turn
 
 from .algorithm import NOISE, cluster_keywords, keyword_title, partition_vectors
@@ -82,9 +83,9 @@ def cluster_run_create(
 
 def cluster_run_enqueue(*, run: ClusterRun) -> None:
     """Queue the run's task once the surrounding transaction has committed the run row."""
-    from .tasks import run_clustering
+    from .tasks import cluster_run_execute as cluster_run_execute_task
 
-    transaction.on_commit(lambda: run_clustering.delay(run.pk))
+    enqueue_on_commit(cluster_run_execute_task, run.pk)
 
 
 def cluster_run_request(
