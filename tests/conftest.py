@@ -44,12 +44,15 @@ def require_postgres(why: str) -> None:
 def _process_caches_reset() -> None:
     # Rolled-back test transactions send no signals, so in-process caches are reset by hand.
     from apps.chatbots.api import authentication
+    from apps.core import queue, resilience
     from apps.ingest import pricing
     from apps.risk import scoring
 
     scoring._rules.invalidate()
     pricing._state["loaded_at"] = 0.0
     authentication._touched_at.clear()
+    queue.broker_breaker.reset()
+    resilience._last_logged.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -26,8 +26,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
-from apps.core.queue import enqueue_each_on_commit, enqueue_on_commit
 from apps.conversations.choices import RiskLevel
+from apps.core.queue import enqueue_each_on_commit, enqueue_on_commit
 
 from .choices import DeliveryStatus, EventStatus, NotificationKind, RuleState, Severity
 from .models import AlertEvent, AlertRule, Delivery, NotificationChannel

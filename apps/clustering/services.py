@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from apps.audit.services import audit_event_record
 from apps.chatbots.models import Chatbot
-from apps.core.queue import enqueue_on_commit
 from apps.conversations.models import Turn
+from apps.core.queue import enqueue_on_commit
 
 from .algorithm import NOISE, cluster_keywords, keyword_title, partition_vectors
 from .choices import RunStatus, TextMode

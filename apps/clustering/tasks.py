@@ -14,9 +14,9 @@ from django.utils import timezone
 from apps.core.choices import Queue
 from apps.core.queue import task
 
+from . import services
 from .choices import RunStatus
 from .models import ClusterRun
-from . import services
 
 
 class _ClusterRunTask(Task):

@@ -23,10 +23,10 @@ from django.db.models import F, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from apps.audit.services import audit_event_record
-from apps.core.queue import enqueue_each, enqueue_each_on_commit, enqueue_on_commit
 from apps.conversations.choices import CallPurpose, FlagReason, JudgeStatus
 from apps.conversations.models import Conversation, LLMCall, Turn
 from apps.conversations.services import turn_flag_add
+from apps.core.queue import enqueue_each, enqueue_each_on_commit, enqueue_on_commit
 
 from .backends import CallRecord, JudgeBackend, JudgeError, judge_backend_for
 from .choices import EvaluationStatus

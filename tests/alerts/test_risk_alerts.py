@@ -117,7 +117,7 @@ def test_the_ingest_hook_never_raises(risky_bot, monkeypatch):
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr(tasks.notify_risky_turns, "delay", broker_down)
+    monkeypatch.setattr(tasks.risk_turns_notify, "apply_async", broker_down)
     risk_alert_notify(turn_ids=[_risky_turn(risky_bot).pk])  # logged, not raised
     risk_alert_notify(turn_ids=[])
 
