@@ -53,6 +53,7 @@ migrate: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/gunicorn chatmon.wsgi:application --bind $(HOST):$(PORT) --workers 2 --threads 4
 
+# Queue names: apps.core.choices.Queue (keep this list in step with it).
 worker: $(STAMP)
 	$(BIN)/celery -A chatmon worker -Q default,judge,analysis,alerts --loglevel INFO
 
