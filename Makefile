@@ -56,6 +56,7 @@ serve: $(STAMP)
 	@test -n "$$SECRET_KEY" || test "$$DEBUG" = 1 || { echo 'make serve: set SECRET_KEY (python -c "import secrets; print(secrets.token_urlsafe(64))") or DEBUG=1'; exit 1; }
 	$(BIN)/gunicorn chatmon.wsgi:application --bind $(HOST):$(PORT) --workers 2 --threads 4
 
+# Queue names: apps.core.choices.Queue (keep this list in step with it).
 worker: $(STAMP)
 	$(BIN)/celery -A chatmon worker -Q default,judge,analysis,alerts --loglevel INFO
 

@@ -5,13 +5,13 @@ import os
 from celery import Celery, signals
 from kombu import Queue
 
+from apps.core.choices import Queue as QueueName
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatmon.settings")
 
 app = Celery("chatmon")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [
-    Queue(name) for name in ("default", "judge", "analysis", "alerts")
-]
+app.conf.task_queues = [Queue(name.value) for name in QueueName]
 app.autodiscover_tasks()
 
 

@@ -49,12 +49,14 @@ def require_postgres(why: str) -> None:
 def _process_caches_reset() -> None:
     # Rolled-back test transactions send no signals, so in-process caches are reset by hand.
     from apps.chatbots.api import authentication
-    from apps.core import pricing
+    from apps.core import pricing, queue, resilience
     from apps.risk import scoring
 
     scoring._rules.invalidate()
     pricing.prices_forget()
     authentication._touched_at.clear()
+    queue.broker_breaker.reset()
+    resilience._last_logged.clear()
 
 
 @pytest.fixture(autouse=True)

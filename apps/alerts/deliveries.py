@@ -17,6 +17,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from apps.core.queue import enqueue_each_on_commit
+
 from .choices import DeliveryStatus, NotificationKind
 from .models import AlertEvent, Delivery, NotificationChannel
 from .notifications import Notification
@@ -47,22 +49,16 @@ def deliveries_create(
         if is_new:
             created.append(delivery)
             if enqueue:
-                transaction.on_commit(lambda pk=delivery.pk: _delivery_enqueue(pk))
+                _delivery_enqueue(delivery.pk)
     return created
 
 
-def _delivery_enqueue(delivery_id: int) -> None:
-    from .tasks import send_delivery
+def _delivery_enqueue(*delivery_ids: int) -> None:
+    # After commit, never raising (apps.core.queue); a row left pending is re-enqueued by the
+    # next check (deliveries_lost_requeue).
+    from .tasks import delivery_send as delivery_send_task
 
-    try:
-        if send_delivery.app.conf.task_always_eager:
-            # No broker (the embedded default, tests): nothing can schedule a later retry.
-            delivery_send_with_retries(delivery_id=delivery_id)
-        else:
-            send_delivery.delay(delivery_id)
-    except Exception:
-        # The row stays pending; the next check re-enqueues it (deliveries_lost_requeue).
-        logger.exception("could not enqueue delivery %s", delivery_id)
+    enqueue_each_on_commit(delivery_send_task, delivery_ids)
 
 
 def deliveries_lost_requeue(*, now: datetime) -> int:
@@ -71,8 +67,7 @@ def deliveries_lost_requeue(*, now: datetime) -> int:
         Delivery.objects.filter(status=DeliveryStatus.PENDING, attempts=0, created_at__lt=now - LOST_DELIVERY_AFTER)
         .values_list("id", flat=True)[:500]
     )
-    for delivery_id in lost:
-        _delivery_enqueue(delivery_id)
+    _delivery_enqueue(*lost)
     return len(lost)
 
 
@@ -154,6 +149,6 @@ def channel_test_send(*, channel_id: int) -> Delivery:
     try:
         delivery_send(delivery_id=delivery.pk)
     except DeliveryRetry:
-        transaction.on_commit(lambda: _delivery_enqueue(delivery.pk))
+        _delivery_enqueue(delivery.pk)
     delivery.refresh_from_db()
     return delivery

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
 from apps.conversations.choices import RiskLevel
+from apps.core.queue import enqueue_on_commit
 
 from .choices import OPEN_STATUSES, EventStatus, Severity
 from .deliveries import deliveries_create
@@ -26,12 +27,9 @@ def risk_alert_notify(*, turn_ids: list[int]) -> None:
     """Ingest's hook for flagged high/critical turns: enqueue, never raise into ingest."""
     if not turn_ids:
         return
-    from .tasks import notify_risky_turns
+    from .tasks import risk_turns_notify as risk_turns_notify_task
 
-    try:
-        notify_risky_turns.delay([int(pk) for pk in turn_ids])
-    except Exception:
-        logger.exception("could not enqueue risk alerts for turns %s", turn_ids[:20])
+    enqueue_on_commit(risk_turns_notify_task, [int(pk) for pk in turn_ids])
 
 
 def risk_turns_notify(*, turn_ids: list[int], now: datetime | None = None) -> int:

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
+from apps.core.queue import enqueue_on_commit
 
 from .choices import TextMode
 from .embeddings import EMBEDDING_BACKENDS, embedding_backend_for
@@ -64,9 +65,9 @@ def cluster_run_create(
 
 def cluster_run_enqueue(*, run: ClusterRun) -> None:
     """Queue the run's task once the surrounding transaction has committed the run row."""
-    from .tasks import run_clustering
+    from .tasks import cluster_run_execute as cluster_run_execute_task
 
-    transaction.on_commit(lambda: run_clustering.delay(run.pk))
+    enqueue_on_commit(cluster_run_execute_task, run.pk)
 
 
 def cluster_run_request(

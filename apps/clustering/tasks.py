@@ -1,16 +1,22 @@
-"""Thin Celery wrappers (queue "analysis", routed in settings): take ids, call one service."""
+"""Thin Celery wrappers (queue `analysis`), named after the service they call: take ids, call it.
+
+Former names (run_clustering, run_scheduled_clusterings) stay registered as `aliases` for
+messages queued by the previous release; remove them one release later.
+"""
 
 from __future__ import annotations
 
-from celery import Task, shared_task
+from celery import Task
 from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
+from apps.core.choices import Queue
+from apps.core.queue import task
+
+from . import execution, runs
 from .choices import RunStatus
-from .execution import cluster_run_execute
 from .models import ClusterRun
-from .runs import clustering_schedule_due
 
 
 class _ClusterRunTask(Task):
@@ -22,20 +28,20 @@ class _ClusterRunTask(Task):
         )
 
 
-@shared_task(
+@task(
+    queue=Queue.ANALYSIS,
     base=_ClusterRunTask,
-    autoretry_for=(OperationalError,),
+    retry_on=(OperationalError,),
     retry_backoff=30,
-    retry_backoff_max=600,
-    max_retries=3,
     time_limit=settings.CLUSTERING_TASK_TIME_LIMIT,
     soft_time_limit=max(60, settings.CLUSTERING_TASK_TIME_LIMIT - 60),
+    aliases=("apps.clustering.tasks.run_clustering",),
 )
-def run_clustering(run_id: int) -> str:
-    run = cluster_run_execute(run_id=run_id)
+def cluster_run_execute(run_id: int) -> str:
+    run = execution.cluster_run_execute(run_id=run_id)
     return run.status if run else "not claimed"
 
 
-@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
-def run_scheduled_clusterings() -> int:
-    return len(clustering_schedule_due())
+@task(queue=Queue.ANALYSIS, retry_on=(OperationalError,), aliases=("apps.clustering.tasks.run_scheduled_clusterings",))
+def clustering_schedule_due() -> int:
+    return len(runs.clustering_schedule_due())

@@ -25,6 +25,13 @@ JUDGE_LATENCY = Histogram(
     "chatmon_judge_seconds", "Time to judge one turn (model call included)", ["backend"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+# Redis unreachable (apps.core.resilience): the request path failed open instead of failing.
+REDIS_FAILURES = Counter(
+    "chatmon_redis_failures_total", "Cache or broker operations that failed and were skipped", ["kind"]
+)
+# Every task publish from chatmon's own code (apps.core.queue): sent, failed (broker error), or
+# skipped (the broker circuit breaker is open; the sweepers pick the work up later).
+ENQUEUE_RESULTS = Counter("chatmon_enqueue_total", "Task publishes by outcome", ["task", "result"])
 
 
 _stored_gauges: list[Callable[[], Iterable[Metric]]] = []

@@ -30,5 +30,10 @@ def queue_depths() -> dict[str, int]:
     """Messages waiting in each Celery queue (Redis); raises when the broker is unreachable."""
     import redis
 
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
-    return {queue: client.llen(queue) for queue in settings.CELERY_TASK_QUEUES_NAMES}
+    from .choices import Queue
+
+    client = redis.Redis.from_url(
+        settings.REDIS_URL, socket_timeout=settings.REDIS_SOCKET_TIMEOUT_SECONDS,
+        socket_connect_timeout=settings.REDIS_CONNECT_TIMEOUT_SECONDS,
+    )
+    return {queue.value: client.llen(queue.value) for queue in Queue}

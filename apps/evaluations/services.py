@@ -32,6 +32,7 @@ from apps.conversations.services import (
     turn_flag_add,
 )
 from apps.core.llm import ModelCall
+from apps.core.queue import enqueue_each, enqueue_each_on_commit, enqueue_on_commit
 
 from .backends import JudgeBackend, JudgeError, judge_backend_for
 from .choices import EvaluationStatus
@@ -59,55 +60,28 @@ class JudgeRetryLater(Exception):
 # --- enqueueing --------------------------------------------------------------------------------
 
 def judge_enqueue(*, turn_ids: list[int]) -> None:
-    """Send sampled turns to the `judge` queue. Call it after the turns are committed.
+    """Send sampled turns to the `judge` queue once the current transaction commits.
 
     Never raises: if the broker is unreachable the turns stay `pending` and the sweeper
-    re-enqueues them later; the ingest request that called us must not fail for that.
+    re-enqueues them later (apps.core.queue); the ingest request that called us must not fail.
     """
     turn_ids = [int(turn_id) for turn_id in turn_ids]
     if not turn_ids:
         return
-    from .tasks import enqueue_judgments
+    from .tasks import judge_fan_out, turn_judge
 
     if len(turn_ids) <= ENQUEUE_DIRECT_MAX:
-        judge_fan_out(turn_ids=turn_ids)
+        enqueue_each_on_commit(turn_judge, turn_ids)
         return
     for start in range(0, len(turn_ids), FAN_OUT_CHUNK):
-        chunk = turn_ids[start : start + FAN_OUT_CHUNK]
-        try:
-            enqueue_judgments.apply_async(args=(chunk,))
-        except Exception:  # noqa: BLE001 - broker down (or an eager task failing): the sweeper catches up
-            logger.exception(
-                "judge.enqueue_failed",
-                extra={"turns_left_for_sweeper": len(turn_ids) - start},
-            )
-            return
+        enqueue_on_commit(judge_fan_out, turn_ids[start : start + FAN_OUT_CHUNK])
 
 
 def judge_fan_out(*, turn_ids: Iterable[int]) -> int:
-    """One `judge_turn` task per turn; returns how many were sent."""
-    from chatmon.celery import app
+    """One `turn_judge` task per turn, through one producer connection; returns how many were sent."""
+    from .tasks import turn_judge
 
-    from .tasks import judge_turn
-
-    turn_ids = list(turn_ids)
-    eager = app.conf.task_always_eager
-    sent = 0
-    try:
-        with app.producer_or_acquire() as producer:
-            for turn_id in turn_ids:
-                try:
-                    judge_turn.apply_async(args=(turn_id,), producer=producer)
-                except Exception:
-                    if not eager:
-                        raise
-                    # The task ran inline and broke: the next turn may well be fine.
-                    logger.exception("judge.eager_task_failed", extra={"turn_id": turn_id})
-                    continue
-                sent += 1
-    except Exception:  # noqa: BLE001 - the broker is down: see judge_enqueue
-        logger.exception("judge.enqueue_failed", extra={"turns_left_for_sweeper": len(turn_ids) - sent})
-    return sent
+    return enqueue_each(turn_judge, turn_ids)
 
 
 # --- one judgment ------------------------------------------------------------------------------
@@ -342,7 +316,7 @@ def judge_rerun(*, turn_ids: list[int], actor: Any) -> int:
                 data={"turn_ids": ids, "count": len(ids)},
             )
         ids = [t.pk for t in turns]
-        transaction.on_commit(lambda: judge_enqueue(turn_ids=ids))
+        judge_enqueue(turn_ids=ids)
     return len(turns)
 
 

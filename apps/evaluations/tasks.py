@@ -1,27 +1,30 @@
-"""Thin Celery wrappers (queue `judge`, see CELERY_TASK_ROUTES): take ids, call one service."""
+"""Thin Celery wrappers (queue `judge`), each named after the service it calls: take ids, call it.
+
+The tasks were named judge_turn / enqueue_judgments / sweep_unjudged_turns before; those names
+stay registered (`aliases`) for messages already queued by the previous release. Remove them
+once no queue can hold such a message (one release later).
+"""
 
 import time
 
-from celery import shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+
+from apps.core.choices import Queue
+from apps.core.queue import task
 
 from . import services
 
 
-@shared_task(
+@task(
+    queue=Queue.JUDGE,
     bind=True,
-    name="apps.evaluations.tasks.judge_turn",
-    acks_late=True,
     # Judge errors are retried by the service's own bounded schedule (Evaluation.attempts,
     # Retry-After honoured); these cover a database that went away for a moment.
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=True,
     retry_backoff_max=120,
-    retry_jitter=True,
     max_retries=settings.JUDGE_MAX_ATTEMPTS,
+    aliases=("apps.evaluations.tasks.judge_turn",),
 )
-def judge_turn(self, turn_id: int) -> str:
+def turn_judge(self, turn_id: int) -> str:
     while True:
         try:
             return services.turn_judge(turn_id=turn_id)
@@ -33,12 +36,12 @@ def judge_turn(self, turn_id: int) -> str:
             time.sleep(min(exc.countdown, settings.JUDGE_EAGER_RETRY_MAX_SECONDS))
 
 
-@shared_task(name="apps.evaluations.tasks.enqueue_judgments", acks_late=True)
-def enqueue_judgments(turn_ids: list[int]) -> int:
-    """Fan a batch out into one judge_turn task per turn (keeps ingest to one message a batch)."""
+@task(queue=Queue.JUDGE, aliases=("apps.evaluations.tasks.enqueue_judgments",))
+def judge_fan_out(turn_ids: list[int]) -> int:
+    """Fan a batch out into one turn_judge task per turn (keeps ingest to one message a batch)."""
     return services.judge_fan_out(turn_ids=turn_ids)
 
 
-@shared_task(name="apps.evaluations.tasks.sweep_unjudged_turns", acks_late=True)
-def sweep_unjudged_turns() -> int:
+@task(queue=Queue.JUDGE, aliases=("apps.evaluations.tasks.sweep_unjudged_turns",))
+def judge_sweep() -> int:
     return services.judge_sweep()

@@ -399,31 +399,17 @@ def _early_calls_link(new_turns: list[Turn]) -> None:
 
 
 def _after_commit(chatbot: Chatbot, new_turns: list[Turn]) -> None:
+    # Both publish after commit and never raise (apps.core.queue): the turns are stored, and the
+    # sweepers pick up whatever could not be enqueued.
+    from apps.alerts.risk_alerts import risk_alert_notify
+    from apps.evaluations.services import judge_enqueue
+
     sampled = [t.pk for t in new_turns if t.judge_status == JudgeStatus.PENDING]
     risky = [t.pk for t in new_turns if t.is_flagged and t.risk_level in (RiskLevel.HIGH, RiskLevel.CRITICAL)]
     if sampled:
-        transaction.on_commit(lambda: _safely("judge_enqueue", _judge_enqueue, sampled))
+        judge_enqueue(turn_ids=sampled)
     if risky and chatbot.alert_on_risk:
-        transaction.on_commit(lambda: _safely("risk_alert_notify", _risk_alert_notify, risky))
-
-
-def _judge_enqueue(turn_ids: list[int]) -> None:
-    from apps.evaluations.services import judge_enqueue
-
-    judge_enqueue(turn_ids=turn_ids)
-
-
-def _risk_alert_notify(turn_ids: list[int]) -> None:
-    from apps.alerts.risk_alerts import risk_alert_notify
-
-    risk_alert_notify(turn_ids=turn_ids)
-
-
-def _safely(what: str, fn: Any, turn_ids: list[int]) -> None:
-    try:
-        fn(turn_ids)
-    except Exception:  # noqa: BLE001 - the turns are stored; the sweepers will pick them up
-        logger.exception("ingest: %s failed for %d turns; background sweepers will catch up", what, len(turn_ids))
+        risk_alert_notify(turn_ids=risky)
 
 
 def llm_calls_ingest(*, chatbot: Chatbot, calls: list[CallInput]) -> list[CallOutcome]:

@@ -1,18 +1,18 @@
-"""Thin Celery wrappers (queue `default`)."""
+"""Thin Celery wrappers (queue `default`), named after the service they call.
 
-from celery import shared_task
-from django.db import InterfaceError, OperationalError
+`apps.otel.tasks.sweep_pending_span_content` (the former name) stays registered for messages
+queued by the previous release; remove it one release later.
+"""
 
-from .log_events import pending_content_sweep
+from apps.core.choices import Queue
+from apps.core.queue import task
+
+from . import log_events
 
 
-@shared_task(
-    name="apps.otel.tasks.sweep_pending_span_content",
-    acks_late=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=True,
-    retry_backoff_max=120,
-    max_retries=3,
+@task(
+    queue=Queue.DEFAULT, retry_backoff_max=120,
+    aliases=("apps.otel.tasks.sweep_pending_span_content",),
 )
-def sweep_pending_span_content() -> dict[str, int]:
-    return pending_content_sweep()
+def pending_content_sweep() -> dict[str, int]:
+    return log_events.pending_content_sweep()

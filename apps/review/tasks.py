@@ -1,11 +1,16 @@
-"""Thin Celery wrappers for the review app."""
+"""Thin Celery wrappers for the review app (queue `default`), named after the service they call.
 
-from celery import shared_task
+`apps.review.tasks.refresh_hourly_stats` (the former name) stays registered for messages queued
+by the previous release; remove it one release later.
+"""
 
-from .rollup import hourly_stats_refresh
+from apps.core.choices import Queue
+from apps.core.queue import task
+
+from . import rollup
 
 
-@shared_task(ignore_result=True)
-def refresh_hourly_stats() -> None:
+@task(queue=Queue.DEFAULT, aliases=("apps.review.tasks.refresh_hourly_stats",))
+def hourly_stats_refresh() -> None:
     """Beat, every minute: bring the dashboard's hourly rollup up to date (safe to overlap)."""
-    hourly_stats_refresh()
+    rollup.hourly_stats_refresh()

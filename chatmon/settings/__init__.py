@@ -13,6 +13,7 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
+from apps.core.choices import Queue
 from chatmon.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -107,14 +108,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker and cache ---------------------------------------------------------
+# Redis is optional for correctness (SECURITY.md "Redis unreachable"): the cache fails open and a
+# publish fails fast, so the timeouts are short (a local Redis answers in well under 1 ms) …
 REDIS_URL = env_str("REDIS_URL", "")
+REDIS_CONNECT_TIMEOUT_SECONDS = env_float("REDIS_CONNECT_TIMEOUT_SECONDS", 0.05)
+REDIS_SOCKET_TIMEOUT_SECONDS = env_float("REDIS_SOCKET_TIMEOUT_SECONDS", 0.05)
+# … and after a failure each process leaves Redis alone this long (cache: misses; broker: the
+# sweepers enqueue the skipped work later).
+REDIS_CIRCUIT_BREAKER_SECONDS = env_float("REDIS_CIRCUIT_BREAKER_SECONDS", 10.0)
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "apps.core.cache.FailOpenRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "chatmon"),
             "TIMEOUT": 300,
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+                "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+            },
         }
     }
 else:
@@ -133,38 +145,48 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
-CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES_NAMES = ["default", "judge", "analysis", "alerts"]
+CELERY_TASK_DEFAULT_QUEUE = Queue.DEFAULT
 CELERY_TASK_ROUTES = {
-    "apps.evaluations.tasks.*": {"queue": "judge"},
-    "apps.clustering.tasks.*": {"queue": "analysis"},
-    "apps.alerts.tasks.*": {"queue": "alerts"},
+    "apps.evaluations.tasks.*": {"queue": Queue.JUDGE},
+    "apps.clustering.tasks.*": {"queue": Queue.ANALYSIS},
+    "apps.alerts.tasks.*": {"queue": Queue.ALERTS},
 }
-# Without this, a task whose ack is late survives a broker restart only this long before redelivery.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Without this, a task whose ack is late survives a broker restart only this long before redelivery.
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+    "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+    # A producer connecting (kombu's default_channel) tries once instead of retrying for
+    # broker_connection_timeout; the worker's consumer reconnects by its own loop.
+    "max_retries": 0,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_CONNECT_TIMEOUT_SECONDS
+# A publish tries once (no 3 × 0.2 s retry loop inside a web request); what it could not send is
+# re-enqueued by the sweepers. Workers still reconnect on their own (broker_connection_retry).
+CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # The one place periodic work is declared; django-celery-beat copies it into editable rows.
 CELERY_BEAT_SCHEDULE = {
     "alerts-check-every-minute": {
-        "task": "apps.alerts.tasks.check_alert_rules",
+        "task": "apps.alerts.tasks.alert_rules_check",
         "schedule": 60.0,
-        "options": {"queue": "alerts", "expires": 55},
+        "options": {"queue": Queue.ALERTS, "expires": 55},
     },
     "judge-sweep-lost-turns": {
-        "task": "apps.evaluations.tasks.sweep_unjudged_turns",
+        "task": "apps.evaluations.tasks.judge_sweep",
         "schedule": 300.0,
-        "options": {"queue": "judge", "expires": 290},
+        "options": {"queue": Queue.JUDGE, "expires": 290},
     },
     "clustering-scheduled-runs": {
-        "task": "apps.clustering.tasks.run_scheduled_clusterings",
+        "task": "apps.clustering.tasks.clustering_schedule_due",
         "schedule": crontab(minute=15),
-        "options": {"queue": "analysis"},
+        "options": {"queue": Queue.ANALYSIS},
     },
     "privacy-retention-nightly": {
-        "task": "apps.privacy.tasks.purge_expired_data",
+        "task": "apps.privacy.tasks.retention_purge",
         "schedule": crontab(hour=3, minute=30),
-        "options": {"queue": "default"},
+        "options": {"queue": Queue.DEFAULT},
     },
 }
 
@@ -395,9 +417,9 @@ ALERTS_RISK_SWEEP_HOURS = env_int("ALERTS_RISK_SWEEP_HOURS", 24)
 REVIEW_STATS_CACHE_SECONDS = env_int("REVIEW_STATS_CACHE_SECONDS", 60)
 # Long windows read full past hours from the hourly rollup (apps.review.rollup), kept current here.
 CELERY_BEAT_SCHEDULE["review-hourly-stats-refresh"] = {
-    "task": "apps.review.tasks.refresh_hourly_stats",
+    "task": "apps.review.tasks.hourly_stats_refresh",
     "schedule": 60.0,
-    "options": {"queue": "default", "expires": 55},
+    "options": {"queue": Queue.DEFAULT, "expires": 55},
 }
 
 # --- chatmon: privacy (apps.privacy) -----------------------------------------------------
@@ -428,7 +450,7 @@ OTLP_PENDING_CONTENT_HOURS = env_int("OTLP_PENDING_CONTENT_HOURS", 24)
 # Longest time between a span's start and its first content event (how far back to look).
 OTLP_LOG_SPAN_WINDOW_MINUTES = env_int("OTLP_LOG_SPAN_WINDOW_MINUTES", 60)
 CELERY_BEAT_SCHEDULE["otel-pending-content-sweep"] = {
-    "task": "apps.otel.tasks.sweep_pending_span_content",
+    "task": "apps.otel.tasks.pending_content_sweep",
     "schedule": 300.0,
-    "options": {"queue": "default", "expires": 290},
+    "options": {"queue": Queue.DEFAULT, "expires": 290},
 }

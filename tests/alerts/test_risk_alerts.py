@@ -120,7 +120,7 @@ def test_the_ingest_hook_never_raises(risky_bot, monkeypatch):
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr(tasks.notify_risky_turns, "delay", broker_down)
+    monkeypatch.setattr(tasks.risk_turns_notify, "apply_async", broker_down)
     risk_alert_notify(turn_ids=[_risky_turn(risky_bot).pk])  # logged, not raised
     risk_alert_notify(turn_ids=[])
 
@@ -156,7 +156,7 @@ def test_a_risky_turn_whose_report_never_ran_alerts_once_from_the_minute_check(
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr(tasks.notify_risky_turns, "delay", broker_down)
+    monkeypatch.setattr(tasks.risk_turns_notify, "apply_async", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
         response = bot_client.post("/api/v1/ingest/turns", {
             "conversation_id": "c-risk", "turn_id": "t-risk",

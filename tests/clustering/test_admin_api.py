@@ -15,7 +15,7 @@ from apps.clustering.admin import cluster_admin_action
 from apps.clustering.choices import RunStatus
 from apps.clustering.models import Cluster, ClusterRun
 from apps.clustering.runs import cluster_run_create
-from apps.clustering.tasks import run_clustering
+from apps.clustering.tasks import cluster_run_execute
 from apps.conversations.models import Conversation, Turn
 from tests.factories import make_conversation, make_turn
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def done_run(chatbot, themed_turns) -> ClusterRun:
     run = cluster_run_create(chatbot=chatbot, days=7)
-    run_clustering(run.pk)
+    cluster_run_execute(run.pk)
     run.refresh_from_db()
     assert run.status == RunStatus.DONE
     return run

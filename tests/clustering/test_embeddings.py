@@ -15,7 +15,7 @@ from apps.clustering.embeddings import (
 )
 from apps.clustering.models import Cluster, TurnEmbedding
 from apps.clustering.runs import cluster_run_create
-from apps.clustering.tasks import run_clustering
+from apps.clustering.tasks import cluster_run_execute
 from apps.conversations.models import LLMCall, Turn
 from tests.support.openai_server import OpenAIServer, ScriptedResponse
 
@@ -32,7 +32,7 @@ def openai_server(settings):
 
 def run_now(chatbot, **kwargs):
     run = cluster_run_create(chatbot=chatbot, **kwargs)
-    run_clustering(run.pk)
+    cluster_run_execute(run.pk)
     run.refresh_from_db()
     return run
 

@@ -10,11 +10,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from apps.clustering import tasks
 from apps.clustering.algorithm import NOISE, partition_vectors
 from apps.clustering.choices import RunStatus
 from apps.clustering.models import Cluster, ClusterMember, ClusterRun
 from apps.clustering.runs import cluster_run_create, clustering_schedule_due
-from apps.clustering.tasks import run_clustering, run_scheduled_clusterings
 from tests.factories import make_chatbot, make_conversation, make_turn
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 def run_now(chatbot, **kwargs) -> ClusterRun:
     run = cluster_run_create(chatbot=chatbot, **kwargs)
-    run_clustering(run.pk)  # the task, called in-process
+    tasks.cluster_run_execute(run.pk)  # the task, called in-process
     run.refresh_from_db()
     return run
 
@@ -131,8 +131,8 @@ def test_unknown_backend_is_rejected(chatbot):
 
 def test_a_claimed_run_is_not_run_twice(chatbot, themed_turns):
     run = cluster_run_create(chatbot=chatbot, days=7)
-    assert run_clustering(run.pk) == RunStatus.DONE
-    assert run_clustering(run.pk) == "not claimed"
+    assert tasks.cluster_run_execute(run.pk) == RunStatus.DONE
+    assert tasks.cluster_run_execute(run.pk) == "not claimed"
     assert Cluster.objects.filter(run=run).count() == 3
 
 
@@ -140,7 +140,7 @@ def test_schedule_starts_due_chatbots_once(chatbot, themed_turns, django_capture
     off = make_chatbot(clustering_interval_hours=0)
     recent = make_chatbot(last_clustered_at=timezone.now() - timedelta(hours=1))
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        assert run_scheduled_clusterings() == 1  # only `chatbot` (never clustered) is due
+        assert tasks.clustering_schedule_due() == 1  # only `chatbot` (never clustered) is due
     assert len(callbacks) == 1  # the run's task is queued once the run row is committed
 
     runs = list(ClusterRun.objects.all())

@@ -2,6 +2,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 
+import kombu.pools
 import pytest
 
 from apps.evaluations.backends.openai_judge import unsupported_features_forget
@@ -57,7 +58,6 @@ def pending_turn(chatbot):
 def celery_broker(url: str) -> Iterator[None]:
     """Send tasks to a real broker from this (eager-by-default) test process, then restore."""
     saved = (celery_app.conf.broker_url, celery_app.conf.task_always_eager)
-    pool, producer_pool = celery_app._pool, celery_app.amqp._producer_pool
     celery_app.conf.broker_url = url
     celery_app.conf.task_always_eager = False
     # The connection pools are created lazily from broker_url: start from fresh ones.
@@ -66,7 +66,9 @@ def celery_broker(url: str) -> Iterator[None]:
     try:
         yield
     finally:
-        if celery_app._pool is not None:
-            celery_app._pool.force_close_all()
+        # app.pool is kombu's process-wide pool for this URL and the producer pools wrapping it
+        # are cached process-wide too: close and forget them all, or the next test publishing to
+        # the same URL acquires from a closed pool. Fresh pools are created lazily.
+        kombu.pools.reset()
         celery_app.conf.broker_url, celery_app.conf.task_always_eager = saved
-        celery_app._pool, celery_app.amqp._producer_pool = pool, producer_pool
+        celery_app._pool, celery_app.amqp._producer_pool = None, None

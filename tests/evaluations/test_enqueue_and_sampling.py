@@ -4,12 +4,13 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from apps.conversations.models import Turn
 from apps.evaluations.models import Evaluation
 from apps.evaluations.sampling import turn_is_sampled
 from apps.evaluations.services import judge_enqueue
-from apps.evaluations.tasks import sweep_unjudged_turns
+from apps.evaluations.tasks import judge_sweep
 from tests.evaluations.conftest import celery_broker
 from tests.factories import make_conversation, make_turn
 
@@ -72,17 +73,18 @@ def test_judge_off_means_nothing_is_sampled(chatbot, bot_client, django_capture_
     assert not Turn.objects.exclude(judge_status="").exists()
 
 
-def test_large_batches_fan_out_to_one_task_per_turn(chatbot):
+def test_large_batches_fan_out_to_one_task_per_turn(chatbot, django_capture_on_commit_callbacks):
     conversation = make_conversation(chatbot)
     turns = [make_turn(conversation, judge_status="pending") for _ in range(45)]
 
-    judge_enqueue(turn_ids=[t.pk for t in turns])
+    with django_capture_on_commit_callbacks(execute=True):
+        judge_enqueue(turn_ids=[t.pk for t in turns])
 
     assert Evaluation.objects.filter(status="done").count() == 45
     assert not Turn.objects.filter(judge_status="pending").exists()
 
 
-def test_sweeper_picks_up_a_turn_whose_task_was_lost(chatbot, settings):
+def test_sweeper_picks_up_a_turn_whose_task_was_lost(chatbot, settings, django_capture_on_commit_callbacks):
     settings.JUDGE_SWEEP_AFTER_MINUTES = 10
     conversation = make_conversation(chatbot)
     lost = make_turn(conversation, judge_status="pending")
@@ -97,29 +99,40 @@ def test_sweeper_picks_up_a_turn_whose_task_was_lost(chatbot, settings):
         attempts=1, claimed_until=timezone.now() + timedelta(minutes=1),
     )
 
-    assert sweep_unjudged_turns.delay().get() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert judge_sweep.delay().get() == 1
 
     assert Evaluation.objects.get(turn=lost).status == "done"
     assert not Evaluation.objects.filter(turn=recent).exists()  # its task may still be queued
     assert Evaluation.objects.get(turn=held).status == "pending"
     assert not Evaluation.objects.filter(turn=not_sampled).exists()
-    assert sweep_unjudged_turns.delay().get() == 0
+    assert judge_sweep.delay().get() == 0
 
 
-def test_broker_outage_is_logged_not_raised_and_swept_later(chatbot, caplog, settings):
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_broker_outage_is_logged_not_raised_and_swept_later(chatbot, caplog, settings, django_capture_on_commit_callbacks):
     settings.JUDGE_SWEEP_AFTER_MINUTES = 0
     turn = make_turn(make_conversation(chatbot), judge_status="pending")
+    failures = _sample("chatmon_redis_failures_total", kind="broker")
+    skipped = _sample("chatmon_enqueue_total", task="apps.evaluations.tasks.judge_fan_out", result="skipped")
 
-    with celery_broker("redis://127.0.0.1:1/0"):  # nothing listens on port 1
+    with celery_broker("redis://127.0.0.1:1/0"), django_capture_on_commit_callbacks(execute=True):  # port 1: closed
         judge_enqueue(turn_ids=[turn.pk])
-        judge_enqueue(turn_ids=list(range(turn.pk, turn.pk + 30)))  # the fan-out path too
+        # The fan-out path too: the breaker is open now, so it is skipped without trying.
+        judge_enqueue(turn_ids=list(range(turn.pk, turn.pk + 30)))
 
-    assert [r.msg for r in caplog.records].count("judge.enqueue_failed") == 2
+    assert _sample("chatmon_redis_failures_total", kind="broker") == failures + 1
+    assert _sample("chatmon_enqueue_total", task="apps.evaluations.tasks.judge_fan_out", result="skipped") == skipped + 1
+    assert [r.msg for r in caplog.records if r.name == "chatmon.redis"] != []  # logged once, not raised
     turn.refresh_from_db()
     assert turn.judge_status == "pending"
     assert not Evaluation.objects.exists()
 
     # Broker back (here: eager again): the sweeper finds the turn.
-    assert sweep_unjudged_turns.delay().get() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert judge_sweep.delay().get() == 1
     turn.refresh_from_db()
     assert turn.judge_status == "done"

@@ -4,7 +4,7 @@ import pytest
 
 from apps.conversations.models import LLMCall
 from apps.evaluations.models import Evaluation
-from apps.evaluations.tasks import judge_turn
+from apps.evaluations.tasks import turn_judge
 from tests.factories import make_conversation, make_turn
 
 pytestmark = pytest.mark.django_db
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 def judge(chatbot, **turn_fields) -> Evaluation:
     turn = make_turn(make_conversation(chatbot), judge_status="pending", **turn_fields)
-    judge_turn.delay(turn.pk)
+    turn_judge.delay(turn.pk)
     return Evaluation.objects.select_related("turn").get(turn=turn)
 
 

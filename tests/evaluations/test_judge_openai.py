@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from apps.conversations.models import Conversation, LLMCall, Turn
 from apps.evaluations.models import Evaluation
-from apps.evaluations.tasks import judge_turn
+from apps.evaluations.tasks import turn_judge
 from tests.evaluations.conftest import judgment
 from tests.factories import make_conversation, make_turn
 from tests.support.openai_server import OpenAIServer, ScriptedResponse
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 
 def run(turn: Turn) -> Evaluation:
-    judge_turn.delay(turn.pk)
+    turn_judge.delay(turn.pk)
     turn.refresh_from_db()
     return Evaluation.objects.get(turn=turn)
 
@@ -309,8 +309,8 @@ def test_judge_calls_recorded_with_tokens_and_cost(judge_server, pending_turn):
 def test_running_the_task_twice_judges_once(judge_server, pending_turn):
     judge_server.script_chat(ScriptedResponse(content=judgment()), ScriptedResponse(content=judgment(relevance=1)))
 
-    assert judge_turn.delay(pending_turn.pk).get() == "done"
-    assert judge_turn.delay(pending_turn.pk).get() == "already_done"
+    assert turn_judge.delay(pending_turn.pk).get() == "done"
+    assert turn_judge.delay(pending_turn.pk).get() == "already_done"
 
     assert Evaluation.objects.filter(turn=pending_turn).count() == 1
     assert Evaluation.objects.get(turn=pending_turn).relevance == 9
@@ -323,28 +323,28 @@ def test_evaluation_held_by_another_worker_is_left_alone(judge_server, chatbot, 
         attempts=1, claimed_until=timezone.now() + timedelta(minutes=2),
     )
 
-    assert judge_turn.delay(pending_turn.pk).get() == "claimed_elsewhere"
+    assert turn_judge.delay(pending_turn.pk).get() == "claimed_elsewhere"
     assert judge_server.requests_to("/chat/completions") == []
 
     # The holder died: once its claim runs out, the next delivery takes over.
     Evaluation.objects.filter(turn=pending_turn).update(claimed_until=timezone.now() - timedelta(seconds=1))
-    assert judge_turn.delay(pending_turn.pk).get() == "done"
+    assert turn_judge.delay(pending_turn.pk).get() == "done"
     assert Evaluation.objects.get(turn=pending_turn).attempts == 2
 
 
 def test_turn_not_sampled_is_not_judged(judge_server, chatbot):
     turn = make_turn(make_conversation(chatbot))  # judge_status "" = not sampled
 
-    assert judge_turn.delay(turn.pk).get() == "not_sampled"
+    assert turn_judge.delay(turn.pk).get() == "not_sampled"
     assert not Evaluation.objects.exists()
-    assert judge_turn.delay(999_999).get() == "missing"
+    assert turn_judge.delay(999_999).get() == "missing"
 
 
 def test_judge_switched_off_after_sampling(judge_server, chatbot, pending_turn):
     chatbot.judge_enabled = False
     chatbot.save()
 
-    assert judge_turn.delay(pending_turn.pk).get() == "judge_disabled"
+    assert turn_judge.delay(pending_turn.pk).get() == "judge_disabled"
     pending_turn.refresh_from_db()
     assert pending_turn.judge_status == ""
     assert judge_server.requests_to("/chat/completions") == []

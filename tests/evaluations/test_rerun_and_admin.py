@@ -11,7 +11,7 @@ from apps.conversations.models import Turn
 from apps.evaluations.admin import EvaluationInline
 from apps.evaluations.models import Evaluation
 from apps.evaluations.services import judge_rerun
-from apps.evaluations.tasks import judge_turn
+from apps.evaluations.tasks import turn_judge
 from tests.evaluations.conftest import judgment
 from tests.factories import make_chatbot, make_conversation, make_turn
 from tests.support.openai_server import ScriptedResponse
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 def judged_turn(chatbot, **fields) -> Turn:
     turn = make_turn(make_conversation(chatbot), judge_status="pending", **fields)
-    judge_turn.delay(turn.pk)
+    turn_judge.delay(turn.pk)
     turn.refresh_from_db()
     return turn
 

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from apps.conversations.models import LLMCall, Turn
 from apps.otel.models import PendingSpanContent
-from apps.otel.tasks import sweep_pending_span_content
+from apps.otel.tasks import pending_content_sweep
 from tests.otel.conftest import RESOURCE, protobuf_body
 
 CHAT_ATTRIBUTES = {
@@ -116,14 +116,14 @@ def test_sweeper_applies_content_that_raced_its_span_and_purges_stale(post_otlp,
     assert post_otlp("/v1/traces", spans).status_code == 200
     assert not Turn.objects.exists()
     Pending.objects.filter(pk=row.pk).update(trace_id=row.trace_id, received_at=timezone.now() - timedelta(minutes=5))
-    assert sweep_pending_span_content() == {"applied": 1, "purged": 0}
+    assert pending_content_sweep() == {"applied": 1, "purged": 0}
     assert Turn.objects.get().bot_response == "Yes, in sizes M and L."
 
     stale = PendingSpanContent.objects.create(chatbot=chatbot, trace_id="a" * 32, span_id="b" * 16,
                                               events=[], first_event_at=timezone.now())
     PendingSpanContent.objects.filter(pk=stale.pk).update(
         received_at=timezone.now() - timedelta(hours=settings.OTLP_PENDING_CONTENT_HOURS + 1))
-    assert sweep_pending_span_content()["purged"] == 1
+    assert pending_content_sweep()["purged"] == 1
     assert not PendingSpanContent.objects.exists()
 
 

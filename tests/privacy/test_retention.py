@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.conversations.models import Conversation, LLMCall, Turn
-from apps.privacy.tasks import purge_expired_data
+from apps.privacy.tasks import retention_purge
 from tests.factories import make_chatbot, make_conversation, make_turn
 
 
@@ -24,7 +24,7 @@ def test_nightly_purge_deletes_only_expired_conversations_in_batches(chatbot, se
     LLMCall.objects.create(chatbot=chatbot, purpose="label", input_text="cluster label prompt",
                            timestamp=now - timedelta(days=40))
 
-    result = purge_expired_data.delay().get()
+    result = retention_purge.delay().get()
 
     assert result["deleted"]["conversations"] == 5 and result["deleted"]["turns"] == 5
     assert result["deleted"]["llm_calls"] == 1
@@ -34,10 +34,10 @@ def test_nightly_purge_deletes_only_expired_conversations_in_batches(chatbot, se
     assert per_chatbot.chatbot_id == chatbot.pk and per_chatbot.data["deleted"]["conversations"] == 5
     assert AuditEvent.objects.filter(action="privacy.retention_run").count() == 1
     # A second run finds nothing and still records the run.
-    assert purge_expired_data.delay().get()["deleted"] == {}
+    assert retention_purge.delay().get()["deleted"] == {}
     assert AuditEvent.objects.filter(action="privacy.retention_run").count() == 2
 
 
 def test_retention_is_scheduled_nightly():
-    entry = next(e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "apps.privacy.tasks.purge_expired_data")
+    entry = next(e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "apps.privacy.tasks.retention_purge")
     assert entry["schedule"].hour == {3}

@@ -41,10 +41,10 @@ def test_broker_unreachable_turns_are_stored_and_the_sweeper_judges_them(postgre
     assert not Evaluation.objects.exists()
 
     # The broker is back (eager here: the in-process "worker"): the sweeper catches up.
-    from apps.evaluations.tasks import sweep_unjudged_turns
+    from apps.evaluations.tasks import judge_sweep
 
     settings.JUDGE_SWEEP_AFTER_MINUTES = 0
-    assert sweep_unjudged_turns.apply().result == 3
+    assert judge_sweep.apply().result == 3
     assert Evaluation.objects.filter(turn__chatbot=chatbot, status=EvaluationStatus.DONE).count() == 3
     assert not Turn.objects.filter(chatbot=chatbot, judge_status="pending").exists()
 

@@ -46,7 +46,7 @@ def _wait(predicate, seconds: float) -> bool:
 
 
 def test_worker_killed_mid_judgment_the_task_runs_again_and_one_evaluation_exists(postgres, redis_url):
-    from apps.evaluations.tasks import judge_turn
+    from apps.evaluations.tasks import turn_judge
     from tests.evaluations.conftest import celery_broker
 
     redis.Redis.from_url(redis_url).flushdb()
@@ -70,7 +70,7 @@ def test_worker_killed_mid_judgment_the_task_runs_again_and_one_evaluation_exist
         first = _worker(env)
         try:
             with celery_broker(redis_url):
-                judge_turn.apply_async(args=(turn.pk,))
+                turn_judge.apply_async(args=(turn.pk,))
             assert _wait(lambda: len(server.requests_to("/chat/completions")) >= 1, 60), "the worker never called the judge"
             _kill(first)  # SIGKILL, mid-request: no ack was sent
             second = _worker(env)

@@ -1,0 +1,82 @@
+"""A Redis cache that fails open: chatmon's cache holds counters and hints, never the truth.
+
+Every user of the cache (API-key and feedback throttles, the API key's last_used guard, the
+dashboard's stats cache, the risk-rule version, django-axes' login lockout) can live without it
+for a while, so when Redis is unreachable an operation answers as if the key were absent and
+nothing could be stored, instead of raising into the request:
+
+- `get`/`get_many`/`has_key`: the miss (`default`, `{}`, False);
+- `add`: True ("stored": a throttle or lockout counter starts at one, so it allows);
+- `incr`/`decr`: `delta` (as if counting from zero);
+- `set`/`touch`/`delete`/`delete_many`/`set_many`/`clear`: nothing stored (False where a bool is due).
+
+Failures are counted and logged once a minute (apps.core.resilience); after one, the backend
+skips Redis for REDIS_CIRCUIT_BREAKER_SECONDS, so a blackholed Redis costs one connect
+timeout per process per pause instead of one per cache call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.redis import RedisCache
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .resilience import CircuitBreaker, redis_failure_record
+
+# Connection refused/reset, DNS failure, timeouts (BusyLoadingError is a ConnectionError too).
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class FailOpenRedisCache(RedisCache):
+    """django.core.cache.backends.redis.RedisCache whose operations fail open (module docstring)."""
+
+    def __init__(self, server: Any, params: dict[str, Any]) -> None:
+        super().__init__(server, params)
+        self.breaker = CircuitBreaker()
+
+    def _guarded(self, operation: Any, fallback: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.breaker.is_open():
+            return fallback
+        try:
+            return operation(*args, **kwargs)
+        except UNREACHABLE as exc:
+            self.breaker.trip(settings.REDIS_CIRCUIT_BREAKER_SECONDS)
+            redis_failure_record("cache", exc)
+            return fallback
+
+    def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        return self._guarded(super().add, True, key, value, timeout, version)
+
+    def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
+        return self._guarded(super().get, default, key, default, version)
+
+    def set(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> None:
+        self._guarded(super().set, None, key, value, timeout, version)
+
+    def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        return self._guarded(super().touch, False, key, timeout, version)
+
+    def delete(self, key: Any, version: int | None = None) -> bool:
+        return self._guarded(super().delete, False, key, version)
+
+    def get_many(self, keys: Any, version: int | None = None) -> dict[Any, Any]:
+        return self._guarded(super().get_many, {}, keys, version)
+
+    def has_key(self, key: Any, version: int | None = None) -> bool:
+        return self._guarded(super().has_key, False, key, version)
+
+    def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        return self._guarded(super().incr, delta, key, delta, version)
+
+    def set_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> list[Any]:
+        return self._guarded(super().set_many, list(data), data, timeout, version)
+
+    def delete_many(self, keys: Any, version: int | None = None) -> None:
+        self._guarded(super().delete_many, None, keys, version)
+
+    def clear(self) -> bool:
+        return self._guarded(super().clear, False)
