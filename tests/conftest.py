@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Group
 from django.core.cache import cache
+from django.test import Client
 
 from tests.factories import make_api_key, make_chatbot
 
@@ -43,13 +44,13 @@ def require_postgres(why: str) -> None:
 
 def _process_caches_reset() -> None:
     # Rolled-back test transactions send no signals, so in-process caches are reset by hand.
-    from apps.chatbots.api import authentication
-    from apps.ingest import pricing
-    from apps.risk import scoring
+    from apps.chatbots.api.authentication import api_key_last_used_cache_clear
+    from apps.ingest.pricing import pricing_cache_clear
+    from apps.risk.scoring import rules_invalidate
 
-    scoring._rules.invalidate()
-    pricing._state["loaded_at"] = 0.0
-    authentication._touched_at.clear()
+    rules_invalidate()
+    pricing_cache_clear()
+    api_key_last_used_cache_clear()
 
 
 @pytest.fixture(autouse=True)
@@ -104,17 +105,33 @@ def charlie(django_user_model):
     return user
 
 
+# Each logged-in client is its own Client: sharing pytest-django's `client` would leave a test
+# that asks for two of them logged in as whichever fixture ran last.
 @pytest.fixture
-def admin_client(client, alice):
+def admin_client(alice) -> Client:
+    client = Client()
     client.force_login(alice)
     return client
 
 
 @pytest.fixture
-def bot_client(client, api_key):
-    """A test client that sends `chatbot`'s API key on every request."""
-    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {api_key}"
+def bob_client(bob) -> Client:
+    client = Client()
+    client.force_login(bob)
     return client
+
+
+@pytest.fixture
+def charlie_client(charlie) -> Client:
+    client = Client()
+    client.force_login(charlie)
+    return client
+
+
+@pytest.fixture
+def bot_client(api_key) -> Client:
+    """A test client that sends `chatbot`'s API key on every request (and nothing else)."""
+    return Client(HTTP_AUTHORIZATION=f"Bearer {api_key}")
 
 
 @pytest.fixture

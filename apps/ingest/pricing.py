@@ -63,6 +63,12 @@ def cost_for(model: str, input_tokens: int, output_tokens: int, at: datetime | d
     return cost.quantize(_QUANT, rounding=ROUND_HALF_UP)
 
 
+def pricing_cache_clear() -> None:
+    """Forget this process's copy of the prices; the next lookup reloads them. Saving or
+    deleting a ModelPrice does this; tests call it because rolled-back rows send no signal."""
+    _state["loaded_at"] = 0.0
+
+
 @receiver([post_save, post_delete], sender=ModelPrice)
 def _forget_prices(**_kwargs: object) -> None:
-    _state["loaded_at"] = 0.0
+    pricing_cache_clear()

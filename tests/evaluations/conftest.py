@@ -6,6 +6,7 @@ import pytest
 
 from apps.evaluations.backends.openai_judge import unsupported_features_forget
 from chatmon.celery import app as celery_app
+from chatmon.celery import broker_connections_reset
 from tests.factories import make_conversation, make_turn
 from tests.support.openai_server import OpenAIServer
 
@@ -57,16 +58,11 @@ def pending_turn(chatbot):
 def celery_broker(url: str) -> Iterator[None]:
     """Send tasks to a real broker from this (eager-by-default) test process, then restore."""
     saved = (celery_app.conf.broker_url, celery_app.conf.task_always_eager)
-    pool, producer_pool = celery_app._pool, celery_app.amqp._producer_pool
+    broker_connections_reset()
     celery_app.conf.broker_url = url
     celery_app.conf.task_always_eager = False
-    # The connection pools are created lazily from broker_url: start from fresh ones.
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
     try:
         yield
     finally:
-        if celery_app._pool is not None:
-            celery_app._pool.force_close_all()
+        broker_connections_reset()
         celery_app.conf.broker_url, celery_app.conf.task_always_eager = saved
-        celery_app._pool, celery_app.amqp._producer_pool = pool, producer_pool
