@@ -2,6 +2,7 @@
 
 import os
 
+import kombu.pools
 from celery import Celery
 from kombu import Queue
 
@@ -18,11 +19,11 @@ app.autodiscover_tasks()
 def broker_connections_reset() -> None:
     """Close this process's broker connections so the next send connects to the current
     `broker_url`. Celery builds its connection and producer pools lazily and keeps them (it
-    drops them itself only after a fork), so code that changes broker_url at run time — the
-    tests that point the app at a real or an unreachable broker — calls this before and after."""
-    pool, app._pool = app._pool, None
-    if pool is not None:
-        pool.force_close_all()
+    drops them itself only after a fork), and kombu keeps them in a registry per broker URL, so
+    code that changes broker_url at run time — the tests that point the app at a real, an
+    in-memory or an unreachable broker — calls this before and after."""
+    app._pool = None
     amqp = app.__dict__.get("amqp")  # not created yet in a process that never sent a task
     if amqp is not None:
         amqp._producer_pool = None
+    kombu.pools.reset()
