@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.cache import cache
+from django.test import Client
 
 from tests.factories import make_api_key, make_chatbot
 from tests.support.browser import browser_page, chromium  # noqa: F401 (real-Chromium fixtures for any test)
@@ -48,13 +49,13 @@ def require_postgres(why: str) -> None:
 
 def _process_caches_reset() -> None:
     # Rolled-back test transactions send no signals, so in-process caches are reset by hand.
-    from apps.chatbots.api import authentication
+    from apps.chatbots.api.authentication import api_key_last_used_cache_clear
     from apps.core import pricing, queue, resilience
-    from apps.risk import scoring
+    from apps.risk.scoring import rules_invalidate
 
-    scoring._rules.invalidate()
+    rules_invalidate()
     pricing.prices_forget()
-    authentication._touched_at.clear()
+    api_key_last_used_cache_clear()
     queue.broker_breaker.reset()
     resilience._last_logged.clear()
 
@@ -111,17 +112,33 @@ def charlie(django_user_model):
     return user
 
 
+# Each logged-in client is its own Client: sharing pytest-django's `client` would leave a test
+# that asks for two of them logged in as whichever fixture ran last.
 @pytest.fixture
-def admin_client(client, alice):
+def admin_client(alice) -> Client:
+    client = Client()
     client.force_login(alice)
     return client
 
 
 @pytest.fixture
-def bot_client(client, api_key):
-    """A test client that sends `chatbot`'s API key on every request."""
-    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {api_key}"
+def bob_client(bob) -> Client:
+    client = Client()
+    client.force_login(bob)
     return client
+
+
+@pytest.fixture
+def charlie_client(charlie) -> Client:
+    client = Client()
+    client.force_login(charlie)
+    return client
+
+
+@pytest.fixture
+def bot_client(api_key) -> Client:
+    """A test client that sends `chatbot`'s API key on every request (and nothing else)."""
+    return Client(HTTP_AUTHORIZATION=f"Bearer {api_key}")
 
 
 @pytest.fixture

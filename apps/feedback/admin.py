@@ -71,22 +71,8 @@ class RatingListFilter(admin.SimpleListFilter):
         return queryset
 
 
-def conversation_feedback_link(conversation: Any) -> str:
-    """A link to the feedback of one conversation, for the Conversation admin's readonly fields."""
-    total = conversation.thumbs_up + conversation.thumbs_down
-    if not total:
-        return "No feedback"
-    url = reverse("admin:feedback_feedback_changelist") + f"?conversation={conversation.pk}"
-    return format_html(
-        '<a href="{}">👍 {} · 👎 {} — read the feedback</a>',
-        url,
-        conversation.thumbs_up,
-        conversation.thumbs_down,
-    )
-
-
 class ConversationFilter(admin.SimpleListFilter):
-    """`?conversation=<id>`: the feedback of one conversation (linked from its admin page)."""
+    """`?conversation=<id>`: the feedback of one conversation (the review page shows it inline)."""
 
     title = "conversation"
     parameter_name = "conversation"

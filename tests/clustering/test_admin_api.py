@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.contrib import admin
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.audit.models import AuditEvent
-from apps.chatbots.models import Chatbot
-from apps.clustering.admin import cluster_admin_action
 from apps.clustering.choices import RunStatus
 from apps.clustering.models import Cluster, ClusterRun
 from apps.clustering.runs import cluster_run_create
@@ -31,17 +28,7 @@ def done_run(chatbot, themed_turns) -> ClusterRun:
     return run
 
 
-@pytest.fixture
-def chatbot_admin_with_action(monkeypatch):
-    """What the lead adds to ChatbotAdmin.actions, applied for the test."""
-    model_admin = admin.site._registry[Chatbot]
-    actions = list(model_admin.actions or [])
-    if cluster_admin_action not in actions:
-        monkeypatch.setattr(model_admin, "actions", [*actions, cluster_admin_action])
-    return model_admin
-
-
-def test_chatbot_admin_action_asks_then_queues_a_run(admin_client, chatbot, themed_turns, chatbot_admin_with_action,
+def test_chatbot_admin_action_asks_then_queues_a_run(admin_client, chatbot, themed_turns,
                                                      django_capture_on_commit_callbacks):
     url = "/admin/chatbots/chatbot/"
     data = {"action": "cluster_admin_action", "_selected_action": [chatbot.pk]}

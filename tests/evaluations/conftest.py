@@ -2,11 +2,11 @@ import contextlib
 import json
 from collections.abc import Iterator
 
-import kombu.pools
 import pytest
 
 from apps.evaluations.backends.openai_judge import unsupported_features_forget
 from chatmon.celery import app as celery_app
+from chatmon.celery import broker_connections_reset
 from tests.factories import make_conversation, make_turn
 from tests.support.openai_server import OpenAIServer
 
@@ -58,17 +58,11 @@ def pending_turn(chatbot):
 def celery_broker(url: str) -> Iterator[None]:
     """Send tasks to a real broker from this (eager-by-default) test process, then restore."""
     saved = (celery_app.conf.broker_url, celery_app.conf.task_always_eager)
+    broker_connections_reset()
     celery_app.conf.broker_url = url
     celery_app.conf.task_always_eager = False
-    # The connection pools are created lazily from broker_url: start from fresh ones.
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
     try:
         yield
     finally:
-        # app.pool is kombu's process-wide pool for this URL and the producer pools wrapping it
-        # are cached process-wide too: close and forget them all, or the next test publishing to
-        # the same URL acquires from a closed pool. Fresh pools are created lazily.
-        kombu.pools.reset()
+        broker_connections_reset()
         celery_app.conf.broker_url, celery_app.conf.task_always_eager = saved
-        celery_app._pool, celery_app.amqp._producer_pool = None, None

@@ -1,8 +1,11 @@
 """Sampling and enqueueing through the real ingest path, the sweeper, and a broker outage."""
 
+import contextlib
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from celery.signals import before_task_publish
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
@@ -10,7 +13,7 @@ from apps.conversations.models import Turn
 from apps.evaluations.models import Evaluation
 from apps.evaluations.sampling import turn_is_sampled
 from apps.evaluations.services import judge_enqueue
-from apps.evaluations.tasks import judge_sweep
+from apps.evaluations.tasks import judge_fan_out, judge_sweep
 from tests.evaluations.conftest import celery_broker
 from tests.factories import make_conversation, make_turn
 
@@ -73,15 +76,49 @@ def test_judge_off_means_nothing_is_sampled(chatbot, bot_client, django_capture_
     assert not Turn.objects.exclude(judge_status="").exists()
 
 
+@contextlib.contextmanager
+def published_tasks() -> Iterator[list[tuple[str, str, tuple]]]:
+    """(task name, queue, args) of every task message sent to the broker meanwhile."""
+    sent: list[tuple[str, str, tuple]] = []
+
+    def record(sender: str, body: tuple, routing_key: str, **_kwargs: object) -> None:
+        sent.append((sender, routing_key, tuple(body[0])))
+
+    before_task_publish.connect(record, weak=False)
+    try:
+        yield sent
+    finally:
+        before_task_publish.disconnect(record)
+
+
 def test_large_batches_fan_out_to_one_task_per_turn(chatbot, django_capture_on_commit_callbacks):
     conversation = make_conversation(chatbot)
-    turns = [make_turn(conversation, judge_status="pending") for _ in range(45)]
+    turn_ids = [make_turn(conversation, judge_status="pending").pk for _ in range(45)]
 
+    # Through an in-memory broker: the caller sends one message for the batch, not 45 …
+    with celery_broker("memory://"), published_tasks() as sent:
+        with django_capture_on_commit_callbacks(execute=True):
+            judge_enqueue(turn_ids=turn_ids)
+        assert sent == [("apps.evaluations.tasks.judge_fan_out", "judge", (turn_ids,))]
+        # … and the worker running that message sends one turn_judge per turn.
+        sent.clear()
+        judge_fan_out(turn_ids)
+    assert sent == [("apps.evaluations.tasks.turn_judge", "judge", (turn_id,)) for turn_id in turn_ids]
+
+    # Eager (embedded mode): the same path judges every turn.
     with django_capture_on_commit_callbacks(execute=True):
-        judge_enqueue(turn_ids=[t.pk for t in turns])
-
+        judge_enqueue(turn_ids=turn_ids)
     assert Evaluation.objects.filter(status="done").count() == 45
     assert not Turn.objects.filter(judge_status="pending").exists()
+
+
+def test_small_batches_are_sent_turn_by_turn(chatbot, django_capture_on_commit_callbacks):
+    turn_ids = [make_turn(make_conversation(chatbot), judge_status="pending").pk for _ in range(3)]
+
+    with celery_broker("memory://"), published_tasks() as sent, django_capture_on_commit_callbacks(execute=True):
+        judge_enqueue(turn_ids=turn_ids)
+
+    assert sent == [("apps.evaluations.tasks.turn_judge", "judge", (turn_id,)) for turn_id in turn_ids]
 
 
 def test_sweeper_picks_up_a_turn_whose_task_was_lost(chatbot, settings, django_capture_on_commit_callbacks):

@@ -89,15 +89,3 @@ def dataset(chatbot, other_chatbot) -> Dataset:
     for call in calls:
         LLMCall.objects.create(purpose=CallPurpose.BOT, **call)
     return Dataset(a, b, c, d, t1, t2, t3, t4, t_old, t_other)
-
-
-@pytest.fixture
-def bob_client(client, bob):
-    client.force_login(bob)
-    return client
-
-
-@pytest.fixture
-def charlie_client(client, charlie):
-    client.force_login(charlie)
-    return client

@@ -5,6 +5,8 @@ from django.contrib.auth.models import Group
 
 from apps.audit.models import AuditEvent
 from apps.chatbots.access import CHATBOT_ADMIN_GROUP, REVIEWER_GROUP
+from apps.evaluations.models import Evaluation
+from apps.feedback.models import Feedback
 
 pytestmark = pytest.mark.django_db
 
@@ -49,19 +51,23 @@ def test_reviewer_cannot_open_or_act_on_another_chatbots_conversation(bob_client
     assert bob_client.get(f"/admin/conversations/conversation/{dataset.flagged.pk}/change/").status_code == 200
 
 
-def test_reviewer_lists_in_the_admin_are_scoped(bob_client, dataset):
-    for url, hidden in [
-        ("/admin/conversations/turn/", dataset.t_other.pk),
-        ("/admin/conversations/llmcall/", None),
-        ("/admin/evaluations/evaluation/", None),
-        ("/admin/feedback/feedback/", None),
-    ]:
-        response = bob_client.get(url)
+@pytest.mark.parametrize("url", [
+    "/admin/conversations/turn/", "/admin/conversations/llmcall/", "/admin/evaluations/evaluation/",
+    "/admin/feedback/feedback/",
+])
+def test_reviewer_lists_in_the_admin_are_scoped(bob_client, admin_client, dataset, other_chatbot, url):
+    def chatbots_listed(client) -> set[int]:
+        response = client.get(url)
         assert response.status_code == 200, url
-        chatbots = {row.chatbot_id for row in response.context["cl"].result_list}
-        assert chatbots <= {dataset.flagged.chatbot_id}, url
-        if hidden:
-            assert hidden not in {row.pk for row in response.context["cl"].result_list}
+        return {row.chatbot_id for row in response.context["cl"].result_list}
+
+    # The dataset's other chatbot has turns and calls; give it an evaluation and a vote too.
+    Evaluation.objects.create(turn=dataset.t_other, chatbot=other_chatbot, evaluator="heuristic",
+                              evaluator_version="heuristic-v1", status="done", overall=3)
+    Feedback.objects.create(turn=dataset.t_other, chatbot=other_chatbot, voter_key="v-hr", rating="down")
+    # The superuser's list holds both chatbots' rows, the reviewer's only their chatbot's.
+    assert chatbots_listed(admin_client) == {dataset.flagged.chatbot_id, other_chatbot.pk}
+    assert chatbots_listed(bob_client) == {dataset.flagged.chatbot_id}
 
 
 def test_reviewer_dashboard_shows_only_their_chatbots(bob_client, dataset, other_chatbot):

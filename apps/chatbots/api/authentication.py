@@ -56,6 +56,11 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
 _touched_at: dict[int, float] = {}  # per process: skip even the cache call most of the time
 
 
+def api_key_last_used_cache_clear() -> None:
+    """Forget when this process last wrote each key's last_used_at (for tests and resets)."""
+    _touched_at.clear()
+
+
 def _touch_last_used(key: ApiKey) -> None:
     resolution = settings.API_KEY_LAST_USED_RESOLUTION_SECONDS
     now_monotonic = time.monotonic()
