@@ -10,18 +10,9 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
-from rest_framework.throttling import BaseThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .json import json_loads_strict
-
-
-def client_ip(request: Any) -> str:
-    """The client's address as every per-IP limit sees it (DRF's throttles and the admin login
-    lockout alike): REMOTE_ADDR, or with TRUSTED_PROXY_COUNT = n > 0 the n-th address from the
-    right of X-Forwarded-For, the one the nearest trusted proxy saw. Anything further left was
-    written by the client and is never trusted."""
-    return BaseThrottle().get_ident(request)
 
 
 class ErrorSerializer(serializers.Serializer):

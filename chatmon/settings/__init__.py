@@ -208,7 +208,7 @@ AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 # Behind the shipped nginx every request comes from nginx's address: the lockout reads the client
 # address the same way the API's per-IP limits do (TRUSTED_PROXY_COUNT), not REMOTE_ADDR.
-AXES_CLIENT_IP_CALLABLE = "apps.core.api.client_ip"
+AXES_CLIENT_IP_CALLABLE = "apps.core.client_ip.client_ip"
 AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler" if REDIS_URL else "axes.handlers.database.AxesDatabaseHandler"
 
 LANGUAGE_CODE = "en-us"
