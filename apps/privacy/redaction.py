@@ -14,9 +14,12 @@ counts per kind (never the values):
               bearer tokens, PEM private key blocks, and `password=…`/`api_key: …` assignments
     [IP]      IPv4 and IPv6 addresses (validated with the ipaddress module)
 
-Design: every kind is one named alternative of a single RE2 pattern (apps.core.regex), so the
-text is scanned once whatever the number of kinds, in time linear in its length: no input can make
-the redactor backtrack. Candidates that need a checksum (card, IBAN, IPv6) are validated in
+Design: every kind is one alternative of a single RE2 pattern (apps.core.regex), so the text is
+scanned once whatever the number of kinds, in time linear in its length: no input can make the
+redactor backtrack. The pattern has no groups, so RE2 answers each search with its DFA; which
+alternative matched, and where its body ends, follows from the match itself (see _Pattern), and
+only when that is ambiguous does a small capturing pattern run at the match. A text dense with
+candidates costs ~1–3 µs per candidate, most of it the Python call into RE2. Candidates that need a checksum (card, IBAN, IPv6) are validated in
 Python after the match; a candidate that fails is kept as it was (and is not re-scanned as
 another kind: a 16-digit order id that fails Luhn is not a phone number either). Placeholders
 never match any pattern, so redact(redact(x)) == redact(x).
