@@ -138,6 +138,9 @@ def family_texts() -> list[tuple[str, str]]:
         ("near-email locals", ("a.%+-" * TEXT_CHARS)[: TEXT_CHARS - 1] + "@"),
         ("near-keys", ("sk-" + "a" * 19 + " AKIA" + "A" * 15 + " ") * (TEXT_CHARS // 44)),
         ("colons", ("a:" * TEXT_CHARS)[:TEXT_CHARS]),
+        # The most candidates a 32 KB text can hold: a failing +CC phone every 5 characters (6,400).
+        ("densest +CC candidates", ("+111 " * TEXT_CHARS)[:TEXT_CHARS]),
+        ("densest IPv6 addresses", ("1::1 " * TEXT_CHARS)[:TEXT_CHARS]),  # 6,400 valid ones
     ]
 
 
@@ -166,21 +169,29 @@ def worst_case(corpus: list[str]) -> None:
     benign = {name: statistics.median(cpu_ms(t) for t in texts) for name, texts in benign_texts(corpus).items()}
     for name, ms in benign.items():
         print(f"benign {name:22} {ms:8.2f} ms per 32 KB (median of 4 texts)")
-    rows = [(name, adversarial_texts(example, fill)) for name, example, fill in EXAMPLES]
-    rows.append(("hand-made", [text for _, text in family_texts()]))
-    worst, worst_name, total, started = 0.0, "", 0, time.process_time()
-    for name, texts in rows:
-        costs = [cpu_ms(t) for t in texts]
-        total += len(texts)
-        print(f"adversarial {name:17} {len(texts):3d} texts: median {statistics.median(costs):7.2f}, "
-              f"max {max(costs):7.2f} ms per 32 KB")
-        if max(costs) > worst:
-            worst, worst_name = max(costs), name
     dense = benign["PII corpus"]
+    limit = 3 * dense  # the issue's target: adversarial within 3× the (PII-dense) benign cost
+    rows = [(name, [(f"{name} #{i}", t) for i, t in enumerate(adversarial_texts(example, fill))])
+            for name, example, fill in EXAMPLES]
+    rows.append(("hand-made", family_texts()))
+    worst, worst_name, total, started, failed = 0.0, "", 0, time.process_time(), []
+    for name, texts in rows:
+        costs = [(cpu_ms(t), label) for label, t in texts]
+        total += len(texts)
+        over = [(ms, label) for ms, label in costs if ms > limit]
+        failed += over
+        top = max(costs)
+        print(f"adversarial {name:17} {len(texts):3d} texts: median {statistics.median(ms for ms, _ in costs):7.2f}, "
+              f"max {top[0]:7.2f} ms per 32 KB ({top[0] / dense:4.2f}×)  {'FAIL' if over else 'PASS'}")
+        if top[0] > worst:
+            worst, worst_name = top[0], top[1]
     print(f"{total} adversarial texts in {time.process_time() - started:.1f} CPU-s (each timed best of 3)")
     print(f"worst adversarial: {worst:.2f} ms per 32 KB ({worst_name}) = {worst / dense:.2f}× the PII-dense benign text, "
-          f"{worst / benign['chat text']:.1f}× plain chat text; target ≤ 3× benign: "
-          f"{'met' if worst <= 3 * dense else 'NOT met'}")
+          f"{worst / benign['chat text']:.1f}× plain chat text")
+    for ms, label in sorted(failed, reverse=True):
+        print(f"  over 3×: {label}: {ms:.2f} ms = {ms / dense:.2f}×")
+    print(f"target: every adversarial text ≤ 3× the PII-dense benign text ({limit:.2f} ms): "
+          f"{'PASS' if not failed else f'FAIL ({len(failed)} of {total} texts over)'}")
 
 
 def ingest_compare(batches: int) -> None:

@@ -14,9 +14,12 @@ counts per kind (never the values):
               bearer tokens, PEM private key blocks, and `password=…`/`api_key: …` assignments
     [IP]      IPv4 and IPv6 addresses (validated with the ipaddress module)
 
-Design: every kind is one named alternative of a single RE2 pattern (apps.core.regex), so the
-text is scanned once whatever the number of kinds, in time linear in its length: no input can make
-the redactor backtrack. Candidates that need a checksum (card, IBAN, IPv6) are validated in
+Design: every kind is one alternative of a single RE2 pattern (apps.core.regex), so the text is
+scanned once whatever the number of kinds, in time linear in its length: no input can make the
+redactor backtrack. The pattern has no groups, so RE2 answers each search with its DFA; which
+alternative matched, and where its body ends, follows from the match itself (see _Pattern), and
+only when that is ambiguous does a small capturing pattern run at the match. A text dense with
+candidates costs ~1–3 µs per candidate, most of it the Python call into RE2. Candidates that need a checksum (card, IBAN, IPv6) are validated in
 Python after the match; a candidate that fails is kept as it was (and is not re-scanned as
 another kind: a 16-digit order id that fails Luhn is not a phone number either). Placeholders
 never match any pattern, so redact(redact(x)) == redact(x).
@@ -34,18 +37,19 @@ candidate's "before" as it could with a look-behind. The results are those of th
 `re` patterns with look-behind and look-ahead, which is what the corpus test checks.
 """
 
-import ipaddress
-
 from apps.core.regex import (
+    ANCHOR_BOTH,
+    ANCHOR_START,
     FOLDS_TO,
     SHADOW_ALNUM,
     SHADOW_DIGIT,
     SHADOW_LETTER,
     SHADOW_SPACE,
     SHADOW_WORD,
+    UNANCHORED,
     char_classes,
+    raw_match,
     regex_compile,
-    search_spans,
 )
 
 WORD, DIGIT, SPACE = SHADOW_WORD, SHADOW_DIGIT, SHADOW_SPACE
@@ -126,51 +130,49 @@ def _value_not_redacted(value_class: str, placeholder: str, minimum: int) -> lis
     stopping = "|".join(literal(placeholder[:i]) for i in range(minimum, len(placeholder)))
     return [(f"(?:{diverging})", ""), (f"(?:{stopping})", rf"(?:\z|[{inside}])")]
 
-# (name, family, before, body, after). `before`: the characters that must not precede the body
-# (None: any); `after`: what must follow it, consumed (see the module docstring). Order matters:
-# at one position the first alternative that matches wins, as with `re`.
+# (name, family, before, starts, body, after). `before`: the characters that must not precede the
+# body (None: any); `starts`: the characters the body can begin with (a class body, used to route a
+# match to the alternatives that can have made it, see _Pattern); `after`: what must follow the
+# body, consumed (see the module docstring). Order matters: at one position the first alternative
+# that matches wins, as with `re`.
 _ALTERNATIVES = [
     # Secrets first: the most specific shapes; they contain digit runs the looser kinds would claim.
-    ("PEM", "secret", None, r"-----BEGIN[A-Z ]*PRIVATE KEY-----(?s:.)*?(?:-----END[A-Z ]*PRIVATE KEY-----|\z)", ""),
-    ("BEARER", "secret", WORD, r"[Bb](?:earer|EARER)[ \t]+[A-Za-z0-9\-._~+/]{16,}=*", ""),
-    ("TOKEN", "secret", rf"{WORD}\-", r"sk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}", ""),  # OpenAI, Anthropic
-    ("TOKEN", "secret", WORD, r"A(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}", _NOT_WORD),  # AWS access key id
-    ("TOKEN", "secret", WORD, r"g(?:h[pousr]_[A-Za-z0-9]{36,255}|ithub_pat_[A-Za-z0-9_]{22,255})", ""),  # GitHub
-    ("TOKEN", "secret", WORD, r"xox[abposr]-[A-Za-z0-9\-]{10,}", ""),  # Slack tokens
-    ("TOKEN", "secret", None, r"https://hooks\.slack\.com/services/[A-Za-z0-9/_\-]{20,}", ""),  # Slack webhook URL
-    ("TOKEN", "secret", WORD, r"AIza[0-9A-Za-z_\-]{35}", ""),  # Google API key
-    ("TOKEN", "secret", WORD, r"[srp]k_(?:live|test)_[A-Za-z0-9]{16,}", ""),  # Stripe
-    ("TOKEN", "secret", WORD, r"cm_[0-9a-f]{8}_[A-Za-z0-9_\-]{43}", ""),  # chatmon's own API keys
-    ("TOKEN", "secret", rf"{WORD}\-", r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", ""),  # JWT
+    ("PEM", "secret", None, "\\-", r"-----BEGIN[A-Z ]*PRIVATE KEY-----(?s:.)*?(?:-----END[A-Z ]*PRIVATE KEY-----|\z)", ""),
+    ("BEARER", "secret", WORD, "Bb", r"[Bb](?:earer|EARER)[ \t]+[A-Za-z0-9\-._~+/]{16,}=*", ""),
+    ("TOKEN", "secret", rf"{WORD}\-", "s", r"sk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}", ""),  # OpenAI, Anthropic
+    ("TOKEN", "secret", WORD, "A", r"A(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}", _NOT_WORD),  # AWS access key id
+    ("TOKEN", "secret", WORD, "g", r"g(?:h[pousr]_[A-Za-z0-9]{36,255}|ithub_pat_[A-Za-z0-9_]{22,255})", ""),  # GitHub
+    ("TOKEN", "secret", WORD, "x", r"xox[abposr]-[A-Za-z0-9\-]{10,}", ""),  # Slack tokens
+    ("TOKEN", "secret", None, "h", r"https://hooks\.slack\.com/services/[A-Za-z0-9/_\-]{20,}", ""),  # Slack webhook URL
+    ("TOKEN", "secret", WORD, "A", r"AIza[0-9A-Za-z_\-]{35}", ""),  # Google API key
+    ("TOKEN", "secret", WORD, "srp", r"[srp]k_(?:live|test)_[A-Za-z0-9]{16,}", ""),  # Stripe
+    ("TOKEN", "secret", WORD, "c", r"cm_[0-9a-f]{8}_[A-Za-z0-9_\-]{43}", ""),  # chatmon's own API keys
+    ("TOKEN", "secret", rf"{WORD}\-", "e", r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", ""),  # JWT
     # `password = hunter22`, `"api_key": "…"`, `AWS_SECRET_ACCESS_KEY=…`: keep the name, drop the value.
     # Two alternatives for the one `(?!\[SECRET\])[^\s"',;]{6,}` value (see _value_not_redacted).
     *(
-        ("ASSIGN", "secret", WORD, _ASSIGN_NAME + value, after)
+        ("ASSIGN", "secret", WORD, "AaSsPpCc", _ASSIGN_NAME + value, after)
         for value, after in _value_not_redacted(f"[^{SPACE}\"',;]", "[SECRET]", 6)
     ),
     (
-        "EMAIL", "email", rf"{WORD}.+\-",
+        "EMAIL", "email", rf"{WORD}.+\-", _ALNUM,
         rf"[{_ALNUM}][{WORD}.%+\-]{{0,63}}@[{_ALNUM}](?:[{WORD}\-]{{0,62}}\.)+[{_LETTER}]{{2,24}}",
         _NOT_WORD,
     ),
-    ("IBAN", "digit", WORD, rf"[A-Z][A-Z][{DIGIT}]{{2}}(?: ?[A-Z0-9]{{4}}){{2,7}}(?: ?[A-Z0-9]{{1,3}})?", _NOT_WORD),
+    ("IBAN", "digit", WORD, "A-Z", rf"[A-Z][A-Z][{DIGIT}]{{2}}(?: ?[A-Z0-9]{{4}}){{2,7}}(?: ?[A-Z0-9]{{1,3}})?", _NOT_WORD),
     # IPv4 before cards/phones: dotted quads are not numbers. Versions (v1.2.3.4, 1.2.3.4.5) are not matched.
-    ("IPV4", "digit", rf"{WORD}.", r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", _not_followed_by(WORD, dot_digit=True)),
+    ("IPV4", "digit", rf"{WORD}.", "0-9", r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", _not_followed_by(WORD, dot_digit=True)),
     # Hex groups with colons, not ending in a dot; the ipaddress module decides. Times (12:30:45) and MACs fail there.
-    ("IPV6", "colon", rf"{WORD}:.", r"[0-9A-Fa-f:][0-9A-Fa-f.]*:(?:[0-9A-Fa-f:.]*[0-9A-Fa-f:])?", _not_followed_by(rf"{WORD}:")),
-    ("CARD", "digit", rf"{WORD}\-", r"[0-9](?:[ \-]?[0-9]){12,18}", _not_followed_by(rf"{WORD}\-")),
+    ("IPV6", "colon", rf"{WORD}:.", "0-9A-Fa-f:", r"[0-9A-Fa-f:][0-9A-Fa-f.]*:(?:[0-9A-Fa-f:.]*[0-9A-Fa-f:])?", _not_followed_by(rf"{WORD}:")),
+    ("CARD", "digit", rf"{WORD}\-", "0-9", r"[0-9](?:[ \-]?[0-9]){12,18}", _not_followed_by(rf"{WORD}\-")),
     # International: +CC or 00CC, then more digits in groups.
-    ("PHONE", "digit", rf"{WORD}+\-/.", rf"\+[1-9][0-9]{{0,2}}{_PHONE_GROUPS}", _PHONE_END),
-    (
-        "PHONE", "digit", rf"{WORD}+\-/.",
-        r"(?:"
-        rf"00[1-9][0-9]{{0,2}}{_PHONE_GROUPS}"  # 00CC international
-        r"|\([0-9]{3}\)[ .\-]?[0-9]{3}[ .\-][0-9]{4}"  # (555) 123-4567
-        r"|[0-9]{3}[.\-][0-9]{3}[.\-][0-9]{4}"  # 555-123-4567, 555.123.4567
-        r"|0[0-9]{2,4}[ \-][0-9]{3,4}[ \-]?[0-9]{3,4}"  # 020 7946 0958, 07700 900123
-        r")",
-        _PHONE_END,
-    ),
+    ("PHONE", "digit", rf"{WORD}+\-/.", "+", rf"\+[1-9][0-9]{{0,2}}{_PHONE_GROUPS}", _PHONE_END),
+    # 00CC international, then national formats: four alternatives rather than one group of four
+    # (the same matches in the same order), so each has its own first characters (see _Route).
+    ("PHONE", "digit", rf"{WORD}+\-/.", "0", rf"00[1-9][0-9]{{0,2}}{_PHONE_GROUPS}", _PHONE_END),
+    ("PHONE", "digit", rf"{WORD}+\-/.", "(", r"\([0-9]{3}\)[ .\-]?[0-9]{3}[ .\-][0-9]{4}", _PHONE_END),  # (555) 123-4567
+    ("PHONE", "digit", rf"{WORD}+\-/.", "0-9", r"[0-9]{3}[.\-][0-9]{3}[.\-][0-9]{4}", _PHONE_END),  # 555-123-4567
+    ("PHONE", "digit", rf"{WORD}+\-/.", "0", r"0[0-9]{2,4}[ \-][0-9]{3,4}[ \-]?[0-9]{3,4}", _PHONE_END),  # 020 7946 0958
 ]
 
 _FAMILIES = ("secret", "email", "digit", "colon")
@@ -181,28 +183,125 @@ _SECRET_HINTS = (
 _DIGIT = regex_compile(r"[0-9]", latin1=True)
 
 
+# How many characters an alternative's `after` consumed, known from the match end alone when the
+# match does not end the text (there `\z` may have consumed nothing): every `after` is one of
+# "" (nothing), `(?:\z|[^…])` / `(?:\z|[…])` (one character), or `_not_followed_by(…,
+# dot_digit=True)`: one character, or two when it is "." then a non-digit. No body that has such an
+# `after` ends with ".", so a "." just before the last character is the after's. The differential
+# test against the single-pattern redactor (tests/privacy) checks this reading.
+_AFTER_NONE, _AFTER_ONE, _AFTER_DOT = 0, 1, 2
+
+
+def _after_shape(after: str) -> int:
+    if not after:
+        return _AFTER_NONE
+    return _AFTER_DOT if after.endswith(rf"|\.(?:\z|[^{DIGIT}]))") else _AFTER_ONE
+
+
+# The characters a body can hold, per (name, starts) of the alternatives whose bodies can begin
+# with a digit (one route of up to eight alternatives): a body with a ":" can only be IPv6, one
+# with a space is not IPv4, IPv6 or 555-123-4567, one without "@" is no email. Read off the
+# patterns above (for the two phone alternatives beginning with "0", the union); a character
+# missing here would lose matches, which the differential test against the single-pattern
+# redactor would show.
+_BODY_CHARS = {
+    ("EMAIL", _ALNUM): b"@.%+-_" + bytes(range(48, 58)) + bytes(range(65, 91)) + bytes(range(97, 123)) + b"\x80\x81\x84\x85\x86",
+    ("IPV4", "0-9"): b"0123456789.",
+    ("IPV6", "0-9A-Fa-f:"): b"0123456789abcdefABCDEF:.",
+    ("CARD", "0-9"): b"0123456789 -",
+    ("PHONE", "0"): b"0123456789 .-()",
+    ("PHONE", "0-9"): b"0123456789.-",
+}
+
+# RE2 finds submatches with its fast BitState engine only in programs of at most 512 instructions.
+_BITSTATE_MAX = 512
+
+
+class _Route:
+    """What a match whose body begins with a given byte can be: the alternatives that can begin
+    with it, in their order. When there is only one: its name and after shape (`name`, `after`),
+    so most matches need no second look. Otherwise `steps`: the alternatives as small capturing
+    patterns of consecutive alternatives (each within BitState's size where it can be), tried in
+    order; the first that matches at the position is the one (see _Pattern)."""
+
+    __slots__ = ("name", "after", "steps", "narrow")
+
+    def __init__(self, alternatives: list[tuple[str, str, str, str, str]]) -> None:
+        self.name = alternatives[0][0] if len(alternatives) == 1 else None
+        self.after = _after_shape(alternatives[0][3])
+        # When every alternative here has _BODY_CHARS: (its characters, name, after shape), to
+        # keep only the alternatives whose characters the match's body holds (see redact()).
+        self.narrow = None
+        if self.name is None and all((name, starts) in _BODY_CHARS for name, _, _, _, starts in alternatives):
+            self.narrow = [
+                (frozenset(_BODY_CHARS[name, starts]), name, _after_shape(after))
+                for name, _, _, after, starts in alternatives
+            ]
+        self.steps: list[tuple] = []  # (RE2 Match, {end marker group: alternative name})
+        group: list[tuple[str, str, str, str]] = []
+        for alternative in (alternative[:4] for alternative in alternatives):
+            if group and _capturing(group + [alternative]).programsize > _BITSTATE_MAX:
+                self.steps.append(_step(group))
+                group = []
+            group.append(alternative)
+        self.steps.append(_step(group))
+
+
+def _capturing(alternatives: list[tuple[str, str, str, str]]):
+    return regex_compile("|".join(f"{prefix}{body}()" + after for _, prefix, body, after in alternatives), latin1=True)
+
+
+def _step(alternatives: list[tuple[str, str, str, str]]) -> tuple:
+    return raw_match(_capturing(alternatives)), {i + 1: alternatives[i][0] for i in range(len(alternatives))}
+
+
 class _Pattern:
-    """The alternatives of some families as one RE2 pattern, and which group names which kind."""
+    r"""The alternatives of some families as one RE2 pattern without groups, and per first body
+    byte the _Route that tells which alternative matched and where its body ends.
 
-    def __init__(self, families: frozenset[str]) -> None:
-        parts = []
-        self.kinds: dict[int, str] = {}  # index of a body's end marker → alternative name
-        for name, family, before, body, after in _ALTERNATIVES:
-            if family not in families:
+    Why two steps: RE2 finds submatches of a program over 512 instructions with its NFA, which
+    costs ~1.5 µs per match on top of the ~0.8 µs of a call, and a text can hold thousands of
+    candidates. A pattern without groups is answered by the DFA alone. The match's first body byte
+    then leaves few alternatives (a "+" only the international phone, a ":" only IPv6), and the
+    body's end follows from the after's shape; only when several alternatives can begin with that
+    byte, or the match ends the text, do the route's small patterns run, anchored at the match, on
+    the whole text (so `\z` keeps its meaning). They find the same alternative: the route's ones
+    before it cannot match at that position (the big pattern would have taken them), and it
+    matches as it did there.
+    """
+
+    def __init__(self, families: frozenset[str], routes_cache: dict) -> None:
+        chosen = [i for i, alternative in enumerate(_ALTERNATIVES) if alternative[1] in families]
+        self.regex = regex_compile("|".join(f"{_PREFIXES[i]}{_ALTERNATIVES[i][4]}{_ALTERNATIVES[i][5]}" for i in chosen),
+                                   latin1=True)
+        self.routes: list[_Route | None] = []
+        for byte in range(256):
+            key = tuple(i for i in chosen if _STARTS[i].fullmatch(bytes([byte])))
+            if not key:
+                self.routes.append(None)  # no body begins with it: the big pattern never matches there
                 continue
-            prefix = r"(?s:.)" if before is None else f"[^{before}]"
-            parts.append(f"{prefix}{body}()" + after)
-            self.kinds[len(parts)] = name
-        self.regex = regex_compile("|".join(parts), latin1=True)
+            if key not in routes_cache:
+                routes_cache[key] = _Route(
+                    [(_ALTERNATIVES[i][0], _PREFIXES[i], *_ALTERNATIVES[i][4:], _ALTERNATIVES[i][3]) for i in key]
+                )
+            self.routes.append(routes_cache[key])
 
 
-# One compiled pattern per combination of families present (16 at most), built at import.
+_PREFIXES = [r"(?s:.)" if before is None else f"[^{before}]" for _, _, before, _, _, _ in _ALTERNATIVES]
+_STARTS = [regex_compile(f"[{starts}]", latin1=True) for _, _, _, starts, _, _ in _ALTERNATIVES]
+
+
+# One compiled pattern per combination of families present (16 at most), built at import, and
+# their routes (shared between bytes and patterns with the same alternatives: a few dozen).
+_ROUTES: dict = {}
 _PATTERNS = {
-    families: _Pattern(families) if families else None
+    families: _Pattern(families, _ROUTES) if families else None
     for families in (frozenset(f for i, f in enumerate(_FAMILIES) if mask >> i & 1) for mask in range(1 << len(_FAMILIES)))
 }
 # A card candidate that fails Luhn may still be a phone number (the body alone, as re.fullmatch did).
-_PHONE_ONLY = regex_compile("|".join(f"(?:{body})" for name, _, _, body, _ in _ALTERNATIVES if name == "PHONE"))
+# Card bodies are ASCII, so it runs on the char_classes() bytes, anchored at both ends of the body.
+_PHONE_ONLY = regex_compile("|".join(f"(?:{body})" for name, _, _, _, body, _ in _ALTERNATIVES if name == "PHONE"), latin1=True)
+_PHONE_BOTH = raw_match(_PHONE_ONLY)
 
 
 def _families_present(text: str, data: bytes) -> frozenset[str]:
@@ -220,23 +319,27 @@ def _families_present(text: str, data: bytes) -> frozenset[str]:
     return frozenset(found)
 
 
-# Issuer prefixes (Visa, Mastercard, Amex, Diners, Discover, UnionPay, Maestro): a str.startswith tuple.
-_CARD_PREFIXES = (
-    "4", *(f"5{d}" for d in "12345678"), *(f"2{d}" for d in "234567"), *(f"3{d}" for d in "45670689"),
-    "6011", "65", *(f"64{d}" for d in "456789"), "62", "50",
+# Issuer prefixes (Visa, Mastercard, Amex, Diners, Discover, UnionPay, Maestro): a startswith tuple.
+_CARD_PREFIXES = tuple(
+    prefix.encode()
+    for prefix in (
+        "4", *(f"5{d}" for d in "12345678"), *(f"2{d}" for d in "234567"), *(f"3{d}" for d in "45670689"),
+        "6011", "65", *(f"64{d}" for d in "456789"), "62", "50",
+    )
 )
+_ASCII_DIGITS = b"0123456789"
+# Luhn on bytes without a Python loop: digits from the right, the 1st, 3rd… as their value, the
+# 2nd, 4th… doubled with the digits of the product summed (2·7 = 14 → 5), each by one translate.
+_LUHN_PLAIN = bytes.maketrans(_ASCII_DIGITS, bytes(range(10)))
+_LUHN_DOUBLED = bytes.maketrans(_ASCII_DIGITS, bytes((2 * d) % 10 + (2 * d) // 10 for d in range(10)))
 
 
 def luhn_valid(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if position % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
+    return _luhn(digits.encode("ascii"))
+
+
+def _luhn(digits: bytes) -> bool:
+    return (sum(digits[-1::-2].translate(_LUHN_PLAIN)) + sum(digits[-2::-2].translate(_LUHN_DOUBLED))) % 10 == 0
 
 
 def iban_valid(candidate: str) -> bool:
@@ -248,21 +351,28 @@ def iban_valid(candidate: str) -> bool:
     return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
 
 
-def _card_valid(candidate: str) -> bool:
-    digits = candidate.replace(" ", "").replace("-", "")
-    return 13 <= len(digits) <= 19 and digits.startswith(_CARD_PREFIXES) and luhn_valid(digits)
+# The checks below take the body as char_classes() bytes: card, phone and IP bodies are ASCII by
+# their patterns, so those bytes are the text's characters, and bytes methods need no str slice.
+def _card_valid(body: bytes) -> bool:
+    digits = body.translate(None, b" -")
+    return 13 <= len(digits) <= 19 and digits.startswith(_CARD_PREFIXES) and _luhn(digits)
 
 
-def _phone_valid(candidate: str) -> bool:
-    digits = sum(c.isdigit() for c in candidate)
-    if candidate.startswith("00"):
+def _digit_count(body: bytes) -> int:
+    return len(body) - len(body.translate(None, _ASCII_DIGITS))
+
+
+def _phone_valid(body: bytes) -> bool:
+    digits = _digit_count(body)
+    if body.startswith(b"00"):
         digits -= 2
     return 7 <= digits <= 15
 
 
 def _assign_name(value: str) -> str:
     """`password = "` of `password = "hunter22`: up to the first : or =, spaces and a quote."""
-    end = min(i for i in (value.find(":"), value.find("=")) if i >= 0) + 1
+    colon, equals = value.find(":"), value.find("=")
+    end = (equals if colon < 0 else colon if equals < 0 else min(colon, equals)) + 1
     while end < len(value) and value[end] in " \t":
         end += 1
     if end < len(value) and value[end] in "\"'":
@@ -270,42 +380,102 @@ def _assign_name(value: str) -> str:
     return value[:end]
 
 
-def _ipv6_valid(candidate: str) -> bool:
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _ipv4_text_valid(octets: list[bytes]) -> bool:
+    """ipaddress.IPv4Address's rules for the dotted tail of an IPv6 candidate (4 decimal octets,
+    1–3 digits, no leading zero, ≤ 255); the candidate's characters are hex digits and dots."""
+    return len(octets) == 4 and all(
+        octet.isdigit() and len(octet) <= 3 and (octet == b"0" or octet[0] != 48) and int(octet) <= 255
+        for octet in octets
+    )
+
+
+def _ipv6_valid(body: bytes) -> bool:
     # "a::b"-like words and times are not addresses: require a digit and two colons in a row or 8 groups.
-    if not any(c.isdigit() for c in candidate):
+    if len(body.translate(None, _ASCII_DIGITS)) == len(body):
         return False
-    if "::" not in candidate and candidate.count(":") not in (6, 7):  # cheap before ipaddress
+    if b"::" not in body and body.count(b":") not in (6, 7):  # cheap before the parse
         return False
-    try:
-        ipaddress.IPv6Address(candidate)
-    except ValueError:
+    # What ipaddress.IPv6Address(candidate) accepts, step for step (its _ip_int_from_string), at a
+    # third of its cost: it built an address object and an int for a yes or no. Bodies hold only
+    # hex digits, ":" and "."; no "%" scope or "/" prefix to handle.
+    parts = body.split(b":")
+    if len(parts) < 3:
         return False
-    return True
+    if b"." in parts[-1]:
+        if not _ipv4_text_valid(parts.pop().split(b".")):
+            return False
+        parts += (b"0", b"0")  # the two hextets it stands for; any valid value will do
+    if len(parts) > 9:
+        return False
+    skip = None
+    for i in range(1, len(parts) - 1):
+        if not parts[i]:
+            if skip is not None:
+                return False  # at most one "::"
+            skip = i
+    if skip is not None:
+        high, low = skip, len(parts) - skip - 1
+        if not parts[0]:
+            high -= 1
+            if high:
+                return False  # a leading ":" only as part of "::"
+        if not parts[-1]:
+            low -= 1
+            if low:
+                return False  # a trailing ":" only as part of "::"
+        if high + low > 7:
+            return False  # "::" must stand for at least one hextet
+        parsed = parts[:high] + parts[len(parts) - low:]
+    else:
+        if len(parts) != 8 or not parts[0] or not parts[-1]:
+            return False
+        parsed = parts
+    # Each hextet 1–4 hex digits (an empty one is int("", 16), an error there too).
+    return all(0 < len(part) <= 4 and _HEX.issuperset(part) for part in parsed)
 
 
-def _replacement(name: str, value: str) -> tuple[str, str] | None:
-    """(kind, placeholder) for a candidate of alternative `name`, or None when it fails its check."""
+def _replacement(name: str, text: str, data: bytes, start: int, end: int) -> tuple[str, str] | None:
+    """(kind, placeholder) for the body text[start:end - 1] (data[start + 1:end]) of alternative
+    `name`, or None when it fails its check."""
+    if name == "PHONE":
+        return (PHONE, "[PHONE]") if _phone_valid(data[start + 1:end]) else None
+    if name == "CARD":
+        body = data[start + 1:end]
+        if _card_valid(body):
+            return CARD, "[CARD]"
+        # A card body (13–19 digits, single spaces or hyphens) can only be a phone number of the
+        # 00CC or 0xx national shapes, which begin with "0": check that and the digit count first,
+        # both before another RE2 call.
+        if body[0] == 48 and _phone_valid(body) and _PHONE_BOTH(ANCHOR_BOTH, data, start + 1, end)[0][0] >= 0:
+            return PHONE, "[PHONE]"
+        return None
+    if name == "IPV6":
+        return (IP, "[IP]") if _ipv6_valid(data[start + 1:end]) else None
+    if name == "IPV4":
+        return (IP, "[IP]") if all(int(octet) <= 255 for octet in data[start + 1:end].split(b".")) else None
     if name == "PEM" or name == "TOKEN":
         return SECRET, "[SECRET]"
+    value = text[start:end - 1]
     if name == "BEARER":
         return SECRET, f"{value.split()[0]} [SECRET]"
     if name == "ASSIGN":
         return SECRET, f"{_assign_name(value)}[SECRET]"
     if name == "EMAIL":
         return EMAIL, "[EMAIL]"
-    if name == "IBAN":
-        return (IBAN, "[IBAN]") if iban_valid(value) else None
-    if name == "IPV4":
-        return (IP, "[IP]") if all(int(octet) <= 255 for octet in value.split(".")) else None
-    if name == "IPV6":
-        return (IP, "[IP]") if _ipv6_valid(value) else None
-    if name == "CARD":
-        if _card_valid(value):
-            return CARD, "[CARD]"
-        if _PHONE_ONLY.fullmatch(value) and _phone_valid(value):
-            return PHONE, "[PHONE]"
-        return None
-    return (PHONE, "[PHONE]") if _phone_valid(value) else None
+    return (IBAN, "[IBAN]") if iban_valid(value) else None  # IBAN
+
+
+def _resolve(route: _Route, data: bytes, start: int) -> tuple[str, int]:
+    """(alternative name, body end) of the match at `start`, by the route's capturing patterns."""
+    for match, kinds in route.steps:
+        spans = match(ANCHOR_START, data, start, len(data))
+        if spans[0][0] >= 0:
+            marker = next(i for i in kinds if spans[i][0] >= 0)  # the one alternative that matched
+            return kinds[marker], spans[marker][0]
+    raise AssertionError("the big pattern matched here, so one of its alternatives does")
 
 
 def redact(text: str) -> tuple[str, dict[str, int]]:
@@ -314,8 +484,9 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
     1. Pick the pattern of the families the text can hold (cheap substring checks).
     2. Search char_classes("\n" + text) (the newline is the first character's "before");
        offsets there are the text's offsets plus one.
-    3. For each match: the body runs from after the "before" character to the end marker;
-       check it (checksums) and copy either the placeholder or the body itself.
+    3. For each match: find which alternative made it and where its body ends (the route of the
+       body's first byte, see _Pattern); the body is text[start:end - 1]. Check it (checksums)
+       and copy either the placeholder or the body itself.
     4. Search again from the body's last character (the next "before"), never earlier: every
        step moves forward, and RE2 reads each byte a bounded number of times.
     """
@@ -329,18 +500,36 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
     pieces: list[str] = []
     copied = 0  # characters of `text` already in `pieces`
     position = 0
-    regex, kinds = pattern.regex, pattern.kinds
-    while (spans := search_spans(regex, classes, position)) is not None:
-        marker = next(i for i in kinds if spans[i][0] >= 0)  # the one alternative that matched
-        start, end = spans[0][0], spans[marker][0] - 1  # the body is text[start:end]
-        found = _replacement(kinds[marker], text[start:end])
+    size = len(classes)
+    search, routes = raw_match(pattern.regex), pattern.routes
+    while True:
+        start, stop = search(UNANCHORED, classes, position, size)[0]
+        if start < 0:
+            break
+        route = routes[classes[start + 1]]
+        name, after = route.name, route.after
+        if name is None and route.narrow is not None and stop < size:
+            # Several alternatives begin so, and all have known characters: keep those whose
+            # characters hold the body without its last two (which may be the after's).
+            core = frozenset(classes[start + 1:stop - 2])
+            possible = [alternative for alternative in route.narrow if core <= alternative[0]]
+            if len(possible) == 1:
+                _, name, after = possible[0]
+        if name is not None and stop < size:  # one alternative begins so: its after's length gives the body's end
+            if after == _AFTER_DOT:
+                after = 2 if classes[stop - 2] == 46 else 1  # "." then a non-digit, or one character
+            end = stop - after
+        else:
+            name, end = _resolve(route, classes, start)
+        # The body is classes[start + 1:end], text[start:end - 1].
+        found = _replacement(name, text, classes, start, end)
         if found is not None:
             kind, placeholder = found
             counts[kind] = counts.get(kind, 0) + 1
             pieces.append(text[copied:start])
             pieces.append(placeholder)
-            copied = end
-        position = end  # the body's last character, in `classes` offsets
+            copied = end - 1
+        position = end - 1  # the body's last character, in `classes` offsets
     if not counts:
         return text, counts
     pieces.append(text[copied:])
