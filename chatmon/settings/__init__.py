@@ -188,6 +188,17 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=3, minute=30),
         "options": {"queue": Queue.DEFAULT},
     },
+    "review-hourly-stats-refresh": {
+        # Long windows read full past hours from the hourly rollup (apps.review.rollup).
+        "task": "apps.review.tasks.hourly_stats_refresh",
+        "schedule": 60.0,
+        "options": {"queue": Queue.DEFAULT, "expires": 55},
+    },
+    "otel-pending-content-sweep": {
+        "task": "apps.otel.tasks.pending_content_sweep",
+        "schedule": 300.0,
+        "options": {"queue": Queue.DEFAULT, "expires": 290},
+    },
 }
 
 # --- Auth, passwords, login throttling -----------------------------------------------------
@@ -415,12 +426,6 @@ ALERTS_RISK_SWEEP_HOURS = env_int("ALERTS_RISK_SWEEP_HOURS", 24)
 # --- chatmon: review and dashboard (apps.review) ------------------------------------------
 # Dashboard / stats overview: turn figures are cached this long (0: always computed live).
 REVIEW_STATS_CACHE_SECONDS = env_int("REVIEW_STATS_CACHE_SECONDS", 60)
-# Long windows read full past hours from the hourly rollup (apps.review.rollup), kept current here.
-CELERY_BEAT_SCHEDULE["review-hourly-stats-refresh"] = {
-    "task": "apps.review.tasks.hourly_stats_refresh",
-    "schedule": 60.0,
-    "options": {"queue": Queue.DEFAULT, "expires": 55},
-}
 
 # --- chatmon: privacy (apps.privacy) -----------------------------------------------------
 # Conversations deleted per transaction by retention (short locks; the nightly run loops).
@@ -449,8 +454,3 @@ OTLP_MAX_EVENTS_PER_SPAN = env_int("OTLP_MAX_EVENTS_PER_SPAN", 256)
 OTLP_PENDING_CONTENT_HOURS = env_int("OTLP_PENDING_CONTENT_HOURS", 24)
 # Longest time between a span's start and its first content event (how far back to look).
 OTLP_LOG_SPAN_WINDOW_MINUTES = env_int("OTLP_LOG_SPAN_WINDOW_MINUTES", 60)
-CELERY_BEAT_SCHEDULE["otel-pending-content-sweep"] = {
-    "task": "apps.otel.tasks.pending_content_sweep",
-    "schedule": 300.0,
-    "options": {"queue": Queue.DEFAULT, "expires": 290},
-}
