@@ -32,7 +32,8 @@ def cluster_titles_write(*, run: ClusterRun, drafts: list[ClusterDraft], user_te
             continue
         examples = [user_texts[p][:300] for p in draft.representatives]
         title = cluster_title_from_model(
-            model=model, keywords=draft.cluster.keywords, examples=examples, chatbot=run.chatbot
+            model=model, keywords=draft.cluster.keywords, examples=examples, chatbot=run.chatbot,
+            run_id=run.pk, cluster_index=draft.cluster.index,
         )
         if title:
             draft.cluster.label = title
@@ -41,8 +42,15 @@ def cluster_titles_write(*, run: ClusterRun, drafts: list[ClusterDraft], user_te
     return [f"{failures} titles fell back to keywords (labeling model failed)"] if failures else []
 
 
-def cluster_title_from_model(*, model: str, keywords: list[str], examples: list[str], chatbot: Chatbot) -> str | None:
-    """A ≤ 5-word title from the chat model, recorded as an LLMCall (purpose "labeling")."""
+def cluster_title_from_model(
+    *, model: str, keywords: list[str], examples: list[str], chatbot: Chatbot, run_id: int | None = None,
+    cluster_index: int | None = None,
+) -> str | None:
+    """A ≤ 5-word title from the chat model, recorded as an LLMCall (purpose "labeling").
+
+    The call quotes end users' messages, so it names the run and cluster it was made for: when
+    that cluster loses members (erasure, retention) the call is deleted (recount.py).
+    """
     import openai
 
     from apps.conversations.choices import CallPurpose
@@ -52,8 +60,11 @@ def cluster_title_from_model(*, model: str, keywords: list[str], examples: list[
     from .embeddings import _openai_client
 
     prompt = "Keywords: " + ", ".join(keywords) + "\nExample user messages:\n" + "\n".join(f"- {e}" for e in examples)
+    from .recount import TITLE_CALL_INDEX_KEY, TITLE_CALL_RUN_KEY
+
+    link = {TITLE_CALL_RUN_KEY: run_id, TITLE_CALL_INDEX_KEY: cluster_index} if run_id is not None else {}
     call = LLMCall(chatbot=chatbot, purpose=CallPurpose.LABELING, function_name="clustering.title",
-                   provider="openai", model=model, input_text=prompt[:4000])
+                   provider="openai", model=model, input_text=prompt[:4000], metadata=link)
     began = time.monotonic()
     try:
         response = _openai_client().chat.completions.create(
