@@ -298,3 +298,27 @@ def test_erasing_the_second_user_of_a_conversation_deletes_only_their_turns(bot_
     response = bot_client.delete("/api/v1/end-users/carol")
     assert response.json()["deleted"]["conversations"] == 1 and response.json()["deleted"]["turns"] == 1
     assert not Conversation.objects.exists()
+
+
+@pytest.mark.django_db
+def test_title_calls_recorded_before_they_named_their_cluster_go_when_they_quote_the_user(bot_client, chatbot):
+    _post_ok(bot_client, "/api/v1/ingest/turns", {"turns": [
+        {"conversation_id": "c1", "turn_id": "1", "user_id": "carol", "user_message": "my blender broke"},
+        {"conversation_id": "c2", "turn_id": "1", "user_id": "dave", "user_message": "parcel is late"},
+    ]})
+    carol_turn, dave_turn = Turn.objects.order_by("conversation__external_id")
+    run = ClusterRun.objects.create(chatbot=chatbot, window_start=carol_turn.timestamp,
+                                    window_end=carol_turn.timestamp, backend="tfidf")
+    cluster = Cluster.objects.create(run=run, index=0, label="Broken blender", size=2)
+    for turn in (carol_turn, dave_turn):
+        ClusterMember.objects.create(cluster=cluster, turn=turn, is_representative=True)
+    legacy = dict(chatbot=chatbot, purpose="labeling", function_name="clustering.title")
+    LLMCall.objects.create(**legacy, input_text="Keywords: blender\nExample user messages:\n- my blender broke")
+    LLMCall.objects.create(**legacy, input_text="Keywords: parcel\nExample user messages:\n- parcel is late")
+
+    assert bot_client.delete("/api/v1/end-users/carol").json()["deleted"]["llm_calls"] == 1
+    assert list(LLMCall.objects.values_list("input_text", flat=True)) == [
+        "Keywords: parcel\nExample user messages:\n- parcel is late"
+    ]
+    cluster.refresh_from_db()
+    assert cluster.size == 1 and cluster.label != "Broken blender" and "blender" not in cluster.keywords
