@@ -34,7 +34,8 @@ def cluster_titles_write(*, run: ClusterRun, drafts: list[ClusterDraft], user_te
             continue
         examples = [user_texts[p][:300] for p in draft.representatives]
         title = cluster_title_from_model(
-            model=model, keywords=draft.cluster.keywords, examples=examples, chatbot=run.chatbot
+            model=model, keywords=draft.cluster.keywords, examples=examples, chatbot=run.chatbot,
+            run_id=run.pk, cluster_index=draft.cluster.index,
         )
         if title:
             draft.cluster.label = title
@@ -43,15 +44,25 @@ def cluster_titles_write(*, run: ClusterRun, drafts: list[ClusterDraft], user_te
     return [f"{failures} titles fell back to keywords (labeling model failed)"] if failures else []
 
 
-def cluster_title_from_model(*, model: str, keywords: list[str], examples: list[str], chatbot: Chatbot) -> str | None:
-    """A ≤ 5-word title from the chat model, recorded as an LLMCall (purpose "labeling")."""
+def cluster_title_from_model(
+    *, model: str, keywords: list[str], examples: list[str], chatbot: Chatbot, run_id: int | None = None,
+    cluster_index: int | None = None,
+) -> str | None:
+    """A ≤ 5-word title from the chat model, recorded as an LLMCall (purpose "labeling").
+
+    The call quotes end users' messages, so it names the run and cluster it was made for: when
+    that cluster loses members (erasure, retention) the call is deleted (recount.py).
+    """
     import openai
 
     prompt = "Keywords: " + ", ".join(keywords) + "\nExample user messages:\n" + "\n".join(f"- {e}" for e in examples)
+    from .recount import TITLE_CALL_INDEX_KEY, TITLE_CALL_RUN_KEY
+
+    link = {TITLE_CALL_RUN_KEY: run_id, TITLE_CALL_INDEX_KEY: cluster_index} if run_id is not None else {}
     try:
         with llm_call_recorded(
             purpose=CallPurpose.LABELING, model=model, function_name="clustering.title", chatbot=chatbot,
-            input_text=prompt[:4000],
+            input_text=prompt[:4000], metadata=link,
         ) as call:
             # Like the embeddings, the client's own retries cover brief 429/5xx.
             response = openai_client(max_retries=2, api_key_fallback="not-set").chat.completions.create(

@@ -21,8 +21,10 @@ class Conversation(models.Model):
 
     chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="conversations")
     external_id = models.CharField(max_length=255)
+    # The first end user seen in the conversation, for display and filtering; each turn records
+    # its own (Turn.end_user_hash).
     end_user_hash = models.CharField(
-        max_length=64, blank=True, help_text="HMAC-SHA256 of the end-user id (never the raw id)."
+        max_length=64, blank=True, help_text="HMAC-SHA256 of the first end user's id (never the raw id)."
     )
     channel = models.CharField(max_length=32, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
@@ -72,6 +74,8 @@ class Conversation(models.Model):
         ]
 
     def __str__(self) -> str:
+        # The bot's id can be personal data (`whatsapp:+49…`): shown in the admin, never written
+        # to audit rows (apps.audit.services names objects by internal id).
         return self.external_id
 
     @property
@@ -86,6 +90,11 @@ class Turn(models.Model):
     # Denormalised so per-chatbot aggregates over a time window use one index.
     chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="turns")
     external_id = models.CharField(max_length=255, null=True, blank=True, help_text="The bot's turn_id: the idempotency key.")
+    # Whose turn this is: a conversation can have several end users (a shared support thread, a
+    # group chat); erasure removes exactly the turns of one (apps.privacy.services).
+    end_user_hash = models.CharField(
+        max_length=64, blank=True, default="", help_text="HMAC-SHA256 of this turn's end-user id (never the raw id)."
+    )
     sequence = models.PositiveIntegerField(default=0)
     timestamp = models.DateTimeField(default=timezone.now)
     user_message = models.TextField()
@@ -143,6 +152,7 @@ class Turn(models.Model):
                 fields=["created_at"], name="turn_risky_created",
                 condition=Q(is_flagged=True, risk_level__in=["high", "critical"]),
             ),
+            models.Index(fields=["chatbot", "end_user_hash"], name="turn_chatbot_end_user", condition=~Q(end_user_hash="")),
         ]
 
     def __str__(self) -> str:

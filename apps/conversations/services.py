@@ -30,8 +30,8 @@ from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
 
-from .choices import FlagReason
-from .models import Conversation, LLMCall, Turn
+from .choices import CallPurpose, FlagReason
+from .models import ZERO_COST, Conversation, LLMCall, Turn
 
 # The conversation's summary: written here only (tests/conversations/test_architecture.py).
 CONVERSATION_SUMMARY_FIELDS = frozenset({
@@ -212,6 +212,94 @@ def _conversation_summaries_write(conversations: list[Conversation]) -> None:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+# --- summary: recomputed from the rows (erasure) ------------------------------------------------
+
+def conversation_summary_recompute(*, conversation_ids: Iterable[int]) -> None:
+    """Recompute the summaries of locked conversations from the turns and calls they still have.
+
+    For erasure, which deletes some end user's turns from a conversation that other end users'
+    turns keep alive: the increments of conversation_turns_add / conversation_calls_add /
+    turn_thumbs_move cannot be undone one by one, so every summary field is derived again, the
+    way those functions build it:
+
+    1. Counts, tokens and cost: the turns' own totals (which include their calls), plus the
+       bot's calls not linked to any turn (counted into the conversation only).
+    2. Errors, fallbacks, thumbs, highest risk, lowest judge score: over the remaining turns.
+    3. Flags: the union of the remaining turns' reasons, in the conversation's order, plus a
+       manual flag set on the conversation itself; unflagged when none is left.
+    4. Activity span: earliest and latest turn or call; unchanged when none is left.
+    5. What the conversation took from its first turn (first end user, metadata) comes from its
+       first remaining turn, so nothing of a deleted turn stays on the conversation.
+
+    The caller holds the conversation locks (lock order 1) in this transaction.
+    """
+    ids = sorted(set(conversation_ids))
+    if not ids:
+        return
+    turns_by_conversation: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    for row in (
+        Turn.objects.filter(conversation_id__in=ids)
+        .order_by("conversation_id", "sequence", "id")
+        .values("conversation_id", "timestamp", "total_tokens", "total_cost_usd", "has_error", "fallback_used",
+                "thumbs_up", "thumbs_down", "risk_score", "judge_overall", "flag_reasons", "end_user_hash",
+                "metadata")
+    ):
+        turns_by_conversation[row["conversation_id"]].append(row)
+    loose_calls: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    call_times: dict[int, list[datetime]] = {i: [] for i in ids}
+    for row in LLMCall.objects.filter(conversation_id__in=ids).values(
+        "conversation_id", "turn_id", "purpose", "input_tokens", "output_tokens", "cost_usd", "timestamp",
+        "turn_external_id",
+    ):
+        if row["purpose"] != CallPurpose.BOT:
+            continue
+        call_times[row["conversation_id"]].append(row["timestamp"])
+        if row["turn_id"] is None:
+            loose_calls[row["conversation_id"]].append(row)
+
+    conversations = list(Conversation.objects.filter(pk__in=ids).order_by("id"))
+    for conversation in conversations:
+        turns = turns_by_conversation[conversation.pk]
+        loose = loose_calls[conversation.pk]
+        conversation.turn_count = len(turns)
+        conversation.total_tokens = sum(t["total_tokens"] for t in turns) + sum(
+            c["input_tokens"] + c["output_tokens"] for c in loose
+        )
+        conversation.cost_usd = sum((t["total_cost_usd"] for t in turns), ZERO_COST) + sum(
+            (c["cost_usd"] for c in loose), ZERO_COST
+        )
+        conversation.error_count = sum(1 for t in turns if t["has_error"])
+        conversation.fallback_count = sum(1 for t in turns if t["fallback_used"])
+        conversation.thumbs_up = sum(t["thumbs_up"] for t in turns)
+        conversation.thumbs_down = sum(t["thumbs_down"] for t in turns)
+        conversation.max_risk_score = max((t["risk_score"] for t in turns), default=0)
+        conversation.min_judge_score = min(
+            (t["judge_overall"] for t in turns if t["judge_overall"] is not None), default=None
+        )
+        conversation.has_early_calls = any(c["turn_external_id"] for c in loose)
+
+        turn_reasons = [r for t in turns for r in (t["flag_reasons"] or [])]
+        kept = [r for r in conversation.flag_reasons if r in turn_reasons or r == FlagReason.MANUAL]
+        reasons = list(dict.fromkeys([*kept, *turn_reasons]))
+        conversation.flag_reasons = reasons
+        if not reasons:
+            conversation.is_flagged, conversation.flagged_at = False, None
+        elif not conversation.is_flagged:
+            conversation.is_flagged, conversation.flagged_at = True, timezone.now()
+
+        stamps = [t["timestamp"] for t in turns] + call_times[conversation.pk]
+        if stamps:
+            conversation.started_at, conversation.last_activity_at = min(stamps), max(stamps)
+        conversation.end_user_hash = next((t["end_user_hash"] for t in turns if t["end_user_hash"]), "")
+        conversation.metadata = next((t["metadata"] for t in turns if t["metadata"]), {})
+
+    Conversation.objects.bulk_update(
+        conversations,
+        sorted(CONVERSATION_SUMMARY_FIELDS | {"end_user_hash", "metadata"}),
+        batch_size=500,
+    )
 
 
 # --- summary: thumbs and the judge -------------------------------------------------------------

@@ -41,7 +41,7 @@ def demo_transcript(
         turn.pk: voter_key_compute(
             chatbot_id=turn.chatbot_id,
             turn_id=turn.pk,
-            conversation_end_user_hash=turn.conversation.end_user_hash,
+            turn_end_user_hash=turn.end_user_hash or turn.conversation.end_user_hash,
         )
         for turn in recent
     }

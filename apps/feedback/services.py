@@ -5,15 +5,12 @@ the conversation there first, then its turn, then feedback rows, so every vote f
 conversation is serialised by that one row lock and the counters never drift.
 """
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import transaction
 
 from apps.conversations.choices import FlagReason
-from apps.conversations.models import Conversation, Turn
+from apps.conversations.models import Turn
 from apps.conversations.services import (
     conversation_lock,
     conversation_lock_for_turn,
@@ -21,7 +18,7 @@ from apps.conversations.services import (
     turn_flag_withdraw,
     turn_thumbs_move,
 )
-from apps.privacy.hashing import end_user_hash
+from apps.privacy.hashing import anonymous_turn_voter_hash, end_user_hash
 from apps.privacy.policy import text_redact_for
 
 from .choices import FeedbackSource, Rating
@@ -48,42 +45,42 @@ class FeedbackResult:
 
 def feedback_voter_key(*, turn: Turn, user_id: str = "") -> str:
     """Who is voting, as a keyed hash: one feedback per turn per voter (see voter_key_compute)."""
-    conversation_hash = ""
+    turn_end_user_hash = ""
     if not user_id:
-        conversation_hash = (
-            Conversation.objects.filter(pk=turn.conversation_id)
-            .values_list("end_user_hash", flat=True)
+        row = (
+            Turn.objects.filter(pk=turn.pk)
+            .values_list("end_user_hash", "conversation__end_user_hash")
             .first()
-            or ""
         )
+        turn_end_user_hash = (row[0] or row[1]) if row else ""
     return voter_key_compute(
         chatbot_id=turn.chatbot_id,
         turn_id=turn.pk,
-        conversation_end_user_hash=conversation_hash,
+        turn_end_user_hash=turn_end_user_hash,
         user_id=user_id,
     )
 
 
-def voter_key_compute(
-    *, chatbot_id: int, turn_id: int, conversation_end_user_hash: str, user_id: str = ""
-) -> str:
+def voter_key_compute(*, chatbot_id: int, turn_id: int, turn_end_user_hash: str, user_id: str = "") -> str:
     """The voter of a vote, in this order:
 
-    1. A bot that names its end user (bot-side API with `user_id`): the same HMAC as the
-       conversation's `end_user_hash`, so a vote from the bot's UI and one from the widget by
-       the same person replace each other.
-    2. Otherwise the conversation's end user, when the bot sent a `user_id` at ingest.
-    3. Otherwise (anonymous conversation) a keyed hash of the turn itself: the turn gets at most
+    1. A bot that names its end user (bot-side API with `user_id`): the same HMAC as the turn's
+       `end_user_hash` (apps.privacy.hashing), so a vote from the bot's UI and one from the
+       widget by the same person replace each other.
+    2. Otherwise the turn's end user (the turn's own `user_id` at ingest, else its
+       conversation's end user): `turn_end_user_hash`.
+    3. Otherwise (anonymous turn) a keyed hash of the turn itself: the turn gets at most
        one anonymous vote, which later anonymous votes replace. A widget has no trustworthy
        identity of its own (cookies are third-party, ids are forgeable), and the token already
        limits who can vote to whoever was shown the answer.
     """
     if user_id:
-        return end_user_hash(chatbot_id=chatbot_id, user_id=user_id)
-    if conversation_end_user_hash:
-        return conversation_end_user_hash
-    message = f"anonymous-turn:{turn_id}".encode()
-    return hmac.new(settings.END_USER_HASH_KEY.encode(), message, hashlib.sha256).hexdigest()
+        voter = end_user_hash(chatbot_id=chatbot_id, user_id=user_id)
+        if voter:
+            return voter
+    if turn_end_user_hash:
+        return turn_end_user_hash
+    return anonymous_turn_voter_hash(turn_id=turn_id)
 
 
 def feedback_submit(

@@ -99,7 +99,7 @@ def convai2_replay(path: Path, *, limit: int | None = None) -> dict[str, int]:
             rating = "up" if rated[turn.external_id] == 1 else "down"
             feedback_submit(
                 turn_id=turn.pk, rating=rating, source="import",
-                voter_key=voter_key_compute(chatbot_id=chatbot.pk, turn_id=turn.pk, conversation_end_user_hash="",
+                voter_key=voter_key_compute(chatbot_id=chatbot.pk, turn_id=turn.pk, turn_end_user_hash="",
                                             user_id=human_id),
             )
             counts[rating] += 1

@@ -177,7 +177,7 @@ def demo_seed(*, conversations: int = 150, days: int = 14, seed: int = 7, batch_
             feedback_submit(
                 turn_id=turn.pk,
                 voter_key=voter_key_compute(chatbot_id=chatbot.pk, turn_id=turn.pk,
-                                            conversation_end_user_hash=turn.conversation.end_user_hash),
+                                            turn_end_user_hash=turn.end_user_hash or turn.conversation.end_user_hash),
                 rating=rating, comment=comment, source="widget",
             )
         counts[chatbot.slug] = len(results)

@@ -3,8 +3,9 @@
 `turns_ingest` stores a batch of turns in one transaction:
 
 1. Outside the transaction, per turn: tokens (tiktoken when absent), cost (ModelPrice when
-   absent), risk score (cached compiled rules), judge sampling, end-user hash, then PII
-   redaction of the texts (the chatbot's policy, apps.privacy.policy): only redacted text is stored.
+   absent), risk score (cached compiled rules), judge sampling, end-user hash (stored on the
+   turn, and on a new conversation as its first end user), then PII redaction of the texts
+   (the chatbot's policy, apps.privacy.policy): only redacted text is stored.
 2. Upsert the batch's conversations (INSERT … ON CONFLICT DO NOTHING), then lock them with
    SELECT … FOR UPDATE in id order (apps.conversations.services, which owns the lock order
    and the summaries), so concurrent batches for one conversation serialise here.
@@ -189,7 +190,7 @@ def _turn_prepare(chatbot: Chatbot, index: int, data: TurnInput, rules: list) ->
         index=index, data=data, prompt_tokens=prompt, completion_tokens=completion,
         tokens_estimated=estimated or any(c.tokens_estimated for c in calls), cost_usd=cost, calls=calls,
         verdict=verdict, flag_reasons=flag_reasons, sampled=sampled,
-        end_user_hash=end_user_hash(chatbot_id=chatbot.pk, user_id=data.user_id) if data.user_id else "",
+        end_user_hash=end_user_hash(chatbot_id=chatbot.pk, user_id=data.user_id),
         pii_found=pii_found,
     )
     return prepared.with_calls(calls)
@@ -342,7 +343,8 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
 def _turn_build(item: _PreparedTurn, *, chatbot: Chatbot, conversation: Conversation, sequence: int, now: Any) -> Turn:
     data = item.data
     return Turn(
-        conversation=conversation, chatbot=chatbot, external_id=data.turn_id, sequence=sequence,
+        conversation=conversation, chatbot=chatbot, external_id=data.turn_id, end_user_hash=item.end_user_hash,
+        sequence=sequence,
         timestamp=data.timestamp, user_message=data.user_message, bot_response=data.bot_response,
         latency_ms=data.latency_ms, fallback_used=data.fallback_used, has_error=data.has_error, error=data.error,
         intent=data.intent, model=data.model or chatbot.model,

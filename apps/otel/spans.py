@@ -28,6 +28,7 @@ from django.conf import settings
 
 from apps.core.text import nul_replace
 from apps.ingest.validation import MAX_LATENCY_MS
+from apps.privacy.hashing import end_user_id_normalise
 
 from .mapping import (
     TURN_OPERATIONS,
@@ -315,7 +316,8 @@ def span_turn_raw(span: Span, call: dict[str, Any]) -> dict[str, Any]:
     return {
         "conversation_id": span.conversation_id,
         "turn_id": span.key,
-        "user_id": str(user_id)[:255] if user_id else None,
+        # Normalised as on every path (apps.privacy.hashing), then clipped to the ingest limit.
+        "user_id": end_user_id_normalise(user_id)[:255] or None,
         "user_message": text_clip(span.content.user_message() or ""),
         "bot_response": text_clip(span.content.answer() or ""),
         "timestamp": nanos_to_datetime(span.end_ns or span.start_ns).isoformat(),

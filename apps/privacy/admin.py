@@ -2,8 +2,8 @@
 
 `erase_end_user_admin_action` is added to ConversationAdmin.actions (apps/review/admin.py).
 It asks for confirmation first (like Django's delete_selected) and then erases, for every
-selected conversation, its end user's data in that chatbot — or the conversation alone when it
-has no end user.
+selected conversation, the data of every end user with a turn in it (in that chatbot), then
+what is left of the conversation (turns sent without an end user).
 """
 
 from typing import Any
@@ -11,11 +11,11 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from apps.conversations.models import Conversation
+from apps.conversations.models import Conversation, Turn
 
 from .services import conversations_erase
 
@@ -26,11 +26,20 @@ def erase_end_user_admin_action(modeladmin: Any, request: HttpRequest, queryset:
         raise PermissionDenied
     # The changelist queryset is already limited to the chatbots this user may see.
     rows = list(queryset.values_list("id", "chatbot_id", "end_user_hash"))
-    end_users = {(c, h) for _, c, h in rows if h}
-    anonymous = sum(1 for _, _, h in rows if not h)
-    affected = sum(
-        Conversation.objects.filter(chatbot_id=c, end_user_hash=h).count() for c, h in end_users
-    ) + anonymous
+    ids = [r[0] for r in rows]
+    # Every end user with a turn in the selection (a conversation can have several).
+    end_users = {(c, h) for _, c, h in rows if h} | set(
+        Turn.objects.filter(conversation_id__in=ids).exclude(end_user_hash="")
+        .values_list("chatbot_id", "end_user_hash").distinct()
+    )
+    # Hashes are keyed by chatbot, so a hash names one end user of one chatbot.
+    hashes = {h for _, h in end_users}
+    touched = set(
+        Conversation.objects.filter(Q(end_user_hash__in=hashes) | Q(turns__end_user_hash__in=hashes))
+        .values_list("pk", flat=True).distinct()
+    ) if hashes else set()
+    anonymous = sum(1 for i in ids if i not in touched)
+    affected = len(touched) + anonymous
     if request.POST.get("post") != "yes":
         context = {
             **modeladmin.admin_site.each_context(request),

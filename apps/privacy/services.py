@@ -1,11 +1,17 @@
 """Erasure and retention: delete an end user's data, or everything past a chatbot's retention.
 
-Both delete whole conversations in bounded batches, one short transaction per batch, taking
-the conversation row locks first (the lock order of apps/conversations/services.py) so they
-never deadlock with ingest, feedback or the judge. Deleting a conversation cascades to its
-turns, LLM calls (the bot's and the judge's), evaluations, feedback, cached embeddings and
-cluster memberships; the clusters that lost members are recounted afterwards so the clustering
-browse stays consistent. Every run writes one AuditEvent with counts, never personal data.
+Both work in bounded batches, one short transaction per batch, taking the conversation row
+locks first (the lock order of apps/conversations/services.py) so they never deadlock with
+ingest, feedback or the judge.
+
+Retention deletes whole conversations. Erasure deletes the end user's turns: each turn records
+its end user (Turn.end_user_hash), and a conversation can hold several (a shared thread). A
+conversation goes whole when none of its turns is another user's; otherwise only the user's
+turns go and apps.conversations recomputes the conversation's summary from the turns left.
+Deleting a turn cascades to its LLM calls (the bot's and the judge's), evaluations, feedback,
+cached embeddings and cluster memberships; the clusters that lost members are recounted and
+relabelled from the members left, and the labeling-model calls that quoted them are deleted
+(apps/clustering/recount.py). Every run writes one AuditEvent with counts, never personal data.
 """
 
 import logging
@@ -16,13 +22,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.services import audit_event_record
 from apps.chatbots.models import Chatbot
-from apps.clustering.recount import clusters_of_conversations, clusters_recount
-from apps.conversations.models import Conversation, LLMCall
-from apps.conversations.services import conversations_lock
+from apps.clustering.recount import clusters_of_conversations, clusters_of_turns, clusters_recount
+from apps.conversations.choices import CallPurpose
+from apps.conversations.models import Conversation, LLMCall, Turn
+from apps.conversations.services import conversation_summary_recompute, conversations_lock
 from apps.feedback.models import Feedback
 
 from .hashing import end_user_hash
@@ -102,6 +110,64 @@ class ErasureResult:
         return self.end_user_hash[:12]
 
 
+def _end_user_turns(*, conversation_ids: list[int], hashed_id: str):
+    """The end user's turns in these conversations: those sent with their id, and those sent
+    with no id at all in a conversation whose (first) end user they are — the turns that were
+    theirs before turns recorded an end user each."""
+    return Turn.objects.filter(conversation_id__in=conversation_ids).filter(
+        Q(end_user_hash=hashed_id) | Q(end_user_hash="", conversation__end_user_hash=hashed_id)
+    )
+
+
+def _end_user_turns_delete(*, conversation_ids: list[int], hashed_id: str) -> tuple[dict[str, int], set[int], set[str]]:
+    """Delete one end user's turns of these conversations in one transaction, under the locks.
+
+    A conversation left with no turn goes whole; one that keeps other users' turns gets its
+    summary recomputed. Returns the per-model counts, the clusters that lost members, and the
+    texts of the deleted turns that were cluster representatives (what title calls quoted).
+    """
+    per_model: Counter = Counter()
+    with transaction.atomic():
+        locked = conversations_lock(conversation_ids=conversation_ids)
+        if not locked:
+            return {}, set(), set()
+        turns = list(_end_user_turns(conversation_ids=locked, hashed_id=hashed_id).values_list("id", "conversation_id"))
+        turn_ids = [t for t, _ in turns]
+        clusters = clusters_of_turns(turn_ids=turn_ids)
+        quoted = set(
+            Turn.objects.filter(pk__in=turn_ids, cluster_memberships__is_representative=True)
+            .values_list("user_message", flat=True)
+        )
+        kept = set(
+            Turn.objects.filter(conversation_id__in=locked).exclude(pk__in=turn_ids)
+            .values_list("conversation_id", flat=True).distinct()
+        )
+        whole = [c for c in locked if c not in kept]
+        if whole:
+            clusters |= clusters_of_conversations(conversation_ids=whole)
+            _, deleted = Conversation.objects.filter(pk__in=whole).delete()
+            per_model.update(deleted)
+        partial = [t for t, c in turns if c in kept]
+        if partial:
+            _, deleted = Turn.objects.filter(pk__in=partial).delete()
+            per_model.update(deleted)
+            conversation_summary_recompute(conversation_ids=kept)
+    return dict(per_model), clusters, quoted
+
+
+def _legacy_title_calls_delete(*, chatbot: Chatbot, quoted: set[str]) -> int:
+    """Labeling-model calls recorded before they named their cluster (no link in metadata) that
+    quote one of these texts as an example message (titles.py quotes `- <first 300 chars>`)."""
+    deleted = 0
+    unlinked = LLMCall.objects.filter(chatbot=chatbot, purpose=CallPurpose.LABELING).exclude(
+        metadata__has_key="cluster_run_id"
+    )
+    for text in quoted:
+        if text[:300].strip():
+            deleted += unlinked.filter(input_text__contains=f"- {text[:300]}").delete()[0]
+    return deleted
+
+
 def end_user_erase(
     *,
     chatbot: Chatbot,
@@ -112,29 +178,49 @@ def end_user_erase(
     via: str = "api",
     batch_size: int = 200,
 ) -> ErasureResult:
-    """Erase every conversation of one end user of one chatbot, and their votes elsewhere.
+    """Erase every turn of one end user of one chatbot, and their votes elsewhere.
 
-    1. The end user is found by the same HMAC ingest stores (or by a stored hash, from the admin).
-    2. Their conversations go in batches (cascading to turns, calls, evaluations, feedback,
-       embeddings, cluster memberships).
-    3. Their votes on other people's conversations of this chatbot go through the feedback
-       service, so those turns' and conversations' thumbs counters stay exact.
-    4. Clusters that lost members are recounted; one AuditEvent records the counts.
+    1. The end user is found by the same normalised HMAC ingest stores (apps.privacy.hashing),
+       or by a stored hash (the admin).
+    2. The conversations holding one of their turns, in batches: their turns go (with calls,
+       evaluations, feedback, embeddings, cluster memberships); a conversation with no other
+       user's turn goes whole, the others get their summaries recomputed.
+    3. Their votes on other people's turns of this chatbot go through the feedback service, so
+       those turns' and conversations' thumbs counters and flags stay exact.
+    4. Clusters that lost members are recounted and relabelled, the labeling-model calls that
+       quoted them deleted; one AuditEvent records the counts, which the API answers.
     """
     if not hashed_id:
-        if not user_id:
-            raise ValueError("user_id or hashed_id is required")
         hashed_id = end_user_hash(chatbot_id=chatbot.pk, user_id=user_id)
-    totals, touched_clusters = _conversations_delete_batched(
-        chatbot=chatbot, where={"end_user_hash": hashed_id}, batch_size=batch_size
+        if not hashed_id:
+            raise ValueError("user_id or hashed_id is required")
+    totals = DeletionCounts()
+    touched_clusters: set[int] = set()
+    quoted: set[str] = set()
+    done: set[int] = set()
+    theirs = Q(end_user_hash=hashed_id) | Q(
+        pk__in=Turn.objects.filter(chatbot=chatbot, end_user_hash=hashed_id).values("conversation_id")
     )
+    while True:
+        ids = list(
+            Conversation.objects.filter(theirs, chatbot=chatbot).exclude(pk__in=done)
+            .order_by("id").values_list("id", flat=True)[:batch_size]
+        )
+        if not ids:
+            break
+        done.update(ids)
+        per_model, clusters, texts = _end_user_turns_delete(conversation_ids=ids, hashed_id=hashed_id)
+        totals.add(per_model)
+        touched_clusters |= clusters
+        quoted |= texts
 
     from apps.feedback.services import feedback_delete
 
     for feedback_id in Feedback.objects.filter(chatbot=chatbot, voter_key=hashed_id).values_list("id", flat=True):
         if feedback_delete(feedback_id=feedback_id):
             totals.counts["feedback"] += 1
-    clusters_recount(cluster_ids=touched_clusters)
+    totals.counts["llm_calls"] += clusters_recount(cluster_ids=touched_clusters)
+    totals.counts["llm_calls"] += _legacy_title_calls_delete(chatbot=chatbot, quoted=quoted)
 
     result = ErasureResult(end_user_hash=hashed_id, counts=totals.as_dict())
     audit_event_record(
@@ -148,27 +234,47 @@ def end_user_erase(
 
 
 def conversations_erase(*, conversation_ids: list[int], actor: Any = None) -> dict[int, ErasureResult]:
-    """The admin action: erase the end users of these conversations (or, when a conversation
-    has no end user, that conversation alone). One AuditEvent per end user / conversation."""
+    """The admin action: erase every end user with a turn in these conversations (all their
+    data in that chatbot), then whatever of the conversations is left (turns sent without an
+    end user). One AuditEvent per end user, and one per conversation erased on its own.
+
+    Returns the results by conversation id: an end user's under the first selected
+    conversation they appear in.
+    """
     results: dict[int, ErasureResult] = {}
     rows = list(Conversation.objects.filter(pk__in=conversation_ids).values_list("id", "chatbot_id", "end_user_hash"))
-    done: set[tuple[int, str]] = set()
     chatbots = {c.pk: c for c in Chatbot.objects.filter(pk__in={r[1] for r in rows})}
-    for conversation_id, chatbot_id, hashed in rows:
-        chatbot = chatbots[chatbot_id]
-        if hashed:
-            if (chatbot_id, hashed) in done:
-                continue
-            done.add((chatbot_id, hashed))
-            results[conversation_id] = end_user_erase(chatbot=chatbot, hashed_id=hashed, actor=actor, via="admin")
-            continue
+    users: dict[tuple[int, str], int] = {}
+    for conversation_id, chatbot_id, hashed in sorted(rows):
+        turn_users = (
+            Turn.objects.filter(conversation_id=conversation_id).exclude(end_user_hash="")
+            .values_list("end_user_hash", flat=True).distinct()
+        )
+        for user in sorted({hashed, *turn_users} - {""}):
+            users.setdefault((chatbot_id, user), conversation_id)
+    for (chatbot_id, hashed), conversation_id in users.items():
+        result = end_user_erase(chatbot=chatbots[chatbot_id], hashed_id=hashed, actor=actor, via="admin")
+        if conversation_id in results:
+            merged = Counter(results[conversation_id].counts)
+            merged.update(result.counts)
+            result = ErasureResult(end_user_hash=results[conversation_id].end_user_hash, counts=dict(merged))
+        results[conversation_id] = result
+    for conversation_id, chatbot_id, _ in rows:
         per_model, clusters = _conversations_delete(ids=[conversation_id])
-        clusters_recount(cluster_ids=clusters)
+        if not per_model:
+            continue
         counts = DeletionCounts()
         counts.add(per_model)
-        results[conversation_id] = ErasureResult(end_user_hash="", counts=counts.as_dict())
+        counts.counts["llm_calls"] += clusters_recount(cluster_ids=clusters)
+        previous = results.get(conversation_id)
+        if previous is not None:
+            merged = Counter(previous.counts)
+            merged.update(counts.as_dict())
+            results[conversation_id] = ErasureResult(end_user_hash=previous.end_user_hash, counts=dict(merged))
+        else:
+            results[conversation_id] = ErasureResult(end_user_hash="", counts=counts.as_dict())
         audit_event_record(
-            action="privacy.conversation_erased", actor=actor, chatbot=chatbot,
+            action="privacy.conversation_erased", actor=actor, chatbot=chatbots[chatbot_id],
             data={"conversation_id": conversation_id, "via": "admin", "deleted": counts.as_dict()},
         )
     return results
@@ -210,7 +316,9 @@ def retention_purge(*, now: datetime | None = None, batch_size: int | None = Non
                 action="privacy.retention_purged", actor_label="system", chatbot=chatbot,
                 data={"retention_days": chatbot.retention_days, "cutoff": cutoff.isoformat(), "deleted": counts},
             )
-    clusters_recount(cluster_ids=touched_clusters)
+    title_calls = clusters_recount(cluster_ids=touched_clusters)
+    if title_calls:
+        report["deleted"]["llm_calls"] += title_calls
     report["deleted"] = dict(report["deleted"])
     audit_event_record(
         action="privacy.retention_run", actor_label="system",

@@ -35,7 +35,7 @@ def delivery(webhook_channel) -> Delivery:
 
 @pytest.fixture
 def run_task():
-    """Run send_delivery in this process as a worker would: apply() follows each retry at once
+    """Run the delivery_send task in this process as a worker would: apply() follows each retry at once
     (no countdown), as long as the task's exceptions are not re-raised to the caller."""
     saved = celery_app.conf.task_eager_propagates
     celery_app.conf.task_eager_propagates = False
