@@ -492,56 +492,52 @@ def _sql_query_step(raw: Any) -> dict[str, Any]:
     return item
 
 
-def _steps_read(r: _Reader, data: dict, warnings: list[str]) -> list[StepInput]:
+def _steps_read(r: _Reader, name: str, kind: str | None, warnings: list[str]) -> list[StepInput]:
+    """The steps listed under `name` (`steps`, or `sql_queries` whose kind is sql)."""
+    if not r.present(name):
+        return []
+    raw_steps = r.data[name]
+    if not isinstance(raw_steps, list):
+        r.fail(name, "Must be a list.")
+        return []
+    if len(raw_steps) > MAX_STEPS_PER_TURN:
+        r.fail(name, f"At most {MAX_STEPS_PER_TURN} steps per turn.")
+        return []
     steps: list[StepInput] = []
-    errors: dict[str, Any] = {}
-    for name, kind in (("steps", None), ("sql_queries", "sql")):
-        if not r.present(name):
-            continue
-        raw_steps = data[name]
-        if not isinstance(raw_steps, list):
-            r.fail(name, "Must be a list.")
-            continue
-        if len(raw_steps) > MAX_STEPS_PER_TURN:
-            r.fail(name, f"At most {MAX_STEPS_PER_TURN} steps per turn.")
-            continue
-        found: dict[str, Any] = {}
-        for i, raw in enumerate(raw_steps):
-            try:
-                item = _sql_query_step(raw) if kind else raw
-                steps.append(parse_step(item, kind=kind, warnings=warnings, prefix=f"{name}[{i}]."))
-            except ValidationFailed as exc:
-                found[str(i)] = exc.errors
-        if found:
-            errors[name] = found
-    r.errors.update(errors)
-    if len(steps) > MAX_STEPS_PER_TURN and not errors:
-        r.fail("steps", f"At most {MAX_STEPS_PER_TURN} steps per turn (steps and sql_queries together).")
+    found: dict[str, Any] = {}
+    for i, raw in enumerate(raw_steps):
+        try:
+            item = _sql_query_step(raw) if kind else raw
+            steps.append(parse_step(item, kind=kind, warnings=warnings, prefix=f"{name}[{i}]."))
+        except ValidationFailed as exc:
+            found[str(i)] = exc.errors
+    if found:
+        r.errors[name] = found
     return steps
 
 
-def _outcome_read(r: _Reader, data: dict) -> dict[str, Any]:
+def _outcome_read(r: _Reader, name: str) -> dict[str, Any]:
     """An `end` event's outcome: a reserved name ("resolved": that outcome is true) or an object
     of reserved names to values, checked by apps.scores.values."""
     from apps.scores.values import ScoreValueInvalid, outcome_value_check
 
-    if not r.present("outcome"):
+    if not r.present(name):
         return {}
-    value = data["outcome"]
+    value = r.data[name]
     if isinstance(value, str):
         value = {value: True}
     if not isinstance(value, dict) or not value:
-        r.fail("outcome", f"Must be one of {', '.join(OUTCOME_NAMES)} or an object of them to values.")
+        r.fail(name, f"Must be one of {', '.join(OUTCOME_NAMES)} or an object of them to values.")
         return {}
     outcome: dict[str, Any] = {}
-    for name, item in value.items():
-        if name not in OUTCOME_NAMES:
-            r.fail("outcome", f"Unknown outcome {str(name)[:50]!r}: one of {', '.join(OUTCOME_NAMES)}.")
+    for outcome_name, item in value.items():
+        if outcome_name not in OUTCOME_NAMES:
+            r.fail(name, f"Unknown outcome {str(outcome_name)[:50]!r}: one of {', '.join(OUTCOME_NAMES)}.")
             continue
         try:
-            outcome[name] = outcome_value_check(name, item)
+            outcome[outcome_name] = outcome_value_check(outcome_name, item)
         except ScoreValueInvalid as exc:
-            r.fail("outcome", f"{name}: {exc}")
+            r.fail(name, f"{outcome_name}: {exc}")
     return outcome
 
 
@@ -580,7 +576,9 @@ def parse_turn(data: Any) -> TurnInput:
             if call_errors:
                 r.errors["llm_calls"] = call_errors
     has_error, error = r.error_field("error")
-    steps = _steps_read(r, data, warnings)
+    steps = _steps_read(r, "steps", None, warnings) + _steps_read(r, "sql_queries", "sql", warnings)
+    if len(steps) > MAX_STEPS_PER_TURN:
+        r.fail("steps", f"At most {MAX_STEPS_PER_TURN} steps per turn (steps and sql_queries together).")
     conversation_id = r.identifier("conversation_id")
     user_id = r.identifier("user_id")
     if conversation_id is None and user_id is None and not {"conversation_id", "user_id"} & set(r.errors):
@@ -624,7 +622,7 @@ def parse_turn(data: Any) -> TurnInput:
         rating=r.choice("rating", choices=RATINGS),
         handoff=r.optional_boolean("handoff"),
         handoff_reason=r.text("handoff_reason", max_chars=MAX_ERROR_CHARS),
-        outcome=_outcome_read(r, data),
+        outcome=_outcome_read(r, "outcome"),
         warnings=warnings,
     )
     if r.errors:

@@ -205,13 +205,13 @@ def _aliases_declare(serializer_class: type[serializers.Serializer], aliases: di
         field = serializer_class._declared_fields[canonical]
         kwargs = {**field._kwargs, "required": False,
                   "help_text": f"Another name for `{canonical}` (the canonical name wins when both are sent)."}
-        kwargs.pop("default", None)
         serializer_class._declared_fields[alias] = field.__class__(*copy.deepcopy(field._args), **copy.deepcopy(kwargs))
 
 
 _aliases_declare(TurnInSerializer, TURN_ALIASES)
 _aliases_declare(LLMCallInSerializer, {a: c for a, c in CALL_ALIASES.items() if c in LLMCallInSerializer._declared_fields})
 _aliases_declare(StepInSerializer, STEP_ALIASES)
+_aliases_declare(LLMCallStandaloneSerializer, CALL_ALIASES)
 
 
 class TurnBatchSerializer(serializers.Serializer):
