@@ -76,6 +76,9 @@ TURN_ALIASES = {
     "costUsd": "cost_usd", "llmCalls": "llm_calls", "tokensUsed": "tokens", "tokens_used": "tokens",
     "databaseUsed": "database_used", "debugInfo": "debug_info", "conversationMessage": "conversation_message",
     "sqlQueries": "sql_queries", "sqlResultsCount": "sql_results_count", "handoffReason": "handoff_reason",
+    # The chat-logging design's message columns.
+    "message_id": "turn_id", "user_input": "user_message", "final_output": "bot_response",
+    "error_message": "error", "total_duration_ms": "latency_ms",
 }
 
 Errors = dict[str, Any]

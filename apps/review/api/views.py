@@ -166,6 +166,21 @@ class StatsOverviewView(APIView):
         return Response(selectors.stats_overview(chatbot_ids=chatbot_ids, hours=query.validated_data["hours"]))
 
 
+class StatsStepsView(APIView):
+    @extend_schema(parameters=[serializers.StepStatsQuerySerializer], responses=OpenApiTypes.OBJECT,
+                   description="Steps (SQL queries, tool calls, retrievals, HTTP requests): count, error rate, p50/p95 "
+                               "duration, and the slowest and most failing queries grouped by a fingerprint (SQL with "
+                               "its literals replaced; other kinds by name).")
+    def get(self, request: Request) -> Response:
+        from apps.conversations.selectors import step_stats
+
+        unknown_query_params_reject(request, serializers.StepStatsQuerySerializer().fields)
+        query = serializers.StepStatsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        return Response(step_stats(chatbot_ids=stats_scope(request, data), hours=data["hours"], kind=data.get("kind")))
+
+
 class StatsLLMCallsView(APIView):
     @extend_schema(parameters=[serializers.LLMCallStatsQuerySerializer], responses=OpenApiTypes.OBJECT,
                    description="LLM calls by model and function: calls, tokens, cost, latency percentiles, error rate.")
