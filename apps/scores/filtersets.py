@@ -1,9 +1,15 @@
 import django_filters as filters
+from django.db.models import QuerySet
 
-from apps.review.filtersets import scoped_chatbots
+from apps.chatbots.access import chatbots_for_user
+from apps.chatbots.models import Chatbot
 
 from .choices import ScoreType
 from .models import Score
+
+
+def scoped_chatbots(request) -> QuerySet[Chatbot]:
+    return chatbots_for_user(request.user) if request is not None else Chatbot.objects.none()
 
 
 class ScoreFilterSet(filters.FilterSet):

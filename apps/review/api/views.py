@@ -28,6 +28,9 @@ from apps.core.api import unknown_query_params_reject
 from apps.core.text import ascii_int
 from apps.evaluations.models import Evaluation
 from apps.feedback.models import Feedback
+from apps.scores.api.serializers import ScoreSerializer
+from apps.scores.filtersets import ScoreFilterSet
+from apps.scores.models import Score
 
 from .. import filtersets, selectors, services
 from . import exports, serializers
@@ -132,6 +135,14 @@ class FeedbackViewSet(ChatbotScopedViewSet):
     queryset = Feedback.objects.all()
     serializer_class = serializers.FeedbackSerializer
     filterset_class = filtersets.FeedbackFilterSet
+
+
+class ScoreViewSet(ChatbotScopedViewSet):
+    """Scores of the chatbots the user may see: bot-reported, outcomes, custom."""
+
+    queryset = Score.objects.all()
+    serializer_class = ScoreSerializer
+    filterset_class = ScoreFilterSet
 
 
 class AlertEventViewSet(ChatbotScopedViewSet):

@@ -11,10 +11,8 @@ from apps.conversations.models import Conversation
 from apps.core.api import ErrorSerializer
 from apps.ingest.api.serializers import BatchResultSerializer
 from apps.ingest.validation import OUTCOME_NAMES, ValidationFailed, _Reader
-from apps.review.api.views import ChatbotScopedViewSet
 
 from ..choices import ScoreType
-from ..filtersets import ScoreFilterSet
 from ..models import Score
 from ..services import ScoreRejected, outcomes_set, scores_record
 from ..values import MAX_COMMENT_CHARS, ScoreValueInvalid, outcome_value_check, parse_score
@@ -140,11 +138,3 @@ class OutcomesView(BotAPIView):
             return Response({"lead_quality": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
         return Response({"conversation": conversation.external_id,
                          "outcomes": {score.name: score_json_value(score) for score in stored}})
-
-
-class ScoreViewSet(ChatbotScopedViewSet):
-    """Scores of the chatbots the user may see: bot-reported, outcomes, custom."""
-
-    queryset = Score.objects.all()
-    serializer_class = serializers.ScoreSerializer
-    filterset_class = ScoreFilterSet
