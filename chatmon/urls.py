@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("apps.review.api.urls")),
     path("", include("apps.clustering.api.urls")),
     path("", include("apps.privacy.api.urls")),
+    path("", include("apps.scores.api.urls")),
 ]
 
 urlpatterns = [

@@ -69,6 +69,12 @@ class Chatbot(TimestampedModel):
     clustering_window_days = models.PositiveIntegerField(default=14)
     last_clustered_at = models.DateTimeField(null=True, blank=True)
 
+    session_gap_minutes = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1)],
+        help_text="Turns sent without a conversation id join the end user's session on their channel "
+                  "unless the user was inactive this long.",
+    )
+
     review_labels = models.JSONField(
         default=list, blank=True,
         help_text='Labels reviewers can put on a turn, e.g. ["wrong price", "tone", "missed handoff"].',

@@ -33,6 +33,7 @@ class FlagReason(models.TextChoices):
     JUDGE = "judge", "LLM judge"
     THUMBS_DOWN = "thumbs_down", "Thumbs down"
     MANUAL = "manual", "Manual"
+    HALLUCINATION = "hallucination", "Bot-reported hallucination"
 
 
 class JudgeStatus(models.TextChoices):
@@ -57,4 +58,12 @@ class Channel(models.TextChoices):
     SMS = "sms", "SMS"
     VOICE = "voice", "Voice"
     API = "api", "API"
+    OTHER = "other", "Other"
+
+
+class StepKind(models.TextChoices):
+    SQL = "sql", "SQL query"
+    TOOL = "tool", "Tool call"
+    RETRIEVAL = "retrieval", "Retrieval"
+    HTTP = "http", "HTTP request"
     OTHER = "other", "Other"

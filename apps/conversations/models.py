@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .choices import CallPurpose, JudgeStatus, ReviewStatus, RiskLevel
+from .choices import CallPurpose, JudgeStatus, ReviewStatus, RiskLevel, StepKind
 
 ZERO_COST = Decimal("0")
 # Column sizes hold the sums of the ingest maxima (apps.ingest.validation): one cost is at most
@@ -29,6 +29,7 @@ class Conversation(models.Model):
     channel = models.CharField(max_length=32, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     last_activity_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="When the bot sent its `end` event.")
     metadata = models.JSONField(default=dict, blank=True)
 
     # Summary, updated in the same transaction as the rows it summarises.
@@ -104,6 +105,10 @@ class Turn(models.Model):
     has_error = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     intent = models.CharField(max_length=200, blank=True)
+    classification = models.CharField(max_length=200, blank=True)
+    database_used = models.CharField(max_length=100, blank=True)
+    conversation_message = models.TextField(blank=True, help_text="The bot's human-readable summary of its answer.")
+    debug_info = models.JSONField(default=dict, blank=True)
     model = models.CharField(max_length=100, blank=True)
 
     # The turn's own tokens and cost, then totals including its LLM calls.
@@ -205,3 +210,61 @@ class LLMCall(models.Model):
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+
+class Step(models.Model):
+    """One thing the bot did for a turn: a SQL query, a tool call, a retrieval, an HTTP request.
+
+    Part of the turn aggregate (deleted with it). `fingerprint` groups steps that differ only in
+    their literals (apps.conversations.fingerprints): the SQL analysis's "same query".
+    """
+
+    chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="steps")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="steps")
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField(default=0)
+    kind = models.CharField(max_length=16, choices=StepKind.choices, default=StepKind.OTHER)
+    name = models.CharField(max_length=200, blank=True)
+    input_text = models.TextField(blank=True)
+    output_text = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    success = models.BooleanField(default=True)
+    error = models.TextField(blank=True)
+    rows = models.PositiveBigIntegerField(null=True, blank=True)
+    fingerprint = models.CharField(max_length=40, blank=True)
+    shape = models.TextField(blank=True, help_text="The input with its literals replaced (SQL) or the step's name.")
+    metadata = models.JSONField(default=dict, blank=True)
+    timestamp = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["turn_id", "position", "id"]
+        indexes = [
+            models.Index(fields=["chatbot", "kind", "timestamp"], name="step_chatbot_kind_time"),
+            models.Index(fields=["timestamp"], name="step_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name or self.shape[:60]}"
+
+
+class EndUserSession(models.Model):
+    """The open session of one end user on one channel, for turns sent without a conversation id.
+
+    One row per (chatbot, end user, channel), so the row is the lock: concurrent turns of one
+    user serialise on it (apps.conversations.services.sessions_assign_lock).
+    """
+
+    chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="+")
+    end_user_hash = models.CharField(max_length=64)
+    channel = models.CharField(max_length=32, blank=True)
+    conversation_external_id = models.CharField(max_length=255, blank=True)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chatbot", "end_user_hash", "channel"], name="end_user_session_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.conversation_external_id or "(no session yet)"

@@ -31,7 +31,7 @@ from django.utils import timezone
 from apps.chatbots.models import Chatbot
 
 from .choices import CallPurpose, FlagReason
-from .models import ZERO_COST, Conversation, LLMCall, Turn
+from .models import ZERO_COST, Conversation, EndUserSession, LLMCall, Turn
 
 # The conversation's summary: written here only (tests/conversations/test_architecture.py).
 CONVERSATION_SUMMARY_FIELDS = frozenset({
@@ -419,3 +419,72 @@ def conversation_flag_reasons_merge(conversation: Conversation, reasons: list[st
         conversation.flagged_at = now
         fields += ["is_flagged", "flagged_at"]
     return fields
+
+
+# --- sessions and the end of a conversation ----------------------------------------------------
+
+@dataclass(frozen=True)
+class SessionTurn:
+    """A turn sent without a conversation id: who sent it, where, when."""
+
+    end_user_hash: str
+    channel: str
+    timestamp: datetime
+
+
+def sessions_assign_lock(*, chatbot: Chatbot, turns: list[SessionTurn]) -> list[str]:
+    """The conversation external id of each turn sent without one: the end user's session on
+    that channel, as web analytics builds sessions. Call inside the ingest transaction, before
+    the conversations are locked (this is lock step 0: session rows, in id order).
+
+    1. One row per (chatbot, end user, channel) exists (INSERT … ON CONFLICT DO NOTHING), and
+       is locked with SELECT … FOR UPDATE in id order: concurrent turns of one user serialise
+       here, so the second sees the session the first opened — one session, never two.
+    2. In timestamp order, a turn joins the open session unless it comes more than the
+       chatbot's `session_gap_minutes` after the session's last activity; otherwise it opens a
+       new session named `session-<first 16 of the end-user hash>-<channel>-<UTC start>`, the
+       same name whichever process computes it. A turn older than the session's last activity
+       (a late retry) joins it.
+    3. The rows are written back with the new last activity.
+    """
+    from datetime import timedelta
+
+    if not turns:
+        return []
+    keys = {(t.end_user_hash, t.channel) for t in turns}
+    EndUserSession.objects.bulk_create(
+        [EndUserSession(chatbot=chatbot, end_user_hash=h, channel=c) for h, c in keys], ignore_conflicts=True
+    )
+    hashes = {h for h, _ in keys}
+    rows = {
+        (row.end_user_hash, row.channel): row
+        for row in EndUserSession.objects.select_for_update()
+        .filter(chatbot=chatbot, end_user_hash__in=hashes).order_by("id")
+        if (row.end_user_hash, row.channel) in keys
+    }
+    gap = timedelta(minutes=chatbot.session_gap_minutes)
+    assigned: list[str] = [""] * len(turns)
+    for index in sorted(range(len(turns)), key=lambda i: turns[i].timestamp):
+        turn = turns[index]
+        row = rows[(turn.end_user_hash, turn.channel)]
+        if not row.conversation_external_id or row.last_activity_at is None or turn.timestamp - row.last_activity_at > gap:
+            row.conversation_external_id = (
+                f"session-{turn.end_user_hash[:16]}-{turn.channel or 'none'}-{turn.timestamp:%Y%m%dT%H%M%S.%fZ}"
+            )
+            row.last_activity_at = turn.timestamp
+        else:
+            row.last_activity_at = max(row.last_activity_at, turn.timestamp)
+        assigned[index] = row.conversation_external_id
+    EndUserSession.objects.bulk_update(list(rows.values()), ["conversation_external_id", "last_activity_at"])
+    return assigned
+
+
+def conversation_end(*, conversation: Conversation, at: datetime) -> None:
+    """Record the bot's `end` event on a locked conversation: `ended_at` (the latest end wins),
+    and the end user's session closes, so their next turn without an id opens a new one."""
+    if conversation.ended_at is None or at > conversation.ended_at:
+        conversation.ended_at = at
+        conversation.save(update_fields=["ended_at"])
+    EndUserSession.objects.filter(
+        chatbot_id=conversation.chatbot_id, conversation_external_id=conversation.external_id
+    ).update(conversation_external_id="", last_activity_at=None)

@@ -6,7 +6,9 @@
    absent), risk score (cached compiled rules), judge sampling, end-user hash (stored on the
    turn, and on a new conversation as its first end user), then PII redaction of the texts
    (the chatbot's policy, apps.privacy.policy): only redacted text is stored.
-2. Upsert the batch's conversations (INSERT … ON CONFLICT DO NOTHING), then lock them with
+2. Turns sent without a conversation id first join their end user's session (lock step 0,
+   apps.conversations.services.sessions_assign_lock). Upsert the batch's conversations
+   (INSERT … ON CONFLICT DO NOTHING), then lock them with
    SELECT … FOR UPDATE in id order (apps.conversations.services, which owns the lock order
    and the summaries), so concurrent batches for one conversation serialise here.
 3. Under the lock, find turns already stored under the same turn_id (replays) and repeats
@@ -14,7 +16,11 @@
 4. Bulk-insert the new turns and their LLM calls; link calls that arrived earlier for them.
 5. Count the new turns into the conversation summaries (counts, tokens, cost, errors, risk,
    flags, activity): `conversation_turns_add`, one UPDATE … FROM (VALUES …).
-6. After commit: enqueue the judge for sampled turns and risk alerts for flagged ones. A broker
+6. Under the same lock, what the new payload fields add: the turns' steps (one bulk insert),
+   their bot-reported scores (hallucinated, handoff: one bulk insert), inline ratings (the
+   feedback service, as the widget's votes), and conversation events (start, end, feedback).
+   A turn without these fields costs no query here.
+7. After commit: enqueue the judge for sampled turns and risk alerts for flagged ones. A broker
    outage there is logged, never raised: the turn is stored and the sweepers catch up.
 """
 
@@ -31,24 +37,36 @@ from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
 from apps.conversations.choices import FlagReason, JudgeStatus, RiskLevel
-from apps.conversations.models import Conversation, LLMCall, Turn
+from apps.conversations.fingerprints import step_fingerprint
+from apps.conversations.models import Conversation, LLMCall, Step, Turn
 from apps.conversations.services import (
     ConversationSeed,
+    SessionTurn,
     TurnAdded,
     conversation_calls_add,
+    conversation_end,
     conversation_turns_add,
     conversations_get_or_create_lock,
+    sessions_assign_lock,
 )
 from apps.core.metrics import INGEST_ITEMS
 from apps.core.pricing import cost_for
 from apps.core.tokens import count_tokens
 from apps.evaluations.sampling import turn_is_sampled
 from apps.privacy.hashing import end_user_hash
-from apps.privacy.policy import text_redact_for
+from apps.privacy.policy import json_redact_for, text_redact_for
 from apps.privacy.redaction import counts_merge
 from apps.risk.scoring import RiskVerdict, risk_score, rules_for_chatbot
 
-from .validation import CallInput, TurnInput, ValidationFailed, parse_call, parse_turn
+from .validation import (
+    CONVERSATION_EVENTS,
+    CallInput,
+    StepInput,
+    TurnInput,
+    ValidationFailed,
+    parse_call,
+    parse_turn,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +81,17 @@ class TurnOutcome:
     created: bool
     turn: Turn
     conversation_external_id: str
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """A conversation event (start, end, feedback): applied to its conversation, no turn stored."""
+
+    event: str
+    conversation: Conversation
+    turn: Turn | None = None  # the turn a feedback event rated
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +101,7 @@ class CallOutcome:
     created: bool
     call: LLMCall
     conversation_external_id: str
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,6 +138,8 @@ class _PreparedTurn:
     total_tokens: int = 0
     pii_found: dict[str, int] = field(default_factory=dict)
     total_cost_usd: Decimal = field(default_factory=Decimal)
+    # (step as stored: redacted, fingerprint, shape)
+    steps: list[tuple[StepInput, str, str]] = field(default_factory=list)
 
     def with_calls(self, calls: list[_PreparedCall]) -> "_PreparedTurn":
         """This turn carrying `calls`, its totals being its own tokens and cost plus theirs."""
@@ -147,7 +179,33 @@ def _texts_redact(chatbot: Chatbot, data: Any, fields: tuple[str, ...]) -> tuple
     return (dataclasses.replace(data, **changes) if changes else data), counts_merge(*found)
 
 
+def _steps_prepare(chatbot: Chatbot, steps: list[StepInput]) -> tuple[list[tuple[StepInput, str, str]], dict[str, int]]:
+    """Steps as stored (texts and metadata redacted by the chatbot's policy) with their fingerprints."""
+    prepared, found = [], []
+    for step in steps:
+        step, counts = _texts_redact(chatbot, step, ("input_text", "output_text", "error"))
+        if step.metadata:
+            metadata, metadata_counts = json_redact_for(chatbot, step.metadata)
+            step = dataclasses.replace(step, metadata=metadata)
+            found.append(metadata_counts)
+        found.append(counts)
+        fingerprint, shape = step_fingerprint(kind=step.kind, name=step.name, input_text=step.input_text)
+        prepared.append((step, fingerprint, shape))
+    return prepared, counts_merge(*found)
+
+
+def _event_prepare(chatbot: Chatbot, index: int, data: TurnInput) -> _PreparedTurn:
+    """A conversation event: nothing to count, score, judge or redact (it stores no text)."""
+    return _PreparedTurn(
+        index=index, data=data, prompt_tokens=0, completion_tokens=0, tokens_estimated=False, cost_usd=Decimal(0),
+        calls=[], verdict=RiskVerdict(score=0, level=RiskLevel.LOW, reasons=[]), flag_reasons=[], sampled=False,
+        end_user_hash=end_user_hash(chatbot_id=chatbot.pk, user_id=data.user_id) if data.user_id else "",
+    )
+
+
 def _turn_prepare(chatbot: Chatbot, index: int, data: TurnInput, rules: list) -> _PreparedTurn:
+    if data.event in CONVERSATION_EVENTS:
+        return _event_prepare(chatbot, index, data)
     model = data.model or chatbot.model
     calls = [_call_prepare(c, chatbot=chatbot, default_model=model, at=data.timestamp) for c in data.llm_calls]
     estimated = False
@@ -173,6 +231,8 @@ def _turn_prepare(chatbot: Chatbot, index: int, data: TurnInput, rules: list) ->
     else:
         verdict = RiskVerdict(score=0, level=RiskLevel.LOW, reasons=[])
     flag_reasons = [FlagReason.RISK.value] if chatbot.monitoring_enabled and verdict.score >= chatbot.risk_threshold else []
+    if chatbot.monitoring_enabled and data.hallucinated:
+        flag_reasons.append(FlagReason.HALLUCINATION.value)
     sampled = chatbot.monitoring_enabled and chatbot.judge_enabled and turn_is_sampled(
         chatbot_id=chatbot.pk,
         turn_key=f"{data.conversation_id}:{index}:{data.timestamp.isoformat()}"
@@ -181,22 +241,27 @@ def _turn_prepare(chatbot: Chatbot, index: int, data: TurnInput, rules: list) ->
     )
     # Risk rules ("Secret leaked in answer") score the original text above; from here on only the
     # redacted text exists: it is what is stored, judged and embedded. Counts, never values.
-    data, pii_found = _texts_redact(chatbot, data, ("user_message", "bot_response", "error"))
+    data, pii_found = _texts_redact(chatbot, data, ("user_message", "bot_response", "error", "conversation_message"))
     if calls:
         data = dataclasses.replace(data, llm_calls=[c.data for c in calls])
+    steps, step_pii = _steps_prepare(chatbot, data.steps) if data.steps else ([], {})
+    debug_pii: dict[str, int] = {}
+    if data.debug_info:
+        debug_info, debug_pii = json_redact_for(chatbot, data.debug_info)
+        data = dataclasses.replace(data, debug_info=debug_info)
     # Plus what was redacted before validation (OTLP log content kept while its span was awaited).
-    pii_found = counts_merge(pii_found, *(c.pii_found for c in calls), data.pii_found)
+    pii_found = counts_merge(pii_found, *(c.pii_found for c in calls), data.pii_found, step_pii, debug_pii)
     prepared = _PreparedTurn(
         index=index, data=data, prompt_tokens=prompt, completion_tokens=completion,
         tokens_estimated=estimated or any(c.tokens_estimated for c in calls), cost_usd=cost, calls=calls,
         verdict=verdict, flag_reasons=flag_reasons, sampled=sampled,
-        end_user_hash=end_user_hash(chatbot_id=chatbot.pk, user_id=data.user_id),
-        pii_found=pii_found,
+        end_user_hash=end_user_hash(chatbot_id=chatbot.pk, user_id=data.user_id) if data.user_id else "",
+        pii_found=pii_found, steps=steps,
     )
     return prepared.with_calls(calls)
 
 
-def turns_ingest(*, chatbot: Chatbot, turns: list[TurnInput]) -> list[TurnOutcome]:
+def turns_ingest(*, chatbot: Chatbot, turns: list[TurnInput]) -> list[TurnOutcome | EventOutcome]:
     """Store validated turns; one outcome per input, in order."""
     if not turns:
         return []
@@ -247,16 +312,27 @@ def _atomic_retrying(store: Any) -> Any:
     raise AssertionError("unreachable")
 
 
-def _count_items(kind: str, results: list[TurnOutcome] | list[CallOutcome]) -> None:
-    stored = sum(1 for r in results if r.created)
+def _count_items(kind: str, results: list[TurnOutcome | EventOutcome] | list[CallOutcome]) -> None:
+    stored = sum(1 for r in results if getattr(r, "created", False))
     if stored:
         INGEST_ITEMS.labels(kind, "stored").inc(stored)
     if len(results) > stored:
         INGEST_ITEMS.labels(kind, "replayed").inc(len(results) - stored)
 
 
-def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[TurnOutcome], list[Turn]]:
+def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[TurnOutcome | EventOutcome], list[Turn]]:
     now = timezone.now()
+    prepared = list(prepared)  # a retry starts again from what was prepared
+    # 2. Turns without a conversation id join their end user's session (lock step 0).
+    sessionless = [item for item in prepared if not item.data.conversation_id]
+    if sessionless:
+        assigned = sessions_assign_lock(chatbot=chatbot, turns=[
+            SessionTurn(end_user_hash=i.end_user_hash, channel=i.data.channel, timestamp=i.data.timestamp)
+            for i in sessionless
+        ])
+        for item, external_id in zip(sessionless, assigned, strict=True):
+            prepared[item.index] = dataclasses.replace(
+                item, data=dataclasses.replace(item.data, conversation_id=external_id))
     by_conversation: dict[str, list[_PreparedTurn]] = defaultdict(list)
     for item in prepared:
         by_conversation[item.data.conversation_id].append(item)
@@ -275,7 +351,9 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
     ])
 
     # 3. Replays: stored before, or repeated inside this batch.
-    wanted = {(conversations[i.data.conversation_id].pk, i.data.turn_id) for i in prepared if i.data.turn_id}
+    events = [i for i in prepared if i.data.event in CONVERSATION_EVENTS]
+    wanted = {(conversations[i.data.conversation_id].pk, i.data.turn_id) for i in prepared
+              if i.data.turn_id and i.data.event not in CONVERSATION_EVENTS}
     stored: dict[tuple[int, str], Turn] = {}
     if wanted:
         candidates = Turn.objects.filter(
@@ -288,11 +366,13 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
     # linked below as an early call) or that repeats inside the batch is not stored twice.
     seen_calls = _stored_call_ids(conversations.values(), prepared)
 
-    results: list[TurnOutcome | None] = [None] * len(prepared)
+    results: list[TurnOutcome | EventOutcome | None] = [None] * len(prepared)
     first_in_batch: dict[tuple[int, str], int] = {}
     created: dict[int, Turn] = {}  # input index → new turn
     next_sequence = {c.pk: c.turn_count for c in conversations.values()}
     for item in prepared:
+        if item.data.event in CONVERSATION_EVENTS:
+            continue  # applied below, once the batch's turns are stored
         conversation = conversations[item.data.conversation_id]
         key = (conversation.pk, item.data.turn_id) if item.data.turn_id else None
         if key and key in stored:
@@ -326,18 +406,99 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
     ], now=now)
     _early_calls_link([t for t in new_turns if t.conversation.has_early_calls])
 
+    # 6. Steps, bot-reported scores, inline ratings, conversation events.
+    _turn_extras_store(chatbot, prepared, created)
+    for item in events:
+        results[item.index] = _event_apply(chatbot, item, conversations[item.data.conversation_id])
+
     for item in prepared:
         if results[item.index] is not None:
             continue
         turn = created.get(item.index)
         if turn is not None:
-            results[item.index] = TurnOutcome(True, turn, turn.conversation.external_id)
+            results[item.index] = TurnOutcome(True, turn, turn.conversation.external_id, tuple(item.data.warnings))
     for item in prepared:
         if results[item.index] is None:
             conversation = conversations[item.data.conversation_id]
             first = results[first_in_batch[(conversation.pk, item.data.turn_id)]]
             results[item.index] = dataclasses.replace(first, created=False)  # type: ignore[arg-type]
     return results, new_turns  # type: ignore[return-value]
+
+
+def _turn_extras_store(chatbot: Chatbot, prepared: list[_PreparedTurn], created: dict[int, Turn]) -> None:
+    """What new turns carry beyond themselves; no query for turns that carry none of it."""
+    from apps.scores.models import Score
+    from apps.scores.services import turn_scores_build
+
+    steps = [
+        _step_build(step, fingerprint=fingerprint, shape=shape, position=position, turn=turn)
+        for index, turn in created.items()
+        for position, (step, fingerprint, shape) in enumerate(prepared[index].steps)
+    ]
+    if steps:
+        Step.objects.bulk_create(steps, batch_size=1000)
+    scores = [
+        score
+        for index, turn in created.items()
+        if prepared[index].data.hallucinated is not None or prepared[index].data.handoff is not None
+        for score in turn_scores_build(chatbot=chatbot, turn=turn, hallucinated=prepared[index].data.hallucinated,
+                                       handoff=prepared[index].data.handoff,
+                                       handoff_reason=prepared[index].data.handoff_reason)
+    ]
+    if scores:
+        Score.objects.bulk_create(scores, batch_size=1000)
+    for index, turn in created.items():
+        data = prepared[index].data
+        if data.rating:
+            _rating_record(turn, rating=data.rating, user_id=data.user_id)
+
+
+def _rating_record(turn: Turn, *, rating: str, user_id: str | None) -> None:
+    """An inline `rating` is the end user's vote, recorded as the widget's are (source api)."""
+    from apps.feedback.choices import FeedbackSource
+    from apps.feedback.services import feedback_submit, voter_key_compute
+
+    voter_key = voter_key_compute(chatbot_id=turn.chatbot_id, turn_id=turn.pk,
+                                  turn_end_user_hash=turn.end_user_hash or turn.conversation.end_user_hash,
+                                  user_id=user_id or "")
+    feedback_submit(turn_id=turn.pk, voter_key=voter_key, rating=rating, source=FeedbackSource.API)
+    turn.refresh_from_db(fields=["thumbs_up", "thumbs_down", "is_flagged", "flag_reasons"])
+
+
+def _event_apply(chatbot: Chatbot, item: _PreparedTurn, conversation: Conversation) -> EventOutcome:
+    """start: the conversation exists (created above). end: it ends, with its outcome if given.
+    feedback: the rating goes to the turn named, or the conversation's latest turn."""
+    from apps.scores.services import outcomes_set
+
+    data = item.data
+    warnings = list(data.warnings)
+    rated = None
+    if data.event == "end":
+        conversation_end(conversation=conversation, at=data.timestamp)
+        if data.outcome:
+            outcomes_set(chatbot=chatbot, conversation=conversation, values=data.outcome,
+                         reason=data.handoff_reason, at=data.timestamp)
+    elif data.event == "feedback":
+        turns = Turn.objects.filter(conversation=conversation).select_related("conversation")
+        rated = (turns.filter(external_id=data.turn_id) if data.turn_id else turns.order_by("-sequence", "-id")).first()
+        if not data.rating:
+            warnings.append("rating: a feedback event without a rating records nothing")
+        elif rated is None:
+            warnings.append("rating: no such turn in this conversation, nothing recorded")
+        else:
+            _rating_record(rated, rating=data.rating, user_id=data.user_id)
+    if data.event != "end" and data.outcome:
+        warnings.append("outcome: only an end event sets outcomes (or POST …/outcomes), not stored")
+    return EventOutcome(event=data.event, conversation=conversation, turn=rated, warnings=tuple(warnings))
+
+
+def _step_build(step: StepInput, *, fingerprint: str, shape: str, position: int, turn: Turn) -> Step:
+    return Step(
+        chatbot_id=turn.chatbot_id, conversation=turn.conversation, turn=turn, position=position, kind=step.kind,
+        name=step.name, input_text=step.input_text, output_text=step.output_text, duration_ms=step.duration_ms,
+        success=step.success, error=step.error, rows=step.rows, fingerprint=fingerprint, shape=shape,
+        metadata=step.metadata, timestamp=turn.timestamp,
+    )
 
 
 def _turn_build(item: _PreparedTurn, *, chatbot: Chatbot, conversation: Conversation, sequence: int, now: Any) -> Turn:
@@ -347,7 +508,9 @@ def _turn_build(item: _PreparedTurn, *, chatbot: Chatbot, conversation: Conversa
         sequence=sequence,
         timestamp=data.timestamp, user_message=data.user_message, bot_response=data.bot_response,
         latency_ms=data.latency_ms, fallback_used=data.fallback_used, has_error=data.has_error, error=data.error,
-        intent=data.intent, model=data.model or chatbot.model,
+        intent=data.intent, model=data.model or chatbot.model, classification=data.classification,
+        database_used=data.database_used, conversation_message=data.conversation_message,
+        debug_info=data.debug_info or {},
         prompt_tokens=item.prompt_tokens, completion_tokens=item.completion_tokens,
         tokens_estimated=item.tokens_estimated, cost_usd=item.cost_usd,
         total_tokens=item.total_tokens, total_cost_usd=item.total_cost_usd,
@@ -471,13 +634,13 @@ def _calls_store(chatbot: Chatbot, prepared: list[_PreparedCall]) -> list[CallOu
     # The turns and conversations are locked: their totals grow exactly.
     conversation_calls_add(calls=[call for _, call in created])
     for index, call in created:
-        results[index] = CallOutcome(True, call, call.conversation.external_id)
+        results[index] = CallOutcome(True, call, call.conversation.external_id, tuple(prepared[index].data.warnings))
     for index, key in repeats:
         results[index] = CallOutcome(False, seen[key], seen[key].conversation.external_id)
     return results  # type: ignore[return-value]
 
 
-def turns_ingest_batch(*, chatbot: Chatbot, items: list[Any]) -> list[TurnOutcome | ItemRejected]:
+def turns_ingest_batch(*, chatbot: Chatbot, items: list[Any]) -> list[TurnOutcome | EventOutcome | ItemRejected]:
     """Validate and store a batch of raw turns: one outcome per item, in order; an invalid item
     is rejected alone."""
     return _batch_ingest(items, parse=parse_turn, store=lambda valid: turns_ingest(chatbot=chatbot, turns=valid))

@@ -38,7 +38,7 @@ from apps.chatbots.admin import ChatbotAdmin
 from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 from apps.chatbots.models import Chatbot
 from apps.conversations.choices import Channel, FlagReason, ReviewStatus, RiskLevel
-from apps.conversations.models import Conversation, LLMCall, Turn
+from apps.conversations.models import Conversation, LLMCall, Step, Turn
 from apps.core.admin import LargeTableAdmin
 from apps.core.text import ascii_int
 from apps.evaluations.admin import EvaluationInline
@@ -319,9 +319,12 @@ class ConversationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
                 Prefetch("evaluations", queryset=Evaluation.objects.select_related("reviewer").order_by("-created_at", "-id")),
                 "feedback",
                 Prefetch("llm_calls", queryset=LLMCall.objects.order_by("timestamp", "id")),
+                Prefetch("steps", queryset=Step.objects.order_by("position", "id")),
+                "scores",
             )
         )
         conversation = Conversation.objects.select_related("chatbot", "assignee").get(pk=conversation.pk)
+        conversation_scores = list(conversation.scores.filter(turn__isnull=True).order_by("name", "-timestamp"))
         neighbours = self._neighbour_urls(request, conversation)
         threshold = conversation.chatbot.risk_threshold
         down_comments = []
@@ -353,6 +356,7 @@ class ConversationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
             "threshold": threshold,
             "threshold_note": _threshold_note(conversation.max_risk_score, threshold),
             "llm_call_count": sum(len(turn.llm_calls.all()) for turn in turns),
+            "conversation_scores": conversation_scores,
             "previous_url": neighbours["previous"],
             "next_url": neighbours["next"],
             "queue_url": self._queue_url(request),
@@ -523,6 +527,20 @@ class LLMCallAdmin(IngestedEvidenceAdmin):
     raw_id_fields = ("chatbot", "conversation", "turn")
     search_fields = ("=external_id", "=model", "=function_name")
     ordering = ("-timestamp", "-id")
+
+
+@admin.register(Step)
+class StepAdmin(IngestedEvidenceAdmin):
+    list_display = ("id", "timestamp", "chatbot", "kind", "name", "short_shape", "duration_ms", "rows", "success")
+    list_filter = (ChatbotListFilter, "kind", "success", ("timestamp", admin.DateFieldListFilter))
+    list_select_related = ("chatbot",)
+    raw_id_fields = ("chatbot", "conversation", "turn")
+    search_fields = ("=fingerprint", "=name")
+    ordering = ("-timestamp", "-id")
+
+    @admin.display(description="query / name")
+    def short_shape(self, obj: Step) -> str:
+        return Truncator(obj.shape).chars(80)
 
 
 # --- the review queue -------------------------------------------------------------------

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "apps.review",
     "apps.privacy",
     "apps.otel",
+    "apps.scores",
 ]
 
 MIDDLEWARE = [

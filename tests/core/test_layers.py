@@ -24,6 +24,7 @@ LAYERS = {
     "alerts": 3,
     "privacy": 3,
     "otel": 3,
+    "scores": 3,
     "review": 4,
 }
 DOMAIN = 3

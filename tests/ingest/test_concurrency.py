@@ -55,3 +55,21 @@ def test_the_same_batch_sent_twice_at_once_stores_each_turn_once(api_key):
     assert statuses.count(201) == 60 and statuses.count(200) == 180
     ids = {r["id"] for batch_results in results for r in batch_results}
     assert len(ids) == 60
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_turns_of_one_user_without_a_conversation_id_land_in_one_session(api_key):
+    require_postgres("row-lock concurrency")
+    from django.utils import timezone
+
+    at = timezone.now().isoformat()
+
+    def work(i):
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {api_key}")
+        body = {"user_id": "same-user", "channel": "website", "user_message": f"hi {i}", "timestamp": at}
+        assert client.post(URL, json.dumps(body), content_type="application/json").status_code == 201
+
+    errors = raised(run_together(8, work))
+    assert not errors, errors
+    assert Conversation.objects.count() == 1
+    assert Conversation.objects.get().turn_count == Turn.objects.count() == 8

@@ -7,7 +7,9 @@ Both directions are checked:
    cannot be forgotten) is in the schema with the limits the validator applies, and the
    schema has no field the validator ignores.
 2. Every limit the schema states holds in the validator: at the limit accepted, past it
-   rejected (probed through parse_turn / parse_call), and required means required.
+   rejected (probed through parse_turn / parse_call / parse_step), and required means required.
+3. Every alias the validator reads (camelCase, `source`, `sessionId`) is in the schema as its
+   field is, and is read as that field.
 """
 
 import ast
@@ -24,11 +26,17 @@ from drf_spectacular.generators import SchemaGenerator
 
 from apps.core.text import NO_CONTROL_CHARACTERS
 from apps.ingest import validation
-from apps.ingest.validation import ValidationFailed, parse_call, parse_turn
+from apps.ingest.validation import ValidationFailed, parse_call, parse_step, parse_turn
 
 # The schema components of the ingest requests, and what parses one of them.
 TURN, CALL, STANDALONE, TOKENS = "TurnInRequest", "LLMCallInRequest", "LLMCallStandaloneRequest", "TokensRequest"
-READERS = {"identifier", "label", "text", "content", "integer", "boolean", "error_field", "money", "timestamp", "metadata"}
+STEP = "StepInRequest"
+READERS = {"identifier", "label", "text", "content", "integer", "boolean", "error_field", "money", "timestamp", "metadata",
+           "choice", "optional_boolean"}
+NESTED = {"tokens", "llm_calls"}
+ALIASES = {"turn": validation.TURN_ALIASES, "step": validation.STEP_ALIASES, "standalone": validation.CALL_ALIASES,
+           "call": {a: c for a, c in validation.CALL_ALIASES.items() if c not in ("conversation_id", "turn_id")},
+           "tokens": {}}
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +65,11 @@ def _validator_fields(function) -> dict[str, dict[str, tuple[str, dict[str, Any]
                 local[statement.targets[0].id] = _evaluate(statement.value)
 
     def visit(node: ast.AST, standalone_only: bool) -> None:
+        # A helper reading a list of nested objects: `_steps_read(r, "steps", …)`.
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("_")
+                and len(node.args) >= 2 and isinstance(node.args[0], ast.Name) and node.args[0].id == "r"
+                and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
+            found.setdefault(function.__name__.removeprefix("parse_"), {})[node.args[1].value] = ("nested", {})
         if isinstance(node, ast.IfExp) and isinstance(node.test, ast.Name) and node.test.id == "standalone":
             visit(node.body, True)
             visit(node.orelse, standalone_only)
@@ -85,8 +98,8 @@ def _validator_fields(function) -> dict[str, dict[str, tuple[str, dict[str, Any]
     return found
 
 
-VALIDATOR = {**_validator_fields(parse_turn), **_validator_fields(parse_call)}
-SCHEMA_OF = {"turn": TURN, "tokens": TOKENS, "call": CALL, "standalone": STANDALONE}
+VALIDATOR = {**_validator_fields(parse_turn), **_validator_fields(parse_call), **_validator_fields(parse_step)}
+SCHEMA_OF = {"turn": TURN, "tokens": TOKENS, "call": CALL, "standalone": STANDALONE, "step": STEP}
 
 
 def _alternatives(prop: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -120,13 +133,30 @@ def _expected(reader: str, limits: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return {"string": {"format": "date-time"}}
     if reader == "metadata":
         return {"object": {}}
+    if reader == "optional_boolean":
+        return {"boolean": {}}
     raise AssertionError(f"unknown reader {reader}")
 
 
 @pytest.mark.parametrize("variant", sorted(SCHEMA_OF))
 def test_the_schema_has_exactly_the_fields_the_validator_reads(components, variant):
     schema = components[SCHEMA_OF[variant]]
-    assert set(schema["properties"]) == set(VALIDATOR[variant])
+    assert set(schema["properties"]) == set(VALIDATOR[variant]) | set(ALIASES[variant])
+
+
+@pytest.mark.parametrize("variant", sorted(SCHEMA_OF))
+def test_each_alias_is_its_field_under_another_name(components, variant):
+    properties = components[SCHEMA_OF[variant]]["properties"]
+    for alias, canonical in ALIASES[variant].items():
+        assert canonical in VALIDATOR[variant], f"{alias} names {canonical}, which the validator does not read"
+        strip = lambda prop: {k: v for k, v in prop.items() if k != "description"}  # noqa: E731
+        assert strip(properties[alias]) == strip(properties[canonical]), alias
+        assert canonical in properties[alias]["description"]
+
+
+def _enum(components, prop: dict[str, Any]) -> list[str]:
+    ref = prop.get("$ref") or prop["allOf"][0]["$ref"]
+    return components[ref.rsplit("/", 1)[1]]["enum"]
 
 
 @pytest.mark.parametrize("variant", sorted(SCHEMA_OF))
@@ -141,6 +171,17 @@ def test_required_fields_agree(components, variant):
 def test_each_field_has_the_validators_types_and_limits(components, variant, field):
     reader, limits = VALIDATOR[variant][field]
     prop = components[SCHEMA_OF[variant]]["properties"][field]
+    if reader == "choice":
+        assert _enum(components, prop) == list(limits["choices"])
+        return
+    if reader == "nested":
+        if field == "outcome":
+            assert prop["oneOf"][0]["enum"] == list(validation.OUTCOME_NAMES)
+        else:
+            assert prop["type"] == "array" and prop["maxItems"] == validation.MAX_STEPS_PER_TURN
+            if field == "steps":
+                assert prop["items"]["$ref"].endswith(STEP)
+        return
     if reader == "present":
         if field == "tokens":
             assert prop["allOf"][0]["$ref"].endswith(TOKENS)
@@ -175,13 +216,17 @@ MINIMAL = {
     TURN: {"conversation_id": "c", "user_message": "hi"},
     CALL: {},
     STANDALONE: {"conversation_id": "c"},
+    STEP: {},
 }
+ALIASES_OF = {TURN: ALIASES["turn"], CALL: ALIASES["call"], STANDALONE: ALIASES["standalone"], STEP: ALIASES["step"]}
 
 
 def _errors(component: str, payload: dict[str, Any]) -> dict[str, Any]:
     try:
         if component == TURN:
             parse_turn(payload)
+        elif component == STEP:
+            parse_step(payload)
         else:
             parse_call(payload, standalone=component == STANDALONE)
     except ValidationFailed as exc:
@@ -212,13 +257,15 @@ def _probes(prop: dict[str, Any]) -> list[tuple[Any, bool]]:
     return probes
 
 
-@pytest.mark.parametrize("component", [TURN, CALL, STANDALONE])
+@pytest.mark.parametrize("component", [TURN, CALL, STANDALONE, STEP])
 def test_the_validator_enforces_every_limit_the_schema_states(components, component):
     failures = []
     for field, prop in components[component]["properties"].items():
+        canonical = ALIASES_OF[component].get(field, field)  # an alias is probed in its field's place
         for value, accepted in _probes(prop):
-            errors = _errors(component, {**MINIMAL[component], field: value})
-            if (field not in errors) != accepted:
+            base = {k: v for k, v in MINIMAL[component].items() if k != canonical}
+            errors = _errors(component, {**base, field: value})
+            if (canonical not in errors) != accepted:
                 failures.append(f"{field}={str(value)[:40]!r}: schema says {'accept' if accepted else 'reject'}")
     assert not failures, "\n".join(failures)
 

@@ -2,6 +2,8 @@
 (fast, hand-written); tests/ingest/test_schema_contract.py checks that the two describe the same
 fields with the same limits, so the limits here are the validator's own constants."""
 
+import copy
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
@@ -11,16 +13,26 @@ from apps.conversations.choices import RiskLevel
 from apps.core.text import CONTROL_CHARACTERS_MESSAGE, NO_CONTROL_CHARACTERS
 
 from ..validation import (
+    CALL_ALIASES,
+    EVENTS,
     MAX_CALLS_PER_TURN,
     MAX_CHANNEL_CHARS,
     MAX_COST_USD,
+    MAX_DATABASE_CHARS,
     MAX_ERROR_CHARS,
     MAX_ID_CHARS,
     MAX_LATENCY_MS,
     MAX_MODEL_CHARS,
     MAX_PROVIDER_CHARS,
+    MAX_ROWS,
     MAX_SHORT_CHARS,
+    MAX_STEPS_PER_TURN,
     MAX_TOKENS,
+    OUTCOME_NAMES,
+    RATINGS,
+    STEP_ALIASES,
+    STEP_KINDS,
+    TURN_ALIASES,
 )
 
 TIMESTAMP_HELP = (
@@ -49,6 +61,24 @@ class ErrorField(serializers.JSONField):
     {"type": "array", "items": {}}, {"type": "object", "additionalProperties": {}},
 ], "description": f"Text, or chat messages (kept as JSON text); at most {settings.INGEST_MAX_TEXT_CHARS} characters."})
 class ContentField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field({"oneOf": [
+    {"type": "string", "maxLength": settings.INGEST_MAX_TEXT_CHARS},
+    {"type": "object", "additionalProperties": {}},
+], "description": "The query text, or an object: `query` (or `sql`), `results_count` (or `rows`), `duration_ms`, "
+                  "`success`, `error` — a step of kind sql."})
+class SqlQueryField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field({"oneOf": [
+    {"type": "string", "enum": list(OUTCOME_NAMES)}, {"type": "object", "additionalProperties": {}},
+], "description": "With `event: end`: an outcome that is now true (\"resolved\"), or an object of outcomes to "
+                  "values ({\"converted\": true, \"csat\": 4}): converted, resolved, handed_off (booleans), "
+                  "csat 1–5, nps 0–10, lead_quality (a category)."})
+class OutcomeField(serializers.JSONField):
     pass
 
 
@@ -101,6 +131,18 @@ class LLMCallInSerializer(serializers.Serializer):
     metadata = _metadata()
 
 
+class StepInSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=list(STEP_KINDS), required=False, help_text="Default other.")
+    name = _label(MAX_SHORT_CHARS, help_text="The tool, index, table or URL name.")
+    input = ContentField(required=False, help_text="The SQL text, tool arguments, retrieval query, request.")
+    output = ContentField(required=False)
+    duration_ms = serializers.IntegerField(min_value=0, max_value=MAX_LATENCY_MS, required=False)
+    success = serializers.BooleanField(required=False, default=True)
+    error = ErrorField(required=False)
+    rows = serializers.IntegerField(min_value=0, max_value=MAX_ROWS, required=False, help_text="Rows or documents returned.")
+    metadata = _metadata()
+
+
 class LLMCallStandaloneSerializer(LLMCallInSerializer):
     conversation_id = _id()
     turn_id = _id(required=False, help_text="The turn this call belongs to; linked when the turn arrives later.")
@@ -113,7 +155,9 @@ class LLMCallBatchSerializer(serializers.Serializer):
 
 
 class TurnInSerializer(serializers.Serializer):
-    conversation_id = _id(help_text="The bot's conversation id (created on first sight).")
+    conversation_id = _id(required=False, help_text=(
+        "The bot's conversation id (created on first sight). Absent: the turn joins its end user's session "
+        "on its channel (needs user_id); a session ends after the chatbot's inactivity gap, 30 min by default."))
     turn_id = _id(required=False, help_text="Idempotency key: a retry stores nothing twice.")
     user_id = _id(required=False, help_text="End-user id; stored only as a keyed hash.")
     channel = _label(MAX_CHANNEL_CHARS, help_text="website, whatsapp, slack, … (stored lower-case)")
@@ -128,7 +172,46 @@ class TurnInSerializer(serializers.Serializer):
     tokens = TokensSerializer(required=False, help_text="Counted with tiktoken when absent.")
     cost_usd = CostField(required=False)
     llm_calls = serializers.ListField(child=LLMCallInSerializer(), required=False, max_length=MAX_CALLS_PER_TURN)
-    metadata = _metadata()
+    metadata = serializers.DictField(required=False, help_text=(
+        f"At most {settings.INGEST_MAX_METADATA_BYTES} bytes as JSON. Unknown top-level fields are kept here too "
+        "(your own keys win) and listed in the answer's `warnings`."))
+    classification = _label(MAX_SHORT_CHARS)
+    database_used = _label(MAX_DATABASE_CHARS)
+    conversation_message = _text(settings.INGEST_MAX_TEXT_CHARS, help_text="A human-readable summary of the answer.")
+    debug_info = serializers.DictField(required=False, help_text=f"At most {settings.INGEST_MAX_METADATA_BYTES} bytes as JSON.")
+    steps = serializers.ListField(child=StepInSerializer(), required=False, max_length=MAX_STEPS_PER_TURN,
+                                  help_text=f"SQL queries, tool calls, retrievals, HTTP requests; at most {MAX_STEPS_PER_TURN} "
+                                            "together with sql_queries.")
+    sql_queries = serializers.ListField(child=SqlQueryField(), required=False, max_length=MAX_STEPS_PER_TURN,
+                                        help_text="The chat-logging design's queries: stored as steps of kind sql.")
+    sql_results_count = serializers.IntegerField(min_value=0, max_value=MAX_ROWS, required=False,
+                                                 help_text="The rows of the turn's one SQL query (kept in metadata otherwise).")
+    event = serializers.ChoiceField(choices=list(EVENTS), required=False, help_text=(
+        "turn (default) or error store a turn (error counts as an error); start, end and feedback are conversation "
+        "events: start opens it, end closes it (ended_at, optional outcome), feedback records `rating` on `turn_id` "
+        "or the latest turn. user_message is not required for them."))
+    hallucinated = serializers.BooleanField(required=False, help_text=(
+        "The bot's own hallucination check: stored as the score `hallucinated`; true flags the turn."))
+    rating = serializers.ChoiceField(choices=list(RATINGS), required=False,
+                                     help_text="The end user's thumbs on this answer, recorded as feedback (source api).")
+    handoff = serializers.BooleanField(required=False, help_text="Handed off to a human: the score handed_off on this turn.")
+    handoff_reason = _text(MAX_ERROR_CHARS)
+    outcome = OutcomeField(required=False)
+
+
+def _aliases_declare(serializer_class: type[serializers.Serializer], aliases: dict[str, str]) -> None:
+    """Declare each alias as a copy of its canonical field (validation.py reads them so)."""
+    for alias, canonical in aliases.items():
+        field = serializer_class._declared_fields[canonical]
+        kwargs = {**field._kwargs, "required": False,
+                  "help_text": f"Another name for `{canonical}` (the canonical name wins when both are sent)."}
+        serializer_class._declared_fields[alias] = field.__class__(*copy.deepcopy(field._args), **copy.deepcopy(kwargs))
+
+
+_aliases_declare(TurnInSerializer, TURN_ALIASES)
+_aliases_declare(LLMCallInSerializer, {a: c for a, c in CALL_ALIASES.items() if c in LLMCallInSerializer._declared_fields})
+_aliases_declare(StepInSerializer, STEP_ALIASES)
+_aliases_declare(LLMCallStandaloneSerializer, CALL_ALIASES)
 
 
 class TurnBatchSerializer(serializers.Serializer):
@@ -145,6 +228,17 @@ class TurnResultSerializer(serializers.Serializer):
     is_flagged = serializers.BooleanField()
     flag_reasons = serializers.ListField(child=serializers.CharField())
     feedback_token = serializers.CharField(help_text="Give this to the feedback widget for this answer.")
+    warnings = serializers.ListField(child=serializers.CharField(), required=False, help_text=(
+        "Present when there is something to say: unknown fields kept under metadata (or not stored), aliases "
+        "overridden by their canonical field."))
+
+
+class EventResultSerializer(serializers.Serializer):
+    event = serializers.ChoiceField(choices=["start", "end", "feedback"])
+    conversation = serializers.CharField()
+    turn_id = serializers.CharField(allow_null=True, help_text="The turn a feedback event rated.")
+    ended_at = serializers.DateTimeField(allow_null=True)
+    warnings = serializers.ListField(child=serializers.CharField(), required=False)
 
 
 class BatchItemResultSerializer(serializers.Serializer):
@@ -167,3 +261,4 @@ class CallResultSerializer(serializers.Serializer):
     output_tokens = serializers.IntegerField()
     tokens_estimated = serializers.BooleanField()
     cost_usd = serializers.CharField()
+    warnings = serializers.ListField(child=serializers.CharField(), required=False)

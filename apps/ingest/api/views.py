@@ -17,6 +17,7 @@ from apps.feedback.tokens import feedback_token_for
 
 from ..services import (
     CallOutcome,
+    EventOutcome,
     ItemRejected,
     TurnOutcome,
     llm_calls_ingest,
@@ -28,6 +29,7 @@ from ..validation import ValidationFailed, parse_call, parse_turn
 from .serializers import (
     BatchResultSerializer,
     CallResultSerializer,
+    EventResultSerializer,
     LLMCallBatchSerializer,
     LLMCallStandaloneSerializer,
     TurnBatchSerializer,
@@ -81,14 +83,26 @@ class TurnIngestView(BotAPIView):
             "Stores the turn(s), creates the conversation on first sight, scores risk at once and "
             "returns the verdict with a feedback token. `turn_id` makes retries safe: a replay answers "
             "200 with the original result. A batch answers 207 with one result per item; a bad item "
-            "never rejects the others."
+            "never rejects the others.\n\n"
+            "Every field also has its camelCase name (`userMessage`, `latencyMs`, …); `source` is "
+            "`channel`, and `session_id`/`sessionId` are `conversation_id` (the canonical name wins "
+            "when both are sent). Without any conversation id, the turn joins its end user's session "
+            "on its channel (`user_id` required): a new session starts after the chatbot's inactivity "
+            "gap (30 min by default). `event` start/end/feedback is a conversation event (answered 200 "
+            "with an EventResult, no turn stored); `error` stores an erroring turn.\n\n"
+            "**Unknown fields are never dropped silently**: they are kept under `metadata` (while it "
+            "stays within its byte limit) and the answer lists each in `warnings`, as it lists aliases "
+            "that were overridden."
         ),
         request=PolymorphicProxySerializer(
             component_name="TurnIngestRequest", serializers=[TurnInSerializer, TurnBatchSerializer],
             resource_type_field_name=None,
         ),
         responses={
-            201: TurnResultSerializer, 200: OpenApiResponse(TurnResultSerializer, description="Replay of a stored turn_id."),
+            201: TurnResultSerializer,
+            200: OpenApiResponse(PolymorphicProxySerializer(
+                component_name="TurnOrEventResult", serializers=[TurnResultSerializer, EventResultSerializer],
+                resource_type_field_name=None), description="Replay of a stored turn_id, or a conversation event applied."),
             207: BatchResultSerializer, 400: ErrorSerializer, 401: ErrorSerializer, 413: ErrorSerializer,
             415: ErrorSerializer, 429: ErrorSerializer,
         },
@@ -164,14 +178,34 @@ def _ingest(body, *, what: str, batch_key: str, one, batch) -> Response:
     return Response({"results": results}, status=MULTI_STATUS)
 
 
-def _outcome_status(outcome: TurnOutcome | CallOutcome) -> int:
+def _outcome_status(outcome: TurnOutcome | EventOutcome | CallOutcome) -> int:
+    if isinstance(outcome, EventOutcome):
+        return status.HTTP_200_OK
     return status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK
 
 
-def _outcome_body(outcome: TurnOutcome | CallOutcome) -> dict[str, Any]:
-    if isinstance(outcome, TurnOutcome):
-        return turn_result_body(outcome.turn, outcome.conversation_external_id)
-    return call_result_body(outcome.call, outcome.conversation_external_id)
+def _outcome_body(outcome: TurnOutcome | EventOutcome | CallOutcome) -> dict[str, Any]:
+    if isinstance(outcome, EventOutcome):
+        body = event_result_body(outcome)
+    elif isinstance(outcome, TurnOutcome):
+        body = turn_result_body(outcome.turn, outcome.conversation_external_id)
+    else:
+        body = call_result_body(outcome.call, outcome.conversation_external_id)
+    # Only when there is something to say: aliases overridden, unknown fields kept or not stored.
+    if getattr(outcome, "warnings", ()):
+        body["warnings"] = list(outcome.warnings)  # type: ignore[union-attr]
+    return body
+
+
+def event_result_body(outcome: EventOutcome) -> dict[str, Any]:
+    """The answer for a conversation event (EventResultSerializer describes it)."""
+    conversation = outcome.conversation
+    return {
+        "event": outcome.event,
+        "conversation": conversation.external_id,
+        "turn_id": outcome.turn.external_id if outcome.turn else None,
+        "ended_at": conversation.ended_at.isoformat().replace("+00:00", "Z") if conversation.ended_at else None,
+    }
 
 
 def turn_result_body(turn: Turn, conversation_external_id: str) -> dict[str, Any]:

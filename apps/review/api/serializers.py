@@ -150,6 +150,10 @@ class StatsQuerySerializer(serializers.Serializer):
     chatbot = serializers.CharField(required=False, help_text="Chatbot id or slug; all visible chatbots when absent.")
 
 
+class StepStatsQuerySerializer(StatsQuerySerializer):
+    kind = serializers.ChoiceField(choices=["sql", "tool", "retrieval", "http", "other"], required=False)
+
+
 class LLMCallStatsQuerySerializer(StatsQuerySerializer):
     model = serializers.CharField(required=False, max_length=100)
     function_name = serializers.CharField(required=False, max_length=200)

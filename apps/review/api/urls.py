@@ -10,10 +10,12 @@ router.register("turns", views.TurnViewSet, basename="staff-turn")
 router.register("evaluations", views.EvaluationViewSet, basename="staff-evaluation")
 # "feedback/" is the public voting endpoint (apps.feedback); the staff list has its own path.
 router.register("feedback-items", views.FeedbackViewSet, basename="staff-feedback")
+router.register("scores", views.ScoreViewSet, basename="staff-score")
 router.register("alert-events", views.AlertEventViewSet, basename="staff-alert-event")
 
 urlpatterns = [
     path("stats/overview", views.StatsOverviewView.as_view(), name="stats-overview"),
     path("stats/llm-calls", views.StatsLLMCallsView.as_view(), name="stats-llm-calls"),
+    path("stats/steps", views.StatsStepsView.as_view(), name="stats-steps"),
     *router.urls,
 ]

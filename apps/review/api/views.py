@@ -28,6 +28,9 @@ from apps.core.api import unknown_query_params_reject
 from apps.core.text import ascii_int
 from apps.evaluations.models import Evaluation
 from apps.feedback.models import Feedback
+from apps.scores.api.serializers import ScoreSerializer
+from apps.scores.filtersets import ScoreFilterSet
+from apps.scores.models import Score
 
 from .. import filtersets, selectors, services
 from . import exports, serializers
@@ -134,6 +137,14 @@ class FeedbackViewSet(ChatbotScopedViewSet):
     filterset_class = filtersets.FeedbackFilterSet
 
 
+class ScoreViewSet(ChatbotScopedViewSet):
+    """Scores of the chatbots the user may see: bot-reported, outcomes, custom."""
+
+    queryset = Score.objects.all()
+    serializer_class = ScoreSerializer
+    filterset_class = ScoreFilterSet
+
+
 class AlertEventViewSet(ChatbotScopedViewSet):
     queryset = AlertEvent.objects.select_related("rule", "chatbot")
     serializer_class = serializers.AlertEventSerializer
@@ -164,6 +175,21 @@ class StatsOverviewView(APIView):
         query.is_valid(raise_exception=True)
         chatbot_ids = stats_scope(request, query.validated_data)
         return Response(selectors.stats_overview(chatbot_ids=chatbot_ids, hours=query.validated_data["hours"]))
+
+
+class StatsStepsView(APIView):
+    @extend_schema(parameters=[serializers.StepStatsQuerySerializer], responses=OpenApiTypes.OBJECT,
+                   description="Steps (SQL queries, tool calls, retrievals, HTTP requests): count, error rate, p50/p95 "
+                               "duration, and the slowest and most failing queries grouped by a fingerprint (SQL with "
+                               "its literals replaced; other kinds by name).")
+    def get(self, request: Request) -> Response:
+        from apps.conversations.selectors import step_stats
+
+        unknown_query_params_reject(request, serializers.StepStatsQuerySerializer().fields)
+        query = serializers.StepStatsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        return Response(step_stats(chatbot_ids=stats_scope(request, data), hours=data["hours"], kind=data.get("kind")))
 
 
 class StatsLLMCallsView(APIView):
