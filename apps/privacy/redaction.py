@@ -213,6 +213,32 @@ _BODY_CHARS = {
     ("PHONE", "0-9"): b"0123456789.-",
 }
 
+# A card body holds 13–19 digits, so the body without its last two characters (the `core`
+# narrowing looks at) holds at least 11: fewer, and the match cannot be a card.
+_CORE_DIGITS_MIN = {"CARD": 11}
+
+# What an `api_key: …` value cannot hold (`[^\s"',;]`): the stopping alternative's after.
+_ASSIGN_STOPS = frozenset(b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x82\"',;")  # SHADOW_SPACE, quotes, comma, semicolon
+_HEX_COLON_DOT = b"0123456789abcdefABCDEF:."
+
+
+def _assign_end(classes: bytes, start: int, stop: int) -> int:
+    """The body end of a match that is an `api_key: …` assignment, or -1 if it may be another
+    alternative of its route (call only when stop < len(classes)).
+
+    The other alternatives that begin with A/a/S/s/P/p/C/c (keys, email, IBAN, IPv6) never hold
+    "=", and only IPv6 holds ":" — in a body of hex digits, colons and dots. Every name holds a
+    letter beyond hex and is followed by ":" or "=" and at least six characters, so the core
+    (the body without the last two characters, which may be the after's) shows both. Of the two
+    assignment alternatives, the diverging one has no after and ends on a value character; the
+    stopping one ends on its after, a character no value holds.
+    """
+    core = classes[start + 1:stop - 2]
+    if (58 not in core and 61 not in core) or not core.translate(None, _HEX_COLON_DOT):
+        return -1
+    return stop - 1 if classes[stop - 1] in _ASSIGN_STOPS else stop
+
+
 # RE2 finds submatches with its fast BitState engine only in programs of at most 512 instructions.
 _BITSTATE_MAX = 512
 
@@ -224,7 +250,7 @@ class _Route:
     patterns of consecutive alternatives (each within BitState's size where it can be), tried in
     order; the first that matches at the position is the one (see _Pattern)."""
 
-    __slots__ = ("name", "after", "steps", "narrow")
+    __slots__ = ("name", "after", "steps", "narrow", "assign")
 
     def __init__(self, alternatives: list[tuple[str, str, str, str, str]]) -> None:
         self.name = alternatives[0][0] if len(alternatives) == 1 else None
@@ -234,9 +260,11 @@ class _Route:
         self.narrow = None
         if self.name is None and all((name, starts) in _BODY_CHARS for name, _, _, _, starts in alternatives):
             self.narrow = [
-                (frozenset(_BODY_CHARS[name, starts]), name, _after_shape(after))
+                (frozenset(_BODY_CHARS[name, starts]), name, _after_shape(after), _CORE_DIGITS_MIN.get(name, 0))
                 for name, _, _, after, starts in alternatives
             ]
+        # When an `api_key: …` assignment can begin with this byte: see _assign_end().
+        self.assign = any(name == "ASSIGN" for name, *_ in alternatives)
         self.steps: list[tuple] = []  # (RE2 Match, {end marker group: alternative name})
         group: list[tuple[str, str, str, str]] = []
         for alternative in (alternative[:4] for alternative in alternatives):
@@ -511,11 +539,24 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
         if name is None and route.narrow is not None and stop < size:
             # Several alternatives begin so, and all have known characters: keep those whose
             # characters hold the body without its last two (which may be the after's).
-            core = frozenset(classes[start + 1:stop - 2])
+            # Alternatives with the same name and after shape (the phone shapes beginning with "0")
+            # need not be told apart: the placeholder and the body's end are the same.
+            core_bytes = classes[start + 1:stop - 2]
+            core = frozenset(core_bytes)
             possible = [alternative for alternative in route.narrow if core <= alternative[0]]
-            if len(possible) == 1:
-                _, name, after = possible[0]
-        if name is not None and stop < size:  # one alternative begins so: its after's length gives the body's end
+            if possible and any(alternative[3] for alternative in possible):
+                digits = _digit_count(core_bytes)
+                possible = [alternative for alternative in possible if digits >= alternative[3]]
+            if possible and all(alternative[1:3] == possible[0][1:3] for alternative in possible):
+                _, name, after, _ = possible[0]
+        end = -1
+        if name is None and route.assign and stop < size:
+            end = _assign_end(classes, start, stop)
+            if end >= 0:
+                name = "ASSIGN"
+        if end >= 0:
+            pass
+        elif name is not None and stop < size:  # one alternative begins so: its after's length gives the body's end
             if after == _AFTER_DOT:
                 after = 2 if classes[stop - 2] == 46 else 1  # "." then a non-digit, or one character
             end = stop - after
