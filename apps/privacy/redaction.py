@@ -506,6 +506,105 @@ def _resolve(route: _Route, data: bytes, start: int) -> tuple[str, int]:
     raise AssertionError("the big pattern matched here, so one of its alternatives does")
 
 
+# The flood path (issue 15 #1). Every candidate costs ~1–3 µs of Python (the RE2 call, the
+# route, the check), so a text of thousands of candidates costs several times a PII-dense one,
+# though linearly. No real message holds many candidates of one alternative: the labelled corpus
+# and ConvAI2 messages hold at most a few per text (docs/BENCHMARKS.md). Past FLOOD_CANDIDATES of
+# one alternative per FLOOD_PER_CHARS characters, the rest of that alternative's candidates are
+# redacted without their check (Luhn stays: it is two translate calls), and runs of them are taken
+# by one RE2 call (_Run). The matches are the same as on the exact path, which never depend on a
+# check's outcome (a failed candidate is skipped just as far as a replaced one), so the flood path
+# replaces everything the exact path does, and more: over-redaction, never PII left in. Counts of
+# a flooded kind are then an upper bound.
+FLOOD_CANDIDATES = 256
+FLOOD_PER_CHARS = 32_000
+
+
+def flood_limit(length: int) -> int:
+    """Candidates of one alternative a text of `length` characters may hold before it floods."""
+    return max(FLOOD_CANDIDATES, length * FLOOD_CANDIDATES // FLOOD_PER_CHARS)
+
+
+def _flood_replacement(name: str, text: str, data: bytes, start: int, end: int) -> tuple[str, str]:
+    """_replacement() without the checks that cost Python time: every candidate is redacted."""
+    if name == "PHONE":
+        return PHONE, "[PHONE]"
+    if name == "CARD":  # Luhn is cheap; a card-shaped number that fails it is taken as a phone, unchecked
+        return (CARD, "[CARD]") if _card_valid(data[start + 1:end]) else (PHONE, "[PHONE]")
+    if name == "IPV6" or name == "IPV4":
+        return IP, "[IP]"
+    if name == "IBAN":
+        return IBAN, "[IBAN]"
+    return _replacement(name, text, data, start, end)  # secrets and emails have no check
+
+
+class _Run:
+    r"""Further candidates of one alternative right after one the loop found, by one anchored RE2
+    call: `(?:[separators]next)+` and the alternative's after.
+
+    It takes exactly the candidates the loop would find next, one by one, if (a) no alternative's
+    body can begin with a separator, which are also fine as the candidate's before and after, and
+    (b) no alternative before this one can match where `next` begins. `next` is the alternative's
+    body, or (for IPv6) the part of its language that rules the earlier ones out; where it does
+    not match the run ends and the loop goes on as usual. Each body's extent is the loop's: a body
+    choice is taken when its after holds, and a following separator satisfies the after.
+    """
+
+    def __init__(self, name: str, separators: bytes, next_body: str, after: str, counted: bytes,
+                 ambiguous_end: bytes, body_last: bytes) -> None:
+        cls = "".join(f"\\x{b:02x}" for b in separators)
+        self.name = name
+        self.match = raw_match(regex_compile(f"(?:[{cls}]{next_body})+{after}", latin1=True))
+        self.capture = raw_match(regex_compile(f"(?:[{cls}]{next_body}())+{after}", latin1=True))
+        self.after = _after_shape(after)
+        self.counted = counted  # bytes of which each further candidate holds exactly one
+        self.body_last = body_last  # the bytes a body can end with
+        self.ambiguous_end = ambiguous_end  # of those, the ones its after can also consume
+
+    def end(self, classes: bytes, body_end: int) -> tuple[int, int]:
+        """(end of the run's last body, further candidates), or (-1, 0) for none."""
+        size = len(classes)
+        stop = self.match(ANCHOR_START, classes, body_end, size)[0][1]
+        if stop < 0:
+            return -1, 0
+        if stop < size:
+            end = stop - (2 if self.after == _AFTER_DOT and classes[stop - 2] == 46 else 1)
+        else:  # at the end of the text the after may be \z (nothing consumed)
+            last = classes[size - 1]
+            if last in self.ambiguous_end:
+                end = self.capture(ANCHOR_START, classes, body_end, size)[1][0]
+            elif last in self.body_last:
+                end = size
+            elif self.after == _AFTER_DOT and (last == 46 or classes[size - 2] == 46):
+                end = size - 1 if last == 46 else size - 2  # "." then the end, or "." then a non-digit
+            else:
+                end = size - 1
+        region = classes[body_end:end]
+        return end, len(region) - len(region.translate(None, self.counted))
+
+
+_IPV6_BODY = r"[0-9A-Fa-f:][0-9A-Fa-f.]*:(?:[0-9A-Fa-f:.]*[0-9A-Fa-f:])?"
+_PHONE_CC_BODY = rf"\+[1-9][0-9]{{0,2}}{_PHONE_GROUPS}"
+assert any(name == "IPV6" and body == _IPV6_BODY for name, _, _, _, body, _ in _ALTERNATIVES)
+assert any(name == "PHONE" and body == _PHONE_CC_BODY for name, _, _, _, body, _ in _ALTERNATIVES)
+# Keyed by (name, body begins with "+").
+_RUNS = {
+    # IPv6 separated by one of " \t\n,;@-" (each neither a word character nor ":" or ".", and no body
+    # begins with one; PEM's "-----" cannot begin at a "-" followed by a digit or ":"). `next`: IPv6
+    # bodies that begin with ":" or with a digit and reach their first ":" by hex digits alone. An
+    # IPv4 body needs a "." before that colon, an email an "@", an IBAN two capitals, every key a
+    # letter or "-" first: none of the alternatives before IPv6 can match there. Bodies hold no
+    # separator, so the separators count the further candidates.
+    ("IPV6", False): _Run(
+        "IPV6", b" \t\n,;@-", r"(?::[0-9A-Fa-f.]*|[0-9][0-9A-Fa-f]*):(?:[0-9A-Fa-f:.]*[0-9A-Fa-f:])?",
+        _not_followed_by(rf"{WORD}:"), b" \t\n,;@-", b"", b"0123456789abcdefABCDEF:",
+    ),
+    # +CC phones separated by one of " \t\n,;": only this alternative begins with "+", so `next` is
+    # its body; each holds one "+". A body can end with ")", which the after also takes.
+    ("PHONE", True): _Run("PHONE", b" \t\n,;", _PHONE_CC_BODY, _PHONE_END, b"+", b")", b"0123456789)"),
+}
+
+
 def redact(text: str) -> tuple[str, dict[str, int]]:
     """The text with PII and secrets replaced by [KIND] placeholders, and the count per kind.
 
@@ -517,13 +616,25 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
        and copy either the placeholder or the body itself.
     4. Search again from the body's last character (the next "before"), never earlier: every
        step moves forward, and RE2 reads each byte a bounded number of times.
+    5. Past flood_limit() candidates of one alternative, the flood path for it (see _Run).
     """
+    return _redact(text, flood_limit(len(text)))
+
+
+def _redact(text: str, limit: float, spans: list | None = None, seen: dict | None = None,
+            runs: bool = True) -> tuple[str, dict[str, int]]:
+    """redact() with `limit` candidates of one alternative before the flood path (inf: never);
+    `spans` collects the (start, end) of each replaced piece of `text`, `seen` the candidates per
+    alternative name (for the tests and the bench); runs=False: the flood path one candidate at
+    a time (what the runs must equal)."""
     if not text:
         return text, {}
     classes = char_classes("\n" + text)
     pattern = _PATTERNS[_families_present(text, classes)]
     if pattern is None:
         return text, {}
+    if seen is None:
+        seen = {}
     counts: dict[str, int] = {}
     pieces: list[str] = []
     copied = 0  # characters of `text` already in `pieces`
@@ -563,12 +674,28 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
         else:
             name, end = _resolve(route, classes, start)
         # The body is classes[start + 1:end], text[start:end - 1].
-        found = _replacement(name, text, classes, start, end)
+        many = seen[name] = seen.get(name, 0) + 1
+        if many <= limit:
+            found = _replacement(name, text, classes, start, end)
+            n = 1
+        else:
+            found = _flood_replacement(name, text, classes, start, end)
+            n = 1
+            run = _RUNS.get((name, classes[start + 1] == 43)) if runs else None
+            if run is not None:
+                run_end, more = run.end(classes, end)
+                if more:
+                    seen[name] += more
+                    found = found[0], " ".join([found[1]] * (1 + more))  # one placeholder per candidate
+                    n += more
+                    end = run_end
         if found is not None:
             kind, placeholder = found
-            counts[kind] = counts.get(kind, 0) + 1
+            counts[kind] = counts.get(kind, 0) + n
             pieces.append(text[copied:start])
             pieces.append(placeholder)
+            if spans is not None:
+                spans.append((start, end - 1))
             copied = end - 1
         position = end - 1  # the body's last character, in `classes` offsets
     if not counts:
