@@ -222,6 +222,19 @@ _ASSIGN_STOPS = frozenset(b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x82\"',;")  # SHADOW
 _HEX_COLON_DOT = b"0123456789abcdefABCDEF:."
 
 
+_CARD_OR_PHONE = {"CARD", "PHONE"}
+_CARD_SEPARATORS = (b"  ", b"--", b" -", b"- ")
+
+
+def _card_shaped(body: bytes) -> bool:
+    """Whether `[0-9](?:[ \\-]?[0-9]){12,18}` matches all of `body` (bytes methods, no RE2 call)."""
+    digits = _digit_count(body)
+    return (
+        13 <= digits <= 19 and not body.translate(None, b"0123456789 -") and 48 <= body[0] <= 57
+        and 48 <= body[-1] <= 57 and not any(pair in body for pair in _CARD_SEPARATORS)
+    )
+
+
 def _assign_end(classes: bytes, start: int, stop: int) -> int:
     """The body end of a match that is an `api_key: …` assignment, or -1 if it may be another
     alternative of its route (call only when stop < len(classes)).
@@ -550,10 +563,12 @@ class _Run:
     choice is taken when its after holds, and a following separator satisfies the after.
     """
 
-    def __init__(self, name: str, separators: bytes, next_body: str, after: str, counted: bytes,
+    def __init__(self, name: str, separators: bytes, starts: bytes, next_body: str, after: str, counted: bytes,
                  ambiguous_end: bytes, body_last: bytes) -> None:
         cls = "".join(f"\\x{b:02x}" for b in separators)
         self.name = name
+        self.separators = frozenset(separators)
+        self.starts = frozenset(starts)  # the bytes `next` can begin with
         self.match = raw_match(regex_compile(f"(?:[{cls}]{next_body})+{after}", latin1=True))
         self.capture = raw_match(regex_compile(f"(?:[{cls}]{next_body}())+{after}", latin1=True))
         self.after = _after_shape(after)
@@ -587,6 +602,8 @@ _IPV6_BODY = r"[0-9A-Fa-f:][0-9A-Fa-f.]*:(?:[0-9A-Fa-f:.]*[0-9A-Fa-f:])?"
 _PHONE_CC_BODY = rf"\+[1-9][0-9]{{0,2}}{_PHONE_GROUPS}"
 assert any(name == "IPV6" and body == _IPV6_BODY for name, _, _, _, body, _ in _ALTERNATIVES)
 assert any(name == "PHONE" and body == _PHONE_CC_BODY for name, _, _, _, body, _ in _ALTERNATIVES)
+# A run is tried only this many times without taking a further candidate, per alternative and text.
+_RUN_TRIES = 16
 # Keyed by (name, body begins with "+").
 _RUNS = {
     # IPv6 separated by one of " \t\n,;@-" (each neither a word character nor ":" or ".", and no body
@@ -596,12 +613,12 @@ _RUNS = {
     # letter or "-" first: none of the alternatives before IPv6 can match there. Bodies hold no
     # separator, so the separators count the further candidates.
     ("IPV6", False): _Run(
-        "IPV6", b" \t\n,;@-", r"(?::[0-9A-Fa-f.]*|[0-9][0-9A-Fa-f]*):(?:[0-9A-Fa-f:.]*[0-9A-Fa-f:])?",
+        "IPV6", b" \t\n,;@-", b":0123456789", r"(?::[0-9A-Fa-f.]*|[0-9][0-9A-Fa-f]*):(?:[0-9A-Fa-f:.]*[0-9A-Fa-f:])?",
         _not_followed_by(rf"{WORD}:"), b" \t\n,;@-", b"", b"0123456789abcdefABCDEF:",
     ),
     # +CC phones separated by one of " \t\n,;": only this alternative begins with "+", so `next` is
     # its body; each holds one "+". A body can end with ")", which the after also takes.
-    ("PHONE", True): _Run("PHONE", b" \t\n,;", _PHONE_CC_BODY, _PHONE_END, b"+", b")", b"0123456789)"),
+    ("PHONE", True): _Run("PHONE", b" \t\n,;", b"+", _PHONE_CC_BODY, _PHONE_END, b"+", b")", b"0123456789)"),
 }
 
 
@@ -635,6 +652,7 @@ def _redact(text: str, limit: float, spans: list | None = None, seen: dict | Non
         return text, {}
     if seen is None:
         seen = {}
+    run_failures: dict[str, int] = {}
     counts: dict[str, int] = {}
     pieces: list[str] = []
     copied = 0  # characters of `text` already in `pieces`
@@ -655,11 +673,17 @@ def _redact(text: str, limit: float, spans: list | None = None, seen: dict | Non
             core_bytes = classes[start + 1:stop - 2]
             core = frozenset(core_bytes)
             possible = [alternative for alternative in route.narrow if core <= alternative[0]]
-            if possible and any(alternative[3] for alternative in possible):
+            if len(possible) > 1:
                 digits = _digit_count(core_bytes)
                 possible = [alternative for alternative in possible if digits >= alternative[3]]
-            if possible and all(alternative[1:3] == possible[0][1:3] for alternative in possible):
+                if len(possible) > 1 and all(alternative[1:3] == possible[0][1:3] for alternative in possible):
+                    possible = possible[:1]
+            if len(possible) == 1:
                 _, name, after, _ = possible[0]
+            elif classes[stop - 2] != 46 and {alternative[1] for alternative in possible} == _CARD_OR_PHONE:
+                # Card or phone, each with a one-character after here: the body's end is known,
+                # and it is a card exactly if the card alternative (the earlier) can match it.
+                name, after = (CARD if _card_shaped(classes[start + 1:stop - 1]) else PHONE), 1
         end = -1
         if name is None and route.assign and stop < size:
             end = _assign_end(classes, start, stop)
@@ -682,9 +706,14 @@ def _redact(text: str, limit: float, spans: list | None = None, seen: dict | Non
             found = _flood_replacement(name, text, classes, start, end)
             n = 1
             run = _RUNS.get((name, classes[start + 1] == 43)) if runs else None
-            if run is not None:
+            # Only where a run can begin (a separator, then a body's first byte), and not for an
+            # alternative whose runs keep failing: a failed try is one more RE2 call.
+            if run is not None and end + 1 < size and classes[end] in run.separators \
+                    and classes[end + 1] in run.starts and run_failures.get(name, 0) < _RUN_TRIES:
                 run_end, more = run.end(classes, end)
-                if more:
+                if not more:
+                    run_failures[name] = run_failures.get(name, 0) + 1
+                else:
                     seen[name] += more
                     found = found[0], " ".join([found[1]] * (1 + more))  # one placeholder per candidate
                     n += more
