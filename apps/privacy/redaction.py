@@ -215,15 +215,14 @@ _BODY_CHARS = {
 
 # A card body holds 13–19 digits, so the body without its last two characters (the `core`
 # narrowing looks at) holds at least 11: fewer, and the match cannot be a card.
-_CORE_DIGITS_MIN = {"CARD": 11}
+_CARD_CORE_DIGITS = 11
 
 # What an `api_key: …` value cannot hold (`[^\s"',;]`): the stopping alternative's after.
 _ASSIGN_STOPS = frozenset(b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x82\"',;")  # SHADOW_SPACE, quotes, comma, semicolon
 _HEX_COLON_DOT = b"0123456789abcdefABCDEF:."
 
 
-_CARD_OR_PHONE = {"CARD", "PHONE"}
-_CARD_SEPARATORS = (b"  ", b"--", b" -", b"- ")
+_CARD_OR_PHONE = "card or phone"  # a marker (see _Route.decide)
 
 
 def _card_shaped(body: bytes) -> bool:
@@ -231,7 +230,7 @@ def _card_shaped(body: bytes) -> bool:
     digits = _digit_count(body)
     return (
         13 <= digits <= 19 and not body.translate(None, b"0123456789 -") and 48 <= body[0] <= 57
-        and 48 <= body[-1] <= 57 and not any(pair in body for pair in _CARD_SEPARATORS)
+        and 48 <= body[-1] <= 57 and b"  " not in body and b"--" not in body and b" -" not in body and b"- " not in body
     )
 
 
@@ -263,19 +262,30 @@ class _Route:
     patterns of consecutive alternatives (each within BitState's size where it can be), tried in
     order; the first that matches at the position is the one (see _Pattern)."""
 
-    __slots__ = ("name", "after", "steps", "narrow", "assign")
+    __slots__ = ("name", "after", "steps", "narrow", "decide", "card_bit", "assign")
 
     def __init__(self, alternatives: list[tuple[str, str, str, str, str]]) -> None:
         self.name = alternatives[0][0] if len(alternatives) == 1 else None
         self.after = _after_shape(alternatives[0][3])
         # When every alternative here has _BODY_CHARS: (its characters, name, after shape), to
         # keep only the alternatives whose characters the match's body holds (see redact()).
+        # `narrow`: (characters, bit) per alternative; `decide[mask]`: for the alternatives whose
+        # bits are set, (name, after shape) when they agree on both (the phone shapes beginning
+        # with "0" need not be told apart), _CARD_OR_PHONE when they are cards and phones, else None.
         self.narrow = None
+        self.card_bit = 0
         if self.name is None and all((name, starts) in _BODY_CHARS for name, _, _, _, starts in alternatives):
-            self.narrow = [
-                (frozenset(_BODY_CHARS[name, starts]), name, _after_shape(after), _CORE_DIGITS_MIN.get(name, 0))
-                for name, _, _, after, starts in alternatives
-            ]
+            self.narrow = [(frozenset(_BODY_CHARS[name, starts]), 1 << i)
+                           for i, (name, _, _, _, starts) in enumerate(alternatives)]
+            shapes = [(name, _after_shape(after)) for name, _, _, after, _ in alternatives]
+            self.card_bit = sum(1 << i for i, (name, _) in enumerate(shapes) if name == "CARD")
+            self.decide = [None] * (1 << len(shapes))
+            for mask in range(1, 1 << len(shapes)):
+                chosen = {shape for i, shape in enumerate(shapes) if mask >> i & 1}
+                if len(chosen) == 1:
+                    self.decide[mask] = chosen.pop()
+                elif {name for name, _ in chosen} == {"CARD", "PHONE"}:
+                    self.decide[mask] = _CARD_OR_PHONE
         # When an `api_key: …` assignment can begin with this byte: see _assign_end().
         self.assign = any(name == "ASSIGN" for name, *_ in alternatives)
         self.steps: list[tuple] = []  # (RE2 Match, {end marker group: alternative name})
@@ -672,18 +682,18 @@ def _redact(text: str, limit: float, spans: list | None = None, seen: dict | Non
             # need not be told apart: the placeholder and the body's end are the same.
             core_bytes = classes[start + 1:stop - 2]
             core = frozenset(core_bytes)
-            possible = [alternative for alternative in route.narrow if core <= alternative[0]]
-            if len(possible) > 1:
-                digits = _digit_count(core_bytes)
-                possible = [alternative for alternative in possible if digits >= alternative[3]]
-                if len(possible) > 1 and all(alternative[1:3] == possible[0][1:3] for alternative in possible):
-                    possible = possible[:1]
-            if len(possible) == 1:
-                _, name, after, _ = possible[0]
-            elif classes[stop - 2] != 46 and {alternative[1] for alternative in possible} == _CARD_OR_PHONE:
-                # Card or phone, each with a one-character after here: the body's end is known,
-                # and it is a card exactly if the card alternative (the earlier) can match it.
-                name, after = (CARD if _card_shaped(classes[start + 1:stop - 1]) else PHONE), 1
+            mask = sum([bit for chars, bit in route.narrow if core <= chars])
+            card = route.card_bit
+            if mask & card and mask != card and _digit_count(core_bytes) < _CARD_CORE_DIGITS:
+                mask ^= card
+            decision = route.decide[mask]
+            if decision is _CARD_OR_PHONE:
+                if classes[stop - 2] != 46:
+                    # Card or phone, each with a one-character after here: the body's end is known,
+                    # and it is a card exactly if the card alternative (the earlier) can match it.
+                    name, after = (CARD if _card_shaped(classes[start + 1:stop - 1]) else PHONE), 1
+            elif decision is not None:
+                name, after = decision
         end = -1
         if name is None and route.assign and stop < size:
             end = _assign_end(classes, start, stop)
