@@ -534,13 +534,15 @@ def _resolve(route: _Route, data: bytes, start: int) -> tuple[str, int]:
 # though linearly. No real message holds many candidates of one alternative: the labelled corpus
 # and ConvAI2 messages hold at most a few per text (docs/BENCHMARKS.md). Past FLOOD_CANDIDATES of
 # one alternative per FLOOD_PER_CHARS characters, the rest of that alternative's candidates are
-# redacted without their check (Luhn stays: it is two translate calls), and runs of them are taken
+# redacted without their check (Luhn, phone digits, IPv6 parse, IBAN mod 97), and runs of them are taken
 # by one RE2 call (_Run). The matches are the same as on the exact path, which never depend on a
 # check's outcome (a failed candidate is skipped just as far as a replaced one), so the flood path
 # replaces everything the exact path does, and more: over-redaction, never PII left in. Counts of
 # a flooded kind are then an upper bound.
 FLOOD_CANDIDATES = 256
 FLOOD_PER_CHARS = 32_000
+# Cards and phones flood together: a card-shaped number that fails Luhn is checked as a phone.
+_FLOOD_GROUP = {"CARD": PHONE}
 
 
 def flood_limit(length: int) -> int:
@@ -552,8 +554,8 @@ def _flood_replacement(name: str, text: str, data: bytes, start: int, end: int) 
     """_replacement() without the checks that cost Python time: every candidate is redacted."""
     if name == "PHONE":
         return PHONE, "[PHONE]"
-    if name == "CARD":  # Luhn is cheap; a card-shaped number that fails it is taken as a phone, unchecked
-        return (CARD, "[CARD]") if _card_valid(data[start + 1:end]) else (PHONE, "[PHONE]")
+    if name == "CARD":  # card-shaped: a card, Luhn or not (a card-shaped phone number too)
+        return CARD, "[CARD]"
     if name == "IPV6" or name == "IPV4":
         return IP, "[IP]"
     if name == "IBAN":
@@ -691,7 +693,9 @@ def _redact(text: str, limit: float, spans: list | None = None, seen: dict | Non
                 if classes[stop - 2] != 46:
                     # Card or phone, each with a one-character after here: the body's end is known,
                     # and it is a card exactly if the card alternative (the earlier) can match it.
-                    name, after = (CARD if _card_shaped(classes[start + 1:stop - 1]) else PHONE), 1
+                    # Flooded, either is redacted: as a phone, without the check.
+                    flooded = seen.get(PHONE, 0) >= limit
+                    name, after = (CARD if not flooded and _card_shaped(classes[start + 1:stop - 1]) else PHONE), 1
             elif decision is not None:
                 name, after = decision
         end = -1
@@ -708,7 +712,8 @@ def _redact(text: str, limit: float, spans: list | None = None, seen: dict | Non
         else:
             name, end = _resolve(route, classes, start)
         # The body is classes[start + 1:end], text[start:end - 1].
-        many = seen[name] = seen.get(name, 0) + 1
+        group = _FLOOD_GROUP.get(name, name)
+        many = seen[group] = seen.get(group, 0) + 1
         if many <= limit:
             found = _replacement(name, text, classes, start, end)
             n = 1
@@ -724,7 +729,7 @@ def _redact(text: str, limit: float, spans: list | None = None, seen: dict | Non
                 if not more:
                     run_failures[name] = run_failures.get(name, 0) + 1
                 else:
-                    seen[name] += more
+                    seen[group] += more
                     found = found[0], " ".join([found[1]] * (1 + more))  # one placeholder per candidate
                     n += more
                     end = run_end
