@@ -24,6 +24,12 @@ Python after the match; a candidate that fails is kept as it was (and is not re-
 another kind: a 16-digit order id that fails Luhn is not a phone number either). Placeholders
 never match any pattern, so redact(redact(x)) == redact(x).
 
+A text with more candidates of one alternative than any real message holds (flood_limit():
+256 per 32,000 characters) is a flood: the rest of that alternative's candidates are replaced
+without their checks, runs of them by one RE2 call (see _Run), so the Python work per text stays
+bounded. The flood path replaces everything the exact path would, and may replace more; counts
+of a flooded kind are an upper bound. Below the limit the output is the exact path's.
+
 The pattern runs on apps.core.regex.char_classes(text) (one byte per character, non-ASCII
 characters as the byte of their class), so Python's Unicode \w, \d and \s stay exact and the
 compiled program stays small enough for RE2's DFA.
