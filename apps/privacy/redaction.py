@@ -24,6 +24,12 @@ Python after the match; a candidate that fails is kept as it was (and is not re-
 another kind: a 16-digit order id that fails Luhn is not a phone number either). Placeholders
 never match any pattern, so redact(redact(x)) == redact(x).
 
+A text with more candidates of one alternative than any real message holds (flood_limit():
+256 per 32,000 characters) is a flood: the rest of that alternative's candidates are replaced
+without their checks, runs of them by one RE2 call (see _Run), so the Python work per text stays
+bounded. The flood path replaces everything the exact path would, and may replace more; counts
+of a flooded kind are an upper bound. Below the limit the output is the exact path's.
+
 The pattern runs on apps.core.regex.char_classes(text) (one byte per character, non-ASCII
 characters as the byte of their class), so Python's Unicode \w, \d and \s stay exact and the
 compiled program stays small enough for RE2's DFA.
@@ -213,6 +219,44 @@ _BODY_CHARS = {
     ("PHONE", "0-9"): b"0123456789.-",
 }
 
+# A card body holds 13–19 digits, so the body without its last two characters (the `core`
+# narrowing looks at) holds at least 11: fewer, and the match cannot be a card.
+_CARD_CORE_DIGITS = 11
+
+# What an `api_key: …` value cannot hold (`[^\s"',;]`): the stopping alternative's after.
+_ASSIGN_STOPS = frozenset(b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x82\"',;")  # SHADOW_SPACE, quotes, comma, semicolon
+_HEX_COLON_DOT = b"0123456789abcdefABCDEF:."
+
+
+_CARD_OR_PHONE = "card or phone"  # a marker (see _Route.decide)
+
+
+def _card_shaped(body: bytes) -> bool:
+    """Whether `[0-9](?:[ \\-]?[0-9]){12,18}` matches all of `body` (bytes methods, no RE2 call)."""
+    digits = _digit_count(body)
+    return (
+        13 <= digits <= 19 and not body.translate(None, b"0123456789 -") and 48 <= body[0] <= 57
+        and 48 <= body[-1] <= 57 and b"  " not in body and b"--" not in body and b" -" not in body and b"- " not in body
+    )
+
+
+def _assign_end(classes: bytes, start: int, stop: int) -> int:
+    """The body end of a match that is an `api_key: …` assignment, or -1 if it may be another
+    alternative of its route (call only when stop < len(classes)).
+
+    The other alternatives that begin with A/a/S/s/P/p/C/c (keys, email, IBAN, IPv6) never hold
+    "=", and only IPv6 holds ":" — in a body of hex digits, colons and dots. Every name holds a
+    letter beyond hex and is followed by ":" or "=" and at least six characters, so the core
+    (the body without the last two characters, which may be the after's) shows both. Of the two
+    assignment alternatives, the diverging one has no after and ends on a value character; the
+    stopping one ends on its after, a character no value holds.
+    """
+    core = classes[start + 1:stop - 2]
+    if (58 not in core and 61 not in core) or not core.translate(None, _HEX_COLON_DOT):
+        return -1
+    return stop - 1 if classes[stop - 1] in _ASSIGN_STOPS else stop
+
+
 # RE2 finds submatches with its fast BitState engine only in programs of at most 512 instructions.
 _BITSTATE_MAX = 512
 
@@ -224,19 +268,32 @@ class _Route:
     patterns of consecutive alternatives (each within BitState's size where it can be), tried in
     order; the first that matches at the position is the one (see _Pattern)."""
 
-    __slots__ = ("name", "after", "steps", "narrow")
+    __slots__ = ("name", "after", "steps", "narrow", "decide", "card_bit", "assign")
 
     def __init__(self, alternatives: list[tuple[str, str, str, str, str]]) -> None:
         self.name = alternatives[0][0] if len(alternatives) == 1 else None
         self.after = _after_shape(alternatives[0][3])
         # When every alternative here has _BODY_CHARS: (its characters, name, after shape), to
         # keep only the alternatives whose characters the match's body holds (see redact()).
+        # `narrow`: (characters, bit) per alternative; `decide[mask]`: for the alternatives whose
+        # bits are set, (name, after shape) when they agree on both (the phone shapes beginning
+        # with "0" need not be told apart), _CARD_OR_PHONE when they are cards and phones, else None.
         self.narrow = None
+        self.card_bit = 0
         if self.name is None and all((name, starts) in _BODY_CHARS for name, _, _, _, starts in alternatives):
-            self.narrow = [
-                (frozenset(_BODY_CHARS[name, starts]), name, _after_shape(after))
-                for name, _, _, after, starts in alternatives
-            ]
+            self.narrow = [(frozenset(_BODY_CHARS[name, starts]), 1 << i)
+                           for i, (name, _, _, _, starts) in enumerate(alternatives)]
+            shapes = [(name, _after_shape(after)) for name, _, _, after, _ in alternatives]
+            self.card_bit = sum(1 << i for i, (name, _) in enumerate(shapes) if name == "CARD")
+            self.decide = [None] * (1 << len(shapes))
+            for mask in range(1, 1 << len(shapes)):
+                chosen = {shape for i, shape in enumerate(shapes) if mask >> i & 1}
+                if len(chosen) == 1:
+                    self.decide[mask] = chosen.pop()
+                elif {name for name, _ in chosen} == {"CARD", "PHONE"}:
+                    self.decide[mask] = _CARD_OR_PHONE
+        # When an `api_key: …` assignment can begin with this byte: see _assign_end().
+        self.assign = any(name == "ASSIGN" for name, *_ in alternatives)
         self.steps: list[tuple] = []  # (RE2 Match, {end marker group: alternative name})
         group: list[tuple[str, str, str, str]] = []
         for alternative in (alternative[:4] for alternative in alternatives):
@@ -478,6 +535,111 @@ def _resolve(route: _Route, data: bytes, start: int) -> tuple[str, int]:
     raise AssertionError("the big pattern matched here, so one of its alternatives does")
 
 
+# The flood path (issue 15 #1). Every candidate costs ~1–3 µs of Python (the RE2 call, the
+# route, the check), so a text of thousands of candidates costs several times a PII-dense one,
+# though linearly. No real message holds many candidates of one alternative: the labelled corpus
+# and ConvAI2 messages hold at most a few per text (docs/BENCHMARKS.md). Past FLOOD_CANDIDATES of
+# one alternative per FLOOD_PER_CHARS characters, the rest of that alternative's candidates are
+# redacted without their check (Luhn, phone digits, IPv6 parse, IBAN mod 97), and runs of them are taken
+# by one RE2 call (_Run). The matches are the same as on the exact path, which never depend on a
+# check's outcome (a failed candidate is skipped just as far as a replaced one), so the flood path
+# replaces everything the exact path does, and more: over-redaction, never PII left in. Counts of
+# a flooded kind are then an upper bound.
+FLOOD_CANDIDATES = 256
+FLOOD_PER_CHARS = 32_000
+# Cards and phones flood together: a card-shaped number that fails Luhn is checked as a phone.
+_FLOOD_GROUP = {"CARD": PHONE}
+
+
+def flood_limit(length: int) -> int:
+    """Candidates of one alternative a text of `length` characters may hold before it floods."""
+    return max(FLOOD_CANDIDATES, length * FLOOD_CANDIDATES // FLOOD_PER_CHARS)
+
+
+def _flood_replacement(name: str, text: str, data: bytes, start: int, end: int) -> tuple[str, str]:
+    """_replacement() without the checks that cost Python time: every candidate is redacted."""
+    if name == "PHONE":
+        return PHONE, "[PHONE]"
+    if name == "CARD":  # card-shaped: a card, Luhn or not (a card-shaped phone number too)
+        return CARD, "[CARD]"
+    if name == "IPV6" or name == "IPV4":
+        return IP, "[IP]"
+    if name == "IBAN":
+        return IBAN, "[IBAN]"
+    return _replacement(name, text, data, start, end)  # secrets and emails have no check
+
+
+class _Run:
+    r"""Further candidates of one alternative right after one the loop found, by one anchored RE2
+    call: `(?:[separators]next)+` and the alternative's after.
+
+    It takes exactly the candidates the loop would find next, one by one, if (a) no alternative's
+    body can begin with a separator, which are also fine as the candidate's before and after, and
+    (b) no alternative before this one can match where `next` begins. `next` is the alternative's
+    body, or (for IPv6) the part of its language that rules the earlier ones out; where it does
+    not match the run ends and the loop goes on as usual. Each body's extent is the loop's: a body
+    choice is taken when its after holds, and a following separator satisfies the after.
+    """
+
+    def __init__(self, name: str, separators: bytes, starts: bytes, next_body: str, after: str, counted: bytes,
+                 ambiguous_end: bytes, body_last: bytes) -> None:
+        cls = "".join(f"\\x{b:02x}" for b in separators)
+        self.name = name
+        self.separators = frozenset(separators)
+        self.starts = frozenset(starts)  # the bytes `next` can begin with
+        self.match = raw_match(regex_compile(f"(?:[{cls}]{next_body})+{after}", latin1=True))
+        self.capture = raw_match(regex_compile(f"(?:[{cls}]{next_body}())+{after}", latin1=True))
+        self.after = _after_shape(after)
+        self.counted = counted  # bytes of which each further candidate holds exactly one
+        self.body_last = body_last  # the bytes a body can end with
+        self.ambiguous_end = ambiguous_end  # of those, the ones its after can also consume
+
+    def end(self, classes: bytes, body_end: int) -> tuple[int, int]:
+        """(end of the run's last body, further candidates), or (-1, 0) for none."""
+        size = len(classes)
+        stop = self.match(ANCHOR_START, classes, body_end, size)[0][1]
+        if stop < 0:
+            return -1, 0
+        if stop < size:
+            end = stop - (2 if self.after == _AFTER_DOT and classes[stop - 2] == 46 else 1)
+        else:  # at the end of the text the after may be \z (nothing consumed)
+            last = classes[size - 1]
+            if last in self.ambiguous_end:
+                end = self.capture(ANCHOR_START, classes, body_end, size)[1][0]
+            elif last in self.body_last:
+                end = size
+            elif self.after == _AFTER_DOT and (last == 46 or classes[size - 2] == 46):
+                end = size - 1 if last == 46 else size - 2  # "." then the end, or "." then a non-digit
+            else:
+                end = size - 1
+        region = classes[body_end:end]
+        return end, len(region) - len(region.translate(None, self.counted))
+
+
+_IPV6_BODY = r"[0-9A-Fa-f:][0-9A-Fa-f.]*:(?:[0-9A-Fa-f:.]*[0-9A-Fa-f:])?"
+_PHONE_CC_BODY = rf"\+[1-9][0-9]{{0,2}}{_PHONE_GROUPS}"
+assert any(name == "IPV6" and body == _IPV6_BODY for name, _, _, _, body, _ in _ALTERNATIVES)
+assert any(name == "PHONE" and body == _PHONE_CC_BODY for name, _, _, _, body, _ in _ALTERNATIVES)
+# A run is tried only this many times without taking a further candidate, per alternative and text.
+_RUN_TRIES = 16
+# Keyed by (name, body begins with "+").
+_RUNS = {
+    # IPv6 separated by one of " \t\n,;@-" (each neither a word character nor ":" or ".", and no body
+    # begins with one; PEM's "-----" cannot begin at a "-" followed by a digit or ":"). `next`: IPv6
+    # bodies that begin with ":" or with a digit and reach their first ":" by hex digits alone. An
+    # IPv4 body needs a "." before that colon, an email an "@", an IBAN two capitals, every key a
+    # letter or "-" first: none of the alternatives before IPv6 can match there. Bodies hold no
+    # separator, so the separators count the further candidates.
+    ("IPV6", False): _Run(
+        "IPV6", b" \t\n,;@-", b":0123456789", r"(?::[0-9A-Fa-f.]*|[0-9][0-9A-Fa-f]*):(?:[0-9A-Fa-f:.]*[0-9A-Fa-f:])?",
+        _not_followed_by(rf"{WORD}:"), b" \t\n,;@-", b"", b"0123456789abcdefABCDEF:",
+    ),
+    # +CC phones separated by one of " \t\n,;": only this alternative begins with "+", so `next` is
+    # its body; each holds one "+". A body can end with ")", which the after also takes.
+    ("PHONE", True): _Run("PHONE", b" \t\n,;", b"+", _PHONE_CC_BODY, _PHONE_END, b"+", b")", b"0123456789)"),
+}
+
+
 def redact(text: str) -> tuple[str, dict[str, int]]:
     """The text with PII and secrets replaced by [KIND] placeholders, and the count per kind.
 
@@ -489,13 +651,26 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
        and copy either the placeholder or the body itself.
     4. Search again from the body's last character (the next "before"), never earlier: every
        step moves forward, and RE2 reads each byte a bounded number of times.
+    5. Past flood_limit() candidates of one alternative, the flood path for it (see _Run).
     """
+    return _redact(text, flood_limit(len(text)))
+
+
+def _redact(text: str, limit: float, spans: list | None = None, seen: dict | None = None,
+            runs: bool = True) -> tuple[str, dict[str, int]]:
+    """redact() with `limit` candidates of one alternative before the flood path (inf: never);
+    `spans` collects the (start, end) of each replaced piece of `text`, `seen` the candidates per
+    alternative name (for the tests and the bench); runs=False: the flood path one candidate at
+    a time (what the runs must equal)."""
     if not text:
         return text, {}
     classes = char_classes("\n" + text)
     pattern = _PATTERNS[_families_present(text, classes)]
     if pattern is None:
         return text, {}
+    if seen is None:
+        seen = {}
+    run_failures: dict[str, int] = {}
     counts: dict[str, int] = {}
     pieces: list[str] = []
     copied = 0  # characters of `text` already in `pieces`
@@ -511,23 +686,66 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
         if name is None and route.narrow is not None and stop < size:
             # Several alternatives begin so, and all have known characters: keep those whose
             # characters hold the body without its last two (which may be the after's).
-            core = frozenset(classes[start + 1:stop - 2])
-            possible = [alternative for alternative in route.narrow if core <= alternative[0]]
-            if len(possible) == 1:
-                _, name, after = possible[0]
-        if name is not None and stop < size:  # one alternative begins so: its after's length gives the body's end
+            # Alternatives with the same name and after shape (the phone shapes beginning with "0")
+            # need not be told apart: the placeholder and the body's end are the same.
+            core_bytes = classes[start + 1:stop - 2]
+            core = frozenset(core_bytes)
+            mask = sum([bit for chars, bit in route.narrow if core <= chars])
+            card = route.card_bit
+            if mask & card and mask != card and _digit_count(core_bytes) < _CARD_CORE_DIGITS:
+                mask ^= card
+            decision = route.decide[mask]
+            if decision is _CARD_OR_PHONE:
+                if classes[stop - 2] != 46:
+                    # Card or phone, each with a one-character after here: the body's end is known,
+                    # and it is a card exactly if the card alternative (the earlier) can match it.
+                    # Flooded, either is redacted: as a phone, without the check.
+                    flooded = seen.get(PHONE, 0) >= limit
+                    name, after = (CARD if not flooded and _card_shaped(classes[start + 1:stop - 1]) else PHONE), 1
+            elif decision is not None:
+                name, after = decision
+        end = -1
+        if name is None and route.assign and stop < size:
+            end = _assign_end(classes, start, stop)
+            if end >= 0:
+                name = "ASSIGN"
+        if end >= 0:
+            pass
+        elif name is not None and stop < size:  # one alternative begins so: its after's length gives the body's end
             if after == _AFTER_DOT:
                 after = 2 if classes[stop - 2] == 46 else 1  # "." then a non-digit, or one character
             end = stop - after
         else:
             name, end = _resolve(route, classes, start)
         # The body is classes[start + 1:end], text[start:end - 1].
-        found = _replacement(name, text, classes, start, end)
+        group = _FLOOD_GROUP.get(name, name)
+        many = seen[group] = seen.get(group, 0) + 1
+        if many <= limit:
+            found = _replacement(name, text, classes, start, end)
+            n = 1
+        else:
+            found = _flood_replacement(name, text, classes, start, end)
+            n = 1
+            run = _RUNS.get((name, classes[start + 1] == 43)) if runs else None
+            # Only where a run can begin (a separator, then a body's first byte), and not for an
+            # alternative whose runs keep failing: a failed try is one more RE2 call.
+            if run is not None and end + 1 < size and classes[end] in run.separators \
+                    and classes[end + 1] in run.starts and run_failures.get(name, 0) < _RUN_TRIES:
+                run_end, more = run.end(classes, end)
+                if not more:
+                    run_failures[name] = run_failures.get(name, 0) + 1
+                else:
+                    seen[group] += more
+                    found = found[0], " ".join([found[1]] * (1 + more))  # one placeholder per candidate
+                    n += more
+                    end = run_end
         if found is not None:
             kind, placeholder = found
-            counts[kind] = counts.get(kind, 0) + 1
+            counts[kind] = counts.get(kind, 0) + n
             pieces.append(text[copied:start])
             pieces.append(placeholder)
+            if spans is not None:
+                spans.append((start, end - 1))
             copied = end - 1
         position = end - 1  # the body's last character, in `classes` offsets
     if not counts:

@@ -147,6 +147,6 @@ def test_the_reference_agrees_on_the_corpus_and_the_cases_the_shortcuts_decide()
         redact_both(row["text"])
     for text in ["+1 1.2.3.4", "x 1.2.3.4.", "1.2.3.4.x", "1.2.3.4.5", "+44 20 7946 0958.x", "+44 20 7946 0958)",
                  "+44 20 7946 0958).", "555.123.4567.a", "4111 1111 1111 1111", "0012345678901234", "2001:db8::1.",
-                 "2001:db8:85a@x", "api_key: abcdef", "api_key: [SECR", "a@b.io", "a@b.io."]:
+                 "2001:db8:85a@x", "0049 30 1234567", "0049 30 123456 7", "0049-30-1234567", "0049  30 1234567", "020 7946 0958 1234", "api_key: abcdef", "api_key: abcde-", "pwd=a:b:c:d-", "api_key: [SECR", "api_key: [SECRE", "a@b.io", "a@b.io."]:
         for tail in ("", " 1", "x", ".", ".x", ":"):  # a match at the end of the text, and one before more
             redact_both(text + tail)
