@@ -7,7 +7,7 @@ from typing import Any
 
 from django import template
 
-from apps.conversations.choices import FlagReason
+from apps.conversations.choices import FlagReason, ReviewStatus
 
 register = template.Library()
 
@@ -63,6 +63,12 @@ def number(value: Any, digits: int = 0) -> str:
 @register.filter
 def flag_reason(value: str) -> str:
     return FlagReason(value).label if value in FlagReason.values else str(value)
+
+
+@register.filter
+def review_status(value: str) -> str:
+    """'in_review' → 'In review': the choice's label, never the stored value."""
+    return ReviewStatus(value).label if value in ReviewStatus.values else str(value)
 
 
 @register.filter
