@@ -72,6 +72,31 @@ def review_status(value: str) -> str:
 
 
 @register.filter
+def alert_figure(value: float | None, metric: str) -> str:
+    """An alert's value or threshold in its metric's unit: '19.4 %', '4,300 ms', '$1.20'."""
+    from apps.alerts.choices import METRIC_UNITS, PERCENT_METRICS
+
+    if value is None:
+        return "—"
+    if metric in PERCENT_METRICS:
+        return f"{value:.1f} %"
+    unit = METRIC_UNITS.get(metric, "")
+    if unit == "USD":
+        return f"${value:,.2f}"
+    if unit == "/10":
+        return f"{value:.1f}/10"
+    return f"{value:,.0f} {unit}".rstrip()
+
+
+@register.filter
+def alert_metric(metric: str) -> str:
+    """'thumbs_down_rate' → 'Thumbs-down rate' (the metric's label without its explanation)."""
+    from apps.alerts.choices import Metric
+
+    return Metric(metric).label.split(" (")[0] if metric in Metric.values else metric
+
+
+@register.filter
 def risk_reason(reason: Any) -> str:
     """One matched rule as text: '<rule> (+points, severity): matched …' from whatever shape it has."""
     if not isinstance(reason, dict):

@@ -1,8 +1,10 @@
 from django.core.management.base import BaseCommand
 
 from apps.alerts.models import AlertEvent
+from apps.chatbots.services import api_key_curl_example
 from apps.conversations.models import Conversation
-from apps.ingest.demo import curl_example, demo_analysis_seed, demo_api_key_issue, demo_seed
+from apps.ingest.demo import demo_api_key_issue, demo_seed
+from apps.review.demo import demo_analysis_seed
 
 
 class Command(BaseCommand):
@@ -43,5 +45,5 @@ class Command(BaseCommand):
             self.stdout.write(f"  API key for {key.chatbot.name} (shown once; only its hash is stored):")
             self.stdout.write(f"    {raw_key}")
             self.stdout.write("  Send a turn with it:")
-            for line in curl_example(base_url=api_key, raw_key=raw_key).splitlines():
+            for line in api_key_curl_example(base_url=api_key, raw_key=raw_key).splitlines():
                 self.stdout.write(f"    {line}")
