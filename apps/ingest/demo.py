@@ -281,7 +281,7 @@ def demo_alerts_seed(*, chatbots: list[Chatbot]) -> dict[str, Any]:
             resolved = existing  # seeded before (seed_demo without --if-empty adds traffic only)
             break
         rule = AlertRule(name=name, chatbot=chatbot,
-                         metric=Metric.LATENCY_P95, comparison=Comparison.GT, window_minutes=6 * 60,
+                         metric=Metric.LATENCY_P95, comparison=Comparison.GT, window_minutes=24 * 60,
                          min_samples=5, renotify_minutes=0, severity=Severity.CRITICAL)
         past = _breach_in_the_past(rule, now=now, days=13)
         if past is None:

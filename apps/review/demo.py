@@ -4,6 +4,8 @@ the one that may use every other app (tests/core/test_layers.py)."""
 import random
 from typing import Any
 
+from django.db.models import F
+
 from apps.chatbots.models import Chatbot
 from apps.ingest.demo import BANK, CHATBOTS, HR, SHOP, demo_alerts_seed, demo_clusters_seed
 
@@ -87,8 +89,8 @@ def demo_reviews_seed(*, chatbots: list[Chatbot], rng: random.Random) -> dict[st
                     turn_answer_correct(turn=turn, actor=reviewer, corrected_answer=_corrected(turn))
                     done["corrected"] += 1
         # A reviewer flags by hand what nothing caught: the judge's lowest unflagged answer.
-        unflagged = (Turn.objects.filter(chatbot=chatbot, is_flagged=False, judge_overall__isnull=False)
-                     .exclude(bot_response="").order_by("judge_overall", "-timestamp").first())
+        unflagged = (Turn.objects.filter(chatbot=chatbot, is_flagged=False).exclude(bot_response="")
+                     .order_by(F("judge_overall").asc(nulls_last=True), "-timestamp").first())
         if unflagged is not None and conversation_flag_manual(
             conversation_id=unflagged.conversation_id, actor=ben, turn=unflagged,
             note="No rule fired and nobody complained, but the answer dodges the question.",
