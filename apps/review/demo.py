@@ -39,7 +39,7 @@ def demo_reviewers_ensure(*, chatbots: list[Chatbot]) -> list[Any]:
 
 
 def demo_reviews_seed(*, chatbots: list[Chatbot], rng: random.Random) -> dict[str, int]:
-    """Reviews in every state, through the review services, on each chatbot's riskiest items:
+    """Reviews in every state, through the review services, on each chatbot's next riskiest items:
     resolved with a note and human scores, a false positive, one in review with a corrected
     answer, a conversation flagged by hand, and the rest left new."""
     from apps.conversations.models import Conversation, Turn
@@ -56,8 +56,9 @@ def demo_reviews_seed(*, chatbots: list[Chatbot], rng: random.Random) -> dict[st
     ana, ben = demo_reviewers_ensure(chatbots=chatbots)
     done = {"resolved": 0, "false_positive": 0, "in_review": 0, "scored": 0, "corrected": 0, "manual": 0}
     for chatbot in chatbots:
+        # The three riskiest stay new: the first thing a demo visitor should work on.
         queue = list(Conversation.objects.filter(chatbot=chatbot, is_flagged=True, review_status="new")
-                     .order_by("-max_risk_score", "-last_activity_at")[:8])
+                     .order_by("-max_risk_score", "-last_activity_at")[3:11])
         worst = {c.pk: Turn.objects.filter(conversation=c).order_by("-risk_score", "judge_overall", "sequence").first()
                  for c in queue}
         for index, conversation in enumerate(queue):
