@@ -7,7 +7,12 @@ SHARED_TIKTOKEN := $(abspath ../shared/data/tiktoken)
 export TIKTOKEN_ENCODINGS_DIR ?= $(if $(wildcard $(SHARED_TIKTOKEN)),$(SHARED_TIKTOKEN),)
 DEMO_ENV := DEBUG=1 DATABASE_URL= REDIS_URL= OPENAI_API_KEY=
 ADMIN_USER ?= admin
+# Given by you (`make demo ADMIN_PASSWORD=…` or the environment): set on every run. Otherwise the
+# default is only the password of a newly created admin; a rerun keeps the one you have.
+ADMIN_PASSWORD_GIVEN := $(filter command line environment environment override,$(origin ADMIN_PASSWORD))
 ADMIN_PASSWORD ?= chatmon-demo
+ADMIN_PASSWORD_FLAG := $(if $(ADMIN_PASSWORD_GIVEN),--password,--initial-password)
+ADMIN_PASSWORD_NOTE := $(if $(ADMIN_PASSWORD_GIVEN),,  (on the first run; later runs keep your password))
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -26,15 +31,16 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
-	$(DEMO_ENV) $(BIN)/python manage.py ensure_admin --username $(ADMIN_USER) --password $(ADMIN_PASSWORD)
-	LOG_LEVEL=WARNING $(DEMO_ENV) $(BIN)/python manage.py seed_demo --if-empty
+	@$(DEMO_ENV) $(BIN)/python manage.py ensure_admin --username '$(ADMIN_USER)' $(ADMIN_PASSWORD_FLAG) '$(ADMIN_PASSWORD)'
+	LOG_LEVEL=WARNING $(DEMO_ENV) $(BIN)/python manage.py seed_demo --if-empty --api-key http://$(HOST):$(PORT)
 	@echo ""
 	@echo "  chatmon is running:  http://$(HOST):$(PORT)/admin/"
-	@echo "  log in as:           $(ADMIN_USER) / $(ADMIN_PASSWORD)"
+	@echo "  log in as:           $(ADMIN_USER) / $(ADMIN_PASSWORD)$(ADMIN_PASSWORD_NOTE)"
 	@echo "  widget demo:         http://$(HOST):$(PORT)/demo/widget/"
 	@echo "  API docs:            http://$(HOST):$(PORT)/api/docs/"
+	@echo "  periodic jobs:       in this process (EMBEDDED_SCHEDULER); alerts go to the server log"
 	@echo ""
-	$(DEMO_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(DEMO_ENV) $(BIN)/python manage.py demo_server $(HOST):$(PORT)
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -55,6 +55,7 @@ class ChannelKind(models.TextChoices):
     DISCORD = "discord", "Discord webhook"
     WEBHOOK = "webhook", "Generic webhook"
     EMAIL = "email", "Email"
+    LOG = "log", "Server log — demos and tests"
 
 
 class DeliveryStatus(models.TextChoices):

@@ -28,7 +28,8 @@ class NotificationChannel(TimestampedModel):
     kind = models.CharField(max_length=10, choices=ChannelKind.choices)
     config = models.JSONField(
         default=dict, blank=True,
-        help_text='slack/discord: {"url": …}; webhook: {"url": …, "secret": …}; email: {"to": ["a@b.c"]}',
+        help_text='slack/discord: {"url": …}; webhook: {"url": …, "secret": …}; email: {"to": ["a@b.c"]}; '
+                  "log: {} (writes to chatmon's log, sends nothing)",
     )
     chatbots = models.ManyToManyField(
         "chatbots.Chatbot", blank=True, related_name="notification_channels",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import smtplib
 import time
 from http import HTTPStatus
@@ -29,6 +30,7 @@ from .notifications import Notification
 SIGNATURE_HEADER = "X-Chatmon-Signature"
 TIMESTAMP_HEADER = "X-Chatmon-Timestamp"
 USER_AGENT = "chatmon-alerts/1"
+log_channel_logger = logging.getLogger("chatmon.alerts.log_channel")
 
 # Colours for Slack attachments / Discord embeds by notification kind and severity.
 _COLOURS = {"resolved": 0x2EB67D, "test": 0x4A90D9, "info": 0x4A90D9, "warning": 0xECB22E, "critical": 0xE01E5A}
@@ -211,6 +213,22 @@ class EmailTransport(Transport):
         return None
 
 
+class LogTransport(Transport):
+    """Writes the notification to chatmon's own log (logger `chatmon.alerts.log_channel`) and
+    sends nothing anywhere: for the demo and tests, or to try rules before a real channel exists.
+    Logged at WARNING so it shows at the default log level."""
+
+    kind = ChannelKind.LOG
+
+    def send(self, *, config: dict[str, Any], notification: Notification, delivery_id: int | None) -> int | None:
+        facts = ", ".join(f"{name}: {value}" for name, value in _fields(notification))
+        log_channel_logger.warning(
+            "[%s] %s — %s (%s; delivery %s)", notification.kind, notification.title, notification.text, facts, delivery_id,
+            extra={"delivery_id": delivery_id, "notification_kind": notification.kind},
+        )
+        return None
+
+
 def _fields(notification: Notification) -> list[tuple[str, str]]:
     """The short facts every channel shows under the title."""
     fields: list[tuple[str, str]] = []
@@ -230,7 +248,7 @@ def _fields(notification: Notification) -> list[tuple[str, str]]:
 
 
 TRANSPORTS: dict[str, type[Transport]] = {
-    cls.kind: cls for cls in (SlackTransport, DiscordTransport, WebhookTransport, EmailTransport)
+    cls.kind: cls for cls in (SlackTransport, DiscordTransport, WebhookTransport, EmailTransport, LogTransport)
 }
 
 

@@ -5,7 +5,7 @@ from django.utils.cache import add_never_cache_headers
 from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 
 from .models import ApiKey, Chatbot
-from .services import api_key_issue, api_key_revoke
+from .services import api_key_curl_example, api_key_issue, api_key_revoke
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -74,6 +74,7 @@ class ApiKeyAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
         response = TemplateResponse(request, "admin/chatbots/apikey/issued.html", {
             **self.admin_site.each_context(request),
             "opts": self.opts, "title": "New API key", "key": obj, "raw_key": raw_key,
+            "curl_example": api_key_curl_example(base_url=request.build_absolute_uri("/"), raw_key=raw_key),
         })
         add_never_cache_headers(response)
         return response

@@ -36,3 +36,12 @@ def api_key_revoke(*, key: ApiKey) -> bool:
         locked.revoke()
     key.refresh_from_db(fields=["revoked_at"])
     return True
+
+
+def api_key_curl_example(*, base_url: str, raw_key: str) -> str:
+    """A ready-to-paste request that ingests one turn with `raw_key` (the README's example)."""
+    return (f"curl -X POST {base_url.rstrip('/')}/api/v1/ingest/turns \\\n"
+            f"  -H 'Authorization: Bearer {raw_key}' \\\n"
+            "  -H 'Content-Type: application/json' \\\n"
+            """  -d '{"conversation_id": "curl-test-1", "turn_id": "curl-test-1-1",\n"""
+            """       "user_message": "Where is my order?", "bot_response": "It ships tomorrow.", "latency_ms": 900}'""")

@@ -1,7 +1,14 @@
-"""Demo traffic for `seed_demo`: three believable chatbots, a fortnight of conversations.
+"""Demo data for `seed_demo`: three believable chatbots, a fortnight of conversations, and what
+the product makes of them — so every page has something to show on first login.
 
-Everything goes through apps.ingest.services.turns_ingest (the API's own path) and
-apps.feedback.services.feedback_submit, so the demo exercises the real product.
+Everything goes through the product's own services, so the demo exercises the real code:
+1. turns through apps.ingest.services.turns_ingest (the API's path; risk and the offline judge
+   run on them), thumbs through apps.feedback.services.feedback_submit;
+2. a finished clustering run per chatbot (apps.clustering, the offline TF-IDF backend);
+3. a "log" notification channel, the preset rules switched on, one rule firing now and one that
+   fired and resolved earlier in the fortnight (apps.alerts.rules.alert_rule_check at those times);
+4. (apps/review/demo.py) two demo reviewers whose decisions, scores, labels, a correction and a
+   manual flag go through apps.review.services.
 """
 
 import random
@@ -82,12 +89,15 @@ RISKY = (
 CHATBOTS = (
     {"slug": "shop-assistant", "name": "Shop assistant", "company": "Acme Outfitters", "provider": "openai",
      "model": "gpt-4o-mini", "topics": SHOP, "allowed_origins": ["http://127.0.0.1:8000", "http://localhost:8000"],
+     "review_labels": ["wrong order status", "made-up policy", "missed handoff", "tone"],
      "description": "Answers order, returns and sizing questions on acme-outfitters.example."},
     {"slug": "bank-helpdesk", "name": "Bank helpdesk", "company": "Northwind Bank", "provider": "anthropic",
      "model": "claude-3-5-haiku-20241022", "topics": BANK, "allowed_origins": ["http://127.0.0.1:8000"],
+     "review_labels": ["wrong rate", "leaked card data", "missed handoff", "tone"],
      "description": "Card, transfer and fee questions for retail customers."},
     {"slug": "hr-helper", "name": "HR helper", "company": "Northwind Bank", "provider": "google",
      "model": "gemini-2.0-flash", "topics": HR, "allowed_origins": [],
+     "review_labels": ["wrong policy", "missed handoff", "tone"],
      "description": "Internal assistant for employees' HR questions."},
 )
 
@@ -182,3 +192,118 @@ def demo_seed(*, conversations: int = 150, days: int = 14, seed: int = 7, batch_
             )
         counts[chatbot.slug] = len(results)
     return counts
+
+
+# --- what the product makes of the traffic ------------------------------------------------------
+
+DEMO_CHANNEL = "Demo log"
+DEMO_KEY_NAME = "demo (make demo)"
+
+
+def demo_clusters_seed(*, chatbots: list[Chatbot]) -> list[Any]:
+    """One finished thumbs-down clustering run per chatbot, with the offline TF-IDF backend."""
+    from apps.clustering.execution import cluster_run_execute
+    from apps.clustering.runs import cluster_run_create
+
+    runs = []
+    now = timezone.now()
+    for chatbot in chatbots:
+        run = cluster_run_create(chatbot=chatbot, backend="tfidf", now=now)
+        runs.append(cluster_run_execute(run_id=run.pk))
+        # The schedule's next run for this chatbot is a full interval away, not at once.
+        Chatbot.objects.filter(pk=chatbot.pk).update(last_clustered_at=now)
+    return runs
+
+
+def _breach_in_the_past(rule: Any, *, now: datetime, days: int) -> tuple[datetime, datetime, float] | None:
+    """A past hour where `rule`'s (latency) metric peaked, a later hour where it was lower, and a
+    threshold between the two: what makes the rule fire at the first and resolve at the second.
+
+    The threshold is also above every turn of the current window, so no later check (the window
+    only empties as time passes) fires it again.
+    """
+    from django.db.models import Max
+
+    from apps.alerts.selectors import rule_metric_compute, turns_in_window
+
+    window = timedelta(minutes=rule.window_minutes)
+    recent = turns_in_window(chatbot_id=rule.chatbot_id, since=now - window, until=now).aggregate(m=Max("latency_ms"))["m"]
+    values = [(at, rule_metric_compute(rule=rule, now=at)) for at in (now - timedelta(hours=h) for h in range(days * 24, 2, -1))]
+    usable = [(at, r.value) for at, r in values if r.value is not None and r.sample_size >= rule.min_samples]
+    if not usable:
+        return None
+    peak_at, peak = max(usable, key=lambda item: item[1])
+    for at, result in values:
+        if at > peak_at + window and (result.value is None or result.value < peak * 0.7):
+            floor = max(result.value or 0.0, float(recent or 0))
+            threshold = float(round((peak + floor) / 2, -2))
+            return (peak_at, at, threshold) if floor < threshold < peak else None
+    return None
+
+
+def demo_alerts_seed(*, chatbots: list[Chatbot]) -> dict[str, Any]:
+    """A log channel; the preset rules on and sending to it; one rule firing now and one that
+    fired and resolved in the past, each with its deliveries to the log channel.
+
+    The firing rule watches the thumbs-down rate over the whole demo week; the resolved one the
+    p95 latency of one chatbot, checked at a past hour where it peaked and at a later, calmer one.
+    """
+    from apps.alerts.choices import ChannelKind, Comparison, Metric, Severity
+    from apps.alerts.models import AlertRule, NotificationChannel
+    from apps.alerts.rules import alert_rule_check
+    from apps.alerts.selectors import rule_metric_compute
+
+    now = timezone.now()
+    channel, _ = NotificationChannel.objects.get_or_create(
+        name=DEMO_CHANNEL, defaults={"kind": ChannelKind.LOG, "config": {}},
+    )
+    for preset in AlertRule.objects.filter(name__startswith="Preset:", chatbot=None):
+        preset.channels.add(channel)
+    AlertRule.objects.filter(name__startswith="Preset:", chatbot=None).update(is_enabled=True)
+
+    firing, _ = AlertRule.objects.get_or_create(
+        name="Demo: thumbs-down rate above 15% this week", chatbot=None,
+        defaults={"metric": Metric.THUMBS_DOWN_RATE, "comparison": Comparison.GT, "threshold": 15,
+                  "window_minutes": 7 * 24 * 60, "min_samples": 20, "renotify_minutes": 24 * 60,
+                  "severity": Severity.WARNING},
+    )
+    current = rule_metric_compute(rule=firing, now=now).value
+    if current is not None and current <= firing.threshold:  # a smaller or kinder demo: still show one
+        AlertRule.objects.filter(pk=firing.pk).update(threshold=max(1, int(current * 0.6)))
+    firing.channels.add(channel)
+    alert_rule_check(rule_id=firing.pk, now=now)
+
+    # The first chatbot whose latency had a spike that later calmed down gets the resolved alert.
+    resolved = None
+    for chatbot in chatbots:
+        name = f"Demo: {chatbot.name} p95 latency too high"
+        if (existing := AlertRule.objects.filter(name=name, chatbot=chatbot).first()) is not None:
+            resolved = existing  # seeded before (seed_demo without --if-empty adds traffic only)
+            break
+        rule = AlertRule(name=name, chatbot=chatbot,
+                         metric=Metric.LATENCY_P95, comparison=Comparison.GT, window_minutes=24 * 60,
+                         min_samples=5, renotify_minutes=0, severity=Severity.CRITICAL)
+        past = _breach_in_the_past(rule, now=now, days=13)
+        if past is None:
+            continue
+        fired_at, calm_at, rule.threshold = past
+        rule.save()
+        rule.channels.add(channel)
+        alert_rule_check(rule_id=rule.pk, now=fired_at)
+        alert_rule_check(rule_id=rule.pk, now=calm_at)
+        alert_rule_check(rule_id=rule.pk, now=now)
+        resolved = rule
+        break
+    return {"channel": channel, "firing_rule": firing, "resolved_rule": resolved}
+
+
+def demo_api_key_issue(*, chatbot_slug: str = "shop-assistant") -> tuple[Any, str]:
+    """A fresh key for the demo's curl line. Earlier demo keys that no bot ever used are revoked,
+    so rerunning `make demo` does not pile up live keys; one a bot uses stays."""
+    from apps.chatbots.models import ApiKey
+    from apps.chatbots.services import api_key_create, api_key_revoke
+
+    chatbot = Chatbot.objects.get(slug=chatbot_slug)
+    for stale in ApiKey.objects.filter(chatbot=chatbot, name=DEMO_KEY_NAME, revoked_at=None, last_used_at=None):
+        api_key_revoke(key=stale)
+    return api_key_create(chatbot=chatbot, name=DEMO_KEY_NAME)

@@ -201,6 +201,9 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": Queue.DEFAULT, "expires": 290},
     },
 }
+# No broker and DEBUG (`make demo`): `manage.py demo_server` runs the schedule above in a thread of
+# the dev server (apps/core/scheduler.py). Never under gunicorn, Celery or tests; off in production.
+EMBEDDED_SCHEDULER = env_bool("EMBEDDED_SCHEDULER", DEBUG and not REDIS_URL)
 
 # --- Auth, passwords, login throttling -----------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -290,7 +293,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "/static/chatmon/favicon.svg",
+    # No badge from validator.swagger.io: the CSP allows images from this site only.
+    "SWAGGER_UI_SETTINGS": {"validatorUrl": None, "deepLinking": True, "persistAuthorization": False},
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # Several models share field names with different choices; name the enums explicitly.

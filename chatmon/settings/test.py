@@ -17,6 +17,7 @@ CSRF_COOKIE_SECURE = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests call tasks in-process; the wiring tests start a real worker and switch this off.
 CELERY_TASK_ALWAYS_EAGER = True
+EMBEDDED_SCHEDULER = False
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

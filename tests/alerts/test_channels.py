@@ -214,3 +214,17 @@ def test_channel_config_is_validated(db, kind, config, message):
     channel = NotificationChannel(name="x", kind=kind, config=config)
     with pytest.raises(ValidationError, match=re.escape(message)):
         channel.full_clean()
+
+
+def test_log_channel_writes_the_notification_to_the_log_and_sends_nothing(send, caplog):
+    channel = NotificationChannel(name="Demo log", kind="log", config={})
+    channel.full_clean()  # no config needed
+    channel.save()
+    with caplog.at_level("WARNING", logger="chatmon.alerts.log_channel"):
+        delivery = send(channel)
+    assert (delivery.status, delivery.attempts, delivery.error) == ("sent", 1, "")
+    logged = [r.getMessage() for r in caplog.records if r.name == "chatmon.alerts.log_channel"]
+    assert len(logged) == 1
+    assert "Firing: Errors (Shop assistant)" in logged[0] and "Threshold: > 5%" in logged[0]
+    assert f"delivery {delivery.pk}" in logged[0]
+    assert mail.outbox == []

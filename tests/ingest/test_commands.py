@@ -1,8 +1,10 @@
+import re
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from apps.alerts.models import AlertRule
 from apps.chatbots.models import ApiKey
 from apps.conversations.models import Conversation, LLMCall, Turn
 from apps.evaluations.models import Evaluation
@@ -42,6 +44,78 @@ def test_seed_demo_loads_believable_traffic(django_capture_on_commit_callbacks):
     # Idempotent with --if-empty.
     call_command("seed_demo", "--if-empty", stdout=StringIO())
     assert Conversation.objects.count() == 60
+
+
+def test_seed_demo_shows_the_whole_product(django_capture_on_commit_callbacks, client):
+    """Clusters, a firing and a resolved alert delivered to a log channel, reviews in several
+    states by the demo reviewers, and a working API key printed with a curl line."""
+    from apps.alerts.models import AlertEvent, Delivery
+    from apps.clustering.models import ClusterRun
+
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", "--conversations", "40", "--days", "7", "--api-key", "http://127.0.0.1:8000",
+                     stdout=out)
+    runs = ClusterRun.objects.all()
+    assert runs.count() == 3 and runs.filter(status="done", cluster_count__gt=0).exists()
+    assert not runs.filter(status__in=["pending", "running", "failed"]).exists()
+
+    events = AlertEvent.objects.filter(rule__name__startswith="Demo:")
+    assert sorted(events.values_list("status", flat=True)) == ["firing", "resolved"]
+    resolved = events.get(status="resolved")
+    assert resolved.resolved_at > resolved.started_at
+    deliveries = Delivery.objects.filter(event__in=events)
+    assert set(deliveries.values_list("channel__kind", "status").distinct()) == {("log", "sent")}
+    assert set(deliveries.values_list("kind", flat=True)) == {"firing", "resolved"}
+    # The preset rules are on and send to the log channel too.
+    presets = AlertRule.objects.filter(name__startswith="Preset:")
+    assert presets.exists() and not presets.filter(is_enabled=False).exists()
+    assert all(rule.channels.filter(kind="log").exists() for rule in presets)
+
+    statuses = set(Conversation.objects.filter(is_flagged=True).values_list("review_status", flat=True))
+    assert statuses == {"new", "in_review", "resolved", "false_positive"}
+    human = Evaluation.objects.filter(evaluator="human")
+    assert human.count() >= 3 and set(human.values_list("reviewer__username", flat=True)) == {"ana", "ben"}
+    assert human.exclude(labels=[]).exists()
+    assert Turn.objects.exclude(corrected_answer="").exists()
+    assert any("manual" in reasons for reasons in Turn.objects.filter(is_flagged=True).values_list("flag_reasons", flat=True))
+    assert Conversation.objects.filter(review_status="resolved").exclude(review_note="").exists()
+
+    text = out.getvalue()
+    raw = re.search(r"Bearer (cm_\w+_[\w-]+)'", text).group(1)
+    assert "curl -X POST http://127.0.0.1:8000/api/v1/ingest/turns" in text
+    key = ApiKey.objects.get(name="demo (make demo)", revoked_at=None)
+    assert key.key_hash == ApiKey.hash_key(raw)
+    sent = client.post("/api/v1/ingest/turns", '{"conversation_id": "c", "user_message": "hi"}',
+                       content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert sent.status_code == 201
+
+    # A rerun on existing data adds nothing but a fresh key; the unused old one is revoked.
+    rerun = StringIO()
+    call_command("seed_demo", "--if-empty", "--api-key", "http://127.0.0.1:8000", stdout=rerun)
+    assert "already present" in rerun.getvalue() and ClusterRun.objects.count() == 3
+    assert ApiKey.objects.filter(name="demo (make demo)", revoked_at=None).count() == 2  # the used one stays
+    call_command("seed_demo", "--if-empty", "--api-key", "http://127.0.0.1:8000", stdout=StringIO())
+    assert ApiKey.objects.filter(name="demo (make demo)", revoked_at=None).count() == 2
+
+
+def test_ensure_admin_creates_then_keeps_the_password_unless_given(django_user_model):
+    call_command("ensure_admin", "--username", "admin", "--initial-password", "first-pass-123", stdout=StringIO())
+    admin = django_user_model.objects.get(username="admin")
+    assert admin.is_superuser and admin.check_password("first-pass-123")
+    admin.set_password("changed-by-me-456")
+    admin.save()
+    # `make demo` again without ADMIN_PASSWORD: the initial password is not applied to an existing user.
+    out = StringIO()
+    call_command("ensure_admin", "--username", "admin", "--initial-password", "first-pass-123", stdout=out)
+    admin.refresh_from_db()
+    assert admin.check_password("changed-by-me-456") and "unchanged" in out.getvalue()
+    # `make demo ADMIN_PASSWORD=…`: set.
+    call_command("ensure_admin", "--username", "admin", "--password", "given-789", stdout=StringIO())
+    admin.refresh_from_db()
+    assert admin.check_password("given-789")
+    with pytest.raises(CommandError, match="needs --password"):
+        call_command("ensure_admin", "--username", "someone-new")
 
 
 def test_replay_convai2_loads_real_dialogues_with_their_ratings():

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import template
 
-from apps.conversations.choices import FlagReason
+from apps.conversations.choices import FlagReason, ReviewStatus
 
 register = template.Library()
 
@@ -63,6 +63,37 @@ def number(value: Any, digits: int = 0) -> str:
 @register.filter
 def flag_reason(value: str) -> str:
     return FlagReason(value).label if value in FlagReason.values else str(value)
+
+
+@register.filter
+def review_status(value: str) -> str:
+    """'in_review' → 'In review': the choice's label, never the stored value."""
+    return ReviewStatus(value).label if value in ReviewStatus.values else str(value)
+
+
+@register.filter
+def alert_figure(value: float | None, metric: str) -> str:
+    """An alert's value or threshold in its metric's unit: '19.4 %', '4,300 ms', '$1.20'."""
+    from apps.alerts.choices import METRIC_UNITS, PERCENT_METRICS
+
+    if value is None:
+        return "—"
+    if metric in PERCENT_METRICS:
+        return f"{value:.1f} %"
+    unit = METRIC_UNITS.get(metric, "")
+    if unit == "USD":
+        return f"${value:,.2f}"
+    if unit == "/10":
+        return f"{value:.1f}/10"
+    return f"{value:,.0f} {unit}".rstrip()
+
+
+@register.filter
+def alert_metric(metric: str) -> str:
+    """'thumbs_down_rate' → 'Thumbs-down rate' (the metric's label without its explanation)."""
+    from apps.alerts.choices import Metric
+
+    return Metric(metric).label.split(" (")[0] if metric in Metric.values else metric
 
 
 @register.filter
