@@ -68,9 +68,15 @@ def _entries(beat_schedule: Mapping[str, Mapping[str, Any]]) -> list[_Entry]:
 
 
 def _task_run(task_path: str) -> None:
+    from celery import current_app
     from kombu.utils.imports import symbol_by_name
 
-    task = symbol_by_name(task_path)
+    # By registered name, as beat sends it; a module not imported yet is imported by its path
+    # (new task names are their module paths).
+    try:
+        task = current_app.tasks[task_path]
+    except KeyError:
+        task = symbol_by_name(task_path)
     # apply(): run here and now, as a worker would (retries included), whatever the broker.
     result = task.apply()
     if result.failed():

@@ -48,15 +48,15 @@ def test_a_tick_runs_due_entries_once_and_reports_the_next_wait(monkeypatch):
     ran = []
     monkeypatch.setattr(scheduler, "_task_run", ran.append)
     entries = scheduler._entries({
-        "every-minute": {"task": "apps.alerts.tasks.check_alert_rules", "schedule": 60.0},
-        "every-5-minutes": {"task": "apps.evaluations.tasks.sweep_unjudged_turns", "schedule": 300.0},
+        "every-minute": {"task": "apps.alerts.tasks.alert_rules_check", "schedule": 60.0},
+        "every-5-minutes": {"task": "apps.evaluations.tasks.judge_sweep", "schedule": 300.0},
     })
     entries[0].last_run_at = timezone.now() - timedelta(seconds=61)
     wait = scheduler.scheduler_tick(entries)
-    assert ran == ["apps.alerts.tasks.check_alert_rules"]
+    assert ran == ["apps.alerts.tasks.alert_rules_check"]
     assert 1 <= wait <= scheduler.MAX_SLEEP_SECONDS
     scheduler.scheduler_tick(entries)
-    assert ran == ["apps.alerts.tasks.check_alert_rules"]  # not due again yet
+    assert ran == ["apps.alerts.tasks.alert_rules_check"]  # not due again yet
 
 
 @pytest.mark.django_db
@@ -66,6 +66,6 @@ def test_a_scheduled_task_runs_for_real(django_capture_on_commit_callbacks):
 
     rule = AlertRule.objects.create(name="Errors", metric="turn_volume", comparison="lt", threshold=1, min_samples=0)
     with django_capture_on_commit_callbacks(execute=True):
-        scheduler._task_run("apps.alerts.tasks.check_alert_rules")
+        scheduler._task_run("apps.alerts.tasks.alert_rules_check")
     rule.refresh_from_db()
     assert rule.state == "firing" and rule.last_checked_at is not None
