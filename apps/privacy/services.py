@@ -29,7 +29,7 @@ from apps.audit.services import audit_event_record
 from apps.chatbots.models import Chatbot
 from apps.clustering.recount import clusters_of_conversations, clusters_of_turns, clusters_recount
 from apps.conversations.choices import CallPurpose
-from apps.conversations.models import Conversation, LLMCall, Turn
+from apps.conversations.models import Conversation, EndUserSession, LLMCall, Turn
 from apps.conversations.services import conversation_summary_recompute, conversations_lock
 from apps.feedback.models import Feedback
 
@@ -46,6 +46,7 @@ _COUNTED = {
     "feedback.Feedback": "feedback",
     "clustering.TurnEmbedding": "embeddings",
     "clustering.ClusterMember": "cluster_memberships",
+    "conversations.EndUserSession": "sessions",
 }
 
 
@@ -221,6 +222,8 @@ def end_user_erase(
             totals.counts["feedback"] += 1
     totals.counts["llm_calls"] += clusters_recount(cluster_ids=touched_clusters)
     totals.counts["llm_calls"] += _legacy_title_calls_delete(chatbot=chatbot, quoted=quoted)
+    # The user's open sessions (turns sent without a conversation id) name them by hash too.
+    totals.add(EndUserSession.objects.filter(chatbot=chatbot, end_user_hash=hashed_id).delete()[1])
 
     result = ErasureResult(end_user_hash=hashed_id, counts=totals.as_dict())
     audit_event_record(

@@ -38,7 +38,7 @@ def test_delete_end_user_erases_everything_and_answers_counts(bot_client, chatbo
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["deleted"] == {"conversations": 2, "turns": 3, "llm_calls": 1, "evaluations": 3, "feedback": 2,
-                               "embeddings": 3, "cluster_memberships": 2}
+                               "embeddings": 3, "cluster_memberships": 2, "sessions": 0}
     assert body["end_user"] == end_user_hash(chatbot_id=chatbot.pk, user_id="jane")[:12]
     assert not Conversation.objects.filter(external_id__in=["j1", "j2"]).exists()
     assert not Turn.objects.filter(pk__in=[t.pk for t in jane]).exists()
@@ -102,3 +102,18 @@ def test_admin_action_erases_after_confirmation(admin_client, chatbot, ingest):
     assert list(Conversation.objects.values_list("external_id", flat=True)) == ["o1"]
     assert AuditEvent.objects.filter(action="privacy.end_user_erased", actor__username="alice").count() == 1
     assert AuditEvent.objects.filter(action="privacy.conversation_erased").count() == 1
+
+
+def test_erasure_removes_the_users_open_sessions(bot_client, chatbot, ingest):
+    from apps.conversations.models import EndUserSession
+
+    ingest({"user_id": "sam", "channel": "web", "user_message": "hi, no conversation id"},
+           {"user_id": "kim", "channel": "web", "user_message": "me neither"})
+    assert EndUserSession.objects.filter(chatbot=chatbot).count() == 2
+
+    response = bot_client.delete("/api/v1/end-users/sam")
+
+    assert response.json()["deleted"]["sessions"] == 1
+    assert list(EndUserSession.objects.values_list("end_user_hash", flat=True)) == [
+        end_user_hash(chatbot_id=chatbot.pk, user_id="kim")
+    ]

@@ -9,6 +9,7 @@ class ErasureCountsSerializer(serializers.Serializer):
     feedback = serializers.IntegerField()
     embeddings = serializers.IntegerField()
     cluster_memberships = serializers.IntegerField()
+    sessions = serializers.IntegerField(help_text="Open sessions of turns sent without a conversation id.")
 
 
 class ErasureResultSerializer(serializers.Serializer):
