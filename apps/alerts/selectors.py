@@ -18,7 +18,7 @@ from apps.conversations.choices import RiskLevel
 from apps.conversations.models import Turn
 from apps.core.db import PercentileCont, percentile_cont_portable
 
-from .choices import Metric
+from .choices import OPEN_STATUSES, Metric
 from .models import AlertEvent, AlertRule
 
 
@@ -106,7 +106,7 @@ def rules_to_check() -> QuerySet[AlertRule]:
 
 
 def rule_open_event(*, rule_id: int) -> AlertEvent | None:
-    return AlertEvent.objects.filter(rule_id=rule_id, status__in=["firing", "acknowledged"]).first()
+    return AlertEvent.objects.filter(rule_id=rule_id, status__in=OPEN_STATUSES).first()
 
 
 def risky_turns_for_alert(*, turn_ids: list[int]) -> QuerySet[Turn]:

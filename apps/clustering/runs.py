@@ -12,7 +12,7 @@ from django.utils import timezone
 from apps.chatbots.models import Chatbot
 from apps.core.queue import enqueue_on_commit
 
-from .choices import TextMode
+from .choices import RunStatus, TextMode
 from .embeddings import EMBEDDING_BACKENDS, embedding_backend_for
 from .models import ClusterRun
 from .selectors import active_run_exists
@@ -63,6 +63,10 @@ def cluster_run_create(
     )
 
 
+# A pending run older than this was never picked up (see cluster_runs_lost_requeue).
+LOST_RUN_AFTER = timedelta(minutes=10)
+
+
 def cluster_run_enqueue(*, run: ClusterRun) -> None:
     """Queue the run's task once the surrounding transaction has committed the run row."""
     from .tasks import cluster_run_execute as cluster_run_execute_task
@@ -81,6 +85,17 @@ def cluster_run_request(
     return run
 
 
+def cluster_runs_lost_requeue(*, now: datetime) -> int:
+    """Queue again the runs still pending a while after they were created: their message never
+    reached the broker (publishing fails fast and skips while the broker is down), and a pending
+    run blocks every later run of its chatbot. A duplicate message is harmless: execution claims
+    the run with a compare-and-set."""
+    lost = list(ClusterRun.objects.filter(status=RunStatus.PENDING, created_at__lt=now - LOST_RUN_AFTER))
+    for run in lost:
+        cluster_run_enqueue(run=run)
+    return len(lost)
+
+
 def clustering_schedule_due(*, now: datetime | None = None) -> list[ClusterRun]:
     """Start runs for chatbots whose clustering interval has elapsed (beat, hourly).
 
@@ -88,6 +103,7 @@ def clustering_schedule_due(*, now: datetime | None = None) -> list[ClusterRun]:
     or overlapping sweeps start one run, not two.
     """
     now = now or timezone.now()
+    cluster_runs_lost_requeue(now=now)
     started: list[ClusterRun] = []
     candidates = Chatbot.objects.filter(clustering_interval_hours__gt=0).only(
         "id", "clustering_interval_hours", "clustering_window_days", "last_clustered_at"

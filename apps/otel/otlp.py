@@ -243,13 +243,31 @@ class _BodyHolder:
 def json_attributes_within_limit(data: bytes) -> None:
     """OtlpError 413 when OTLP JSON holds more KeyValues than OTLP_MAX_ATTRIBUTES_PER_REQUEST,
     counted on the bytes before any parsing (json.loads and ParseDict of 1.6 M tiny attributes
-    take a minute and over a gigabyte). Every KeyValue has a "key" member, and a quote inside a
-    JSON string is escaped, so the count of `"key"` is at least the number of KeyValues."""
+    take a minute and over a gigabyte). A cheap first pass: a KeyValue's member written plainly
+    is `"key"`. It can also be written escaped (`"\\u006bey"`), which this pass does not see;
+    json_document_attributes_within_limit counts the decoded document before ParseDict."""
     budget = settings.OTLP_MAX_ATTRIBUTES_PER_REQUEST
     found = data.count(b'"key"')
     if found > budget:
         raise OtlpError(413, f"The export holds {found} attributes; at most {budget} per request "
                              "(OTLP_MAX_ATTRIBUTES_PER_REQUEST).")
+
+
+def json_document_attributes_within_limit(document: Any) -> None:
+    """OtlpError 413 when the decoded OTLP JSON holds more KeyValues than the request budget,
+    counted without recursion, before ParseDict (the slow part) ever sees them."""
+    budget = settings.OTLP_MAX_ATTRIBUTES_PER_REQUEST
+    found, pending = 0, [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            found += "key" in value
+            if found > budget:
+                raise OtlpError(413, f"The export holds more than {budget} attributes per request "
+                                     "(OTLP_MAX_ATTRIBUTES_PER_REQUEST).")
+            pending.extend(item for item in value.values() if isinstance(item, dict | list))
+        elif isinstance(value, list):
+            pending.extend(item for item in value if isinstance(item, dict | list))
 
 
 # Paths of the OTLP JSON id fields, per signal: hex in OTLP JSON, base64 in proto3 JSON.
@@ -297,6 +315,7 @@ def message_parse(body: OtlpBody, message: Message) -> Message:
         raise OtlpError(400, "Invalid JSON: the body is not UTF-8.") from exc
     except ValueError as exc:
         raise OtlpError(400, f"Invalid JSON: {exc}.") from exc
+    json_document_attributes_within_limit(document)
     if not isinstance(document, dict):
         raise OtlpError(400, f"Expected a JSON object ({type(message).__name__}).")
     try:

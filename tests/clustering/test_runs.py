@@ -186,3 +186,20 @@ def test_cluster_keywords_tokenise_in_linear_time():
     with deadline(5):
         keywords = cluster_keywords(texts, np.array([0, 1, 1, 2]))
     assert "refund" in keywords[1] and "café-au-lait" in keywords[2]
+
+
+def test_a_run_whose_message_never_reached_the_broker_is_queued_again(chatbot, themed_turns, django_capture_on_commit_callbacks):
+    # Created while the broker was down: pending, no task. It would block every later run.
+    chatbot.clustering_interval_hours = 0
+    chatbot.save(update_fields=["clustering_interval_hours"])
+    lost = cluster_run_create(chatbot=chatbot, days=30)
+    fresh = cluster_run_create(chatbot=make_chatbot(clustering_interval_hours=0), days=30)
+    ClusterRun.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=30))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        clustering_schedule_due()
+
+    lost.refresh_from_db()
+    fresh.refresh_from_db()
+    assert lost.status == RunStatus.DONE
+    assert fresh.status == RunStatus.PENDING  # young: its own message may still be on the way

@@ -239,6 +239,19 @@ def test_too_many_attributes_in_one_json_export_is_413_before_parsing(post_otlp,
     assert "OTLP_MAX_ATTRIBUTES_PER_REQUEST" in _error_message(response)
 
 
+def test_escaped_attribute_keys_still_count_before_parsing(post_otlp, settings, monkeypatch):
+    # "\u006bey" is "key" to a JSON parser but not to a byte count: the decoded count catches it.
+    settings.OTLP_MAX_ATTRIBUTES_PER_REQUEST = 1000
+    monkeypatch.setattr(otlp.json_format, "ParseDict", lambda *a, **k: pytest.fail("parsed"))
+    escaped = _attribute_bomb(1001).replace(b'"key"', b'"\\u006bey"')
+    assert b'"key"' not in escaped
+
+    response = post_otlp("/v1/traces", escaped, content_type="application/json")
+
+    assert response.status_code == 413
+    assert "OTLP_MAX_ATTRIBUTES_PER_REQUEST" in _error_message(response)
+
+
 def test_nested_attributes_count_towards_the_request_cap(post_otlp, settings):
     settings.OTLP_MAX_ATTRIBUTES_PER_REQUEST = 200
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
