@@ -291,6 +291,7 @@ def turn_figures(
             name: [metric_value(name, periods[p], latency_periods.get(p, {}))[0] for p in ordered]
             for name in TREND_METRICS
         },
+        "counts": {key: [periods[p][key] for p in ordered] for key in ("turns", "errors", "flagged")},
     }
 
     def value(name: str) -> Any:
