@@ -14,6 +14,7 @@ router.register("alert-events", views.AlertEventViewSet, basename="staff-alert-e
 
 urlpatterns = [
     path("stats/overview", views.StatsOverviewView.as_view(), name="stats-overview"),
+    path("stats/metrics", views.StatsMetricsView.as_view(), name="stats-metrics"),
     path("stats/llm-calls", views.StatsLLMCallsView.as_view(), name="stats-llm-calls"),
     *router.urls,
 ]
