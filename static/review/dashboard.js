@@ -90,7 +90,7 @@
       type: "doughnut",
       data: { labels: data.risk.labels, datasets: [{ data: data.risk.counts, backgroundColor: ["#44b78b", "#e0a800", "#e86a1a", "#ba2121"] }] }
     });
-    document.querySelectorAll("canvas.cm-spark").forEach(function (canvas) {
+    document.querySelectorAll(".cm-spark canvas").forEach(function (canvas) {
       var series = data.sparklines[canvas.getAttribute("data-metric")] || [];
       make(canvas, {
         type: data.interval === "day" ? "bar" : "line",
