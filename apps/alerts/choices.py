@@ -1,5 +1,7 @@
 from django.db import models
 
+from apps.conversations.metrics_catalogue import ALERT_METRICS, CATALOGUE
+
 
 class Metric(models.TextChoices):
     ERROR_RATE = "error_rate", "Error rate (share of turns)"
@@ -73,21 +75,12 @@ class NotificationKind(models.TextChoices):
     TEST = "test", "Test"
 
 
-# Metrics that are a share, average or percentile of some turns: with fewer than the rule's
-# minimum sample size they say nothing, so the rule stays quiet. Totals (counts, cost, volume)
-# are evidence by themselves — a drop of turn volume to zero must be able to fire.
-SAMPLED_METRICS = frozenset({
-    Metric.ERROR_RATE, Metric.FALLBACK_RATE, Metric.LATENCY_P95, Metric.SLOW_SHARE,
-    Metric.THUMBS_DOWN_RATE, Metric.JUDGE_AVERAGE, Metric.HALLUCINATION_RATE,
-})
-# Rates are percentages (0–100), so a threshold of 5 means 5 %.
-PERCENT_METRICS = frozenset({
-    Metric.ERROR_RATE, Metric.FALLBACK_RATE, Metric.SLOW_SHARE, Metric.THUMBS_DOWN_RATE,
-    Metric.HALLUCINATION_RATE,
-})
+# Units, the minimum-sample rule and the definitions come from the metric catalogue
+# (apps.conversations.metrics_catalogue): rates are percentages (0–100), so a threshold of 5
+# means 5 %; shares, averages and percentiles obey the rule's minimum sample size, totals
+# (counts, cost, volume) are evidence by themselves — a drop of turn volume to zero can fire.
+SAMPLED_METRICS = frozenset(Metric(name) for name in ALERT_METRICS if CATALOGUE[name].sampled)
+PERCENT_METRICS = frozenset(Metric(name) for name in ALERT_METRICS if CATALOGUE[name].is_percent)
 METRIC_UNITS = {
-    **{metric: "%" for metric in PERCENT_METRICS},
-    Metric.LATENCY_P95: "ms",
-    Metric.COST_USD: "USD",
-    Metric.JUDGE_AVERAGE: "/10",
+    Metric(name): CATALOGUE[name].unit for name in ALERT_METRICS if CATALOGUE[name].unit in ("%", "ms", "USD", "/10")
 }

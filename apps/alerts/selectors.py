@@ -1,8 +1,9 @@
 """Alert metrics: one aggregate query over conversations.Turn per (metric, chatbot, window).
 
-Every metric is computed by the database over the turns with `since < timestamp <= until`,
-filtered by chatbot when given, which the (chatbot, timestamp) and (timestamp) indexes serve.
-Rates come back as percentages (0–100). The dashboard may reuse `metric_compute`.
+Every metric is defined in the metric catalogue (apps.conversations.metrics_catalogue), which the
+dashboard and the stats API use too, and computed by the database over the turns with
+`since < timestamp <= until`, filtered by chatbot when given, which the (chatbot, timestamp)
+and (timestamp) indexes serve. Rates come back as percentages (0–100).
 """
 
 from __future__ import annotations
@@ -10,13 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connection
-from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from apps.conversations.choices import RiskLevel
+from apps.conversations.metrics_catalogue import (
+    CATALOGUE,
+    figure_aggregates,
+    figures_for,
+    metric_value,
+    slow_aggregate,
+    window_q,
+)
 from apps.conversations.models import Turn
-from apps.core.db import PercentileCont, percentile_cont_portable
+from apps.core.latency_histogram import bucket_expression
 
 from .choices import OPEN_STATUSES, Metric
 from .models import AlertEvent, AlertRule
@@ -29,65 +37,39 @@ class MetricResult:
 
 
 def turns_in_window(*, chatbot_id: int | None, since: datetime, until: datetime) -> QuerySet[Turn]:
-    turns = Turn.objects.filter(timestamp__gt=since, timestamp__lte=until)
+    turns = Turn.objects.filter(window_q(since, until))
     if chatbot_id is not None:
         turns = turns.filter(chatbot_id=chatbot_id)
     # No default ordering: it would only slow the aggregate down.
     return turns.order_by()
 
 
-def _share(part: int | None, whole: int | None) -> float | None:
-    return (part or 0) * 100.0 / whole if whole else None
-
-
 def metric_compute(
     *, metric: str, chatbot_id: int | None, since: datetime, until: datetime, slow_ms: int = 3000
 ) -> MetricResult:
-    """The value of `metric` over the window: one aggregate query (two for p95 on SQLite)."""
+    """The value of `metric` over the window, as the catalogue defines it: one query.
+
+    Percentiles read the window's latency histogram (one grouped query, the buckets the
+    dashboard's rollup stores); every other metric is one aggregate of the catalogue's figures.
+    """
+    if metric not in Metric.values:
+        raise ValueError(f"unknown metric {metric!r}")
     turns = turns_in_window(chatbot_id=chatbot_id, since=since, until=until)
-    if metric == Metric.ERROR_RATE:
-        row = turns.aggregate(total=Count("id"), part=Count("id", filter=Q(has_error=True)))
-        return MetricResult(_share(row["part"], row["total"]), row["total"])
-    if metric == Metric.FALLBACK_RATE:
-        row = turns.aggregate(total=Count("id"), part=Count("id", filter=Q(fallback_used=True)))
-        return MetricResult(_share(row["part"], row["total"]), row["total"])
-    if metric == Metric.FALLBACK_COUNT:
-        row = turns.aggregate(total=Count("id"), part=Count("id", filter=Q(fallback_used=True)))
-        return MetricResult(float(row["part"]), row["total"])
-    if metric == Metric.LATENCY_P95:
-        if connection.vendor == "postgresql":
-            row = turns.aggregate(total=Count("latency_ms"), value=PercentileCont("latency_ms", percentile=0.95))
-            return MetricResult(row["value"], row["total"])
-        total = turns.aggregate(total=Count("latency_ms"))["total"]
-        return MetricResult(percentile_cont_portable(turns, "latency_ms", (0.95,), count=total)[0.95], total)
+    definition = CATALOGUE[metric]
+    if definition.kind == "percentile":
+        latency = dict(
+            turns.filter(latency_ms__isnull=False).annotate(bucket=bucket_expression("latency_ms"))
+            .values("bucket").annotate(n=Count("id")).values_list("bucket", "n")
+        )
+        value, sample = metric_value(metric, {}, latency)
+        return MetricResult(value, sample)
+    aggregates = figure_aggregates()
+    wanted = {name: aggregates[name] for name in figures_for(metric) if name != "slow"}
     if metric == Metric.SLOW_SHARE:
-        row = turns.aggregate(total=Count("latency_ms"), part=Count("id", filter=Q(latency_ms__gt=slow_ms)))
-        return MetricResult(_share(row["part"], row["total"]), row["total"])
-    if metric == Metric.THUMBS_DOWN_RATE:
-        # Of rated turns only: unrated turns say nothing about satisfaction.
-        row = turns.aggregate(
-            total=Count("id", filter=Q(thumbs_up__gt=0) | Q(thumbs_down__gt=0)),
-            part=Count("id", filter=Q(thumbs_down__gt=0)),
-        )
-        return MetricResult(_share(row["part"], row["total"]), row["total"])
-    if metric == Metric.JUDGE_AVERAGE:
-        row = turns.aggregate(total=Count("judge_overall"), value=Avg("judge_overall"))
-        return MetricResult(row["value"], row["total"])
-    if metric == Metric.HALLUCINATION_RATE:
-        row = turns.aggregate(
-            total=Count("judge_hallucination"), part=Count("id", filter=Q(judge_hallucination=True))
-        )
-        return MetricResult(_share(row["part"], row["total"]), row["total"])
-    if metric == Metric.FLAGGED_TURNS:
-        row = turns.aggregate(total=Count("id"), part=Count("id", filter=Q(is_flagged=True)))
-        return MetricResult(float(row["part"]), row["total"])
-    if metric == Metric.COST_USD:
-        row = turns.aggregate(total=Count("id"), value=Sum("total_cost_usd"))
-        return MetricResult(float(row["value"] or 0), row["total"])
-    if metric == Metric.TURN_VOLUME:
-        total = turns.aggregate(total=Count("id"))["total"]
-        return MetricResult(float(total), total)
-    raise ValueError(f"unknown metric {metric!r}")
+        wanted["slow"] = slow_aggregate(slow_ms)
+    wanted.setdefault("turns", aggregates["turns"])
+    value, sample = metric_value(metric, turns.aggregate(**wanted))
+    return MetricResult(float(value) if value is not None else None, sample)
 
 
 def rule_metric_compute(*, rule: AlertRule, now: datetime | None = None) -> MetricResult:

@@ -10,7 +10,6 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from .json import json_loads_strict
 
@@ -22,6 +21,10 @@ class ErrorSerializer(serializers.Serializer):
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    # Imported here: rest_framework.views reads DEFAULT_PARSER_CLASSES, which names this module,
+    # so a top-level import fails when this module is the first to load DRF (axes' client_ip).
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     response = drf_exception_handler(exc, context)
     if response is not None:
         return response

@@ -145,6 +145,38 @@ class ChannelFilter(admin.SimpleListFilter):
         return queryset.filter(channel=self.value()) if self.value() else queryset
 
 
+class ExactValueFilter(admin.SimpleListFilter):
+    """One Turn field equal to the value in the URL: the dashboard's breakdown rows link here.
+    Its only choice is the value asked for (listing every model or intent would scan the table)."""
+
+    field = ""
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        value = self.value()
+        return [(value, value or "(none)")] if value is not None else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(**{self.field: self.value()}) if self.value() is not None else queryset
+
+
+class TurnModelFilter(ExactValueFilter):
+    title = "model"
+    parameter_name = "model"
+    field = "model"
+
+
+class TurnIntentFilter(ExactValueFilter):
+    title = "intent"
+    parameter_name = "intent"
+    field = "intent"
+
+
+class TurnChannelFilter(ExactValueFilter):
+    title = "channel"
+    parameter_name = "channel"
+    field = "conversation__channel"
+
+
 # --- inlines for the plain change pages of turns ----------------------------------------------
 
 class LLMCallInline(admin.TabularInline):
@@ -465,7 +497,9 @@ class IngestedEvidenceAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
 @admin.register(Turn)
 class TurnAdmin(IngestedEvidenceAdmin):
     list_display = ("id", "chatbot", "conversation_link", "timestamp", "short_user_message", "risk_score", "risk_level", "is_flagged", "latency_ms", "has_error", "fallback_used", "judge_overall", "thumbs_up", "thumbs_down")
-    list_filter = (ChatbotListFilter, "risk_level", "is_flagged", "has_error", "fallback_used", "judge_status", ("timestamp", admin.DateFieldListFilter))
+    list_filter = (ChatbotListFilter, "risk_level", "is_flagged", "has_error", "fallback_used", RatingListFilter,
+                   "judge_status", "judge_hallucination", ("timestamp", admin.DateFieldListFilter), TurnModelFilter,
+                   TurnIntentFilter, TurnChannelFilter)
     list_select_related = ("chatbot", "conversation")
     raw_id_fields = ("conversation", "chatbot")
     search_fields = ("=external_id", "=conversation__external_id")

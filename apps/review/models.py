@@ -43,6 +43,7 @@ class HourlyTurnStats(models.Model):
     judged = models.PositiveIntegerField(default=0)
     judge_sum = models.FloatField(default=0)
     hallucinations = models.PositiveIntegerField(default=0)
+    hallucination_checked = models.PositiveIntegerField(default=0)
     timed = models.PositiveIntegerField(default=0)
     latency_sum = models.BigIntegerField(default=0)
     risk_low = models.PositiveIntegerField(default=0)
@@ -60,7 +61,7 @@ class HourlyTurnStats(models.Model):
 
 
 class HourlyLatencyBucket(models.Model):
-    """How many turns of one chatbot and UTC hour fell in one latency bucket (`apps.review.latency_histogram`)."""
+    """How many turns of one chatbot and UTC hour fell in one latency bucket (`apps.core.latency_histogram`)."""
 
     chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="+")
     hour = models.DateTimeField()

@@ -4,8 +4,8 @@ Grouping a million turns takes seconds; adding up 720 hourly rows per chatbot do
 rollup is exact, never approximately fresh: an hour is read from it only while no turn of that
 hour has changed since it was summed, and everything else is grouped live from the turns.
 
-Reading (`window_turn_figures`), for a window [since, until]:
-1. Full UTC hours from the first whole hour of the window up to `materialized_until` (at most
+Reading (`window_turn_figures`), for a window (since, until]:
+1. Full UTC hours from the first hour starting after `since` up to `materialized_until` (at most
    the hour `until` falls in), minus the hours logged in StaleHour, come from HourlyTurnStats
    and HourlyLatencyBucket.
 2. The rest (the partial first hour, the stale hours, everything from the watermark on, which
@@ -29,30 +29,22 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import (
-    BigIntegerField,
-    Count,
-    DecimalField,
-    FloatField,
-    IntegerField,
-    Q,
-    QuerySet,
-    Sum,
-    Value,
-)
-from django.db.models.functions import Coalesce, TruncHour
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from apps.chatbots.access import chatbot_scoped
-from apps.conversations.choices import RiskLevel
-from apps.conversations.models import TOTAL_COST_DIGITS, Turn
+from apps.conversations.metrics_catalogue import FIGURES as CATALOGUE_FIGURES
+from apps.conversations.metrics_catalogue import figure_aggregates, window_q
+from apps.conversations.models import Turn
+from apps.core.latency_histogram import bucket_expression
 
-from .latency_histogram import bucket_expression
 from .models import HourlyLatencyBucket, HourlyStatsState, HourlyTurnStats, StaleHour
 
 HOUR = timedelta(hours=1)
@@ -62,47 +54,22 @@ SPANS_PER_STATEMENT = 200  # spans re-summed per DELETE / INSERT … SELECT
 MAX_ADVANCE = timedelta(days=92)  # how far one refresh moves the watermark
 
 
-def _sum(field: str, output: IntegerField | BigIntegerField | FloatField | DecimalField) -> Coalesce:
-    return Coalesce(Sum(field), Value(0), output_field=output)
-
-
 def turn_aggregates() -> dict[str, Any]:
-    """Every per-turn figure the dashboard needs, as aggregates over a group of turns.
-
-    The names are also HourlyTurnStats' columns; they differ from Turn's fields because an
-    annotation may not shadow a column (`votes_up`, not `thumbs_up`).
-    """
-    integer = IntegerField()
-    return {
-        "turns": Count("id"),
-        "tokens": _sum("total_tokens", BigIntegerField()),
-        "cost": _sum("total_cost_usd", DecimalField(max_digits=TOTAL_COST_DIGITS, decimal_places=6)),
-        "errors": Count("id", filter=Q(has_error=True)),
-        "fallbacks": Count("id", filter=Q(fallback_used=True)),
-        "flagged": Count("id", filter=Q(is_flagged=True)),
-        "votes_up": _sum("thumbs_up", integer),
-        "votes_down": _sum("thumbs_down", integer),
-        "rated": Count("id", filter=Q(thumbs_up__gt=0) | Q(thumbs_down__gt=0)),
-        "rated_down": Count("id", filter=Q(thumbs_down__gt=0)),
-        "judged": Count("judge_overall"),
-        "judge_sum": _sum("judge_overall", FloatField()),
-        "hallucinations": Count("id", filter=Q(judge_hallucination=True)),
-        "timed": Count("latency_ms"),
-        "latency_sum": _sum("latency_ms", integer),
-        **{f"risk_{level}": Count("id", filter=Q(risk_level=level)) for level in RiskLevel.values},
-    }
+    """The catalogue's figures (apps.conversations.metrics_catalogue): HourlyTurnStats' columns."""
+    return figure_aggregates()
 
 
-FIGURES = tuple(turn_aggregates())
+FIGURES = CATALOGUE_FIGURES
 
 
 def _floor_hour(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def _ceil_hour(moment: datetime) -> datetime:
-    floor = _floor_hour(moment)
-    return floor if floor == moment else floor + HOUR
+def _next_hour(moment: datetime) -> datetime:
+    """The first hour starting after `moment`: the window is (since, until], so a turn exactly
+    on `since` is not in it, and an hour starting on `since` cannot be read whole."""
+    return _floor_hour(moment) + HOUR
 
 
 def _intervals(hours: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
@@ -127,49 +94,100 @@ def _whole_hour_offsets(since: datetime, until: datetime) -> bool:
     return True
 
 
-def window_turn_figures(
-    *, chatbot_ids: Sequence[int] | None, since: datetime, until: datetime
-) -> tuple[dict[datetime, dict[str, Any]], Counter[int]]:
-    """Per local hour of [since, until]: the `turn_aggregates` figures; and the latency bucket counts."""
-    first_full_hour = _ceil_hour(since)
+@dataclass
+class WindowPlan:
+    """Where the figures of a window come from: `live` turns, and the rollup rows `rolled(model)`."""
+
+    live: QuerySet
+    rolled: Callable[[type], QuerySet] | None
+
+
+def window_plan(*, chatbot_ids: Sequence[int] | None, since: datetime, until: datetime) -> WindowPlan:
+    first_full_hour = _next_hour(since)
     watermark = HourlyStatsState.objects.filter(pk=1).values_list("materialized_until", flat=True).first()
     rolled_until = min(watermark, _floor_hour(until)) if watermark else None
     if rolled_until is None or rolled_until <= first_full_hour or not _whole_hour_offsets(since, until):
-        return _live_figures(chatbot_scoped(Turn.objects.filter(timestamp__gte=since, timestamp__lte=until), chatbot_ids))
+        return WindowPlan(chatbot_scoped(Turn.objects.filter(window_q(since, until)), chatbot_ids).order_by(), None)
 
     stale = set(
         chatbot_scoped(StaleHour.objects.filter(hour__gte=first_full_hour, hour__lt=rolled_until), chatbot_ids)
         .values_list("hour", flat=True)
         .distinct()
     )
-    live = Q(timestamp__gte=since, timestamp__lt=first_full_hour) | Q(timestamp__gte=rolled_until, timestamp__lte=until)
+    live = Q(timestamp__gt=since, timestamp__lt=first_full_hour) | Q(timestamp__gte=rolled_until, timestamp__lte=until)
     for start, end in _intervals(stale):
         live |= Q(timestamp__gte=start, timestamp__lt=end)
-    by_hour, latency = _live_figures(chatbot_scoped(Turn.objects.filter(live), chatbot_ids))
 
     def rolled(model: type) -> QuerySet:
         rows = model.objects.filter(hour__gte=first_full_hour, hour__lt=rolled_until).exclude(hour__in=stale)
         return chatbot_scoped(rows, chatbot_ids).order_by()
 
-    summed = rolled(HourlyTurnStats).values("hour").annotate(**{f"sum_{name}": Sum(name) for name in FIGURES})
+    return WindowPlan(chatbot_scoped(Turn.objects.filter(live), chatbot_ids).order_by(), rolled)
+
+
+def window_turn_figures(
+    *, chatbot_ids: Sequence[int] | None, since: datetime, until: datetime, latency_period: str | None = None
+) -> tuple[dict[datetime, dict[str, Any]], Counter[int], dict[datetime, Counter[int]]]:
+    """Per local hour of (since, until]: the catalogue's figures; the window's latency bucket
+    counts; and with `latency_period` ("hour" or "day") the bucket counts per local period."""
+    plan = window_plan(chatbot_ids=chatbot_ids, since=since, until=until)
+    by_hour, latency, periods = _live_figures(plan.live, latency_period)
+    if plan.rolled is None:
+        return by_hour, latency, periods
+    summed = plan.rolled(HourlyTurnStats).values("hour").annotate(**{f"sum_{name}": Sum(name) for name in FIGURES})
     for row in summed:
         by_hour[row["hour"]] = {name: row[f"sum_{name}"] for name in FIGURES}
-    latency.update(dict(rolled(HourlyLatencyBucket).values("bucket").annotate(n=Sum("turns")).values_list("bucket", "n")))
-    return by_hour, latency
+    buckets = plan.rolled(HourlyLatencyBucket)
+    if latency_period is None:
+        latency.update(dict(buckets.values("bucket").annotate(n=Sum("turns")).values_list("bucket", "n")))
+    else:
+        rows = buckets.annotate(period=_trunc(latency_period, "hour")).values("period", "bucket").annotate(n=Sum("turns"))
+        for period, bucket, n in rows.values_list("period", "bucket", "n"):
+            periods.setdefault(period, Counter())[bucket] += n
+            latency[bucket] += n
+    return by_hour, latency, periods
 
 
-def _live_figures(turns: QuerySet) -> tuple[dict[datetime, dict[str, Any]], Counter[int]]:
+def window_chatbot_figures(
+    *, chatbot_ids: Sequence[int] | None, since: datetime, until: datetime
+) -> dict[int, dict[str, Any]]:
+    """Per chatbot: the catalogue's figures over (since, until], from the rollup where current."""
+    plan = window_plan(chatbot_ids=chatbot_ids, since=since, until=until)
+    found: dict[int, dict[str, Any]] = {}
+
+    def add(chatbot_id: int, row: dict[str, Any]) -> None:
+        into = found.setdefault(chatbot_id, dict.fromkeys(FIGURES, 0))
+        for name in FIGURES:
+            into[name] += row[name] or 0
+
+    for row in plan.live.values("chatbot_id").annotate(**turn_aggregates()):
+        add(row["chatbot_id"], row)
+    if plan.rolled is not None:
+        for row in plan.rolled(HourlyTurnStats).values("chatbot_id").annotate(**{name: Sum(name) for name in FIGURES}):
+            add(row["chatbot_id"], row)
+    return found
+
+
+def _trunc(period: str, field: str) -> TruncHour | TruncDay:
+    return TruncHour(field) if period == "hour" else TruncDay(field)
+
+
+def _live_figures(
+    turns: QuerySet, latency_period: str | None = None
+) -> tuple[dict[datetime, dict[str, Any]], Counter[int], dict[datetime, Counter[int]]]:
     rows = turns.annotate(bucket=TruncHour("timestamp")).order_by().values("bucket").annotate(**turn_aggregates())
     by_hour = {row.pop("bucket"): row for row in rows}
-    latency = Counter(dict(
-        turns.filter(latency_ms__isnull=False)
-        .annotate(bucket=bucket_expression("latency_ms"))
-        .order_by()
-        .values("bucket")
-        .annotate(n=Count("id"))
-        .values_list("bucket", "n")
-    ))
-    return by_hour, latency
+    timed = turns.filter(latency_ms__isnull=False).annotate(bucket=bucket_expression("latency_ms")).order_by()
+    periods: dict[datetime, Counter[int]] = {}
+    if latency_period is None:
+        latency = Counter(dict(timed.values("bucket").annotate(n=Count("id")).values_list("bucket", "n")))
+        return by_hour, latency, periods
+    latency = Counter()
+    rows = timed.annotate(period=_trunc(latency_period, "timestamp")).values("period", "bucket").annotate(n=Count("id"))
+    for period, bucket, n in rows.values_list("period", "bucket", "n"):
+        periods.setdefault(period, Counter())[bucket] += n
+        latency[bucket] += n
+    return by_hour, latency, periods
 
 
 def hourly_stats_refresh(*, now: datetime | None = None) -> dict[str, Any]:

@@ -7,12 +7,13 @@ elsewhere (`apps.review.rollup`); the rest is one grouped query over an indexed 
 
 Percentiles follow PostgreSQL's `percentile_cont` (linear interpolation between the two nearest
 ranks). Turn latency percentiles are read from a log-bucket histogram, within 1 % of the exact
-figure (`apps.review.latency_histogram`), so 30-day windows need no sort of a million values; LLM-call
+figure (`apps.core.latency_histogram`), so 30-day windows need no sort of a million values; LLM-call
 duration percentiles are exact (on SQLite computed from the two middle rows).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from django.db.models import (
     QuerySet,
     Sum,
 )
+from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from apps.alerts.choices import OPEN_STATUSES
@@ -39,20 +41,33 @@ from apps.chatbots.access import chatbot_scoped
 from apps.clustering.choices import RunStatus
 from apps.clustering.models import Cluster, ClusterRun
 from apps.conversations.choices import ReviewStatus, RiskLevel
+from apps.conversations.metrics_catalogue import (
+    BREAKDOWN_METRICS,
+    CATALOGUE,
+    FIGURES,
+    TREND_METRICS,
+    change,
+    figure_aggregates,
+    figures_for,
+    metric_value,
+    window_q,
+)
 from apps.conversations.models import Conversation, LLMCall
 from apps.core.db import PercentileCont, percentile_cont_portable
 
-from . import latency_histogram
-from .rollup import FIGURES, window_turn_figures
+from .rollup import window_chatbot_figures, window_turn_figures
 
 # The ranges offered by the dashboard; the API accepts any whole number of hours up to MAX_HOURS.
-DASHBOARD_RANGES: dict[str, int] = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
+DASHBOARD_RANGES: dict[str, int] = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30, "90d": 24 * 90}
+TREND_HOURLY_UP_TO = 48  # hours: trends per hour up to two days, per day beyond
 MAX_HOURS = 24 * 366
 OPEN_REVIEW_STATUSES = (ReviewStatus.NEW, ReviewStatus.IN_REVIEW)
 
 
 @dataclass(frozen=True)
 class Window:
+    """The turns with since < timestamp <= until (the catalogue's `window_q`)."""
+
     since: datetime
     until: datetime
     hours: int
@@ -61,6 +76,14 @@ class Window:
     def last(cls, hours: int, *, now: datetime | None = None) -> Window:
         until = now or timezone.now()
         return cls(since=until - timedelta(hours=hours), until=until, hours=hours)
+
+    @classmethod
+    def between(cls, since: datetime, until: datetime) -> Window:
+        return cls(since=since, until=until, hours=max(1, math.ceil((until - since) / timedelta(hours=1))))
+
+    def previous(self) -> Window:
+        """The period of the same length just before this one."""
+        return Window(since=self.since - (self.until - self.since), until=self.since, hours=self.hours)
 
 
 def _rate(numerator: int | float, denominator: int | float) -> float | None:
@@ -140,68 +163,153 @@ def review_status_counts(*, chatbot_ids: Sequence[int] | None) -> dict[str, int]
     return {status: counts.get(status, 0) for status in ReviewStatus.values}
 
 
-def stats_overview(*, chatbot_ids: Sequence[int] | None, hours: int, now: datetime | None = None) -> dict[str, Any]:
-    """Everything on the dashboard for the last `hours`, for `chatbot_ids` (None: every chatbot).
+def stats_overview(
+    *, chatbot_ids: Sequence[int] | None, hours: int | None = None, now: datetime | None = None,
+    window: Window | None = None, breakdown: str | None = None,
+) -> dict[str, Any]:
+    """Everything on the dashboard for the last `hours` (or `window`), for `chatbot_ids` (None:
+    every chatbot); with `breakdown` (a BREAKDOWNS key) its table too.
 
     The turn figures (the expensive part on big windows) are cached for
     REVIEW_STATS_CACHE_SECONDS; review counts, clusters and alerts are always read fresh, so a
     review action shows at once.
     """
+    window = window or Window.last(hours or 24, now=now)
     seconds = settings.REVIEW_STATS_CACHE_SECONDS
     if seconds <= 0 or now is not None:
-        figures = turn_figures(chatbot_ids=chatbot_ids, hours=hours, now=now)
+        figures = turn_figures(chatbot_ids=chatbot_ids, window=window)
     else:
         scope = "all" if chatbot_ids is None else ",".join(map(str, sorted(chatbot_ids)))
-        key = f"review:overview:v2:{hours}:{scope}"
+        span = str(window.hours) if hours else f"{window.since.isoformat()}/{window.until.isoformat()}"
+        key = f"review:overview:v3:{span}:{scope}"
         figures = cache.get(key)
         if figures is None:
-            figures = turn_figures(chatbot_ids=chatbot_ids, hours=hours)
+            figures = turn_figures(chatbot_ids=chatbot_ids, window=window)
             cache.set(key, figures, seconds)
-    return {
+    result = {
         **figures,
         "top_clusters": top_failure_clusters(chatbot_ids=chatbot_ids),
         "open_alerts": open_alert_events(chatbot_ids=chatbot_ids),
         "review_status_counts": review_status_counts(chatbot_ids=chatbot_ids),
     }
+    if breakdown:
+        result["breakdown"] = stats_breakdown(chatbot_ids=chatbot_ids, window=window, by=breakdown)
+    return result
 
 
-def turn_figures(*, chatbot_ids: Sequence[int] | None, hours: int, now: datetime | None = None) -> dict[str, Any]:
-    """The window's turn and conversation figures.
+def _periods(window: Window, interval: str) -> list[datetime]:
+    """The local hours or days (as aware datetimes at their start) the window touches."""
+    if interval == "hour":
+        return _hour_buckets(window)
+    tz = timezone.get_current_timezone()
+    first = timezone.localtime(window.since, tz).date()
+    last = timezone.localtime(window.until, tz).date()
+    return [timezone.make_aware(datetime.combine(first + timedelta(days=i), datetime.min.time()), tz)
+            for i in range((last - first).days + 1)]
 
-    1. The per-hour figures and latency histogram of the window (summed hours from the rollup,
-       the rest grouped from the turns), added up into totals, days and hours.
-    2. Latency p50/p95 from the histogram.
-    3. One query for the conversations active in the window.
+
+def _period_of(moment: datetime, interval: str) -> datetime:
+    local = timezone.localtime(moment)
+    if interval == "hour":
+        return local.replace(minute=0, second=0, microsecond=0)
+    return timezone.make_aware(datetime.combine(local.date(), datetime.min.time()), local.tzinfo)
+
+
+def _conversation_counts(chatbot_ids: Sequence[int] | None, since: datetime, until: datetime,
+                         interval: str | None = None) -> Any:
+    """Conversations whose latest activity is in (since, until]: totals, or per local period."""
+    conversations = chatbot_scoped(Conversation.objects.filter(window_q(since, until, "last_activity_at")), chatbot_ids)
+    aggregates = {"total": Count("id"), "flagged": Count("id", filter=Q(is_flagged=True))}
+    if interval is None:
+        return conversations.aggregate(**aggregates)
+    trunc = TruncHour("last_activity_at") if interval == "hour" else TruncDay("last_activity_at")
+    rows = conversations.order_by().annotate(period=trunc).values("period").annotate(**aggregates)
+    return {row["period"]: row for row in rows}
+
+
+def _add(into: dict[str, Any], row: dict[str, Any]) -> None:
+    for key in FIGURES:
+        into[key] += row.get(key) or 0
+
+
+def turn_figures(
+    *, chatbot_ids: Sequence[int] | None, hours: int | None = None, now: datetime | None = None,
+    window: Window | None = None,
+) -> dict[str, Any]:
+    """The window's turn and conversation figures, every metric of the catalogue with its change
+    against the previous period of the same length, and each trend metric per hour (windows up to
+    TREND_HOURLY_UP_TO hours) or per day.
+
+    1. The per-hour figures and latency histogram (per period) of the window, and the totals and
+       histogram of the previous period (summed hours from the rollup, the rest from the turns).
+    2. Days are summed from the hours; every metric comes from `metric_value` (the catalogue).
+    3. Two queries for the conversations of the window (per period) and of the previous period.
     """
-    window = Window.last(hours, now=now)
-    by_hour, latency_buckets = window_turn_figures(chatbot_ids=chatbot_ids, since=window.since, until=window.until)
+    window = window or Window.last(hours or 24, now=now)
+    interval = "hour" if window.hours <= TREND_HOURLY_UP_TO else "day"
+    by_hour, latency_buckets, latency_periods = window_turn_figures(
+        chatbot_ids=chatbot_ids, since=window.since, until=window.until, latency_period=interval
+    )
+    previous = window.previous()
+    previous_hours, previous_latency, _ = window_turn_figures(
+        chatbot_ids=chatbot_ids, since=previous.since, until=previous.until
+    )
 
     totals: dict[str, Any] = dict.fromkeys(FIGURES, 0)
+    before: dict[str, Any] = dict.fromkeys(FIGURES, 0)
+    periods = {period: dict.fromkeys(FIGURES, 0) for period in _periods(window, interval)}
     days: dict[date, dict[str, Any]] = {}
     for bucket, row in by_hour.items():
-        day = days.setdefault(timezone.localtime(bucket).date(), {"turns": 0, "cost": 0, "judged": 0, "judge_sum": 0.0})
-        for key in FIGURES:
-            totals[key] += row[key] or 0
-        for key in day:
-            day[key] += row[key] or 0
+        _add(totals, row)
+        _add(periods.setdefault(_period_of(bucket, interval), dict.fromkeys(FIGURES, 0)), row)
+        _add(days.setdefault(timezone.localtime(bucket).date(), dict.fromkeys(FIGURES, 0)), row)
+    for row in previous_hours.values():
+        _add(before, row)
 
-    latency = latency_histogram.quantiles(latency_buckets, (0.5, 0.95))
-    conversations = chatbot_scoped(Conversation.objects.filter(last_activity_at__gte=window.since), chatbot_ids).aggregate(
-        total=Count("id"), flagged=Count("id", filter=Q(is_flagged=True))
-    )
+    conversations = _conversation_counts(chatbot_ids, window.since, window.until, interval)
+    conversations_before = _conversation_counts(chatbot_ids, previous.since, previous.until)
+    totals["conversations"] = sum(row["total"] for row in conversations.values())
+    flagged_conversations = sum(row["flagged"] for row in conversations.values())
+    before["conversations"] = conversations_before["total"]
+    for period, row in conversations.items():
+        into = periods.setdefault(_period_of(period, interval), dict.fromkeys(FIGURES, 0))
+        into["conversations"] = into.get("conversations", 0) + row["total"]
+
+    metrics: dict[str, dict[str, Any]] = {}
+    for name, definition in CATALOGUE.items():
+        if not definition.trend:
+            continue
+        value, sample = metric_value(name, totals, latency_buckets)
+        previous_value, _ = metric_value(name, before, previous_latency)
+        metrics[name] = {"value": value, "sample_size": sample,
+                         **change(value, previous_value, definition.higher_is_better)}
+    ordered = sorted(periods)
+    trend = {
+        "interval": interval,
+        "periods": ordered,
+        "series": {
+            name: [metric_value(name, periods[p], latency_periods.get(p, {}))[0] for p in ordered]
+            for name in TREND_METRICS
+        },
+        "counts": {key: [periods[p][key] for p in ordered] for key in ("turns", "errors", "flagged")},
+    }
+
+    def value(name: str) -> Any:
+        return metrics[name]["value"]
 
     first_day = timezone.localtime(window.since).date()
     last_day = timezone.localtime(window.until).date()
     day_list = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
-    empty_day = {"turns": 0, "cost": 0, "judged": 0, "judge_sum": 0.0}
-    empty_hour = {"turns": 0, "errors": 0, "flagged": 0, "judged": 0, "judge_sum": 0.0}
-
+    empty = dict.fromkeys(FIGURES, 0)
     turns = totals["turns"]
     return {
-        "window": {"hours": hours, "since": window.since, "until": window.until},
+        "window": {"hours": window.hours, "since": window.since, "until": window.until,
+                   "previous_since": previous.since, "interval": interval},
+        "metrics": metrics,
+        "trend": trend,
         "totals": {
-            "conversations": conversations["total"],
-            "flagged_conversations": conversations["flagged"],
+            "conversations": totals["conversations"],
+            "flagged_conversations": flagged_conversations,
             "turns": turns,
             "tokens": totals["tokens"],
             "cost_usd": _money(totals["cost"]),
@@ -212,33 +320,31 @@ def turn_figures(*, chatbot_ids: Sequence[int] | None, hours: int, now: datetime
             "fallbacks": totals["fallbacks"],
             "flagged_turns": totals["flagged"],
             "judged_turns": totals["judged"],
+            "hallucination_checked_turns": totals["hallucination_checked"],
         },
-        "rates": {
-            "error_rate": _rate(totals["errors"], turns),
-            "fallback_rate": _rate(totals["fallbacks"], turns),
-            "thumbs_down_rate": _rate(totals["rated_down"], totals["rated"]),
-            "flagged_rate": _rate(totals["flagged"], turns),
-            "hallucination_rate": _rate(totals["hallucinations"], totals["judged"]),
+        "rates": {  # percentages, 0–100, as in the catalogue
+            "error_rate": value("error_rate"),
+            "fallback_rate": value("fallback_rate"),
+            "thumbs_down_rate": value("thumbs_down_rate"),
+            "flagged_rate": value("flagged_share"),
+            "hallucination_rate": value("hallucination_rate"),
         },
         "latency_ms": {
-            "p50": latency[0.5],
-            "p95": latency[0.95],
+            "p50": value("latency_p50"),
+            "p95": value("latency_p95"),
             "average": round(totals["latency_sum"] / totals["timed"], 3) if totals["timed"] else None,
         },
-        "judge": {
-            "average": round(totals["judge_sum"] / totals["judged"], 4) if totals["judged"] else None,
-            "judged_turns": totals["judged"],
-        },
+        "judge": {"average": value("judge_average"), "judged_turns": totals["judged"]},
         "risk_distribution": {level: totals[f"risk_{level}"] for level in RiskLevel.values},
         "by_day": [
             {
                 "date": day,
                 "turns": row["turns"],
                 "cost_usd": _money(row["cost"]),
-                "judge_average": round(row["judge_sum"] / row["judged"], 4) if row["judged"] else None,
+                "judge_average": metric_value("judge_average", row)[0],
             }
             for day in day_list
-            for row in [days.get(day, empty_day)]
+            for row in [days.get(day, empty)]
         ],
         "by_hour": [
             {
@@ -246,10 +352,58 @@ def turn_figures(*, chatbot_ids: Sequence[int] | None, hours: int, now: datetime
                 "turns": row["turns"],
                 "errors": row["errors"],
                 "flagged": row["flagged"],
-                "judge_average": round(row["judge_sum"] / row["judged"], 4) if row["judged"] else None,
+                "judge_average": metric_value("judge_average", row)[0],
             }
             for hour in _hour_buckets(window)
-            for row in [by_hour.get(hour, empty_hour)]
+            for row in [by_hour.get(hour, empty)]
+        ],
+    }
+
+
+# Breakdowns: what the turns are grouped by, and the Turn field it reads (chatbot: the rollup).
+BREAKDOWNS: dict[str, str] = {"chatbot": "chatbot_id", "model": "model", "intent": "intent",
+                              "channel": "conversation__channel"}
+BREAKDOWN_LIMIT = 20
+
+
+def stats_breakdown(*, chatbot_ids: Sequence[int] | None, window: Window, by: str,
+                    limit: int = BREAKDOWN_LIMIT) -> dict[str, Any]:
+    """The window's turns grouped by chatbot, model, intent or channel: the catalogue's
+    BREAKDOWN_METRICS per group, the `limit` biggest groups first.
+
+    By chatbot the rollup answers (summed hours); the other groupings are one grouped query over
+    the window's turns (the (chatbot, timestamp) / (timestamp) index range), cut to `limit` rows.
+    """
+    if by not in BREAKDOWNS:
+        raise ValueError(f"unknown breakdown {by!r}")
+    if by == "chatbot":
+        from apps.chatbots.models import Chatbot
+
+        grouped = window_chatbot_figures(chatbot_ids=chatbot_ids, since=window.since, until=window.until)
+        names = dict(Chatbot.objects.filter(pk__in=list(grouped)).values_list("pk", "name"))
+        groups = [(chatbot_id, names.get(chatbot_id, str(chatbot_id)), row) for chatbot_id, row in grouped.items()]
+        groups.sort(key=lambda item: (-item[2]["turns"], item[1]))
+        total_groups = len(groups)
+        groups = groups[:limit]
+    else:
+        from apps.conversations.models import Turn
+
+        field = BREAKDOWNS[by]
+        aggregates = figure_aggregates()
+        wanted = {name: aggregates[name] for metric in BREAKDOWN_METRICS for name in figures_for(metric)}
+        turns = chatbot_scoped(Turn.objects.filter(window_q(window.since, window.until)), chatbot_ids).order_by()
+        rows = turns.values(field).annotate(**wanted).order_by("-turns", field)[:limit]
+        groups = [(row[field], row[field] or "(none)", row) for row in rows]
+        total_groups = None
+    return {
+        "by": by,
+        "metrics": list(BREAKDOWN_METRICS),
+        "limit": limit,
+        "groups": total_groups,
+        "rows": [
+            {"key": key, "label": label,
+             **{metric: metric_value(metric, row)[0] for metric in BREAKDOWN_METRICS}}
+            for key, label, row in groups
         ],
     }
 

@@ -1,4 +1,5 @@
-/* Dashboard charts from the JSON the page embeds with json_script (data, not code). */
+/* Dashboard charts from the JSON the page embeds with json_script (data, not code), the
+   breakdown table's sorting, and the chatbot selector that applies at once. */
 (function () {
   "use strict";
 
@@ -6,7 +7,39 @@
     if (document.readyState !== "loading") fn(); else document.addEventListener("DOMContentLoaded", fn);
   }
 
+  function sortable(table) {
+    var headers = table.querySelectorAll("th[data-sort]");
+    headers.forEach(function (header, column) {
+      header.tabIndex = 0;
+      function sort() {
+        var descending = header.getAttribute("aria-sort") !== "descending";
+        headers.forEach(function (h) { h.removeAttribute("aria-sort"); });
+        header.setAttribute("aria-sort", descending ? "descending" : "ascending");
+        var numeric = header.getAttribute("data-sort") === "number";
+        var body = table.tBodies[0];
+        var rows = Array.prototype.slice.call(body.rows);
+        rows.sort(function (a, b) {
+          var x = a.cells[column].getAttribute("data-value"), y = b.cells[column].getAttribute("data-value");
+          if (numeric) {
+            x = x === "" ? -Infinity : parseFloat(x);
+            y = y === "" ? -Infinity : parseFloat(y);
+            return descending ? y - x : x - y;
+          }
+          return descending ? y.localeCompare(x) : x.localeCompare(y);
+        });
+        rows.forEach(function (row) { body.appendChild(row); });
+      }
+      header.addEventListener("click", sort);
+      header.addEventListener("keydown", function (event) { if (event.key === "Enter") sort(); });
+    });
+  }
+
   ready(function () {
+    document.querySelectorAll("[data-autosubmit]").forEach(function (select) {
+      select.addEventListener("change", function () { select.form.submit(); });
+    });
+    document.querySelectorAll("table.cm-sortable").forEach(sortable);
+
     var source = document.getElementById("dashboard-charts");
     if (!source || typeof window.Chart === "undefined") return;
     var data = JSON.parse(source.textContent);
@@ -16,37 +49,55 @@
     Chart.defaults.color = text;
     Chart.defaults.maintainAspectRatio = false;
     Chart.defaults.animation = false;
+    var ticks = { maxTicksLimit: data.interval === "day" ? 16 : 12 };
 
-    function make(id, config) {
-      var canvas = document.getElementById(id);
+    function make(canvas, config) {
+      if (typeof canvas === "string") canvas = document.getElementById(canvas);
       if (canvas) new Chart(canvas, config);
     }
 
     make("chart-volume", {
       type: "bar",
       data: {
-        labels: data.volume.labels,
+        labels: data.labels,
         datasets: [
           { label: "turns", data: data.volume.turns, backgroundColor: "#79aec8" },
           { label: "errors", data: data.volume.errors, backgroundColor: "#ba2121" },
           { label: "flagged", data: data.volume.flagged, backgroundColor: "#e0a800" }
         ]
       },
-      options: { scales: { x: { ticks: { maxTicksLimit: 12 } }, y: { beginAtZero: true } } }
+      options: { scales: { x: { ticks: ticks }, y: { beginAtZero: true } } }
     });
     make("chart-cost", {
       type: "bar",
-      data: { labels: data.cost.labels, datasets: [{ label: "USD", data: data.cost.cost, backgroundColor: "#417690" }] },
-      options: { plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } }
+      data: { labels: data.labels, datasets: [{ label: "USD", data: data.cost, backgroundColor: "#417690" }] },
+      options: { plugins: { legend: { display: false } }, scales: { x: { ticks: ticks }, y: { beginAtZero: true } } }
+    });
+    make("chart-latency", {
+      type: "line",
+      data: { labels: data.labels, datasets: [
+        { label: "p50", data: data.latency.p50, borderColor: "#79aec8", spanGaps: true, pointRadius: 0 },
+        { label: "p95", data: data.latency.p95, borderColor: "#e86a1a", spanGaps: true, pointRadius: 0 }
+      ] },
+      options: { scales: { x: { ticks: ticks }, y: { beginAtZero: true } } }
     });
     make("chart-judge", {
       type: "line",
-      data: { labels: data.judge.labels, datasets: [{ label: "average overall", data: data.judge.average, borderColor: "#44b78b", spanGaps: true, tension: 0.2 }] },
-      options: { plugins: { legend: { display: false } }, scales: { y: { min: 0, max: 10 } } }
+      data: { labels: data.labels, datasets: [{ label: "average overall", data: data.judge, borderColor: "#44b78b", spanGaps: true, tension: 0.2, pointRadius: 0 }] },
+      options: { plugins: { legend: { display: false } }, scales: { x: { ticks: ticks }, y: { min: 0, max: 10 } } }
     });
     make("chart-risk", {
       type: "doughnut",
       data: { labels: data.risk.labels, datasets: [{ data: data.risk.counts, backgroundColor: ["#44b78b", "#e0a800", "#e86a1a", "#ba2121"] }] }
+    });
+    document.querySelectorAll(".cm-spark canvas").forEach(function (canvas) {
+      var series = data.sparklines[canvas.getAttribute("data-metric")] || [];
+      make(canvas, {
+        type: data.interval === "day" ? "bar" : "line",
+        data: { labels: data.labels, datasets: [{ data: series, borderColor: "#417690", backgroundColor: "#79aec8", borderWidth: 1, pointRadius: 0, spanGaps: true }] },
+        options: { events: [], plugins: { legend: { display: false }, tooltip: { enabled: false } },
+                   scales: { x: { display: false }, y: { display: false, beginAtZero: true } } }
+      });
     });
   });
 })();

@@ -40,7 +40,8 @@ def crafted(chatbot, other_chatbot, now):
         ("error_rate", 50.0, 4),
         ("fallback_rate", 50.0, 4),
         ("fallback_count", 2, 4),
-        # percentile_cont over [100, 200, 4000]: position 0.95 × 2 = 1.9 → 200 + 0.9 × 3800
+        # percentile_cont over [100, 200, 4000]: position 0.95 × 2 = 1.9 → 200 + 0.9 × 3800, read
+        # from the latency histogram (the catalogue's definition): within 1 %
         ("latency_p95", 3620.0, 3),
         ("slow_share", 100 / 3, 3),
         ("thumbs_down_rate", 200 / 3, 3),
@@ -52,7 +53,8 @@ def crafted(chatbot, other_chatbot, now):
 )
 def test_metric_on_one_chatbot(crafted, now, metric, expected, samples):
     result = metric_compute(metric=metric, chatbot_id=crafted.pk, since=now - WINDOW, until=now, slow_ms=3000)
-    assert result.value == pytest.approx(expected)
+    # Rates and averages are rounded to 4 decimals, percentiles within 1 % (the catalogue's precision).
+    assert result.value == pytest.approx(expected, rel=0.01 if metric.startswith("latency") else 1e-5)
     assert result.sample_size == samples
 
 
@@ -87,18 +89,16 @@ def test_totals_are_zero_without_turns(chatbot, now, metric):
 def test_p95_of_one_turn_is_its_latency(chatbot, now):
     make_turn(chatbot=chatbot, timestamp=now - timedelta(minutes=1), latency_ms=777)
     result = metric_compute(metric="latency_p95", chatbot_id=chatbot.pk, since=now - WINDOW, until=now)
-    assert result.value == pytest.approx(777)
+    assert result.value == pytest.approx(777, rel=0.01)
 
 
 def test_each_metric_is_one_query(crafted, now, django_assert_max_num_queries):
-    from django.db import connection
-
     for metric in ("error_rate", "fallback_rate", "slow_share", "thumbs_down_rate", "judge_average",
                    "hallucination_rate", "flagged_turns", "cost_usd", "turn_volume", "fallback_count"):
         with django_assert_max_num_queries(1):
             metric_compute(metric=metric, chatbot_id=crafted.pk, since=now - WINDOW, until=now)
-    # p95: PERCENTILE_CONT on PostgreSQL; the portable fallback reads two rows after a count.
-    with django_assert_max_num_queries(1 if connection.vendor == "postgresql" else 2):
+    # p95: one grouped query over the latency histogram's buckets, on every database.
+    with django_assert_max_num_queries(1):
         metric_compute(metric="latency_p95", chatbot_id=crafted.pk, since=now - WINDOW, until=now)
 
 

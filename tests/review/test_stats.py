@@ -32,12 +32,14 @@ def test_overview_for_one_chatbot_matches_hand_computed_values(admin_client, dat
     assert body["totals"] == {
         "conversations": 2, "flagged_conversations": 1, "turns": 4, "tokens": 100, "cost_usd": 0.1,
         "thumbs_up": 1, "thumbs_down": 1, "rated_turns": 2, "errors": 1, "fallbacks": 1,
-        "flagged_turns": 1, "judged_turns": 2,
+        "flagged_turns": 1, "judged_turns": 2, "hallucination_checked_turns": 2,
     }
+    # Rates are percentages (0–100), as in the metric catalogue and alert rules.
     assert body["rates"] == {
-        "error_rate": 0.25, "fallback_rate": 0.25, "thumbs_down_rate": 0.5, "flagged_rate": 0.25,
-        "hallucination_rate": 0.5,
+        "error_rate": 25.0, "fallback_rate": 25.0, "thumbs_down_rate": 50.0, "flagged_rate": 25.0,
+        "hallucination_rate": 50.0,
     }
+    assert body["metrics"]["error_rate"]["value"] == 25.0 and body["metrics"]["error_rate"]["sample_size"] == 4
     # Latencies 100, 200, 300 (t4 has none): p50 = 200; p95 = 200 + 0.9 × (300 − 200) = 290.
     assert body["latency_ms"] == {"p50": within_1_percent(200), "p95": within_1_percent(290), "average": 200.0}
     assert body["judge"] == {"average": 5.0, "judged_turns": 2}
@@ -131,12 +133,14 @@ def test_dashboard_shows_the_same_numbers_as_the_api(admin_client, dataset, chat
     for section in ("totals", "rates", "latency_ms", "judge", "risk_distribution", "review_status_counts"):
         assert shown[section] == api[section], section
     html = page.content.decode()
-    assert 'id="kpi-turns">4<' in html
-    assert 'id="kpi-error-rate">25.0 %<' in html
+    cards = {card["name"]: card for card in page.context["dashboard_cards"]}
+    assert cards["turn_volume"]["value"] == "4" and cards["error_rate"]["value"] == "25.0 %"
     latency = api["latency_ms"]
     assert latency["p50"] == within_1_percent(200) and latency["p95"] == within_1_percent(290)
-    assert f'id="kpi-latency">{round(latency["p50"])} / {round(latency["p95"])} ms<' in html
-    assert 'id="kpi-judge">5.0<' in html
+    assert cards["latency_p95"]["value"] == f"{latency['p95']:,.0f} ms"
+    assert cards["judge_average"]["value"] == "5.00"
+    for name in ("turn_volume", "error_rate", "latency_p95", "judge_average"):
+        assert f'id="kpi-{name}"' in html and f"<strong>{cards[name]['value']}</strong>" in html
     assert 'id="dashboard-charts"' in html and "vendor/chartjs/chart.umd.min.js" in html
     assert "<script>" not in html.replace('<script type="application/json"', "")  # no inline code
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.utils import timezone
 from rest_framework import serializers
 
 from apps.alerts.models import AlertEvent
@@ -152,6 +155,26 @@ class StatsQuerySerializer(serializers.Serializer):
 
 class StepStatsQuerySerializer(StatsQuerySerializer):
     kind = serializers.ChoiceField(choices=["sql", "tool", "retrieval", "http", "other"], required=False)
+
+
+class OverviewQuerySerializer(StatsQuerySerializer):
+    since = serializers.DateTimeField(required=False, help_text="With `until`: a custom window (since, until] instead of `hours`.")
+    until = serializers.DateTimeField(required=False, help_text="End of the custom window (default: now).")
+    breakdown = serializers.ChoiceField(choices=["chatbot", "model", "intent", "channel"], required=False,
+                                        help_text="Also group the window's turns by this (the 20 biggest groups).")
+
+    def validate(self, attrs: dict) -> dict:
+        since, until = attrs.get("since"), attrs.get("until")
+        if until and not since:
+            raise serializers.ValidationError({"since": "Required with until."})
+        if since:
+            until = until or timezone.now()
+            if not since < until:
+                raise serializers.ValidationError({"until": "Must be after since."})
+            if until - since > timedelta(hours=MAX_HOURS):
+                raise serializers.ValidationError({"since": f"The window is at most {MAX_HOURS} hours."})
+            attrs["until"] = until
+        return attrs
 
 
 class LLMCallStatsQuerySerializer(StatsQuerySerializer):

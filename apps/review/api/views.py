@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from apps.alerts.models import AlertEvent
 from apps.chatbots.access import chatbot_ids_for_user, chatbot_scoped, chatbots_for_user
 from apps.chatbots.models import Chatbot
+from apps.conversations.metrics_catalogue import catalogue_as_json
 from apps.conversations.models import Conversation, LLMCall, Turn
 from apps.core.api import unknown_query_params_reject
 from apps.core.text import ascii_int
@@ -166,15 +167,31 @@ def stats_scope(request: Request, query: dict[str, Any]) -> list[int] | None:
 
 
 class StatsOverviewView(APIView):
-    @extend_schema(parameters=[serializers.StatsQuerySerializer], responses=OpenApiTypes.OBJECT,
-                   description="The dashboard's figures: totals, rates, latency percentiles, judge average, "
-                               "cost per day, risk distribution, volume by hour, top clusters, open alerts.")
+    @extend_schema(parameters=[serializers.OverviewQuerySerializer], responses=OpenApiTypes.OBJECT,
+                   description="The dashboard's figures: every metric of the catalogue (`metrics`: value, sample size, "
+                               "change against the previous period of the same length), the trends per hour (windows "
+                               "up to 48 h) or day, totals, rates (percent, 0–100), latency percentiles, judge average, "
+                               "cost per day, risk distribution, volume by hour, top clusters, open alerts; with "
+                               "`breakdown` the window grouped by chatbot, model, intent or channel.")
     def get(self, request: Request) -> Response:
-        unknown_query_params_reject(request, serializers.StatsQuerySerializer().fields)
-        query = serializers.StatsQuerySerializer(data=request.query_params)
+        unknown_query_params_reject(request, serializers.OverviewQuerySerializer().fields)
+        query = serializers.OverviewQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        chatbot_ids = stats_scope(request, query.validated_data)
-        return Response(selectors.stats_overview(chatbot_ids=chatbot_ids, hours=query.validated_data["hours"]))
+        data = query.validated_data
+        chatbot_ids = stats_scope(request, data)
+        window = selectors.Window.between(data["since"], data["until"]) if data.get("since") else None
+        return Response(selectors.stats_overview(
+            chatbot_ids=chatbot_ids, hours=None if window else data["hours"], window=window,
+            breakdown=data.get("breakdown"),
+        ))
+
+
+class StatsMetricsView(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT,
+                   description="The metric catalogue: each metric's name, label, unit, how it aggregates, which turns "
+                               "it is over, whether the minimum sample size applies, whether higher is better.")
+    def get(self, request: Request) -> Response:
+        return Response({"metrics": catalogue_as_json()})
 
 
 class StatsStepsView(APIView):

@@ -1,0 +1,212 @@
+"""The metric catalogue: every turn metric defined once, for the dashboard, the stats API and alerts.
+
+A metric is a formula over *figures*: additive aggregates over a group of turns (counts and
+sums, `figure_aggregates`), which the hourly rollup stores per chatbot and hour and which a
+live query computes with the same expressions. So a metric has one value whichever path
+produced its figures: `metric_value(name, figures, latency)` is the only place a figure becomes
+a rate, an average or a percentile.
+
+Conventions, decided once:
+- Windows are (since, until]: a turn exactly on the start belongs to the previous window, so
+  back-to-back periods (this week, the week before) never count a turn twice (`window_q`).
+- Rates are percentages, 0–100 (an alert threshold of 5 means 5 %), rounded to 4 decimals.
+- Averages are rounded to 4 decimals, dollars to 6, latency percentiles to 0.1 ms.
+- The denominator of a rate is the turns that can answer the question: thumbs-down rate over
+  rated turns, judge average over judged turns, hallucination rate over turns whose grade
+  assessed hallucination (`judge_hallucination` not NULL: a grade that did not look at
+  hallucination says neither yes nor no, so counting it as "no" would dilute the rate).
+- Latency percentiles come from the log-bucket histogram (`apps.core.latency_histogram`,
+  within 1 % of PostgreSQL's `percentile_cont`), on the dashboard and in alert rules alike.
+- `sampled`: a share, average or percentile says nothing over a handful of turns, so an alert
+  rule's minimum sample size applies; totals are evidence by themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    DecimalField,
+    FloatField,
+    IntegerField,
+    Q,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce
+
+from apps.core.latency_histogram import quantiles
+
+from .choices import RiskLevel
+from .models import TOTAL_COST_DIGITS
+
+PERCENT = "%"
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    name: str
+    label: str
+    unit: str  # "turns", "conversations", "tokens", "%", "ms", "USD", "/10"
+    kind: str  # "total" (a figure), "share" (100 × part / whole), "mean" (sum / count), "percentile"
+    definition: str  # one line, for hover text and the README
+    part: str = ""  # the figure summed ("total"), counted ("share") or averaged ("mean")
+    whole: str = "turns"  # the figure counting the turns the metric is over: its denominator
+    quantile: float | None = None
+    sampled: bool = False  # the alert rule's minimum sample size applies
+    higher_is_better: bool | None = None  # None: neither (volume, tokens)
+    digits: int = 4
+    trend: bool = True  # shown as a trend on the dashboard
+    alert: bool = True  # offered as an alert rule metric
+    needs_conversations: bool = False  # counted from conversations, not turns
+
+    @property
+    def is_percent(self) -> bool:
+        return self.unit == PERCENT
+
+
+def _total(name: str, label: str, unit: str, part: str, definition: str, **kw: Any) -> MetricDef:
+    return MetricDef(name=name, label=label, unit=unit, kind="total", part=part, definition=definition, **kw)
+
+
+def _share(name: str, label: str, part: str, whole: str, definition: str, **kw: Any) -> MetricDef:
+    return MetricDef(name=name, label=label, unit=PERCENT, kind="share", part=part, whole=whole,
+                     definition=definition, sampled=True, higher_is_better=False, **kw)
+
+
+CATALOGUE: dict[str, MetricDef] = {m.name: m for m in (
+    _total("turn_volume", "Turns", "turns", "turns", "Turns (a user message and the bot's answer) in the period."),
+    _total("conversations", "Conversations", "conversations", "conversations",
+           "Conversations whose latest activity falls in the period.", alert=False, needs_conversations=True),
+    _share("error_rate", "Error rate", "errors", "turns", "Share of turns the bot reported an error for."),
+    _share("fallback_rate", "Fallback rate", "fallbacks", "turns",
+           "Share of turns answered with the bot's fallback (\"I don't know\") reply."),
+    _total("fallback_count", "Fallbacks", "turns", "fallbacks", "Turns answered with the fallback reply.",
+           higher_is_better=False, trend=False),
+    MetricDef("latency_p50", "Latency p50", "ms", "percentile", "Median response time of the turns that report one.",
+              whole="timed", quantile=0.5, sampled=True, higher_is_better=False, digits=1, alert=False),
+    MetricDef("latency_p95", "Latency p95", "ms", "percentile",
+              "95th percentile of response time: 1 turn in 20 is slower.", whole="timed", quantile=0.95,
+              sampled=True, higher_is_better=False, digits=1),
+    _share("slow_share", "Slow turns", "slow", "timed", "Share of timed turns slower than the rule's N ms.",
+           trend=False),
+    _share("thumbs_down_rate", "Thumbs-down rate", "rated_down", "rated",
+           "Share of rated turns (👍 or 👎) with at least one 👎."),
+    MetricDef("judge_average", "Judge average", "/10", "mean", "Mean overall grade (0–10) of the judged turns.",
+              part="judge_sum", whole="judged", sampled=True, higher_is_better=True),
+    _share("hallucination_rate", "Hallucination rate", "hallucinations", "hallucination_checked",
+           "Share of turns whose grade assessed hallucination that were found hallucinating."),
+    _total("flagged_turns", "Flagged turns", "turns", "flagged", "Turns flagged for review (risk, judge, 👎, by hand).",
+           higher_is_better=False, trend=False),
+    _share("flagged_share", "Flagged share", "flagged", "turns", "Share of turns flagged for review.", alert=False),
+    _total("cost_usd", "Cost", "USD", "cost", "Model cost of the turns, LLM calls included, in US dollars.",
+           higher_is_better=False, digits=6),
+    MetricDef("cost_per_turn", "Cost per turn", "USD", "mean", "Cost divided by turns.", part="cost", whole="turns",
+              sampled=True, higher_is_better=False, digits=6, alert=False),
+    _total("tokens", "Tokens", "tokens", "tokens", "Prompt and completion tokens of the turns, LLM calls included.",
+           alert=False),
+)}
+
+TREND_METRICS = tuple(name for name, metric in CATALOGUE.items() if metric.trend)
+ALERT_METRICS = tuple(name for name, metric in CATALOGUE.items() if metric.alert)
+# The metrics of a breakdown row (by chatbot, model, intent, channel).
+BREAKDOWN_METRICS = ("turn_volume", "error_rate", "thumbs_down_rate", "judge_average", "cost_usd")
+
+
+def _sum(field: str, output: IntegerField | BigIntegerField | FloatField | DecimalField) -> Coalesce:
+    return Coalesce(Sum(field), Value(0), output_field=output)
+
+
+def figure_aggregates() -> dict[str, Any]:
+    """Every additive figure the metrics need, as aggregates over a group of turns.
+
+    The names are also HourlyTurnStats' columns; they differ from Turn's fields because an
+    annotation may not shadow a column (`votes_up`, not `thumbs_up`).
+    """
+    integer = IntegerField()
+    return {
+        "turns": Count("id"),
+        "tokens": _sum("total_tokens", BigIntegerField()),
+        "cost": _sum("total_cost_usd", DecimalField(max_digits=TOTAL_COST_DIGITS, decimal_places=6)),
+        "errors": Count("id", filter=Q(has_error=True)),
+        "fallbacks": Count("id", filter=Q(fallback_used=True)),
+        "flagged": Count("id", filter=Q(is_flagged=True)),
+        "votes_up": _sum("thumbs_up", integer),
+        "votes_down": _sum("thumbs_down", integer),
+        "rated": Count("id", filter=Q(thumbs_up__gt=0) | Q(thumbs_down__gt=0)),
+        "rated_down": Count("id", filter=Q(thumbs_down__gt=0)),
+        "judged": Count("judge_overall"),
+        "judge_sum": _sum("judge_overall", FloatField()),
+        "hallucinations": Count("id", filter=Q(judge_hallucination=True)),
+        "hallucination_checked": Count("judge_hallucination"),
+        "timed": Count("latency_ms"),
+        "latency_sum": _sum("latency_ms", integer),
+        **{f"risk_{level}": Count("id", filter=Q(risk_level=level)) for level in RiskLevel.values},
+    }
+
+
+FIGURES = tuple(figure_aggregates())
+
+
+def slow_aggregate(slow_ms: int) -> Count:
+    """The `slow` figure of `slow_share`: a parameter of the rule, so never rolled up."""
+    return Count("id", filter=Q(latency_ms__gt=slow_ms))
+
+
+def window_q(since: datetime, until: datetime, field: str = "timestamp") -> Q:
+    """The turns of the window (since, until]."""
+    return Q(**{f"{field}__gt": since, f"{field}__lte": until})
+
+
+def figures_for(metric: str) -> tuple[str, ...]:
+    """The figures `metric_value` reads for `metric`."""
+    definition = CATALOGUE[metric]
+    return tuple(name for name in (definition.part, definition.whole) if name)
+
+
+def metric_value(metric: str, figures: Mapping[str, Any], latency: Mapping[int, int] | None = None) -> tuple[Any, int]:
+    """(value, sample size) of `metric` from a group's figures (and latency histogram for
+    percentiles). The value is None when the metric is over no turns (a rate with nothing rated)."""
+    definition = CATALOGUE.get(metric)
+    if definition is None:
+        raise ValueError(f"unknown metric {metric!r}")
+    whole = int(figures.get(definition.whole) or 0)
+    if definition.kind == "percentile":
+        counts = latency or {}
+        whole = sum(counts.values())
+        value = quantiles(counts, (definition.quantile,))[definition.quantile] if whole else None
+        return value, whole
+    if definition.kind == "total":
+        value = figures.get(definition.part) or 0
+        if isinstance(value, (Decimal, float)):
+            value = round(float(value), definition.digits)
+        return value, whole
+    if not whole:
+        return None, 0
+    part = float(figures.get(definition.part) or 0)
+    scale = 100.0 if definition.kind == "share" else 1.0
+    return round(scale * part / whole, definition.digits), whole
+
+
+def change(current: float | None, previous: float | None, higher_is_better: bool | None) -> dict[str, Any]:
+    """How `current` compares to the previous period: direction, relative % and whether that is good."""
+    if current is None or previous is None:
+        return {"previous": previous, "direction": None, "percent": None, "good": None}
+    direction = "up" if current > previous else "down" if current < previous else "flat"
+    percent = round((current - previous) * 100.0 / abs(previous), 1) if previous else None
+    good = None if higher_is_better is None or direction == "flat" else (direction == "up") == higher_is_better
+    return {"previous": previous, "direction": direction, "percent": percent, "good": good}
+
+
+def catalogue_as_json() -> list[dict[str, Any]]:
+    return [
+        {"name": m.name, "label": m.label, "unit": m.unit, "kind": m.kind, "definition": m.definition,
+         "over": m.whole, "sampled": m.sampled, "higher_is_better": m.higher_is_better, "alert": m.alert}
+        for m in CATALOGUE.values()
+    ]
