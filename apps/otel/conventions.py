@@ -114,6 +114,15 @@ def convention_content(attributes: dict[str, Any], *, output: bool) -> list[Mess
     return []
 
 
+def convention_text(attributes: dict[str, Any], *, output: bool) -> str:
+    """A span's input (or output) as sent, for a tool's arguments or a retriever's documents that
+    are no messages: what the LLM call page shows."""
+    names = (("langfuse.observation.output", "output.value", "traceloop.entity.output") if output
+             else ("langfuse.observation.input", "input.value", "traceloop.entity.input"))
+    value = next((attributes[n] for n in names if attributes.get(n) not in (None, "")), "")
+    return value if isinstance(value, str) else str(value)
+
+
 def openinference_messages(attributes: dict[str, Any], prefix: str) -> list[Message]:
     """llm.input_messages.0.message.role / .content / .contents.0.message_content.text …"""
     found: dict[int, dict[str, Any]] = {}
@@ -253,17 +262,25 @@ def cost_sent(attributes: dict[str, Any]) -> str | None:
     decimal string; None → chatmon prices the call from its model and tokens."""
     details = json_object(attributes.get("langfuse.observation.cost_details"))
     if details:
-        numbers = {k: v for k, v in details.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-        total = numbers.get("total", sum(numbers.values()) if numbers else None)
+        parts = [_decimal(v) for k, v in details.items() if k != "total"]
+        total = _decimal(details["total"]) if "total" in details else (
+            sum(parts, Decimal(0)) if parts and None not in parts else None)
     else:
-        total = attributes.get("llm.cost.total")
-    if total is None or isinstance(total, bool) or not isinstance(total, int | float | str):
+        total = _decimal(attributes.get("llm.cost.total"))
+    if total is None:
+        return None
+    amount = total.normalize()
+    return format(amount, "f")
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:
-        amount = Decimal(str(total))
+        amount = Decimal(str(value))
     except InvalidOperation:
         return None
-    return str(amount) if amount.is_finite() and amount >= 0 else None
+    return amount if amount.is_finite() and amount >= 0 else None
 
 
 def convention_error(attributes: dict[str, Any]) -> str:

@@ -46,6 +46,7 @@ from .conventions import (
     convention_metadata,
     convention_of,
     convention_operation,
+    convention_text,
     cost_sent,
     usage_tokens,
 )
@@ -318,8 +319,10 @@ def span_call_raw(span: Span) -> dict[str, Any]:
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "duration_ms": min(duration_ns // 1_000_000, MAX_LATENCY_MS) if span.end_ns and duration_ns >= 0 else None,
-        "input": text_clip(messages_text(span.content.input_json(), single_role="user")),
-        "output": text_clip(messages_text(span.content.output_json(), single_role="assistant")),
+        "input": text_clip(messages_text(span.content.input_json(), single_role="user")
+                           or convention_text(attributes, output=False)),
+        "output": text_clip(messages_text(span.content.output_json(), single_role="assistant")
+                            or convention_text(attributes, output=True)),
         "error": text_clip(error)[:4000] if error else False,
         "timestamp": nanos_to_datetime(span.start_ns).isoformat(),
         "metadata": {"otel": _span_metadata(span)},
