@@ -11,9 +11,11 @@ import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import pytest
 from langfuse import Langfuse, observe, propagate_attributes
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
 
 from apps.chatbots.models import ApiKey
 from apps.conversations.models import Conversation, LLMCall, Turn
@@ -39,11 +41,17 @@ def langfuse_client(live_server, api_key: str, monkeypatch) -> Iterator[Langfuse
     monkeypatch.setenv("LANGFUSE_SECRET_KEY", api_key)
     monkeypatch.setenv("LANGFUSE_BASE_URL", live_server.url)
     monkeypatch.setenv("LANGFUSE_RELEASE", "2026.05.1")
-    client = Langfuse()
+    # A provider and HTTP client of the test's own, closed afterwards: Langfuse would otherwise
+    # install a global provider whose keep-alive connections outlive the test (and hold the live
+    # server's database connections open).
+    tracer_provider, http = TracerProvider(), httpx.Client()
+    client = Langfuse(tracer_provider=tracer_provider, httpx_client=http)
     try:
         yield client
     finally:
         client.shutdown()
+        tracer_provider.shutdown()
+        http.close()
 
 
 def test_observe_openai_integration_and_scores(live_server, chatbot, api_key, monkeypatch):
