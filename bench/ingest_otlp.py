@@ -3,11 +3,18 @@ against gunicorn + PostgreSQL, compared with the REST batch path carrying the sa
 
     .venv/bin/python bench/ingest_otlp.py
     .venv/bin/python bench/ingest_otlp.py --exports 40 --clients 3 --workers 4
+    .venv/bin/python bench/ingest_otlp.py --workload langfuse        # or openinference
 
 Every span is a chat span with content (system + user message in, assistant answer out, token
 usage, gen_ai.conversation.id), built with the real opentelemetry-sdk and encoded by the OTLP
 exporter's own encoder, so each becomes one turn and one LLM call. The REST comparison posts the
 same turns (each with its LLM call) to /api/v1/ingest/turns in 512-turn batches.
+
+`--workload langfuse` sends what the Langfuse SDK does instead (to /api/public/otel/v1/traces):
+per turn an @observe root span (langfuse.observation.input/output JSON, session.id, user.id) and
+a generation under it (model, messages, usage_details); `--workload openinference` a CHAIN span
+(input.value/output.value) with an LLM span under it (llm.input_messages.N.…, token counts).
+Two spans per turn there: a 512-span export holds 256 turns and 256 LLM calls.
 
 Importable: `make_otlp_exports`, `make_rest_batches`, `run_exports` for bench/ingest.py.
 """
@@ -43,8 +50,51 @@ def _items(count: int, size: int, seed: int) -> list[list[dict]]:
     } for i in range(size)] for b in range(count)]
 
 
-def make_otlp_exports(count: int, size: int = 512, *, seed: int = 1) -> list[bytes]:
-    """`count` ExportTraceServiceRequest bodies of `size` GenAI chat spans each (protobuf)."""
+WORKLOADS = ("genai", "langfuse", "openinference")
+WORKLOAD_PATHS = {"genai": "/v1/traces", "langfuse": "/api/public/otel/v1/traces", "openinference": "/v1/traces"}
+
+
+def _convention_spans(tracer, item: dict, workload: str, start: int, end: int) -> None:
+    """One turn as the Langfuse SDK or an OpenInference instrumentor writes it: root + LLM span."""
+    from opentelemetry import trace
+
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": item["user"]}]
+    if workload == "langfuse":
+        root_attributes = {
+            "langfuse.observation.type": "span", "langfuse.internal.is_app_root": True,
+            "langfuse.observation.input": json.dumps({"args": [item["user"]], "kwargs": {}}),
+            "langfuse.observation.output": json.dumps(item["answer"]),
+            "session.id": item["conversation"], "user.id": f"user-{item['conversation']}",
+        }
+        llm_attributes = {
+            "langfuse.observation.type": "generation", "langfuse.observation.model.name": "gpt-4o-mini",
+            "langfuse.observation.input": json.dumps(messages),
+            "langfuse.observation.output": json.dumps({"role": "assistant", "content": item["answer"]}),
+            "langfuse.observation.usage_details": json.dumps({"input": item["input_tokens"],
+                                                              "output": item["output_tokens"]}),
+            "session.id": item["conversation"],
+        }
+    else:
+        root_attributes = {"openinference.span.kind": "CHAIN", "input.value": item["user"],
+                           "output.value": item["answer"], "session.id": item["conversation"]}
+        llm_attributes = {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini", "llm.system": "openai",
+                          "llm.token_count.prompt": item["input_tokens"],
+                          "llm.token_count.completion": item["output_tokens"],
+                          "llm.output_messages.0.message.role": "assistant",
+                          "llm.output_messages.0.message.content": item["answer"]}
+        for index, message in enumerate(messages):
+            llm_attributes[f"llm.input_messages.{index}.message.role"] = message["role"]
+            llm_attributes[f"llm.input_messages.{index}.message.content"] = message["content"]
+    root = tracer.start_span("handle_message", start_time=start, attributes=root_attributes)
+    child = tracer.start_span("answer", context=trace.set_span_in_context(root), start_time=start,
+                              attributes=llm_attributes)
+    child.end(end_time=end)
+    root.end(end_time=end)
+
+
+def make_otlp_exports(count: int, size: int = 512, *, seed: int = 1, workload: str = "genai") -> list[bytes]:
+    """`count` ExportTraceServiceRequest bodies of `size` spans each (protobuf): GenAI chat spans,
+    or for the langfuse / openinference workloads `size // 2` turns of two spans."""
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -61,10 +111,13 @@ def make_otlp_exports(count: int, size: int = 512, *, seed: int = 1) -> list[byt
     tracer = provider.get_tracer("bench")
     bodies = []
     now = time.time_ns()
-    for batch in _items(count, size, seed):
+    for batch in _items(count, size if workload == "genai" else size // 2, seed):
         memory.clear()
         for item in batch:
             start = now - item["duration_ns"]
+            if workload != "genai":
+                _convention_spans(tracer, item, workload, start, now)
+                continue
             span = tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, start_time=start, attributes={
                 "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
                 "gen_ai.request.model": "gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini",
@@ -108,6 +161,8 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=512, help="spans (turns) per request")
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument("--judge-sample-rate", type=float, default=0.1)
+    parser.add_argument("--workload", choices=WORKLOADS, default="genai",
+                        help="span shape: GenAI chat spans, the Langfuse SDK's, or OpenInference's")
     args = parser.parse_args()
 
     env = bench_env(args.database_url, args.redis_url)
@@ -124,22 +179,24 @@ def main() -> None:
     import redis
 
     redis.Redis.from_url(args.redis_url).flushdb()
-    otlp = make_otlp_exports(args.exports, args.spans, seed=1)
+    otlp = make_otlp_exports(args.exports, args.spans, seed=1, workload=args.workload)
+    otlp_path = WORKLOAD_PATHS[args.workload]
     rest = make_rest_batches(args.exports, args.spans, seed=2)
     print(f"machine: {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores; "
           f"gunicorn {args.workers} workers; PostgreSQL {args.database_url.rsplit('/', 1)[1]}; broker {args.redis_url}; "
-          f"{args.clients} clients; judge sample rate {args.judge_sample_rate}")
+          f"{args.clients} clients; judge sample rate {args.judge_sample_rate}; workload {args.workload}")
     print(f"request body: OTLP protobuf {sum(map(len, otlp)) // len(otlp) // 1024} KiB, "
           f"REST JSON {sum(map(len, rest)) // len(rest) // 1024} KiB per {args.spans} spans/turns")
     with Gunicorn(env, port=args.port, workers=args.workers):
         # Warm-up both paths (imports, tiktoken, price cache) with data of their own.
-        run_exports(args.port, key, make_otlp_exports(2, args.spans, seed=91), clients=1, path="/v1/traces",
+        run_exports(args.port, key, make_otlp_exports(2, args.spans, seed=91, workload=args.workload), clients=1,
+                    path=otlp_path,
                     content_type="application/x-protobuf", ok_status=200)
         run_exports(args.port, key, make_rest_batches(2, args.spans, seed=92), clients=1,
                     path="/api/v1/ingest/turns", content_type="application/json", ok_status=207)
         figures = {}
         for name, bodies, path, content_type, ok in (
-                ("OTLP /v1/traces", otlp, "/v1/traces", "application/x-protobuf", 200),
+                (f"OTLP {otlp_path} ({args.workload})", otlp, otlp_path, "application/x-protobuf", 200),
                 ("REST /api/v1/ingest/turns", rest, "/api/v1/ingest/turns", "application/json", 207)):
             elapsed, durations = run_exports(args.port, key, bodies, clients=args.clients, path=path,
                                              content_type=content_type, ok_status=ok)
@@ -149,12 +206,13 @@ def main() -> None:
                   f"per {args.spans}-span request p50 {durations[len(durations) // 2] * 1000:.0f} ms, "
                   f"max {durations[-1] * 1000:.0f} ms")
         # Re-sending every export stores nothing: the replay path's speed.
-        elapsed, _ = run_exports(args.port, key, otlp, clients=args.clients, path="/v1/traces",
+        elapsed, _ = run_exports(args.port, key, otlp, clients=args.clients, path=otlp_path,
                                  content_type="application/x-protobuf", ok_status=200)
         print(f"OTLP re-sent exports (all replays): {len(otlp) * args.spans / elapsed:,.0f} spans/s")
     otlp_name, rest_name = list(figures)
     print(f"OTLP / REST: {figures[otlp_name] / figures[rest_name]:.2f}")
-    expected = (args.exports + 2) * args.spans * 2
+    otlp_turns = args.spans if args.workload == "genai" else args.spans // 2
+    expected = (args.exports + 2) * (otlp_turns + args.spans)
     print(f"stored: {Turn.objects.filter(chatbot=chatbot).count()} turns, "
           f"{LLMCall.objects.filter(chatbot=chatbot).count()} LLM calls (expected {expected} of each)")
 

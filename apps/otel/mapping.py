@@ -18,8 +18,9 @@ from apps.core.text import ascii_int
 
 # Span/operation names of GenAI work that is an LLM call in chatmon's sense.
 CHAT_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
-# Operations whose span can stand for a whole turn (input ends with the user, output answers).
-TURN_OPERATIONS = CHAT_OPERATIONS | {"invoke_agent"}
+# Operations whose span can stand for a whole turn (input ends with the user, output answers);
+# "chain" is an OpenInference CHAIN, a Traceloop workflow/task or a Langfuse span (conventions.py).
+TURN_OPERATIONS = CHAT_OPERATIONS | {"invoke_agent", "chain"}
 # Log/span event names that carry one input message, by role.
 MESSAGE_EVENTS = {
     "gen_ai.system.message": "system",

@@ -26,7 +26,14 @@ from apps.ingest.validation import CallInput, TurnInput, ValidationFailed, parse
 from .log_events import pending_content_merge, span_contents_apply
 from .models import PendingSpanContent
 from .otlp import ExportResult
-from .spans import Span, span_call_raw, span_tree_read, span_turn_raw, span_turns_choose
+from .spans import (
+    Span,
+    span_call_raw,
+    span_is_structural,
+    span_tree_read,
+    span_turn_raw,
+    span_turns_choose,
+)
 
 
 def traces_export(*, chatbot: Chatbot, request: Any) -> ExportResult:
@@ -58,19 +65,28 @@ def _spans_store(chatbot: Chatbot, spans: list[Span], result: ExportResult) -> N
     turns: dict[str, TurnInput] = {}
     for span in spans:
         raw = span_call_raw(span)
-        try:
-            calls[span.key] = parse_call(raw, standalone=True)
-        except ValidationFailed as exc:
-            result.reject(f"span {span.key}", _errors_text(exc.errors))
+        structural = span_is_structural(span)
+        is_turn = span.turn_key == span.key and span.content.user_message() is not None
+        if structural and not is_turn:
+            result.ignored += 1  # a chain inside the turn: structure, not work
             continue
-        if span.turn_key == span.key and span.content.user_message() is not None:
+        if not structural:
+            try:
+                calls[span.key] = parse_call(raw, standalone=True)
+            except ValidationFailed as exc:
+                result.reject(f"span {span.key}", _errors_text(exc.errors))
+                continue
+        if is_turn:
             try:
                 turns[span.key] = parse_turn(span_turn_raw(span, raw))
                 turns[span.key].pii_found = span.pii_found
             except ValidationFailed as exc:
+                if structural:
+                    result.reject(f"span {span.key}", _errors_text(exc.errors))
+                    continue
                 result.reject(f"span {span.key} (stored as an LLM call, not as a turn)", _errors_text(exc.errors))
         result.accepted += 1
-    if not calls:
+    if not calls and not turns:
         return
 
     stored = set(
@@ -91,6 +107,9 @@ def _spans_store(chatbot: Chatbot, spans: list[Span], result: ExportResult) -> N
     turn_list = list(turns.values())
     for turn in turn_list:
         turn.llm_calls = with_turn.get(turn.turn_id or "", [])
+        if not turn.model:
+            # A chain turn has no model of its own: the model that wrote the answer (the last call).
+            turn.model = next((c.model for c in reversed(turn.llm_calls) if c.model), "")
         if not turn.llm_calls:
             turn.prompt_tokens = turn.completion_tokens = 0
             turn.cost_usd = Decimal(0)

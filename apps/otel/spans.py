@@ -4,15 +4,17 @@ Pure functions: no database, no settings beyond the text limit, so every rule of
 can be tested on a request built in memory. services.py stores what comes out.
 
 1. Flatten the spans (`span_tree_read`); those without gen_ai.operation.name (or an older
-   GenAI marker) are counted as ignored. Each GenAI span's content comes from its attributes
-   and span events (services.py adds log events that arrived first).
+   GenAI marker, or a span kind of OpenInference, OpenLLMetry or Langfuse: conventions.py) are
+   counted as ignored. Each span's content comes from its attributes and span events
+   (services.py adds log events that arrived first); end users are found as conversations are.
 2. Each GenAI span gets a conversation: its gen_ai.conversation.id / session.id, else the
    nearest ancestor's in the export, else any span's of the same trace, else the trace id.
 3. Turns (`span_turns_choose`): a chat-like span whose input ends with a user message (looking
    past tool round-trips) and whose output holds an assistant answer, unless an ancestor in the
    export is one too (the outermost wins). Of several in one trace answering the same user
    message, the one that ended last is the turn; the others are its LLM calls.
-4. Every GenAI span becomes an LLM call (`span_call_raw`), linked to the turn of its nearest
+4. Every GenAI span but a structural one (a chain, workflow or plain span: `span_is_structural`)
+   becomes an LLM call (`span_call_raw`), linked to the turn of its nearest
    turn ancestor (or itself). A content-less chat span is linked to its own id, so a turn made
    from log events later finds it. A turn span also gives a turn (`span_turn_raw`).
    Ids are f"{trace_id}:{span_id}" in hex for turns and calls: a re-sent export stores nothing.
@@ -30,6 +32,24 @@ from apps.core.text import nul_replace
 from apps.ingest.validation import MAX_LATENCY_MS
 from apps.privacy.hashing import end_user_id_normalise
 
+from .conventions import (
+    CONVERSATION_ATTRIBUTES,
+    INPUT_TOKEN_ATTRIBUTES,
+    MODEL_ATTRIBUTES,
+    NAMED_OPERATIONS,
+    OUTPUT_TOKEN_ATTRIBUTES,
+    PROVIDER_ATTRIBUTES,
+    STRUCTURAL_OPERATIONS,
+    USER_ATTRIBUTES,
+    convention_content,
+    convention_error,
+    convention_metadata,
+    convention_of,
+    convention_operation,
+    convention_text,
+    cost_sent,
+    usage_tokens,
+)
 from .mapping import (
     TURN_OPERATIONS,
     SpanContent,
@@ -42,8 +62,6 @@ from .mapping import (
 )
 
 STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
-CONVERSATION_ATTRIBUTES = ("gen_ai.conversation.id", "session.id")
-USER_ATTRIBUTES = ("user.id", "enduser.id")
 
 
 @dataclass
@@ -62,6 +80,7 @@ class Span:
     operation: str = ""
     content: SpanContent = field(default_factory=SpanContent)
     conversation_id: str = ""
+    user_id: str | None = None
     turn_key: str | None = None
     # Counts of PII redacted from log content this span picked up from PendingSpanContent.
     pii_found: dict[str, int] = field(default_factory=dict)
@@ -77,6 +96,7 @@ class SpanLink:
 
     parent_id: str
     conversation_id: str | None
+    user_id: str | None = None
 
 
 @dataclass
@@ -100,10 +120,12 @@ def span_tree_read(request: Any, *, max_attributes: int | None = None, max_event
     spans: list[Span] = []
     rejected: list[tuple[str, str]] = []
     trace_conversation: dict[str, str] = {}
+    trace_user: dict[str, str] = {}
     ignored = 0
     for resource_spans in request.resource_spans:
         resource = attributes_dict(resource_spans.resource.attributes)
         resource_conversation = first_of(resource, *CONVERSATION_ATTRIBUTES)
+        resource_user = first_of(resource, *USER_ATTRIBUTES)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 trace_id, span_id = span.trace_id.hex(), span.span_id.hex()
@@ -112,11 +134,15 @@ def span_tree_read(request: Any, *, max_attributes: int | None = None, max_event
                     links[(trace_id, span_id)] = SpanLink(span.parent_span_id.hex(), None)
                     rejected.append((f"{trace_id}:{span_id}", over))
                     continue
-                conversation = _conversation_attribute(span.attributes) or (
+                conversation = _attribute_value(span.attributes, CONVERSATION_ATTRIBUTES) or (
                     str(resource_conversation) if resource_conversation else None)
-                links[(trace_id, span_id)] = SpanLink(span.parent_span_id.hex(), conversation)
+                user = _attribute_value(span.attributes, USER_ATTRIBUTES) or (
+                    str(resource_user) if resource_user else None)
+                links[(trace_id, span_id)] = SpanLink(span.parent_span_id.hex(), conversation, user)
                 if conversation and trace_id not in trace_conversation:
                     trace_conversation[trace_id] = conversation
+                if user and trace_id not in trace_user:
+                    trace_user[trace_id] = user
                 attributes = attributes_dict(span.attributes)
                 operation = _operation(attributes)
                 if not operation:
@@ -130,7 +156,12 @@ def span_tree_read(request: Any, *, max_attributes: int | None = None, max_event
                 ))
     for span in spans:
         span.content = span_content(span.attributes, span.events)
+        if not span.content.input:
+            span.content.input = convention_content(span.attributes, output=False)
+        if not span.content.output:
+            span.content.output = convention_content(span.attributes, output=True)
         span.conversation_id = _conversation_resolve(span, links, trace_conversation)
+        span.user_id = _user_resolve(span, links, trace_user)
     return SpanTree(spans=spans, links=links, ignored=ignored, rejected=rejected)
 
 
@@ -143,16 +174,19 @@ def _over_limits(span: Any, max_attributes: int | None, max_events: int | None) 
 
 
 def _operation(attributes: dict[str, Any]) -> str:
-    value = first_of(attributes, "gen_ai.operation.name", "llm.request.type")
+    value = first_of(attributes, "gen_ai.operation.name") or convention_operation(attributes) or first_of(
+        attributes, "llm.request.type")
     if value:
         return str(value)
     # Early GenAI instrumentations set only the provider; they traced chat calls.
     return "chat" if first_of(attributes, "gen_ai.system", "gen_ai.provider.name") else ""
 
 
-def _conversation_attribute(attributes: Iterable[Any]) -> str | None:
-    found = {kv.key: kv.value for kv in attributes if kv.key in CONVERSATION_ATTRIBUTES}
-    for name in CONVERSATION_ATTRIBUTES:
+def _attribute_value(attributes: Iterable[Any], names: tuple[str, ...]) -> str | None:
+    """The first of `names` set on a span, read off the raw key-values (every span of the export
+    is read for its conversation and user, GenAI or not: no dict built for the others)."""
+    found = {kv.key: kv.value for kv in attributes if kv.key in names}
+    for name in names:
         if name in found:
             value = any_value(found[name])
             if value not in (None, ""):
@@ -196,6 +230,15 @@ def _conversation_resolve(span: Span, links: dict[tuple[str, str], SpanLink], tr
     return trace_conversation.get(span.trace_id) or span.trace_id
 
 
+def _user_resolve(span: Span, links: dict[tuple[str, str], SpanLink], trace_user: dict[str, str]) -> str | None:
+    """The end user, found as the conversation is (Langfuse and OpenLLMetry set it on the trace's
+    spans, OpenInference on whichever span the bot wrapped in using_user)."""
+    for key in [(span.trace_id, span.span_id), *_ancestors(span.trace_id, span.parent_id, links)]:
+        if links[key].user_id:
+            return links[key].user_id
+    return trace_user.get(span.trace_id)
+
+
 def span_turns_choose(tree: SpanTree) -> None:
     """Steps 3 and 4: set span.turn_key (the turn each call belongs to); a turn span's turn_key
     is its own key. Run it once the spans have all the content they will get.
@@ -213,7 +256,9 @@ def span_turns_choose(tree: SpanTree) -> None:
 
     def waiting(key: tuple[str, str]) -> bool:
         span = by_key.get(key)
-        return span is not None and span.operation in TURN_OPERATIONS and span.content.empty
+        # Only GenAI chat/agent spans get content from log events later; a chain never does.
+        return (span is not None and span.operation in TURN_OPERATIONS and span.content.empty
+                and span.operation not in STRUCTURAL_OPERATIONS)
 
     outermost = [
         s for s in spans
@@ -252,18 +297,13 @@ def span_turns_choose(tree: SpanTree) -> None:
 
 def span_call_raw(span: Span) -> dict[str, Any]:
     attributes = span.attributes
-    model = first_of(attributes, "gen_ai.response.model", "gen_ai.request.model", "llm.response.model",
-                     "llm.request.model")
-    if span.operation == "execute_tool":
-        function_name = first_of(attributes, "gen_ai.tool.name") or span.operation
-    elif span.operation in ("invoke_agent", "create_agent"):
-        function_name = first_of(attributes, "gen_ai.agent.name") or span.operation
-    else:
-        function_name = span.operation
-    input_tokens = int_of(attributes, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
-                          "llm.usage.prompt_tokens")
-    output_tokens = int_of(attributes, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
-                           "llm.usage.completion_tokens")
+    model = first_of(attributes, *MODEL_ATTRIBUTES)
+    function_name = _function_name(span)
+    usage_input, usage_output = usage_tokens(attributes)
+    input_tokens = int_of(attributes, *INPUT_TOKEN_ATTRIBUTES)
+    output_tokens = int_of(attributes, *OUTPUT_TOKEN_ATTRIBUTES)
+    input_tokens = usage_input if input_tokens is None else input_tokens
+    output_tokens = usage_output if output_tokens is None else output_tokens
     if not model:
         # Tools and retrievers have no model: no tokens to estimate, no price.
         input_tokens, output_tokens = input_tokens or 0, output_tokens or 0
@@ -273,27 +313,49 @@ def span_call_raw(span: Span) -> dict[str, Any]:
         "conversation_id": span.conversation_id,
         "turn_id": span.turn_key,
         "call_id": span.key,
-        "provider": str(first_of(attributes, "gen_ai.provider.name", "gen_ai.system") or "")[:50],
+        "provider": str(first_of(attributes, *PROVIDER_ATTRIBUTES) or "")[:50],
         "model": str(model or "")[:100],
         "function_name": str(function_name)[:200],
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "duration_ms": min(duration_ns // 1_000_000, MAX_LATENCY_MS) if span.end_ns and duration_ns >= 0 else None,
-        "input": text_clip(messages_text(span.content.input_json(), single_role="user")),
-        "output": text_clip(messages_text(span.content.output_json(), single_role="assistant")),
+        "input": text_clip(messages_text(span.content.input_json(), single_role="user")
+                           or convention_text(attributes, output=False)),
+        "output": text_clip(messages_text(span.content.output_json(), single_role="assistant")
+                            or convention_text(attributes, output=True)),
         "error": text_clip(error)[:4000] if error else False,
         "timestamp": nanos_to_datetime(span.start_ns).isoformat(),
         "metadata": {"otel": _span_metadata(span)},
     }
     if not model:
         raw["cost_usd"] = 0
+    elif (cost := cost_sent(attributes)) is not None:
+        raw["cost_usd"] = cost
     return raw
+
+
+def _function_name(span: Span) -> str:
+    attributes = span.attributes
+    if span.operation == "execute_tool":
+        named = first_of(attributes, "gen_ai.tool.name", "tool.name", "traceloop.entity.name")
+    elif span.operation in NAMED_OPERATIONS:
+        named = first_of(attributes, "gen_ai.agent.name", "agent.name", "traceloop.entity.name")
+    else:
+        named = None
+    if named:
+        return str(named)
+    convention = convention_of(attributes)
+    if convention == "langfuse" or (convention and span.operation in NAMED_OPERATIONS):
+        # Langfuse observations are named by the bot's code ("answer", "search-orders"), and a
+        # tool or retriever span by what it ran: the name says more than the operation.
+        return span.name
+    return span.operation
 
 
 def _error(span: Span) -> str:
     error_type = first_of(span.attributes, "error.type")
     if span.status_code != STATUS_ERROR and not error_type:
-        return ""
+        return convention_error(span.attributes)
     parts = [str(p) for p in (error_type, span.status_message) if p]
     return ": ".join(parts) or "error"
 
@@ -308,11 +370,18 @@ def _span_metadata(span: Span) -> dict[str, Any]:
         "response_id": str(first_of(attributes, "gen_ai.response.id") or "")[:200],
         "finish_reasons": [str(f)[:50] for f in finish][:10] if isinstance(finish, list) else [],
     }
+    meta.update(convention_metadata(attributes, span.resource))
     return {k: v for k, v in meta.items() if v}
 
 
+def span_is_structural(span: Span) -> bool:
+    """A chain, workflow or plain span: the turn when it is the outermost with content, never
+    an LLM call."""
+    return span.operation in STRUCTURAL_OPERATIONS
+
+
 def span_turn_raw(span: Span, call: dict[str, Any]) -> dict[str, Any]:
-    user_id = first_of(span.attributes, *USER_ATTRIBUTES) or first_of(span.resource, *USER_ATTRIBUTES)
+    user_id = span.user_id
     return {
         "conversation_id": span.conversation_id,
         "turn_id": span.key,

@@ -460,3 +460,6 @@ OTLP_MAX_EVENTS_PER_SPAN = env_int("OTLP_MAX_EVENTS_PER_SPAN", 256)
 OTLP_PENDING_CONTENT_HOURS = env_int("OTLP_PENDING_CONTENT_HOURS", 24)
 # Longest time between a span's start and its first content event (how far back to look).
 OTLP_LOG_SPAN_WINDOW_MINUTES = env_int("OTLP_LOG_SPAN_WINDOW_MINUTES", 60)
+# Langfuse scores under these names are the end user's thumbs (1/true/"up" or 0/-1/false/"down");
+# other names are stored as chatmon scores (apps.otel.langfuse).
+LANGFUSE_FEEDBACK_SCORE_NAMES = env_list("LANGFUSE_FEEDBACK_SCORE_NAMES", ["user-feedback", "thumbs", "feedback"])
