@@ -31,13 +31,9 @@ from apps.core.json import json_loads_strict
 from ..langfuse import langfuse_key_check, langfuse_scores_record
 from ..otlp import (
     OtlpError,
-    body_read,
-    error_response,
-    message_parse,
-    message_response,
-    response_encoding,
 )
 from ..services import traces_export
+from .views import otlp_export
 
 logger = logging.getLogger(__name__)
 
@@ -80,26 +76,9 @@ def _json_error(error: OtlpError) -> JsonResponse:
 @csrf_exempt
 def otel_traces(request: HttpRequest) -> HttpResponse:
     """The OTLP receiver of /v1/traces behind Langfuse's path and credentials."""
-    encoding = response_encoding(request)
-    if request.method != "POST":
-        answer = error_response(OtlpError(405, "Use POST."), encoding)
-        answer["Allow"] = "POST"
-        return answer
-    try:
-        chatbot = _api_key(request).chatbot
-        body = body_read(request)
-        result = traces_export(chatbot=chatbot, request=message_parse(body, ExportTraceServiceRequest()))
-    except OtlpError as exc:
-        return error_response(exc, encoding)
-    except OperationalError:
-        logger.exception("otel: database unavailable during a Langfuse OTLP export")
-        return error_response(OtlpError(503, "The database is temporarily unavailable; retry shortly.",
-                                        retry_after=5), encoding)
-    response = ExportTraceServiceResponse()
-    if result.rejected:
-        response.partial_success.rejected_spans = result.rejected
-        response.partial_success.error_message = result.error_message
-    return message_response(response, body.encoding)
+    return otlp_export(request, message=ExportTraceServiceRequest(), store=traces_export,
+                       response=ExportTraceServiceResponse(), rejected_field="rejected_spans",
+                       authenticate=lambda r: _api_key(r).chatbot)
 
 
 @csrf_exempt

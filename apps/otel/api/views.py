@@ -56,15 +56,18 @@ def _chatbot_authenticate(request: HttpRequest) -> Chatbot:
     return key.chatbot
 
 
-def _export(request: HttpRequest, *, message: Any, store: Callable[..., ExportResult],
-            response: Any, rejected_field: str) -> HttpResponse:
+def otlp_export(request: HttpRequest, *, message: Any, store: Callable[..., ExportResult],
+                response: Any, rejected_field: str,
+                authenticate: Callable[[HttpRequest], Chatbot] = _chatbot_authenticate) -> HttpResponse:
+    """One OTLP export: authenticate (Bearer key by default; Langfuse's path passes its own),
+    read and parse the body, store it, answer with partial_success for what was rejected."""
     encoding = response_encoding(request)
     if request.method != "POST":
         answer = error_response(OtlpError(405, "Use POST."), encoding)
         answer["Allow"] = "POST"
         return answer
     try:
-        chatbot = _chatbot_authenticate(request)
+        chatbot = authenticate(request)
         body = body_read(request)
         parsed = message_parse(body, message)
         result = store(chatbot=chatbot, request=parsed)
@@ -86,13 +89,13 @@ def _export(request: HttpRequest, *, message: Any, store: Callable[..., ExportRe
 
 @csrf_exempt
 def traces(request: HttpRequest) -> HttpResponse:
-    return _export(request, message=ExportTraceServiceRequest(), store=traces_export,
+    return otlp_export(request, message=ExportTraceServiceRequest(), store=traces_export,
                    response=ExportTraceServiceResponse(),
                    rejected_field="rejected_spans")
 
 
 @csrf_exempt
 def logs(request: HttpRequest) -> HttpResponse:
-    return _export(request, message=ExportLogsServiceRequest(), store=logs_export,
+    return otlp_export(request, message=ExportLogsServiceRequest(), store=logs_export,
                    response=ExportLogsServiceResponse(),
                    rejected_field="rejected_log_records")
