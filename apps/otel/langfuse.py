@@ -29,6 +29,7 @@ from django.conf import settings
 from apps.chatbots.api.authentication import api_key_authenticate
 from apps.chatbots.models import ApiKey, Chatbot
 from apps.conversations.models import Conversation, LLMCall, Turn
+from apps.core.text import CONTROL_CHARACTERS_MESSAGE, control_characters_present
 from apps.feedback.choices import FeedbackSource, Rating
 from apps.feedback.services import FeedbackTurnNotFound, feedback_submit, feedback_voter_key
 from apps.ingest.validation import ValidationFailed
@@ -74,6 +75,11 @@ def langfuse_scores_record(*, chatbot: Chatbot, items: list[Any]) -> list[ScoreA
         name, value = item.get("name"), item.get("value")
         if not isinstance(name, str) or not name.strip() or value is None:
             answers.append(ScoreAnswer(index, "rejected", "name and value are required."))
+            continue
+        if any(isinstance(item.get(k), str) and control_characters_present(item[k])
+               for k in ("traceId", "observationId", "sessionId", "id")):
+            # No span can carry such an id: refuse it now rather than answer "retry" forever.
+            answers.append(ScoreAnswer(index, "rejected", f"Ids: {CONTROL_CHARACTERS_MESSAGE}"))
             continue
         target = _score_target(chatbot, item)
         if isinstance(target, ScoreAnswer):

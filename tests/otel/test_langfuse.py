@@ -179,3 +179,7 @@ def test_score_batches_answer_per_item(client, chatbot, api_key):
     assert rejected.status_code == 207
     assert rejected.json()["rejected"] == 1 and rejected.json()["errors"][0]["message"]
     assert client.post("/api/public/scores", data="[", content_type="application/json", **headers).status_code == 400
+    # A control character in an id can never match a span: a 207 rejection, not a 503 to retry.
+    nul = client.post("/api/public/scores", data=[{"id": "d", "name": "x", "value": 1, "traceId": "a\u0000b"}],
+                      content_type="application/json", **headers)
+    assert nul.status_code == 207 and nul.json()["rejected"] == 1
