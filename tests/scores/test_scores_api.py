@@ -106,7 +106,7 @@ def test_the_transcript_shows_steps_scores_and_outcomes(admin_client, post_json)
     html = page.content.decode()
     assert "SELECT * FROM orders WHERE id = 5" in html and "1 row" in html
     assert "hallucinated yes" in html and "resolved yes" in html
-    assert "database orders_db" in html and "classification database_query" in html
+    assert "Database: <strong>orders_db</strong>" in html and "Classification: <strong>database_query</strong>" in html
     assert admin_client.get("/admin/conversations/step/").status_code == 200
 
 
