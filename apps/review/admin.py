@@ -496,7 +496,8 @@ class IngestedEvidenceAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
 
 @admin.register(Turn)
 class TurnAdmin(IngestedEvidenceAdmin):
-    list_display = ("id", "chatbot", "conversation_link", "timestamp", "short_user_message", "risk_score", "risk_level", "is_flagged", "latency_ms", "has_error", "fallback_used", "judge_overall", "thumbs_up", "thumbs_down")
+    # Fourteen columns did not fit at 1440 px: risk and the votes are one column each.
+    list_display = ("id", "chatbot", "conversation_link", "timestamp", "short_user_message", "risk", "is_flagged", "latency_ms", "has_error", "fallback_used", "judge_overall", "votes")
     list_filter = (ChatbotListFilter, "risk_level", "is_flagged", "has_error", "fallback_used", RatingListFilter,
                    "judge_status", "judge_hallucination", ("timestamp", admin.DateFieldListFilter), TurnModelFilter,
                    TurnIntentFilter, TurnChannelFilter)
@@ -506,6 +507,14 @@ class TurnAdmin(IngestedEvidenceAdmin):
     ordering = ("-timestamp", "-id")
     actions = ("rerun_judge",)
     change_form_template = "admin/review/turn_change_form.html"
+
+    @admin.display(description="risk", ordering="risk_score")
+    def risk(self, obj: Turn) -> str:
+        return f"{obj.risk_score} · {RiskLevel(obj.risk_level).label.lower() if obj.risk_level in RiskLevel.values else obj.risk_level}"
+
+    @admin.display(description="👍 / 👎")
+    def votes(self, obj: Turn) -> str:
+        return f"{obj.thumbs_up} / {obj.thumbs_down}"
 
     def get_inlines(self, request: HttpRequest, obj: Turn | None) -> list:
         return [EvaluationInline, LLMCallInline, FeedbackInline]
