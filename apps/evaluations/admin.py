@@ -14,7 +14,10 @@ SCORE_FIELDS = ("accuracy", "relevance", "clarity", "helpfulness", "safety", "ov
 
 
 def _evaluator_label(obj: Evaluation) -> str:
-    # The evaluator kind comes first so an offline heuristic grade is never mistaken for the LLM's.
+    # The evaluator kind comes first so an offline heuristic grade is never mistaken for the LLM's;
+    # a human grade names its reviewer (its version, "human:<user id>", is an internal key).
+    if obj.reviewer_id is not None:
+        return f"{obj.get_evaluator_display()} · {obj.reviewer.get_username()}"
     return f"{obj.get_evaluator_display()} · {obj.evaluator_version}"
 
 
@@ -53,7 +56,7 @@ class EvaluationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
         "safety", "attempts", "created_at",
     )
     list_filter = ("status", "evaluator", "hallucination", ChatbotListFilter)
-    list_select_related = ("chatbot", "turn")
+    list_select_related = ("chatbot", "turn", "reviewer")
     search_fields = ("=turn__id", "=turn__external_id", "evaluator_version")
     raw_id_fields = ("turn", "chatbot", "llm_call", "created_by")
     actions = ["rerun_judge"]

@@ -46,6 +46,7 @@ from apps.evaluations.choices import CRITERIA, Evaluator
 from apps.evaluations.models import Evaluation
 from apps.feedback.admin import FeedbackInline, RatingListFilter
 from apps.privacy.admin import erase_end_user_admin_action
+from apps.review.templatetags.review_tags import usd
 
 from . import services as review_services
 from .api import exports as review_exports
@@ -497,7 +498,7 @@ class IngestedEvidenceAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
 @admin.register(Turn)
 class TurnAdmin(IngestedEvidenceAdmin):
     # Fourteen columns did not fit at 1440 px: risk and the votes are one column each.
-    list_display = ("id", "chatbot", "conversation_link", "timestamp", "short_user_message", "risk", "is_flagged", "latency_ms", "has_error", "fallback_used", "judge_overall", "votes")
+    list_display = ("id", "chatbot", "conversation_link", "timestamp", "short_user_message", "risk", "flagged", "latency", "error", "fallback", "judge", "votes")
     list_filter = (ChatbotListFilter, "risk_level", "is_flagged", "has_error", "fallback_used", RatingListFilter,
                    "judge_status", "judge_hallucination", ("timestamp", admin.DateFieldListFilter), TurnModelFilter,
                    TurnIntentFilter, TurnChannelFilter)
@@ -507,6 +508,28 @@ class TurnAdmin(IngestedEvidenceAdmin):
     ordering = ("-timestamp", "-id")
     actions = ("rerun_judge",)
     change_form_template = "admin/review/turn_change_form.html"
+
+    # Short headers: the model's verbose names ("fallback used", "judge overall") made the list
+    # wider than a 1440 px screen.
+    @admin.display(description="flagged", boolean=True, ordering="is_flagged")
+    def flagged(self, obj: Turn) -> bool:
+        return obj.is_flagged
+
+    @admin.display(description="latency (ms)", ordering="latency_ms")
+    def latency(self, obj: Turn) -> int | None:
+        return obj.latency_ms
+
+    @admin.display(description="error", boolean=True, ordering="has_error")
+    def error(self, obj: Turn) -> bool:
+        return obj.has_error
+
+    @admin.display(description="fallback", boolean=True, ordering="fallback_used")
+    def fallback(self, obj: Turn) -> bool:
+        return obj.fallback_used
+
+    @admin.display(description="judge", ordering="judge_overall")
+    def judge(self, obj: Turn) -> float | None:
+        return obj.judge_overall
 
     @admin.display(description="risk", ordering="risk_score")
     def risk(self, obj: Turn) -> str:
@@ -564,12 +587,24 @@ class TurnAdmin(IngestedEvidenceAdmin):
 
 @admin.register(LLMCall)
 class LLMCallAdmin(IngestedEvidenceAdmin):
-    list_display = ("id", "timestamp", "chatbot", "purpose", "function_name", "provider", "model", "input_tokens", "output_tokens", "cost_usd", "duration_ms", "success")
+    list_display = ("id", "timestamp", "chatbot", "purpose", "function_name", "provider", "model", "tokens", "cost", "duration", "success")
     list_filter = (ChatbotListFilter, "purpose", "success", "provider", ("timestamp", admin.DateFieldListFilter))
     list_select_related = ("chatbot",)
     raw_id_fields = ("chatbot", "conversation", "turn")
     search_fields = ("=external_id", "=model", "=function_name")
     ordering = ("-timestamp", "-id")
+
+    @admin.display(description="tokens in / out", ordering="input_tokens")
+    def tokens(self, obj: LLMCall) -> str:
+        return f"{obj.input_tokens} / {obj.output_tokens}"
+
+    @admin.display(description="cost ($)", ordering="cost_usd")
+    def cost(self, obj: LLMCall) -> str:
+        return usd(obj.cost_usd)
+
+    @admin.display(description="duration (ms)", ordering="duration_ms")
+    def duration(self, obj: LLMCall) -> int | None:
+        return obj.duration_ms
 
 
 @admin.register(Step)
