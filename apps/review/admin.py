@@ -498,7 +498,7 @@ class IngestedEvidenceAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
 @admin.register(Turn)
 class TurnAdmin(IngestedEvidenceAdmin):
     # Fourteen columns did not fit at 1440 px: risk and the votes are one column each.
-    list_display = ("id", "chatbot", "conversation_link", "timestamp", "short_user_message", "risk", "flagged", "latency", "error", "fallback", "judge", "votes")
+    list_display = ("id", "chatbot", "conversation_link", "timestamp", "short_user_message", "risk", "flagged", "latency", "errored", "fallback", "judge", "votes")
     list_filter = (ChatbotListFilter, "risk_level", "is_flagged", "has_error", "fallback_used", RatingListFilter,
                    "judge_status", "judge_hallucination", ("timestamp", admin.DateFieldListFilter), TurnModelFilter,
                    TurnIntentFilter, TurnChannelFilter)
@@ -519,8 +519,9 @@ class TurnAdmin(IngestedEvidenceAdmin):
     def latency(self, obj: Turn) -> int | None:
         return obj.latency_ms
 
+    # Not "error": a list column named like a model field shows the field (the error text).
     @admin.display(description="error", boolean=True, ordering="has_error")
-    def error(self, obj: Turn) -> bool:
+    def errored(self, obj: Turn) -> bool:
         return obj.has_error
 
     @admin.display(description="fallback", boolean=True, ordering="fallback_used")
