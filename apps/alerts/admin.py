@@ -139,7 +139,7 @@ class AlertRuleAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
 @admin.register(AlertEvent)
 class AlertEventAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     list_display = (
-        "id", "title_display", "chatbot", "status", "severity", "value_display", "threshold", "started_at",
+        "id", "title_display", "chatbot", "status", "severity", "value_display", "threshold_display", "started_at",
         "acknowledged_at", "resolved_at", "notify_count",
     )
     list_filter = ("status", "severity", ("rule", admin.EmptyFieldListFilter), ChatbotListFilter)
@@ -166,9 +166,18 @@ class AlertEventAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
 
     @admin.display(description="Value", ordering="value")
     def value_display(self, obj: AlertEvent) -> str:
-        if obj.value is None:
+        return self._with_unit(obj, obj.value)
+
+    @admin.display(description="Threshold", ordering="threshold")
+    def threshold_display(self, obj: AlertEvent) -> str:
+        return self._with_unit(obj, obj.threshold)
+
+    @staticmethod
+    def _with_unit(obj: AlertEvent, number: float | None) -> str:
+        # The value and its threshold in the rule's unit ("5.161%" against "5%", not "5.0").
+        if number is None:
             return "—"
-        return f"{obj.value:.4g}{obj.rule.unit if obj.rule else ''}"
+        return f"{number:.4g}{obj.rule.unit if obj.rule else ''}"
 
     @admin.display(description="Timeline")
     def timeline(self, obj: AlertEvent) -> str:
