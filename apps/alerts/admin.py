@@ -138,9 +138,11 @@ class AlertRuleAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
 
 @admin.register(AlertEvent)
 class AlertEventAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
+    # When it was acknowledged and how often it was sent are on the event's page (its timeline):
+    # with them the list was wider than the screen and the alert's name one word per line.
     list_display = (
         "id", "title_display", "chatbot", "status", "severity", "value_display", "threshold_display", "started_at",
-        "acknowledged_at", "resolved_at", "notify_count",
+        "resolved_at",
     )
     list_filter = ("status", "severity", ("rule", admin.EmptyFieldListFilter), ChatbotListFilter)
     list_select_related = ("rule", "chatbot")
