@@ -34,8 +34,3 @@ class LargeTableAdmin(admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 50
-
-    def changelist_view(self, request, extra_context=None):
-        # Wide evidence tables need the page's width: the app list stays one click away (Home)
-        # rather than beside every row (Django's own switch for the sidebar).
-        return super().changelist_view(request, {"is_nav_sidebar_enabled": False, **(extra_context or {})})
