@@ -11,7 +11,7 @@ class Metric(models.TextChoices):
     SLOW_SHARE = "slow_share", "Share of turns slower than N ms"
     THUMBS_DOWN_RATE = "thumbs_down_rate", "Thumbs-down rate (of rated turns)"
     JUDGE_AVERAGE = "judge_average", "Average judge overall"
-    HALLUCINATION_RATE = "hallucination_rate", "Hallucination rate (of judged turns)"
+    HALLUCINATION_RATE = "hallucination_rate", "Hallucination rate (of turns assessed for it)"
     FLAGGED_TURNS = "flagged_turns", "Flagged turns (count)"
     COST_USD = "cost_usd", "Cost (USD)"
     TURN_VOLUME = "turn_volume", "Turn volume (count)"
