@@ -189,7 +189,9 @@ def metric_value(metric: str, figures: Mapping[str, Any], latency: Mapping[int, 
         return value, whole
     if not whole:
         return None, 0
-    part = float(figures.get(definition.part) or 0)
+    # A float sum depends on the order it was added in (turn by turn, or hour sums from the
+    # rollup): 6 decimals make the paths agree before the division is rounded.
+    part = round(float(figures.get(definition.part) or 0), 6)
     scale = 100.0 if definition.kind == "share" else 1.0
     return round(scale * part / whole, definition.digits), whole
 

@@ -74,11 +74,6 @@ def test_change_says_whether_it_is_good():
     assert change(3, 0, None)["percent"] is None and change(None, 3, True)["direction"] is None
 
 
-# KNOWN FLAKE, not yet understood (issue 17 stays open for it): once, at 23:55 UTC on PostgreSQL,
-# seed 1 / 72 h gave judge_average None through one path and a value through another; the same
-# cases passed minutes later on SQLite and PostgreSQL. It depends on the wall clock (the window
-# edge against the seeded turns). Reported as XFAIL/XPASS until it is made deterministic.
-@pytest.mark.xfail(strict=False, reason="wall-clock dependent mismatch seen once (judge_average, 72 h); issue 17")
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("source", ["live", "rolled up"])
 @pytest.mark.parametrize("hours", [36, 72])
