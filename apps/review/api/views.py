@@ -166,6 +166,14 @@ def stats_scope(request: Request, query: dict[str, Any]) -> list[int] | None:
     return [chatbot_id]
 
 
+def _stats_query(request: Request, serializer_class: type) -> dict:
+    """The stats endpoint's query parameters, validated: an unknown one or a bad value is a 400."""
+    unknown_query_params_reject(request, serializer_class().fields)
+    query = serializer_class(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return query.validated_data
+
+
 class StatsOverviewView(APIView):
     @extend_schema(parameters=[serializers.OverviewQuerySerializer], responses=OpenApiTypes.OBJECT,
                    description="The dashboard's figures: every metric of the catalogue (`metrics`: value, sample size, "
@@ -174,10 +182,7 @@ class StatsOverviewView(APIView):
                                "cost per day, risk distribution, volume by hour, top clusters, open alerts; with "
                                "`breakdown` the window grouped by chatbot, model, intent or channel.")
     def get(self, request: Request) -> Response:
-        unknown_query_params_reject(request, serializers.OverviewQuerySerializer().fields)
-        query = serializers.OverviewQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        data = query.validated_data
+        data = _stats_query(request, serializers.OverviewQuerySerializer)
         chatbot_ids = stats_scope(request, data)
         window = selectors.Window.between(data["since"], data["until"]) if data.get("since") else None
         return Response(selectors.stats_overview(
@@ -202,10 +207,7 @@ class StatsStepsView(APIView):
     def get(self, request: Request) -> Response:
         from apps.conversations.selectors import step_stats
 
-        unknown_query_params_reject(request, serializers.StepStatsQuerySerializer().fields)
-        query = serializers.StepStatsQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        data = query.validated_data
+        data = _stats_query(request, serializers.StepStatsQuerySerializer)
         return Response(step_stats(chatbot_ids=stats_scope(request, data), hours=data["hours"], kind=data.get("kind")))
 
 
@@ -213,10 +215,7 @@ class StatsLLMCallsView(APIView):
     @extend_schema(parameters=[serializers.LLMCallStatsQuerySerializer], responses=OpenApiTypes.OBJECT,
                    description="LLM calls by model and function: calls, tokens, cost, latency percentiles, error rate.")
     def get(self, request: Request) -> Response:
-        unknown_query_params_reject(request, serializers.LLMCallStatsQuerySerializer().fields)
-        query = serializers.LLMCallStatsQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        data = query.validated_data
+        data = _stats_query(request, serializers.LLMCallStatsQuerySerializer)
         chatbot_ids = stats_scope(request, data)
         return Response(selectors.stats_llm_calls(
             chatbot_ids=chatbot_ids, hours=data["hours"], model=data.get("model"), function_name=data.get("function_name"),
