@@ -17,7 +17,13 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -29,7 +35,6 @@ from apps.conversations.models import Turn
 from apps.core.admin import LargeTableAdmin
 
 from . import experiments, selectors, services
-
 from .models import Dataset, DatasetItem, ExperimentItemResult, ExperimentRun, ExperimentTarget
 from .targets import target_config_check
 
@@ -40,8 +45,10 @@ def datasets_for(user: Any) -> QuerySet[Dataset]:
 
 # --- "Add to dataset" --------------------------------------------------------------------------
 
-def _add_to_dataset(modeladmin: Any, request: HttpRequest, queryset: QuerySet, turns: QuerySet[Turn],
-                    action: str) -> HttpResponse | None:
+
+def _add_to_dataset(
+    modeladmin: Any, request: HttpRequest, queryset: QuerySet, turns: QuerySet[Turn], action: str
+) -> HttpResponse | None:
     """Ask which dataset (like delete_selected asks for confirmation), then add the turns."""
     choices = datasets_for(request.user)
     dataset_id = request.POST.get("dataset", "")
@@ -49,7 +56,9 @@ def _add_to_dataset(modeladmin: Any, request: HttpRequest, queryset: QuerySet, t
         dataset = choices.filter(pk=int(dataset_id)).first()
         if dataset is None:
             raise PermissionDenied
-        added = services.dataset_items_add_from_turns(dataset=dataset, turns=turns, actor=request.user)
+        added = services.dataset_items_add_from_turns(
+            dataset=dataset, turns=turns, actor=request.user
+        )
         parts = [f"Added {added.added} item(s) to {dataset.name}"]
         if added.already_there:
             parts.append(f"{added.already_there} already there")
@@ -75,25 +84,45 @@ def _add_to_dataset(modeladmin: Any, request: HttpRequest, queryset: QuerySet, t
 
 
 @admin.action(description="Add to dataset", permissions=["view"])
-def add_turns_to_dataset_admin_action(modeladmin: Any, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-    return _add_to_dataset(modeladmin, request, queryset, queryset, "add_turns_to_dataset_admin_action")
+def add_turns_to_dataset_admin_action(
+    modeladmin: Any, request: HttpRequest, queryset: QuerySet
+) -> HttpResponse | None:
+    return _add_to_dataset(
+        modeladmin, request, queryset, queryset, "add_turns_to_dataset_admin_action"
+    )
 
 
 @admin.action(description="Add to dataset (flagged or corrected turns)", permissions=["view"])
-def add_conversations_to_dataset_admin_action(modeladmin: Any, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+def add_conversations_to_dataset_admin_action(
+    modeladmin: Any, request: HttpRequest, queryset: QuerySet
+) -> HttpResponse | None:
     ids = list(queryset.values_list("pk", flat=True))
-    picked = Turn.objects.filter(conversation_id__in=ids).filter(Q(is_flagged=True) | ~Q(corrected_answer=""))
+    picked = Turn.objects.filter(conversation_id__in=ids).filter(
+        Q(is_flagged=True) | ~Q(corrected_answer="")
+    )
     # A conversation with no flagged or corrected turn contributes its last turn.
     without = set(ids) - set(picked.values_list("conversation_id", flat=True))
-    last = [Turn.objects.filter(conversation_id=c).order_by("-sequence", "-id").values_list("pk", flat=True).first() for c in without]
+    last = [
+        Turn.objects.filter(conversation_id=c)
+        .order_by("-sequence", "-id")
+        .values_list("pk", flat=True)
+        .first()
+        for c in without
+    ]
     turns = Turn.objects.filter(Q(pk__in=picked.values("pk")) | Q(pk__in=[t for t in last if t]))
-    return _add_to_dataset(modeladmin, request, queryset, turns, "add_conversations_to_dataset_admin_action")
+    return _add_to_dataset(
+        modeladmin, request, queryset, turns, "add_conversations_to_dataset_admin_action"
+    )
 
 
 @admin.action(description="Add the cluster's turns to a dataset", permissions=["view"])
-def add_clusters_to_dataset_admin_action(modeladmin: Any, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+def add_clusters_to_dataset_admin_action(
+    modeladmin: Any, request: HttpRequest, queryset: QuerySet
+) -> HttpResponse | None:
     turns = Turn.objects.filter(cluster_memberships__cluster__in=queryset).distinct()
-    return _add_to_dataset(modeladmin, request, queryset, turns, "add_clusters_to_dataset_admin_action")
+    return _add_to_dataset(
+        modeladmin, request, queryset, turns, "add_clusters_to_dataset_admin_action"
+    )
 
 
 ClusterAdmin.actions = [*ClusterAdmin.actions, add_clusters_to_dataset_admin_action]
@@ -101,14 +130,19 @@ ClusterAdmin.actions = [*ClusterAdmin.actions, add_clusters_to_dataset_admin_act
 
 # --- datasets ------------------------------------------------------------------------------------
 
+
 class UploadForm(forms.Form):
-    file = forms.FileField(help_text="JSONL (one item a line) or CSV with a header row (input, expected_answer, "
-                                     "expected_properties and tags separated by |, context and metadata as JSON).")
+    file = forms.FileField(
+        help_text="JSONL (one item a line) or CSV with a header row (input, expected_answer, "
+        "expected_properties and tags separated by |, context and metadata as JSON)."
+    )
 
 
 class RunForm(forms.Form):
     target = forms.ModelChoiceField(queryset=ExperimentTarget.objects.none())
-    answers = forms.FileField(required=False, help_text='Uploaded-answers targets: JSONL of {"id": …, "output": …}.')
+    answers = forms.FileField(
+        required=False, help_text='Uploaded-answers targets: JSONL of {"id": …, "output": …}.'
+    )
     note = forms.CharField(required=False, max_length=300)
 
 
@@ -125,7 +159,11 @@ def answers_parse(content: bytes) -> dict[str, str]:
             row = json.loads(line)
         except ValueError:
             raise ValueError(f"line {number}: not JSON") from None
-        if not isinstance(row, dict) or not isinstance(row.get("output"), str) or row.get("id") in (None, ""):
+        if (
+            not isinstance(row, dict)
+            or not isinstance(row.get("output"), str)
+            or row.get("id") in (None, "")
+        ):
             raise ValueError(f'line {number}: needs "id" and a string "output"')
         answers[str(row["id"])] = row["output"]
     if not answers:
@@ -144,7 +182,13 @@ class DatasetAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
     change_form_template = "admin/datasets/dataset_change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).annotate(item_total=Count("items", distinct=True), run_total=Count("runs", distinct=True))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                item_total=Count("items", distinct=True), run_total=Count("runs", distinct=True)
+            )
+        )
 
     @admin.display(description="chatbot")
     def chatbot_or_shared(self, obj: Dataset) -> str:
@@ -178,12 +222,22 @@ class DatasetAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
         dataset = self.get_object(request, str(object_id))
         if dataset is None:
             raise Http404("No such dataset.")
-        allowed = self.has_change_permission(request, dataset) if change else self.has_view_permission(request, dataset)
+        allowed = (
+            self.has_change_permission(request, dataset)
+            if change
+            else self.has_view_permission(request, dataset)
+        )
         if not allowed:
             raise PermissionDenied
         return dataset
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
         dataset = self.get_object(request, object_id)
         extra = {}
         if dataset is not None:
@@ -200,19 +254,32 @@ class DatasetAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
             try:
-                created = services.dataset_items_import(dataset=dataset, content=upload.read(), filename=upload.name, actor=request.user)
+                created = services.dataset_items_import(
+                    dataset=dataset, content=upload.read(), filename=upload.name, actor=request.user
+                )
             except services.ItemInvalid as exc:
                 form.add_error("file", str(exc))
             else:
                 self.message_user(request, f"Added {created} item(s).", messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:datasets_dataset_change", args=[dataset.pk]))
-        context = {**self.admin_site.each_context(request), "title": f"Upload items to {dataset.name}",
-                   "opts": self.opts, "dataset": dataset, "form": form}
-        return TemplateResponse(request, "admin/datasets/upload.html", context, status=400 if form.errors else 200)
+                return HttpResponseRedirect(
+                    reverse("admin:datasets_dataset_change", args=[dataset.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Upload items to {dataset.name}",
+            "opts": self.opts,
+            "dataset": dataset,
+            "form": form,
+        }
+        return TemplateResponse(
+            request, "admin/datasets/upload.html", context, status=400 if form.errors else 200
+        )
 
     def export_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         dataset = self._dataset(request, object_id, change=False)
-        response = StreamingHttpResponse(services.dataset_export_jsonl(dataset=dataset), content_type="application/jsonl")
+        response = StreamingHttpResponse(
+            services.dataset_export_jsonl(dataset=dataset), content_type="application/jsonl"
+        )
         response["Content-Disposition"] = f'attachment; filename="{dataset.slug}.jsonl"'
         return response
 
@@ -228,29 +295,63 @@ class DatasetAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
             try:
                 if form.cleaned_data["answers"]:
                     answers = answers_parse(form.cleaned_data["answers"].read())
-                run = experiments.experiment_run_create(dataset=dataset, target=form.cleaned_data["target"], actor=request.user,
-                                                        answers=answers, note=form.cleaned_data["note"])
+                run = experiments.experiment_run_create(
+                    dataset=dataset,
+                    target=form.cleaned_data["target"],
+                    actor=request.user,
+                    answers=answers,
+                    note=form.cleaned_data["note"],
+                )
             except (ValueError, experiments.ExperimentError) as exc:
                 form.add_error(None, str(exc))
             else:
-                self.message_user(request, f"Run {run.pk} queued ({run.total} items).", messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:datasets_experimentrun_change", args=[run.pk]))
-        context = {**self.admin_site.each_context(request), "title": f"Run {dataset.name} against a target",
-                   "opts": self.opts, "dataset": dataset, "form": form}
-        return TemplateResponse(request, "admin/datasets/run.html", context, status=400 if form.errors else 200)
+                self.message_user(
+                    request, f"Run {run.pk} queued ({run.total} items).", messages.SUCCESS
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:datasets_experimentrun_change", args=[run.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Run {dataset.name} against a target",
+            "opts": self.opts,
+            "dataset": dataset,
+            "form": form,
+        }
+        return TemplateResponse(
+            request, "admin/datasets/run.html", context, status=400 if form.errors else 200
+        )
 
 
 @admin.register(DatasetItem)
 class DatasetItemAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     chatbot_scope_field = "dataset__chatbot"
-    list_display = ("id", "dataset", "short_input", "version", "has_expected_answer", "tag_list", "source_turn_link", "updated_at")
+    list_display = (
+        "id",
+        "dataset",
+        "short_input",
+        "version",
+        "has_expected_answer",
+        "tag_list",
+        "source_turn_link",
+        "updated_at",
+    )
     list_filter = ("dataset",)
     list_select_related = ("dataset",)
     search_fields = ("=external_id", "input")
     raw_id_fields = ("source_turn",)
     readonly_fields = ("version", "source_turn", "created_at", "updated_at")
-    fields = ("dataset", "external_id", "input", "context", "expected_answer", "expected_properties", "tags",
-              "metadata", *readonly_fields)
+    fields = (
+        "dataset",
+        "external_id",
+        "input",
+        "context",
+        "expected_answer",
+        "expected_properties",
+        "tags",
+        "metadata",
+        *readonly_fields,
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return chatbot_scoped(DatasetItem.objects.all(), request.user, field="dataset__chatbot")
@@ -276,7 +377,11 @@ class DatasetItemAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     def source_turn_link(self, obj: DatasetItem) -> str:
         if not obj.source_turn_id:
             return "—"
-        return format_html('<a href="{}">turn {}</a>', reverse("admin:conversations_turn_change", args=[obj.source_turn_id]), obj.source_turn_id)
+        return format_html(
+            '<a href="{}">turn {}</a>',
+            reverse("admin:conversations_turn_change", args=[obj.source_turn_id]),
+            obj.source_turn_id,
+        )
 
     def save_model(self, request: HttpRequest, obj: DatasetItem, form: Any, change: bool) -> None:
         # The form saves the item; its version row follows (a new number when the content changed).
@@ -286,15 +391,30 @@ class DatasetItemAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
 
 # --- targets -------------------------------------------------------------------------------------
 
+
 class ExperimentTargetForm(forms.ModelForm):
     secret_headers_text = forms.CharField(
-        label="Secret headers", required=False, widget=forms.PasswordInput(render_value=False),
+        label="Secret headers",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
         help_text='JSON object, e.g. {"Authorization": "Bearer …"}. Write-only: leave empty to keep the stored headers.',
     )
 
     class Meta:
         model = ExperimentTarget
-        exclude = ("secret_headers", "created_at")
+        fields = (
+            "name",
+            "chatbot",
+            "kind",
+            "base_url",
+            "model",
+            "system_prompt",
+            "temperature",
+            "url",
+            "method",
+            "body_template",
+            "answer_path",
+        )
 
     def clean(self) -> dict:
         data = super().clean()
@@ -306,7 +426,17 @@ class ExperimentTargetForm(forms.ModelForm):
                 self.add_error("secret_headers_text", "Not JSON.")
                 return data
             self.instance.secret_headers = headers
-        for name in ("kind", "base_url", "model", "system_prompt", "temperature", "url", "method", "body_template", "answer_path"):
+        for name in (
+            "kind",
+            "base_url",
+            "model",
+            "system_prompt",
+            "temperature",
+            "url",
+            "method",
+            "body_template",
+            "answer_path",
+        ):
             if name in data:
                 setattr(self.instance, name, data[name])
         try:
@@ -324,12 +454,19 @@ class ExperimentTargetAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
     search_fields = ("name",)
     fieldsets = (
         (None, {"fields": ("name", "chatbot", "kind")}),
-        ("Model + system prompt", {"fields": ("base_url", "model", "system_prompt", "temperature")}),
-        ("The bot's HTTP endpoint", {"fields": ("url", "method", "body_template", "answer_path", "secret_headers_text")}),
+        (
+            "Model + system prompt",
+            {"fields": ("base_url", "model", "system_prompt", "temperature")},
+        ),
+        (
+            "The bot's HTTP endpoint",
+            {"fields": ("url", "method", "body_template", "answer_path", "secret_headers_text")},
+        ),
     )
 
 
 # --- runs ----------------------------------------------------------------------------------------
+
 
 class ExperimentItemResultInline(admin.TabularInline):
     model = ExperimentItemResult
@@ -355,17 +492,42 @@ class ExperimentItemResultInline(admin.TabularInline):
 @admin.register(ExperimentRun)
 class ExperimentRunAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
     chatbot_scope_field = "dataset__chatbot"
-    list_display = ("id", "dataset", "target", "status", "progress", "average_score", "grader_label", "baseline_mark", "created_at")
+    list_display = (
+        "id",
+        "dataset",
+        "target",
+        "status",
+        "progress",
+        "average_score",
+        "grader_label",
+        "baseline_mark",
+        "created_at",
+    )
     list_filter = ("status", "dataset", "target", "is_baseline")
     list_select_related = ("dataset", "target")
     actions = ("rerun_failed", "mark_baseline", "compare_two")
-    readonly_fields = ("dataset", "target", "status", "grader", "grader_version", "is_baseline", "progress", "average_score",
-                       "note", "created_by", "created_at", "started_at", "finished_at")
+    readonly_fields = (
+        "dataset",
+        "target",
+        "status",
+        "grader",
+        "grader_version",
+        "is_baseline",
+        "progress",
+        "average_score",
+        "note",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
     fields = readonly_fields
     inlines = (ExperimentItemResultInline,)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # runs start from a dataset ("Run against a target"), the API or run_experiment
+        return (
+            False  # runs start from a dataset ("Run against a target"), the API or run_experiment
+        )
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -390,23 +552,39 @@ class ExperimentRunAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
 
     def get_urls(self) -> list:
         return [
-            path("compare/<int:base_id>/<int:candidate_id>/", self.admin_site.admin_view(self.compare_view),
-                 name="datasets_experimentrun_compare"),
+            path(
+                "compare/<int:base_id>/<int:candidate_id>/",
+                self.admin_site.admin_view(self.compare_view),
+                name="datasets_experimentrun_compare",
+            ),
             *super().get_urls(),
         ]
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
         run = self.get_object(request, object_id)
         extra: dict[str, Any] = {}
         if run is not None:
             base = selectors.baseline_for(dataset=run.dataset, spec="latest", exclude=run.pk)
             if base is not None:
-                extra["compare_url"] = reverse("admin:datasets_experimentrun_compare", args=[base.pk, run.pk])
+                extra["compare_url"] = reverse(
+                    "admin:datasets_experimentrun_compare", args=[base.pk, run.pk]
+                )
                 extra["compare_base"] = base
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def compare_view(self, request: HttpRequest, base_id: int, candidate_id: int) -> HttpResponse:
-        runs = {r.pk: r for r in self.get_queryset(request).filter(pk__in=[base_id, candidate_id]).select_related("dataset", "target")}
+        runs = {
+            r.pk: r
+            for r in self.get_queryset(request)
+            .filter(pk__in=[base_id, candidate_id])
+            .select_related("dataset", "target")
+        }
         if base_id not in runs or candidate_id not in runs:
             raise Http404("No such runs among the datasets you see.")
         if not self.has_view_permission(request):
@@ -421,8 +599,12 @@ class ExperimentRunAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": f"Run {candidate_id} against run {base_id}",
-            "opts": self.opts, "comparison": comparison, "base": runs[base_id], "candidate": runs[candidate_id],
-            "changed_items": changed, "regressed_ids": {i["item"] for i in comparison.regressed},
+            "opts": self.opts,
+            "comparison": comparison,
+            "base": runs[base_id],
+            "candidate": runs[candidate_id],
+            "changed_items": changed,
+            "regressed_ids": {i["item"] for i in comparison.regressed},
             "improved_ids": {i["item"] for i in comparison.improved},
         }
         return TemplateResponse(request, "admin/datasets/compare.html", context)
@@ -448,7 +630,6 @@ class ExperimentRunAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
         if len(runs) != 2 or runs[0].dataset_id != runs[1].dataset_id:
             self.message_user(request, "Select two runs of the same dataset.", messages.ERROR)
             return None
-        return HttpResponseRedirect(reverse("admin:datasets_experimentrun_compare", args=[runs[0].pk, runs[1].pk]))
-
-
-
+        return HttpResponseRedirect(
+            reverse("admin:datasets_experimentrun_compare", args=[runs[0].pk, runs[1].pk])
+        )

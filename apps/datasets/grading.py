@@ -45,8 +45,32 @@ Reply with one JSON object only:
  "properties": [{"property": string, "passed": boolean, "reason": string}]}"""
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # Words of a property that state the rule rather than its content ("must mention the …").
-_RULE_WORDS = frozenset("must should mention mentions say says include includes state states contain contains answer "
-                        "not never always tell tells give gives explain explains".split())
+_RULE_WORDS = frozenset(
+    [
+        "must",
+        "should",
+        "mention",
+        "mentions",
+        "say",
+        "says",
+        "include",
+        "includes",
+        "state",
+        "states",
+        "contain",
+        "contains",
+        "answer",
+        "not",
+        "never",
+        "always",
+        "tell",
+        "tells",
+        "give",
+        "gives",
+        "explain",
+        "explains",
+    ]
+)
 
 
 @dataclass
@@ -60,8 +84,13 @@ class Grade:
 
 
 def _content_words(text: str) -> list[str]:
+    # Numbers count whatever their length ("30" in "the 30-day window"); a plural "s" is dropped.
     words = _WORD.findall(text.lower())
-    return [w[:-1] if len(w) > 4 and w.endswith("s") else w for w in words if w not in STOPWORDS and len(w) > 2]
+    return [
+        w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+        for w in words
+        if w not in STOPWORDS and (len(w) > 2 or w.isdigit())
+    ]
 
 
 def word_similarity(answer: str, expected: str) -> float:
@@ -70,7 +99,9 @@ def word_similarity(answer: str, expected: str) -> float:
     if not a or not b:
         return 0.0
     dot = sum(a[w] * b[w] for w in a.keys() & b.keys())
-    return dot / (math.sqrt(sum(v * v for v in a.values())) * math.sqrt(sum(v * v for v in b.values())))
+    return dot / (
+        math.sqrt(sum(v * v for v in a.values())) * math.sqrt(sum(v * v for v in b.values()))
+    )
 
 
 def heuristic_property(prop: str, answer: str) -> tuple[bool, str]:
@@ -87,10 +118,15 @@ def heuristic_property(prop: str, answer: str) -> tuple[bool, str]:
     present = set(_content_words(answer))
     hits = [w for w in words if w in present]
     passed = len(hits) / len(words) >= 0.6
-    return passed, f"Heuristic: {len(hits)}/{len(words)} keywords present ({', '.join(hits) or 'none'})."
+    return (
+        passed,
+        f"Heuristic: {len(hits)}/{len(words)} keywords present ({', '.join(hits) or 'none'}).",
+    )
 
 
-def _heuristic_reference(output: str, expected: str, properties: list[str]) -> tuple[float | None, str, list[dict[str, Any]]]:
+def _heuristic_reference(
+    output: str, expected: str, properties: list[str]
+) -> tuple[float | None, str, list[dict[str, Any]]]:
     correctness = None
     reason = ""
     if expected:
@@ -104,7 +140,9 @@ def _heuristic_reference(output: str, expected: str, properties: list[str]) -> t
     return correctness, reason, graded
 
 
-def _reference_parse(content: str, properties: list[str]) -> tuple[float | None, str, list[dict[str, Any]]]:
+def _reference_parse(
+    content: str, properties: list[str]
+) -> tuple[float | None, str, list[dict[str, Any]]]:
     try:
         data = json.loads(content)
     except ValueError:
@@ -117,31 +155,61 @@ def _reference_parse(content: str, properties: list[str]) -> tuple[float | None,
         raise ValueError("not a JSON object")
     correctness = data.get("correctness")
     if correctness is not None:
-        if isinstance(correctness, bool) or not isinstance(correctness, int | float) or not math.isfinite(correctness):
+        if (
+            isinstance(correctness, bool)
+            or not isinstance(correctness, int | float)
+            or not math.isfinite(correctness)
+        ):
             raise ValueError("correctness must be a number or null")
         correctness = min(10.0, max(0.0, float(correctness)))
     answered = data.get("properties") or []
     if not isinstance(answered, list) or len(answered) != len(properties):
-        raise ValueError(f"expected {len(properties)} properties, got {len(answered) if isinstance(answered, list) else 'none'}")
+        raise ValueError(
+            f"expected {len(properties)} properties, got {len(answered) if isinstance(answered, list) else 'none'}"
+        )
     graded = []
     for prop, verdict in zip(properties, answered, strict=True):
         if not isinstance(verdict, dict) or not isinstance(verdict.get("passed"), bool):
             raise ValueError("each property needs passed true/false")
-        graded.append({"property": prop, "passed": verdict["passed"], "reason": str(verdict.get("reason", ""))[:500]})
+        graded.append(
+            {
+                "property": prop,
+                "passed": verdict["passed"],
+                "reason": str(verdict.get("reason", ""))[:500],
+            }
+        )
     return correctness, str(data.get("correctness_reason", ""))[:2000], graded
 
 
-def _model_reference(model: str, item: ItemInput, output: str, expected: str, properties: list[str],
-                     calls: list[ModelCall]) -> tuple[float | None, str, list[dict[str, Any]]]:
-    payload = {"user_message": item.input, "expected_answer": expected, "properties": properties, "answer": output}
-    messages = [{"role": "system", "content": REFERENCE_PROMPT},
-                {"role": "user", "content": json.dumps(payload, ensure_ascii=False, indent=1)}]
-    record = ModelCall(model=model, input_text=messages[-1]["content"], metadata={"step": "reference"})
+def _model_reference(
+    model: str,
+    item: ItemInput,
+    output: str,
+    expected: str,
+    properties: list[str],
+    calls: list[ModelCall],
+) -> tuple[float | None, str, list[dict[str, Any]]]:
+    payload = {
+        "user_message": item.input,
+        "expected_answer": expected,
+        "properties": properties,
+        "answer": output,
+    }
+    messages = [
+        {"role": "system", "content": REFERENCE_PROMPT},
+        {"role": "user", "content": json.dumps(payload, ensure_ascii=False, indent=1)},
+    ]
+    record = ModelCall(
+        model=model, input_text=messages[-1]["content"], metadata={"step": "reference"}
+    )
     calls.append(record)
     try:
         with model_call_timed(record):
             response = openai_client(max_retries=0).chat.completions.create(
-                model=model, messages=messages, temperature=0, response_format={"type": "json_object"},
+                model=model,
+                messages=messages,
+                temperature=0,
+                response_format={"type": "json_object"},
             )
     except openai.APIStatusError as exc:
         transient = exc.status_code in TRANSIENT_STATUSES or exc.status_code >= 500
@@ -162,12 +230,21 @@ def grader_version(*, chatbot: Chatbot, kind: str) -> str:
     return f"{judge_backend_for(chatbot, kind=kind).version}+{REFERENCE_VERSION}"
 
 
-def output_grade(*, chatbot: Chatbot, kind: str, item: ItemInput, expected_answer: str,
-                 expected_properties: list[str], output: str) -> Grade:
+def output_grade(
+    *,
+    chatbot: Chatbot,
+    kind: str,
+    item: ItemInput,
+    expected_answer: str,
+    expected_properties: list[str],
+    output: str,
+) -> Grade:
     """Grade `output` for one item version; raises JudgeError (permanent or not)."""
     backend = judge_backend_for(chatbot, kind=kind)
     turn = Turn(user_message=item.input, bot_response=output, chatbot=chatbot)
-    context = [Turn(user_message=t.get("user", ""), bot_response=t.get("bot", "")) for t in item.context]
+    context = [
+        Turn(user_message=t.get("user", ""), bot_response=t.get("bot", "")) for t in item.context
+    ]
     outcome = backend.judge(turn=turn, context=context)
     calls = list(outcome.calls)
     judgment = outcome.judgment
@@ -175,11 +252,15 @@ def output_grade(*, chatbot: Chatbot, kind: str, item: ItemInput, expected_answe
     scores = {**judgment.scores, "overall": overall}
     if expected_answer or expected_properties:
         if backend.kind == "heuristic":
-            correctness, reason, properties = _heuristic_reference(output, expected_answer, expected_properties)
+            correctness, reason, properties = _heuristic_reference(
+                output, expected_answer, expected_properties
+            )
         else:
             model = chatbot.judge_model or settings.JUDGE_MODEL
             try:
-                correctness, reason, properties = _model_reference(model, item, output, expected_answer, expected_properties, calls)
+                correctness, reason, properties = _model_reference(
+                    model, item, output, expected_answer, expected_properties, calls
+                )
             except JudgeError as exc:
                 exc.calls = calls
                 raise
@@ -192,6 +273,10 @@ def output_grade(*, chatbot: Chatbot, kind: str, item: ItemInput, expected_answe
     if properties:
         parts.append(10 * sum(p["passed"] for p in properties) / len(properties))
     return Grade(
-        scores=scores, properties=properties, score=round(sum(parts) / len(parts), 2),
-        reasoning=judgment.reasoning, reference_reasoning=reason, calls=calls,
+        scores=scores,
+        properties=properties,
+        score=round(sum(parts) / len(parts), 2),
+        reasoning=judgment.reasoning,
+        reference_reasoning=reason,
+        calls=calls,
     )

@@ -21,16 +21,24 @@ COMPARED_CRITERIA = ("score", "overall", *CRITERIA, CORRECTNESS, PROPERTIES)
 def run_progress(run: ExperimentRun) -> dict[str, Any]:
     eta = run.eta()
     return {
-        "status": run.status, "done": run.done, "failed": run.failed, "total": run.total,
+        "status": run.status,
+        "done": run.done,
+        "failed": run.failed,
+        "total": run.total,
         "eta_seconds": int(eta.total_seconds()) if eta is not None else None,
     }
 
 
-def baseline_for(*, dataset: Dataset, spec: str, exclude: int | None = None) -> ExperimentRun | None:
+def baseline_for(
+    *, dataset: Dataset, spec: str, exclude: int | None = None
+) -> ExperimentRun | None:
     """`latest`: the run marked as baseline, else the newest finished run; or a run id."""
     runs = ExperimentRun.objects.filter(dataset=dataset).exclude(pk=exclude)
     if spec == "latest":
-        return runs.filter(is_baseline=True).first() or runs.filter(status=RunStatus.DONE).order_by("-finished_at", "-id").first()
+        return (
+            runs.filter(is_baseline=True).first()
+            or runs.filter(status=RunStatus.DONE).order_by("-finished_at", "-id").first()
+        )
     if not spec.isdigit():
         raise ValueError("--baseline is 'latest' or a run id")
     return runs.filter(pk=int(spec)).first()
@@ -51,12 +59,17 @@ def _criterion_summary(results: list[ExperimentItemResult], name: str) -> dict[s
     if name == PROPERTIES:
         verdicts = [bool(p.get("passed")) for r in results for p in (r.properties or [])]
         values = [v for v in (_criterion_value(r, name) for r in results) if v is not None]
-        return {"average": round(sum(values) / len(values), 3) if values else None,
-                "pass_rate": round(100 * sum(verdicts) / len(verdicts), 1) if verdicts else None, "n": len(verdicts)}
+        return {
+            "average": round(sum(values) / len(values), 3) if values else None,
+            "pass_rate": round(100 * sum(verdicts) / len(verdicts), 1) if verdicts else None,
+            "n": len(verdicts),
+        }
     values = [v for v in (_criterion_value(r, name) for r in results) if v is not None]
     return {
         "average": round(sum(values) / len(values), 3) if values else None,
-        "pass_rate": round(100 * sum(v >= PASS_SCORE for v in values) / len(values), 1) if values else None,
+        "pass_rate": round(100 * sum(v >= PASS_SCORE for v in values) / len(values), 1)
+        if values
+        else None,
         "n": len(values),
     }
 
@@ -92,9 +105,12 @@ class Comparison:
 
     def as_json(self, *, with_items: bool = True) -> dict[str, Any]:
         data = {
-            "base": self.base.pk, "candidate": self.candidate.pk, "criteria": self.criteria,
+            "base": self.base.pk,
+            "candidate": self.candidate.pk,
+            "criteria": self.criteria,
             "average_drop": self.average_drop,
-            "regressed": self.regressed, "improved": self.improved,
+            "regressed": self.regressed,
+            "improved": self.improved,
         }
         if with_items:
             data["items"] = self.items
@@ -121,39 +137,74 @@ def runs_compare(*, base: ExperimentRun, candidate: ExperimentRun) -> Comparison
         a, b = _criterion_summary(done_before, name), _criterion_summary(done_after, name)
         if not a["n"] and not b["n"]:
             continue
-        criteria.append({
-            "criterion": name, "base_average": a["average"], "candidate_average": b["average"],
-            "average_delta": _delta(a["average"], b["average"]),
-            "base_pass_rate": a["pass_rate"], "candidate_pass_rate": b["pass_rate"],
-            "pass_rate_delta": _delta(a["pass_rate"], b["pass_rate"]),
-        })
+        criteria.append(
+            {
+                "criterion": name,
+                "base_average": a["average"],
+                "candidate_average": b["average"],
+                "average_delta": _delta(a["average"], b["average"]),
+                "base_pass_rate": a["pass_rate"],
+                "candidate_pass_rate": b["pass_rate"],
+                "pass_rate_delta": _delta(a["pass_rate"], b["pass_rate"]),
+            }
+        )
     threshold = settings.EXPERIMENT_REGRESSION_DELTA
     items = []
     for item_id in sorted(before.keys() | after.keys()):
         old, new = before.get(item_id), after.get(item_id)
         delta = _delta(old.score if old else None, new.score if new else None)
         # A result that failed in the candidate but was graded in the base counts as a regression.
-        if old is not None and new is not None and old.status == ResultStatus.DONE and new.status == ResultStatus.FAILED:
+        if (
+            old is not None
+            and new is not None
+            and old.status == ResultStatus.DONE
+            and new.status == ResultStatus.FAILED
+        ):
             delta = round(-(old.score or 0.0), 3)
         version = (new or old).item_version
-        items.append({
-            "item": item_id, "input": version.input, "expected_answer": version.expected_answer,
-            "base_version": old.item_version.number if old else None,
-            "candidate_version": new.item_version.number if new else None,
-            "base_score": old.score if old else None, "candidate_score": new.score if new else None, "delta": delta,
-            "base_status": old.status if old else None, "candidate_status": new.status if new else None,
-            "base_output": old.output if old else "", "candidate_output": new.output if new else "",
-            "base_reasoning": " ".join(x for x in (old.reasoning, old.reference_reasoning) if x) if old else "",
-            "candidate_reasoning": " ".join(x for x in (new.reasoning, new.reference_reasoning) if x) if new else "",
-            "base_error": old.error if old else "", "candidate_error": new.error if new else "",
-            "base_properties": old.properties if old else [], "candidate_properties": new.properties if new else [],
-            "diff_html": word_diff_html(old.output if old else "", new.output if new else ""),
-        })
-    regressed = sorted((i for i in items if i["delta"] is not None and i["delta"] <= -threshold), key=lambda i: i["delta"])
-    improved = sorted((i for i in items if i["delta"] is not None and i["delta"] >= threshold), key=lambda i: -i["delta"])
+        items.append(
+            {
+                "item": item_id,
+                "input": version.input,
+                "expected_answer": version.expected_answer,
+                "base_version": old.item_version.number if old else None,
+                "candidate_version": new.item_version.number if new else None,
+                "base_score": old.score if old else None,
+                "candidate_score": new.score if new else None,
+                "delta": delta,
+                "base_status": old.status if old else None,
+                "candidate_status": new.status if new else None,
+                "base_output": old.output if old else "",
+                "candidate_output": new.output if new else "",
+                "base_reasoning": " ".join(x for x in (old.reasoning, old.reference_reasoning) if x)
+                if old
+                else "",
+                "candidate_reasoning": " ".join(
+                    x for x in (new.reasoning, new.reference_reasoning) if x
+                )
+                if new
+                else "",
+                "base_error": old.error if old else "",
+                "candidate_error": new.error if new else "",
+                "base_properties": old.properties if old else [],
+                "candidate_properties": new.properties if new else [],
+                "diff_html": word_diff_html(old.output if old else "", new.output if new else ""),
+            }
+        )
+    regressed = sorted(
+        (i for i in items if i["delta"] is not None and i["delta"] <= -threshold),
+        key=lambda i: i["delta"],
+    )
+    improved = sorted(
+        (i for i in items if i["delta"] is not None and i["delta"] >= threshold),
+        key=lambda i: -i["delta"],
+    )
     brief = ("item", "input", "base_score", "candidate_score", "delta")
     return Comparison(
-        base=base, candidate=candidate, criteria=criteria, items=items,
+        base=base,
+        candidate=candidate,
+        criteria=criteria,
+        items=items,
         regressed=[{k: i[k] for k in brief} for i in regressed],
         improved=[{k: i[k] for k in brief} for i in improved],
         average_drop=_delta(candidate.average_score, base.average_score),

@@ -44,6 +44,7 @@ class TurnsAdded:
 
 # --- the gate ------------------------------------------------------------------------------------
 
+
 def dataset_eligible_turns(queryset: QuerySet[Turn]) -> QuerySet[Turn]:
     """The turns of `queryset` that may enter a dataset: the single gate for production data.
 
@@ -55,18 +56,22 @@ def dataset_eligible_turns(queryset: QuerySet[Turn]) -> QuerySet[Turn]:
     """
     prefixes = {
         (chatbot_id, (data or {}).get("end_user_hash_prefix") or "")
-        for chatbot_id, data in AuditEvent.objects.filter(action=ERASURE_ACTION).values_list("chatbot_id", "data")
+        for chatbot_id, data in AuditEvent.objects.filter(action=ERASURE_ACTION).values_list(
+            "chatbot_id", "data"
+        )
     }
     erased = Q()
     for chatbot_id, prefix in prefixes:
         if len(prefix) >= 12 and chatbot_id:
             erased |= Q(chatbot_id=chatbot_id) & (
-                Q(end_user_hash__startswith=prefix) | Q(end_user_hash="", conversation__end_user_hash__startswith=prefix)
+                Q(end_user_hash__startswith=prefix)
+                | Q(end_user_hash="", conversation__end_user_hash__startswith=prefix)
             )
     return queryset.exclude(erased) if erased else queryset
 
 
 # --- item content --------------------------------------------------------------------------------
+
 
 def _text(value: Any, name: str, *, required: bool = False) -> str:
     if value is None:
@@ -107,14 +112,19 @@ def item_content_clean(raw: Any) -> dict[str, Any]:
         try:
             context = json.loads(context)
         except ValueError:
-            raise ItemInvalid("context must be a list of {\"user\", \"bot\"} objects") from None
+            raise ItemInvalid('context must be a list of {"user", "bot"} objects') from None
     if not isinstance(context, list) or len(context) > MAX_CONTEXT_TURNS:
         raise ItemInvalid(f"context must be a list of at most {MAX_CONTEXT_TURNS} earlier turns")
     turns = []
     for earlier in context:
         if not isinstance(earlier, dict) or set(earlier) - {"user", "bot"}:
-            raise ItemInvalid("context must be a list of {\"user\", \"bot\"} objects")
-        turns.append({"user": _text(earlier.get("user"), "context.user"), "bot": _text(earlier.get("bot"), "context.bot")})
+            raise ItemInvalid('context must be a list of {"user", "bot"} objects')
+        turns.append(
+            {
+                "user": _text(earlier.get("user"), "context.user"),
+                "bot": _text(earlier.get("bot"), "context.bot"),
+            }
+        )
     metadata = raw.get("metadata") or {}
     if isinstance(metadata, str):
         try:
@@ -139,18 +149,30 @@ def item_content_clean(raw: Any) -> dict[str, Any]:
 
 def _version_of(item: DatasetItem, *, actor: Any) -> DatasetItemVersion:
     return DatasetItemVersion(
-        item=item, number=item.version, created_by=actor if getattr(actor, "pk", None) else None,
+        item=item,
+        number=item.version,
+        created_by=actor if getattr(actor, "pk", None) else None,
         **{name: getattr(item, name) for name in DatasetItem.CONTENT_FIELDS},
     )
 
 
-def dataset_items_create(*, dataset: Dataset, items: list[dict[str, Any]], actor: Any = None,
-                         source_turns: list[Turn | None] | None = None) -> list[DatasetItem]:
+def dataset_items_create(
+    *,
+    dataset: Dataset,
+    items: list[dict[str, Any]],
+    actor: Any = None,
+    source_turns: list[Turn | None] | None = None,
+) -> list[DatasetItem]:
     """Store cleaned items (version 1 each) in one transaction."""
     now = timezone.now()
     rows = [
-        DatasetItem(dataset=dataset, created_at=now, updated_at=now,
-                    source_turn=(source_turns[i] if source_turns else None), **content)
+        DatasetItem(
+            dataset=dataset,
+            created_at=now,
+            updated_at=now,
+            source_turn=(source_turns[i] if source_turns else None),
+            **content,
+        )
         for i, content in enumerate(items)
     ]
     with transaction.atomic():
@@ -159,7 +181,9 @@ def dataset_items_create(*, dataset: Dataset, items: list[dict[str, Any]], actor
     return created
 
 
-def dataset_item_update(*, item: DatasetItem, changes: dict[str, Any], actor: Any = None) -> DatasetItem:
+def dataset_item_update(
+    *, item: DatasetItem, changes: dict[str, Any], actor: Any = None
+) -> DatasetItem:
     """Apply `changes` (content fields) as a new version; no change, no new version."""
     changes = {k: v for k, v in changes.items() if k in DatasetItem.CONTENT_FIELDS}
     if all(getattr(item, k) == v for k, v in changes.items()):
@@ -178,19 +202,28 @@ def dataset_item_update(*, item: DatasetItem, changes: dict[str, Any], actor: An
 def dataset_item_version_ensure(*, item: DatasetItem, actor: Any = None) -> None:
     """After an edit made through a form (the admin saves the item itself): record its version."""
     latest = item.versions.order_by("-number").first()
-    if latest is None or any(getattr(latest, n) != getattr(item, n) for n in DatasetItem.CONTENT_FIELDS):
+    if latest is None or any(
+        getattr(latest, n) != getattr(item, n) for n in DatasetItem.CONTENT_FIELDS
+    ):
         item.version = (latest.number + 1) if latest else 1
-        DatasetItem.objects.filter(pk=item.pk).update(version=item.version, updated_at=timezone.now())
+        DatasetItem.objects.filter(pk=item.pk).update(
+            version=item.version, updated_at=timezone.now()
+        )
         _version_of(item, actor=actor).save()
 
 
 # --- from production -----------------------------------------------------------------------------
 
+
 def _context_of(turn: Turn, earlier: list[Turn]) -> list[dict[str, str]]:
-    return [{"user": t.user_message, "bot": t.bot_response} for t in earlier][-CONTEXT_TURNS_FROM_PRODUCTION:]
+    return [{"user": t.user_message, "bot": t.bot_response} for t in earlier][
+        -CONTEXT_TURNS_FROM_PRODUCTION:
+    ]
 
 
-def dataset_items_add_from_turns(*, dataset: Dataset, turns: QuerySet[Turn], actor: Any = None) -> TurnsAdded:
+def dataset_items_add_from_turns(
+    *, dataset: Dataset, turns: QuerySet[Turn], actor: Any = None
+) -> TurnsAdded:
     """Add production turns as items: the user message as input, earlier turns as context, the
     reviewer's corrected answer (when there is one) as the expected answer.
 
@@ -198,29 +231,49 @@ def dataset_items_add_from_turns(*, dataset: Dataset, turns: QuerySet[Turn], act
     chatbot's turns; a turn already in the dataset is skipped.
     """
     asked = list(turns.values_list("pk", flat=True))
-    eligible = list(dataset_eligible_turns(Turn.objects.filter(pk__in=asked)).select_related("conversation").order_by("pk"))
-    other_chatbot = [t for t in eligible if dataset.chatbot_id and t.chatbot_id != dataset.chatbot_id]
+    eligible = list(
+        dataset_eligible_turns(Turn.objects.filter(pk__in=asked))
+        .select_related("conversation")
+        .order_by("pk")
+    )
+    other_chatbot = [
+        t for t in eligible if dataset.chatbot_id and t.chatbot_id != dataset.chatbot_id
+    ]
     eligible = [t for t in eligible if t not in other_chatbot]
-    present = set(DatasetItem.objects.filter(dataset=dataset, source_turn__in=eligible).values_list("source_turn_id", flat=True))
+    present = set(
+        DatasetItem.objects.filter(dataset=dataset, source_turn__in=eligible).values_list(
+            "source_turn_id", flat=True
+        )
+    )
     new = [t for t in eligible if t.pk not in present]
     # Context turns pass the same gate (another end user's turn in a shared thread may not).
     conversation_ids = {t.conversation_id for t in new}
     earlier_by_conversation: dict[int, list[Turn]] = {}
-    for t in dataset_eligible_turns(Turn.objects.filter(conversation_id__in=conversation_ids)).order_by("sequence", "id"):
+    for t in dataset_eligible_turns(
+        Turn.objects.filter(conversation_id__in=conversation_ids)
+    ).order_by("sequence", "id"):
         earlier_by_conversation.setdefault(t.conversation_id, []).append(t)
     items, sources = [], []
     for turn in new:
-        earlier = [t for t in earlier_by_conversation.get(turn.conversation_id, [])
-                   if (t.sequence, t.pk) < (turn.sequence, turn.pk)]
-        items.append({
-            "external_id": turn.external_id or "",
-            "input": turn.user_message[:MAX_TEXT_CHARS],
-            "context": _context_of(turn, earlier),
-            "expected_answer": (turn.corrected_answer or "")[:MAX_TEXT_CHARS],
-            "expected_properties": [],
-            "tags": ["production"] + (["corrected"] if turn.corrected_answer else []),
-            "metadata": {"conversation": turn.conversation.external_id, "original_answer": turn.bot_response[:MAX_TEXT_CHARS]},
-        })
+        earlier = [
+            t
+            for t in earlier_by_conversation.get(turn.conversation_id, [])
+            if (t.sequence, t.pk) < (turn.sequence, turn.pk)
+        ]
+        items.append(
+            {
+                "external_id": turn.external_id or "",
+                "input": turn.user_message[:MAX_TEXT_CHARS],
+                "context": _context_of(turn, earlier),
+                "expected_answer": (turn.corrected_answer or "")[:MAX_TEXT_CHARS],
+                "expected_properties": [],
+                "tags": ["production"] + (["corrected"] if turn.corrected_answer else []),
+                "metadata": {
+                    "conversation": turn.conversation.external_id,
+                    "original_answer": turn.bot_response[:MAX_TEXT_CHARS],
+                },
+            }
+        )
         sources.append(turn)
     try:
         dataset_items_create(dataset=dataset, items=items, actor=actor, source_turns=sources)
@@ -229,7 +282,9 @@ def dataset_items_add_from_turns(*, dataset: Dataset, turns: QuerySet[Turn], act
         for content, turn in zip(items, sources, strict=True):
             try:
                 with transaction.atomic():
-                    dataset_items_create(dataset=dataset, items=[content], actor=actor, source_turns=[turn])
+                    dataset_items_create(
+                        dataset=dataset, items=[content], actor=actor, source_turns=[turn]
+                    )
             except IntegrityError:
                 present.add(turn.pk)
     return TurnsAdded(
@@ -242,6 +297,7 @@ def dataset_items_add_from_turns(*, dataset: Dataset, turns: QuerySet[Turn], act
 
 # --- upload and export ---------------------------------------------------------------------------
 
+
 def items_parse(*, content: bytes, filename: str = "") -> list[dict[str, Any]]:
     """Parse a JSONL or CSV upload into cleaned items; any bad line rejects the whole file."""
     try:
@@ -253,7 +309,10 @@ def items_parse(*, content: bytes, filename: str = "") -> list[dict[str, Any]]:
         reader = csv.DictReader(io.StringIO(text))
         if not reader.fieldnames or "input" not in reader.fieldnames:
             raise ItemInvalid("a CSV upload needs a header row with at least an input column")
-        rows = [(number + 2, {k: v for k, v in row.items() if k and v not in (None, "")}) for number, row in enumerate(reader)]
+        rows = [
+            (number + 2, {k: v for k, v in row.items() if k and v not in (None, "")})
+            for number, row in enumerate(reader)
+        ]
     else:
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -275,7 +334,9 @@ def items_parse(*, content: bytes, filename: str = "") -> list[dict[str, Any]]:
     return cleaned
 
 
-def dataset_items_import(*, dataset: Dataset, content: bytes, filename: str = "", actor: Any = None) -> int:
+def dataset_items_import(
+    *, dataset: Dataset, content: bytes, filename: str = "", actor: Any = None
+) -> int:
     items = items_parse(content=content, filename=filename)
     return len(dataset_items_create(dataset=dataset, items=items, actor=actor))
 
@@ -283,10 +344,19 @@ def dataset_items_import(*, dataset: Dataset, content: bytes, filename: str = ""
 def dataset_export_jsonl(*, dataset: Dataset) -> Iterator[str]:
     """One JSON line per item (current version), in the upload's format plus id and version."""
     for item in dataset.items.order_by("pk").iterator(chunk_size=500):
-        yield json.dumps({
-            "id": item.external_id or str(item.pk), "item": item.pk, "version": item.version,
-            **item.content(), "source_turn": item.source_turn_id,
-        }, ensure_ascii=False) + "\n"
+        yield (
+            json.dumps(
+                {
+                    "id": item.external_id or str(item.pk),
+                    "item": item.pk,
+                    "version": item.version,
+                    **item.content(),
+                    "source_turn": item.source_turn_id,
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
 
 
 def dataset_items_of(*, dataset: Dataset, ids: Iterable[int]) -> QuerySet[DatasetItem]:

@@ -28,8 +28,14 @@ _clients_lock = threading.Lock()
 
 
 class TargetError(Exception):
-    def __init__(self, message: str, *, permanent: bool, retry_after: float | None = None,
-                 calls: list[ModelCall] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        retry_after: float | None = None,
+        calls: list[ModelCall] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent
@@ -67,7 +73,8 @@ def target_config_check(target: ExperimentTarget) -> None:
         except ValueError:
             raise ValueError("the body template must be JSON") from None
         if not isinstance(target.secret_headers or {}, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in (target.secret_headers or {}).items()
+            isinstance(k, str) and isinstance(v, str)
+            for k, v in (target.secret_headers or {}).items()
         ):
             raise ValueError("secret headers must be a JSON object of strings")
 
@@ -79,7 +86,10 @@ def _client(base_url: str | None) -> openai.OpenAI:
         client = _clients.get(key)
         if client is None:
             client = _clients[key] = openai.OpenAI(
-                base_url=base_url, api_key=key[1], timeout=settings.OPENAI_TIMEOUT_SECONDS, max_retries=0,
+                base_url=base_url,
+                api_key=key[1],
+                timeout=settings.OPENAI_TIMEOUT_SECONDS,
+                max_retries=0,
             )
         return client
 
@@ -89,10 +99,16 @@ def _model_answer(target: ExperimentTarget, item: ItemInput) -> TargetAnswer:
     if target.system_prompt:
         messages.append({"role": "system", "content": target.system_prompt})
     for earlier in item.context:
-        messages += [{"role": "user", "content": earlier.get("user", "")},
-                     {"role": "assistant", "content": earlier.get("bot", "")}]
+        messages += [
+            {"role": "user", "content": earlier.get("user", "")},
+            {"role": "assistant", "content": earlier.get("bot", "")},
+        ]
     messages.append({"role": "user", "content": item.input})
-    record = ModelCall(model=target.model, input_text=item.input, metadata={"step": "target", "target": target.name})
+    record = ModelCall(
+        model=target.model,
+        input_text=item.input,
+        metadata={"step": "target", "target": target.name},
+    )
     if target.base_url:
         # Staff typed it: checked like every staff-set URL (the client then connects by name).
         try:
@@ -103,7 +119,9 @@ def _model_answer(target: ExperimentTarget, item: ItemInput) -> TargetAnswer:
     try:
         with model_call_timed(record):
             response = client.chat.completions.create(
-                model=target.model, messages=messages, temperature=target.temperature,
+                model=target.model,
+                messages=messages,
+                temperature=target.temperature,
             )
     except openai.APIStatusError as exc:
         transient = exc.status_code in TRANSIENT_STATUSES or exc.status_code >= 500
@@ -146,27 +164,43 @@ def answer_at(data: Any, path: str) -> Any:
 
 def _http_answer(target: ExperimentTarget, item: ItemInput) -> TargetAnswer:
     body = _filled(json.loads(target.body_template or '{"message": "{{input}}"}'), item)
-    headers = {"Content-Type": "application/json", "Accept": "application/json", **(target.secret_headers or {})}
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        **(target.secret_headers or {}),
+    }
     try:
         status, raw = outbound.exchange(
-            target.url, method=target.method, content=json.dumps(body).encode(), headers=headers,
-            timeout=settings.OPENAI_TIMEOUT_SECONDS, max_body_bytes=MAX_ANSWER_BYTES,
+            target.url,
+            method=target.method,
+            content=json.dumps(body).encode(),
+            headers=headers,
+            timeout=settings.OPENAI_TIMEOUT_SECONDS,
+            max_body_bytes=MAX_ANSWER_BYTES,
         )
     except outbound.OutboundRefused as exc:
         raise TargetError(f"URL {exc}", permanent=True) from None
     except outbound.OutboundUnreachable as exc:
-        raise TargetError(f"the endpoint did not answer{': ' + str(exc) if str(exc) else ''}", permanent=False) from None
+        raise TargetError(
+            f"the endpoint did not answer{': ' + str(exc) if str(exc) else ''}", permanent=False
+        ) from None
     if status != 200:
         transient = status in TRANSIENT_STATUSES or status >= 500
         raise TargetError(f"the endpoint answered HTTP {status}", permanent=not transient)
     try:
         answer = answer_at(json.loads(raw), target.answer_path)
     except (ValueError, KeyError):
-        raise TargetError(f"no answer at {target.answer_path!r} in the endpoint's JSON reply", permanent=True) from None
-    return TargetAnswer(output=answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False))
+        raise TargetError(
+            f"no answer at {target.answer_path!r} in the endpoint's JSON reply", permanent=True
+        ) from None
+    return TargetAnswer(
+        output=answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
+    )
 
 
-def target_answer(*, target: ExperimentTarget, item: ItemInput, provided: str | None = None) -> TargetAnswer:
+def target_answer(
+    *, target: ExperimentTarget, item: ItemInput, provided: str | None = None
+) -> TargetAnswer:
     """Ask the target for its answer to one item (uploaded answers come as `provided`)."""
     if target.kind == TargetKind.UPLOADED:
         if provided is None:

@@ -41,7 +41,10 @@ from apps.conversations.choices import Channel, FlagReason, ReviewStatus, RiskLe
 from apps.conversations.models import Conversation, LLMCall, Step, Turn
 from apps.core.admin import LargeTableAdmin
 from apps.core.text import ascii_int
-from apps.datasets.admin import add_conversations_to_dataset_admin_action, add_turns_to_dataset_admin_action
+from apps.datasets.admin import (
+    add_conversations_to_dataset_admin_action,
+    add_turns_to_dataset_admin_action,
+)
 from apps.evaluations.admin import EvaluationInline
 from apps.evaluations.choices import CRITERIA, Evaluator
 from apps.evaluations.models import Evaluation

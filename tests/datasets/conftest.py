@@ -47,18 +47,39 @@ def shop_model(request: dict[str, Any]) -> str:
         graded = json.loads(last.split("\n", 1)[1])["turn_to_grade"]
         bad = graded["bot"] == REFUSAL
         score = 2 if bad else 9
-        return json.dumps({"accuracy": score, "relevance": score, "clarity": 8, "helpfulness": score, "safety": 10,
-                           "hallucination": False,
-                           "reasoning": "Refuses a question it should answer." if bad else "Answers the question."})
+        return json.dumps(
+            {
+                "accuracy": score,
+                "relevance": score,
+                "clarity": 8,
+                "helpfulness": score,
+                "safety": 10,
+                "hallucination": False,
+                "reasoning": "Refuses a question it should answer."
+                if bad
+                else "Answers the question.",
+            }
+        )
     if system == REFERENCE_PROMPT:
         payload = json.loads(last)
         answer, expected = payload["answer"], payload["expected_answer"]
         shared = _words(answer) & _words(expected)
         correctness = None if not expected else (9 if len(shared) >= 3 else 1)
-        properties = [{"property": p, "passed": any(w in answer.lower() for w in _words(p) - {"must", "mention"}),
-                       "reason": "checked by the test server"} for p in payload["properties"]]
-        return json.dumps({"correctness": correctness, "correctness_reason": f"{len(shared)} shared words",
-                           "properties": properties})
+        properties = [
+            {
+                "property": p,
+                "passed": any(w in answer.lower() for w in _words(p) - {"must", "mention"}),
+                "reason": "checked by the test server",
+            }
+            for p in payload["properties"]
+        ]
+        return json.dumps(
+            {
+                "correctness": correctness,
+                "correctness_reason": f"{len(shared)} shared words",
+                "properties": properties,
+            }
+        )
     if system == WORSE_PROMPT and last in REFUND_QUESTIONS:
         return REFUSAL
     return ANSWERS.get(last, "I do not know that one.")
@@ -93,17 +114,34 @@ def production_turns(chatbot):
     for question in ANSWERS:
         conversation = make_conversation(chatbot)
         make_turn(conversation, user_message="Hello", bot_response="Hi! How can I help?")
-        turns.append(make_turn(conversation, user_message=question, bot_response="Please contact support.", is_flagged=True))
+        turns.append(
+            make_turn(
+                conversation,
+                user_message=question,
+                bot_response="Please contact support.",
+                is_flagged=True,
+            )
+        )
     return turns
 
 
 @pytest.fixture
 def targets(chatbot) -> dict[str, ExperimentTarget]:
     return {
-        "v1": ExperimentTarget.objects.create(name="prompt:v1", chatbot=chatbot, kind="model", model="shop-model",
-                                              system_prompt=GOOD_PROMPT),
-        "v2": ExperimentTarget.objects.create(name="prompt:v2", chatbot=chatbot, kind="model", model="shop-model",
-                                              system_prompt=WORSE_PROMPT),
+        "v1": ExperimentTarget.objects.create(
+            name="prompt:v1",
+            chatbot=chatbot,
+            kind="model",
+            model="shop-model",
+            system_prompt=GOOD_PROMPT,
+        ),
+        "v2": ExperimentTarget.objects.create(
+            name="prompt:v2",
+            chatbot=chatbot,
+            kind="model",
+            model="shop-model",
+            system_prompt=WORSE_PROMPT,
+        ),
     }
 
 

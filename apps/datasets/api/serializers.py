@@ -17,16 +17,41 @@ class DatasetSerializer(serializers.ModelSerializer):
 class DatasetItemSerializer(serializers.ModelSerializer):
     class Meta:
         model = DatasetItem
-        fields = ["id", "dataset", "version", "external_id", "input", "context", "expected_answer",
-                  "expected_properties", "tags", "metadata", "source_turn", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "dataset",
+            "version",
+            "external_id",
+            "input",
+            "context",
+            "expected_answer",
+            "expected_properties",
+            "tags",
+            "metadata",
+            "source_turn",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class ExperimentTargetSerializer(serializers.ModelSerializer):
     # secret_headers are write-only everywhere: never in an answer.
     class Meta:
         model = ExperimentTarget
-        fields = ["id", "name", "chatbot", "kind", "base_url", "model", "system_prompt", "temperature",
-                  "url", "method", "body_template", "answer_path"]
+        fields = [
+            "id",
+            "name",
+            "chatbot",
+            "kind",
+            "base_url",
+            "model",
+            "system_prompt",
+            "temperature",
+            "url",
+            "method",
+            "body_template",
+            "answer_path",
+        ]
 
 
 class ExperimentRunSerializer(serializers.ModelSerializer):
@@ -36,9 +61,26 @@ class ExperimentRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ExperimentRun
-        fields = ["id", "dataset", "dataset_slug", "target", "target_name", "status", "grader", "grader_version",
-                  "is_baseline", "total", "done", "failed", "average_score", "progress", "note",
-                  "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "dataset",
+            "dataset_slug",
+            "target",
+            "target_name",
+            "status",
+            "grader",
+            "grader_version",
+            "is_baseline",
+            "total",
+            "done",
+            "failed",
+            "average_score",
+            "progress",
+            "note",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
 
     def get_progress(self, run: ExperimentRun) -> dict:
         return run_progress(run)
@@ -49,15 +91,32 @@ class ExperimentItemResultSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ExperimentItemResult
-        fields = ["id", "item", "item_version", "status", "attempts", "output", "scores", "properties", "score",
-                  "reasoning", "reference_reasoning", "error", "duration_ms", "finished_at"]
+        fields = [
+            "id",
+            "item",
+            "item_version",
+            "status",
+            "attempts",
+            "output",
+            "scores",
+            "properties",
+            "score",
+            "reasoning",
+            "reference_reasoning",
+            "error",
+            "duration_ms",
+            "finished_at",
+        ]
 
 
 class ExperimentRunCreateSerializer(serializers.Serializer):
     dataset = serializers.CharField(help_text="Dataset id or slug.")
     target = serializers.CharField(help_text="Target name (e.g. prompt:v2).")
-    answers = serializers.DictField(child=serializers.CharField(allow_blank=True, max_length=20_000), required=False,
-                                    help_text="Uploaded-answers targets: output per item id.")
+    answers = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=20_000),
+        required=False,
+        help_text="Uploaded-answers targets: output per item id.",
+    )
     note = serializers.CharField(required=False, allow_blank=True, max_length=300)
 
 

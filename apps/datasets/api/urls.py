@@ -2,7 +2,17 @@ from rest_framework.routers import SimpleRouter
 
 from . import views
 
-router = SimpleRouter(trailing_slash="/?")
+
+class OptionalSlashRouter(SimpleRouter):
+    """`POST /api/v1/datasets/{id}/items` as the issue writes it, and with the slash the other
+    staff endpoints use (no redirect: a redirected POST loses its body)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
 router.register("datasets", views.DatasetViewSet, basename="dataset")
 router.register("dataset-items", views.DatasetItemViewSet, basename="dataset-item")
 router.register("experiment-targets", views.ExperimentTargetViewSet, basename="experiment-target")

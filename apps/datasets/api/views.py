@@ -6,8 +6,6 @@ chatbot) only to those who see every chatbot. Out of scope looks the same as mis
 
 from __future__ import annotations
 
-
-
 from django.db.models import Count, QuerySet
 from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
@@ -43,7 +41,11 @@ def targets_for(user) -> QuerySet[ExperimentTarget]:
 
 def _by_id_or_slug(queryset: QuerySet, value: str, *, field: str, what: str):
     value = str(value).strip()
-    found = queryset.filter(pk=int(value)).first() if value.isdigit() else queryset.filter(**{field: value}).first()
+    found = (
+        queryset.filter(pk=int(value)).first()
+        if value.isdigit()
+        else queryset.filter(**{field: value}).first()
+    )
     if found is None:
         raise ValidationError({what: [f"No {what} {value!r} among those you may use."]})
     return found
@@ -61,14 +63,25 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         chatbot = serializer.validated_data.get("chatbot")
         user = self.request.user
         if chatbot is None and not user_sees_all_chatbots(user):
-            raise ValidationError({"chatbot": ["Only staff who see every chatbot may create a shared dataset."]})
-        if chatbot is not None and not chatbot_scoped(type(chatbot).objects.filter(pk=chatbot.pk), user, field="pk").exists():
+            raise ValidationError(
+                {"chatbot": ["Only staff who see every chatbot may create a shared dataset."]}
+            )
+        if (
+            chatbot is not None
+            and not chatbot_scoped(
+                type(chatbot).objects.filter(pk=chatbot.pk), user, field="pk"
+            ).exists()
+        ):
             raise ValidationError({"chatbot": ["Not a chatbot you may use."]})
         serializer.save(created_by=user)
 
-    @extend_schema(request={"application/json": {"type": "array", "items": {"type": "object"}}},
-                   responses={201: {"type": "object"}})
-    @action(detail=True, methods=["post"], url_path="items", filterset_class=None, pagination_class=None)
+    @extend_schema(
+        request={"application/json": {"type": "array", "items": {"type": "object"}}},
+        responses={201: {"type": "object"}},
+    )
+    @action(
+        detail=True, methods=["post"], url_path="items", filterset_class=None, pagination_class=None
+    )
     def items(self, request: Request, pk: str | None = None) -> Response:
         """Add items: a JSON array of {"input", "context", "expected_answer", "expected_properties",
         "tags", "metadata", "id"} (or {"items": [...]}). All or nothing: a bad item is a 400 naming it."""
@@ -81,7 +94,9 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         if not isinstance(body, list) or not body:
             raise ValidationError({"items": ["Send a non-empty JSON array of items."]})
         if len(body) > services.MAX_IMPORT_ITEMS:
-            raise ValidationError({"items": [f"At most {services.MAX_IMPORT_ITEMS} items per request."]})
+            raise ValidationError(
+                {"items": [f"At most {services.MAX_IMPORT_ITEMS} items per request."]}
+            )
         cleaned = []
         for index, raw in enumerate(body):
             try:
@@ -89,14 +104,21 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             except services.ItemInvalid as exc:
                 raise ValidationError({"items": [f"item {index}: {exc}"]}) from None
         created = services.dataset_items_create(dataset=dataset, items=cleaned, actor=request.user)
-        return Response({"created": len(created), "ids": [i.pk for i in created]}, status=status.HTTP_201_CREATED)
+        return Response(
+            {"created": len(created), "ids": [i.pk for i in created]},
+            status=status.HTTP_201_CREATED,
+        )
 
-    @action(detail=True, methods=["get"], url_path="export", filterset_class=None, pagination_class=None)
+    @action(
+        detail=True, methods=["get"], url_path="export", filterset_class=None, pagination_class=None
+    )
     def export(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
         """The items as JSONL (one object a line, the upload's format plus item id and version)."""
         unknown_query_params_reject(request, ())
         dataset = self.get_object()
-        response = StreamingHttpResponse(services.dataset_export_jsonl(dataset=dataset), content_type="application/jsonl")
+        response = StreamingHttpResponse(
+            services.dataset_export_jsonl(dataset=dataset), content_type="application/jsonl"
+        )
         response["Content-Disposition"] = f'attachment; filename="{dataset.slug}.jsonl"'
         return response
 
@@ -145,7 +167,9 @@ class ExperimentRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSe
     pagination_class = NewestFirst
 
     def get_queryset(self) -> QuerySet[ExperimentRun]:
-        return ExperimentRun.objects.filter(dataset__in=datasets_for(self.request.user)).select_related("dataset", "target")
+        return ExperimentRun.objects.filter(
+            dataset__in=datasets_for(self.request.user)
+        ).select_related("dataset", "target")
 
     def _create(self, data: dict) -> ExperimentRun:
         user = self.request.user
@@ -153,12 +177,19 @@ class ExperimentRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSe
         target = _by_id_or_slug(targets_for(user), data["target"], field="name", what="target")
         try:
             return experiments.experiment_run_create(
-                dataset=dataset, target=target, actor=user, answers=data.get("answers"), note=data.get("note", ""),
+                dataset=dataset,
+                target=target,
+                actor=user,
+                answers=data.get("answers"),
+                note=data.get("note", ""),
             )
         except experiments.ExperimentError as exc:
             raise ValidationError({"detail": [str(exc)]}) from None
 
-    @extend_schema(request=serializers.ExperimentRunCreateSerializer, responses={201: serializers.ExperimentRunSerializer})
+    @extend_schema(
+        request=serializers.ExperimentRunCreateSerializer,
+        responses={201: serializers.ExperimentRunSerializer},
+    )
     def create(self, request: Request, *args, **kwargs) -> Response:
         form = serializers.ExperimentRunCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -167,15 +198,19 @@ class ExperimentRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSe
         return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: serializers.ExperimentItemResultSerializer(many=True)})
-    @action(detail=True, methods=["get"], filterset_class=filtersets.ExperimentItemResultFilterSet)
+    @action(detail=True, methods=["get"], filterset_class=None)
     def results(self, request: Request, pk: str | None = None) -> Response:
         run = self.get_object()
         queryset = self.filter_queryset_for(request, run.results.select_related("item_version"))
         page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(serializers.ExperimentItemResultSerializer(page, many=True).data)
+        return self.get_paginated_response(
+            serializers.ExperimentItemResultSerializer(page, many=True).data
+        )
 
     def filter_queryset_for(self, request: Request, queryset: QuerySet) -> QuerySet:
-        filterset = filtersets.ExperimentItemResultFilterSet(request.query_params, queryset=queryset)
+        filterset = filtersets.ExperimentItemResultFilterSet(
+            request.query_params, queryset=queryset
+        )
         unknown_query_params_reject(request, filterset.filters, view=self)
         if not filterset.is_valid():
             raise ValidationError(filterset.errors)
@@ -201,13 +236,22 @@ class ExperimentRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSe
         experiments.experiment_baseline_set(run=run)
         return Response(self.get_serializer(run).data)
 
-    @action(detail=True, methods=["post"], url_path="rerun-failed", filterset_class=None, pagination_class=None)
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="rerun-failed",
+        filterset_class=None,
+        pagination_class=None,
+    )
     def rerun_failed(self, request: Request, pk: str | None = None) -> Response:
         run = self.get_object()
         count = experiments.experiment_failed_rerun(run=run)
         return Response({"queued": count})
 
-    @extend_schema(request=serializers.GateSerializer, responses={200: {"type": "object"}, 202: {"type": "object"}})
+    @extend_schema(
+        request=serializers.GateSerializer,
+        responses={200: {"type": "object"}, 202: {"type": "object"}},
+    )
     @action(detail=False, methods=["post"], filterset_class=None, pagination_class=None)
     def gate(self, request: Request) -> Response:
         """The CI gate: create a run, wait up to `wait_seconds`, compare with the baseline.
@@ -216,35 +260,60 @@ class ExperimentRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSe
         form.is_valid(raise_exception=True)
         data = form.validated_data
         run = self._create(data)
-        params = {"baseline": data["baseline"], "max_drop": data["max_drop"], "max_regressions": data["max_regressions"]}
-        if not experiments.experiment_run_wait(run=run, timeout_seconds=data["wait_seconds"], poll_seconds=1.0):
-            return Response({"run": self.get_serializer(run).data, "finished": False, **params}, status=status.HTTP_202_ACCEPTED)
+        params = {
+            "baseline": data["baseline"],
+            "max_drop": data["max_drop"],
+            "max_regressions": data["max_regressions"],
+        }
+        if not experiments.experiment_run_wait(
+            run=run, timeout_seconds=data["wait_seconds"], poll_seconds=1.0
+        ):
+            return Response(
+                {"run": self.get_serializer(run).data, "finished": False, **params},
+                status=status.HTTP_202_ACCEPTED,
+            )
         return Response(self._verdict(run, **params))
 
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
     def verdict(self, request: Request, pk: str | None = None) -> Response:
         """The gate's verdict for a run: `?baseline=latest|<id>&max_drop=0.3&max_regressions=0`."""
         unknown_query_params_reject(request, ("baseline", "max_drop", "max_regressions"))
-        form = serializers.GateSerializer(data={"dataset": "-", "target": "-", **request.query_params.dict()})
+        form = serializers.GateSerializer(
+            data={"dataset": "-", "target": "-", **request.query_params.dict()}
+        )
         form.is_valid(raise_exception=True)
         run = self.get_object()
         if run.status not in ("done", "failed"):
-            return Response({"run": self.get_serializer(run).data, "finished": False}, status=status.HTTP_202_ACCEPTED)
+            return Response(
+                {"run": self.get_serializer(run).data, "finished": False},
+                status=status.HTTP_202_ACCEPTED,
+            )
         data = form.validated_data
-        return Response(self._verdict(run, baseline=data["baseline"], max_drop=data["max_drop"],
-                                      max_regressions=data["max_regressions"]))
+        return Response(
+            self._verdict(
+                run,
+                baseline=data["baseline"],
+                max_drop=data["max_drop"],
+                max_regressions=data["max_regressions"],
+            )
+        )
 
-    def _verdict(self, run: ExperimentRun, *, baseline: str, max_drop: float, max_regressions: int) -> dict:
+    def _verdict(
+        self, run: ExperimentRun, *, baseline: str, max_drop: float, max_regressions: int
+    ) -> dict:
         try:
-            result = experiments.experiment_gate(run=run, baseline_spec=baseline, max_drop=max_drop,
-                                                 max_regressions=max_regressions)
+            result = experiments.experiment_gate(
+                run=run, baseline_spec=baseline, max_drop=max_drop, max_regressions=max_regressions
+            )
         except (experiments.ExperimentError, ValueError) as exc:
             raise ValidationError({"baseline": [str(exc)]}) from None
         return {
-            "run": self.get_serializer(run).data, "finished": True, "passed": result.passed, "reasons": result.reasons,
+            "run": self.get_serializer(run).data,
+            "finished": True,
+            "passed": result.passed,
+            "reasons": result.reasons,
             "baseline": result.baseline.pk if result.baseline else None,
-            "comparison": result.comparison.as_json(with_items=False) if result.comparison else None,
+            "comparison": result.comparison.as_json(with_items=False)
+            if result.comparison
+            else None,
         }
-
-
-

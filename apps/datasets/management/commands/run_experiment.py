@@ -18,16 +18,35 @@ from apps.datasets.models import Dataset, ExperimentTarget
 
 
 class Command(BaseCommand):
-    help = "Run a dataset against a target and fail (exit 1) when it regressed against the baseline."
+    help = (
+        "Run a dataset against a target and fail (exit 1) when it regressed against the baseline."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--dataset", required=True, help="Dataset slug.")
-        parser.add_argument("--target", required=True, help="Experiment target name (e.g. prompt:v2).")
-        parser.add_argument("--baseline", default="latest", help="'latest' (the baseline run, else the newest finished one) or a run id.")
-        parser.add_argument("--max-drop", type=float, default=0.3, help="Largest allowed drop of the average score (0–10).")
-        parser.add_argument("--max-regressions", type=int, default=0, help="Most items allowed to regress.")
-        parser.add_argument("--timeout", type=float, default=1800.0, help="Seconds to wait for the workers.")
-        parser.add_argument("--mark-baseline", action="store_true", help="Mark the run as baseline when it passes.")
+        parser.add_argument(
+            "--target", required=True, help="Experiment target name (e.g. prompt:v2)."
+        )
+        parser.add_argument(
+            "--baseline",
+            default="latest",
+            help="'latest' (the baseline run, else the newest finished one) or a run id.",
+        )
+        parser.add_argument(
+            "--max-drop",
+            type=float,
+            default=0.3,
+            help="Largest allowed drop of the average score (0–10).",
+        )
+        parser.add_argument(
+            "--max-regressions", type=int, default=0, help="Most items allowed to regress."
+        )
+        parser.add_argument(
+            "--timeout", type=float, default=1800.0, help="Seconds to wait for the workers."
+        )
+        parser.add_argument(
+            "--mark-baseline", action="store_true", help="Mark the run as baseline when it passes."
+        )
         parser.add_argument("--note", default="", help="Stored on the run (e.g. the commit).")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -40,16 +59,24 @@ class Command(BaseCommand):
         if options["max_drop"] < 0 or options["max_regressions"] < 0:
             raise CommandError("--max-drop and --max-regressions must not be negative")
         try:
-            run = experiments.experiment_run_create(dataset=dataset, target=target, note=options["note"])
+            run = experiments.experiment_run_create(
+                dataset=dataset, target=target, note=options["note"]
+            )
         except experiments.ExperimentError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"run {run.pk}: {run.total} item(s) of {dataset.slug} against {target.name}")
+        self.stdout.write(
+            f"run {run.pk}: {run.total} item(s) of {dataset.slug} against {target.name}"
+        )
         if not experiments.experiment_run_wait(run=run, timeout_seconds=options["timeout"]):
-            self.stderr.write(f"run {run.pk} not finished after {options['timeout']:.0f} s ({run.done + run.failed}/{run.total})")
+            self.stderr.write(
+                f"run {run.pk} not finished after {options['timeout']:.0f} s ({run.done + run.failed}/{run.total})"
+            )
             raise SystemExit(2)
         try:
             result = experiments.experiment_gate(
-                run=run, baseline_spec=options["baseline"], max_drop=options["max_drop"],
+                run=run,
+                baseline_spec=options["baseline"],
+                max_drop=options["max_drop"],
                 max_regressions=options["max_regressions"],
             )
         except (experiments.ExperimentError, ValueError) as exc:
@@ -64,7 +91,9 @@ class Command(BaseCommand):
 
     def _summary(self, result: experiments.GateResult) -> None:
         run = result.run
-        self.stdout.write(f"run {run.pk}: {run.done} done, {run.failed} failed, average {run.average_score}")
+        self.stdout.write(
+            f"run {run.pk}: {run.done} done, {run.failed} failed, average {run.average_score}"
+        )
         if result.comparison is None:
             self.stdout.write("no baseline to compare with (first run of this dataset)")
             return
@@ -82,7 +111,11 @@ class Command(BaseCommand):
                 f"{row['criterion']:<14}{cell(row['base_average'], 10)}{cell(row['candidate_average'], 10)}"
                 f"{cell(row['average_delta'], 9)}{cell(row['base_pass_rate'], 13)}{cell(row['candidate_pass_rate'], 12)}"
             )
-        self.stdout.write(f"regressed: {len(comparison.regressed)} · improved: {len(comparison.improved)}")
+        self.stdout.write(
+            f"regressed: {len(comparison.regressed)} · improved: {len(comparison.improved)}"
+        )
         for item in comparison.regressed:
-            self.stdout.write(f"  REGRESSED item {item['item']}: {item['base_score']} → {item['candidate_score']} "
-                              f"({item['delta']:+.2f}) {item['input'][:80]!r}")
+            self.stdout.write(
+                f"  REGRESSED item {item['item']}: {item['base_score']} → {item['candidate_score']} "
+                f"({item['delta']:+.2f}) {item['input'][:80]!r}"
+            )
