@@ -67,8 +67,11 @@ def experiment_run_create(
     actor: Any = None,
     answers: dict[str, str] | None = None,
     note: str = "",
+    grader: str | None = None,
 ) -> ExperimentRun:
     """Create a run over the dataset's current item versions and queue its chunks after commit.
+
+    `grader`: the judge backend kind (default JUDGE_BACKEND; the demo forces "heuristic").
 
     `answers` (uploaded-answers targets): output per item, keyed by the item's upload id or its
     chatmon id; an item without one fails with that reason.
@@ -82,7 +85,7 @@ def experiment_run_create(
     if target.kind != TargetKind.UPLOADED and answers:
         raise ExperimentError("answers can only be given for an uploaded-answers target")
     chatbot = grading_chatbot(dataset=dataset, target=target)
-    kind = grader_kind()
+    kind = grader or grader_kind()
     versions = list(
         DatasetItemVersion.objects.filter(item__dataset=dataset, number=F("item__version"))
         .select_related("item")
