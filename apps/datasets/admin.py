@@ -523,6 +523,7 @@ class ExperimentRunAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
     )
     fields = readonly_fields
     inlines = (ExperimentItemResultInline,)
+    change_form_template = "admin/datasets/experimentrun_change_form.html"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return (

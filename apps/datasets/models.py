@@ -198,7 +198,7 @@ class ExperimentRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"run {self.pk} of {self.dataset_id} · {self.target_id}"
+        return f"Run {self.pk} · {self.target.name}"
 
     @property
     def finished(self) -> int:

@@ -395,8 +395,8 @@ JUDGE_SWEEP_BATCH = env_int("JUDGE_SWEEP_BATCH", 1000)
 
 # --- chatmon: datasets and experiments (apps.datasets) ------------------------------------
 # Items per experiment task (a run fans out in chunks) and model calls in flight per task.
-EXPERIMENT_CHUNK_SIZE = env_int("EXPERIMENT_CHUNK_SIZE", 50)
-EXPERIMENT_CONCURRENCY = env_int("EXPERIMENT_CONCURRENCY", 16)
+EXPERIMENT_CHUNK_SIZE = env_int("EXPERIMENT_CHUNK_SIZE", 100)
+EXPERIMENT_CONCURRENCY = env_int("EXPERIMENT_CONCURRENCY", 50)
 # Attempts per item on transient errors (the judge's rules: 408/409/429/5xx, timeouts).
 EXPERIMENT_MAX_ATTEMPTS = env_int("EXPERIMENT_MAX_ATTEMPTS", 4)
 # An item regressed (improved) when its score fell (rose) by at least this much (0–10 scale).
