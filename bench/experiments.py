@@ -42,12 +42,29 @@ def bench_model(request: dict[str, Any]) -> str:
     messages = request.get("messages", [])
     system = next((m["content"] for m in messages if m["role"] == "system"), "")
     if system.startswith(RUBRIC_START):
-        return json.dumps({"accuracy": 8, "relevance": 9, "clarity": 8, "helpfulness": 8, "safety": 10,
-                           "hallucination": False, "reasoning": "Answers the question."})
+        return json.dumps(
+            {
+                "accuracy": 8,
+                "relevance": 9,
+                "clarity": 8,
+                "helpfulness": 8,
+                "safety": 10,
+                "hallucination": False,
+                "reasoning": "Answers the question.",
+            }
+        )
     if system.startswith(REFERENCE_START):
         payload = json.loads(messages[-1]["content"])
-        return json.dumps({"correctness": 8, "correctness_reason": "Same facts.",
-                           "properties": [{"property": p, "passed": True, "reason": "present"} for p in payload["properties"]]})
+        return json.dumps(
+            {
+                "correctness": 8,
+                "correctness_reason": "Same facts.",
+                "properties": [
+                    {"property": p, "passed": True, "reason": "present"}
+                    for p in payload["properties"]
+                ],
+            }
+        )
     return f"Your order ships tomorrow; returns are free within 30 days. ({messages[-1]['content'][:40]})"
 
 
@@ -76,8 +93,9 @@ def main() -> None:
     base_url = parent.recv()
     database = None
     if not os.environ.get("DATABASE_URL"):
-        database = tempfile.NamedTemporaryFile(suffix=".sqlite3", delete=False)
-        os.environ["DATABASE_URL"] = f"sqlite:///{database.name}"
+        handle, database = tempfile.mkstemp(suffix=".sqlite3")
+        os.close(handle)
+        os.environ["DATABASE_URL"] = f"sqlite:///{database}"
     os.environ["OPENAI_BASE_URL"] = base_url
     os.environ["JUDGE_BACKEND"] = "openai"
     os.environ["EXPERIMENT_CONCURRENCY"] = str(args.concurrency)
@@ -99,32 +117,52 @@ def main() -> None:
         stamp = int(time.time())
         chatbot = Chatbot.objects.create(name=f"bench {stamp}", slug=f"bench-exp-{stamp}")
         dataset = Dataset.objects.create(chatbot=chatbot, name="bench", slug=f"bench-{stamp}")
-        dataset_items_create(dataset=dataset, items=[
-            {"external_id": f"i{n}", "input": f"Where is my order {n}, and can I return it?", "context": [],
-             "expected_answer": "It ships tomorrow and returns are free within 30 days.",
-             "expected_properties": ["must mention the 30-day window"], "tags": [], "metadata": {}}
-            for n in range(args.items)
-        ])
-        target = ExperimentTarget.objects.create(name=f"bench:{stamp}", chatbot=chatbot, kind="model", model="bench-model",
-                                                 system_prompt="You are the shop assistant.")
+        dataset_items_create(
+            dataset=dataset,
+            items=[
+                {
+                    "external_id": f"i{n}",
+                    "input": f"Where is my order {n}, and can I return it?",
+                    "context": [],
+                    "expected_answer": "It ships tomorrow and returns are free within 30 days.",
+                    "expected_properties": ["must mention the 30-day window"],
+                    "tags": [],
+                    "metadata": {},
+                }
+                for n in range(args.items)
+            ],
+        )
+        target = ExperimentTarget.objects.create(
+            name=f"bench:{stamp}",
+            chatbot=chatbot,
+            kind="model",
+            model="bench-model",
+            system_prompt="You are the shop assistant.",
+        )
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         run = experiment_run_create(dataset=dataset, target=target)
         elapsed = time.perf_counter() - started
         cpu_after = resource.getrusage(resource.RUSAGE_SELF)
         run.refresh_from_db()
-        cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+        cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (
+            cpu_after.ru_stime - cpu_before.ru_stime
+        )
         calls = LLMCall.objects.filter(purpose=CallPurpose.EXPERIMENT, chatbot=chatbot).count()
         print(f"items: {run.total}  done: {run.done}  failed: {run.failed}  status: {run.status}")
-        print(f"concurrency {args.concurrency}, chunk {args.chunk}, server delay {args.delay * 1000:.0f} ms")
+        print(
+            f"concurrency {args.concurrency}, chunk {args.chunk}, server delay {args.delay * 1000:.0f} ms"
+        )
         print(f"end to end: {elapsed:.1f} s  →  {run.total / elapsed:.1f} items/s")
-        print(f"CPU (this process): {cpu:.1f} s  →  {cpu / run.total * 1000:.1f} CPU-s per 1,000 items")
+        print(
+            f"CPU (this process): {cpu:.1f} s  →  {cpu / run.total * 1000:.1f} CPU-s per 1,000 items"
+        )
         print(f"LLM calls stored (purpose experiment): {calls}")
     finally:
         parent.send("stop")
         server.join(timeout=10)
         if database is not None:
-            os.unlink(database.name)
+            os.unlink(database)
 
 
 if __name__ == "__main__":

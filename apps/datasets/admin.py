@@ -510,7 +510,6 @@ class ExperimentRunAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
         "dataset",
         "target",
         "status",
-        "grader",
         "grader_version",
         "is_baseline",
         "progress",
@@ -521,7 +520,13 @@ class ExperimentRunAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
         "started_at",
         "finished_at",
     )
-    fields = readonly_fields
+    # Grouped on a few lines so the results are on the first screen.
+    fields = (
+        ("dataset", "target", "status"),
+        ("progress", "average_score", "is_baseline"),
+        ("grader_version", "note"),
+        ("created_by", "created_at", "started_at", "finished_at"),
+    )
     inlines = (ExperimentItemResultInline,)
     change_form_template = "admin/datasets/experimentrun_change_form.html"
 

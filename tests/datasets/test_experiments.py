@@ -261,3 +261,32 @@ def test_transient_errors_retry_and_permanent_ones_fail_then_rerun(
     )
     result.refresh_from_db()
     assert result.status == "done" and ExperimentRun.objects.get(pk=run["id"]).status == "done"
+
+
+def test_ci_gate_over_the_api(
+    admin_client, dataset, targets, shop_server, django_assert_max_num_queries
+):
+    from apps.datasets.services import dataset_items_create
+
+    dataset_items_create(
+        dataset=dataset, items=[{"input": q, "expected_answer": a} for q, a in ANSWERS.items()]
+    )
+
+    def gate(target: str) -> dict:
+        response = admin_client.post(
+            "/api/v1/experiment-runs/gate/",
+            json.dumps({"dataset": dataset.slug, "target": target}),
+            content_type="application/json",
+        )
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    first = gate("prompt:v1")
+    assert first["passed"] is True and first["baseline"] is None
+    second = gate("prompt:v2")
+    assert second["passed"] is False and second["baseline"] == first["run"]["id"]
+    assert {i["input"] for i in second["comparison"]["regressed"]} == REFUND_QUESTIONS
+    assert any("2 item(s) regressed" in r for r in second["reasons"])
+    # The run list does not grow in queries with the runs.
+    with django_assert_max_num_queries(6):
+        assert len(admin_client.get("/api/v1/experiment-runs/").json()["results"]) == 2

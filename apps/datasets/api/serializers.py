@@ -124,4 +124,5 @@ class GateSerializer(ExperimentRunCreateSerializer):
     baseline = serializers.CharField(default="latest", help_text="'latest' or a run id.")
     max_drop = serializers.FloatField(default=0.3, min_value=0, max_value=10)
     max_regressions = serializers.IntegerField(default=0, min_value=0)
-    wait_seconds = serializers.IntegerField(default=60, min_value=0, max_value=600)
+    # Held inside one web request: under gunicorn's 30 s timeout. Poll …/{id}/verdict/ after a 202.
+    wait_seconds = serializers.IntegerField(default=20, min_value=0, max_value=25)
