@@ -153,7 +153,10 @@ def test_scoping_non_staff_and_other_chatbots(
     # charlie is assigned to nothing.
     assert charlie_client.get("/api/v1/datasets/").json()["results"] == []
     assert charlie_client.get(f"/api/v1/datasets/{shop_dataset.pk}/").status_code == 404
-    # The admin is scoped the same way.
+    # The admin is scoped the same way: bob (Reviewer role) works on his chatbot's dataset only.
+    assert bob_client.get(reverse("admin:datasets_dataset_change", args=[shop_dataset.pk])).status_code == 200
+    assert bob_client.get(reverse("admin:datasets_experimentrun_changelist")).status_code == 200
+    assert bob_client.get(reverse("admin:datasets_experimenttarget_add")).status_code == 403
     assert (
         bob_client.get(reverse("admin:datasets_dataset_change", args=[hr_dataset.pk])).status_code
         == 404
