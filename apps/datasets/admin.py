@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
@@ -323,8 +324,46 @@ class DatasetAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
         )
 
 
+class DatasetItemForm(forms.ModelForm):
+    """The API's and the upload's validation, so an item edited here is shaped the same."""
+
+    class Meta:
+        model = DatasetItem
+        fields = (
+            "dataset",
+            "external_id",
+            "input",
+            "context",
+            "expected_answer",
+            "expected_properties",
+            "tags",
+            "metadata",
+        )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        raw = {
+            name: data.get(name)
+            for name in (
+                "input",
+                "context",
+                "expected_answer",
+                "expected_properties",
+                "tags",
+                "metadata",
+            )
+        }
+        try:
+            cleaned = services.item_content_clean({**raw, "id": data.get("external_id") or ""})
+        except services.ItemInvalid as exc:
+            raise forms.ValidationError(str(exc)) from None
+        data.update(cleaned)
+        return data
+
+
 @admin.register(DatasetItem)
 class DatasetItemAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
+    form = DatasetItemForm
     chatbot_scope_field = "dataset__chatbot"
     list_display = (
         "id",
@@ -612,6 +651,7 @@ class ExperimentRunAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
             "changed_items": changed,
             "regressed_ids": {i["item"] for i in comparison.regressed},
             "improved_ids": {i["item"] for i in comparison.improved},
+            "threshold": settings.EXPERIMENT_REGRESSION_DELTA,
         }
         return TemplateResponse(request, "admin/datasets/compare.html", context)
 

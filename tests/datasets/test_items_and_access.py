@@ -154,7 +154,10 @@ def test_scoping_non_staff_and_other_chatbots(
     assert charlie_client.get("/api/v1/datasets/").json()["results"] == []
     assert charlie_client.get(f"/api/v1/datasets/{shop_dataset.pk}/").status_code == 404
     # The admin is scoped the same way: bob (Reviewer role) works on his chatbot's dataset only.
-    assert bob_client.get(reverse("admin:datasets_dataset_change", args=[shop_dataset.pk])).status_code == 200
+    assert (
+        bob_client.get(reverse("admin:datasets_dataset_change", args=[shop_dataset.pk])).status_code
+        == 200
+    )
     assert bob_client.get(reverse("admin:datasets_experimentrun_changelist")).status_code == 200
     assert bob_client.get(reverse("admin:datasets_experimenttarget_add")).status_code == 403
     assert (
@@ -215,6 +218,25 @@ def test_admin_upload_jsonl_and_csv_edit_makes_a_version(admin_client, shop_data
         (1, "It ships today."),
         (2, "It ships today by noon."),
     ]
+    # The admin validates like the API: properties must be strings.
+    response = admin_client.post(
+        change,
+        {
+            "dataset": shop_dataset.pk,
+            "external_id": "",
+            "input": item.input,
+            "context": "[]",
+            "expected_answer": "x",
+            "expected_properties": "[1, 2]",
+            "tags": "[]",
+            "metadata": "{}",
+        },
+    )
+    assert (
+        response.status_code == 200
+        and b"expected_properties must be a list of strings" in response.content
+    )
+    assert DatasetItem.objects.get(pk=item.pk).version == 2
     page = admin_client.get(reverse("admin:datasets_dataset_change", args=[shop_dataset.pk]))
     assert (
         page.status_code == 200
