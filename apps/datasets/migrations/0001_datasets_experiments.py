@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('chatbots', '0003_chatbot_session_gap'),
-        ('conversations', '0011_datasets_experiments'),
+        ('conversations', '0011_llmcall_purpose_experiment'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
