@@ -255,7 +255,7 @@ def _turn_prepare(chatbot: Chatbot, index: int, data: TurnInput, rules: list) ->
         index=index, data=data, prompt_tokens=prompt, completion_tokens=completion,
         tokens_estimated=estimated or any(c.tokens_estimated for c in calls), cost_usd=cost, calls=calls,
         verdict=verdict, flag_reasons=flag_reasons, sampled=sampled,
-        end_user_hash=end_user_hash(chatbot_id=chatbot.pk, user_id=data.user_id) if data.user_id else "",
+        end_user_hash=end_user_hash(chatbot_id=chatbot.pk, user_id=data.user_id) if data.user_id else data.end_user_hash,
         pii_found=pii_found, steps=steps,
     )
     return prepared.with_calls(calls)

@@ -162,6 +162,9 @@ class TurnInput:
     # Never from the client: counts of what a caller redacted before building this turn (OTLP
     # log content redacted while it waited for its span), added to the turn's own.
     pii_found: dict[str, int] = field(default_factory=dict)
+    # Never from the client: the end user as already hashed by a caller that no longer has the
+    # raw id (an OTLP turn built from log content after its span, apps/otel/log_events.py).
+    end_user_hash: str = ""
 
 
 class _Reader:

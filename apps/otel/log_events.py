@@ -39,6 +39,9 @@ from .spans import Span, messages_text, text_clip
 logger = logging.getLogger(__name__)
 
 GENAI_EVENTS = set(MESSAGE_EVENTS) | {CHOICE_EVENT} | DETAILS_EVENTS
+# metadata["otel"] key of a content-less span's LLM call: its end user's keyed hash
+# (apps.privacy.hashing), for the turn its log content builds later.
+PENDING_END_USER_KEY = "end_user_hash"
 
 
 def pending_content_merge(chatbot: Chatbot, spans: list[Span]) -> list[int]:
@@ -189,17 +192,20 @@ def span_contents_apply(*, chatbot: Chatbot, keys: list[str]) -> int:
         user_message, answer = content.user_message(), content.answer()
         if (call.turn_id is None and call.turn_external_id == call.external_id and operation in TURN_OPERATIONS
                 and user_message is not None and answer is not None and call.conversation is not None):
+            otel = dict(call.metadata.get("otel") or {})
+            hashed_end_user = str(otel.pop(PENDING_END_USER_KEY, "") or "")
             try:
                 turn = parse_turn({
                     "conversation_id": call.conversation.external_id, "turn_id": call.external_id,
                     "user_message": text_clip(user_message), "bot_response": text_clip(answer),
                     "timestamp": (call.timestamp + timedelta(milliseconds=call.duration_ms or 0)).isoformat(),
                     "latency_ms": call.duration_ms, "error": call.error or (not call.success),
-                    "model": call.model, "metadata": {"otel": call.metadata.get("otel") or {}},
+                    "model": call.model, "metadata": {"otel": otel},
                     # Measured by its LLM call, which links to it (stored earlier, same turn_id).
                     "tokens": {"prompt": 0, "completion": 0}, "cost_usd": 0,
                 })
                 turn.pii_found = _events_pii_found(row.events)
+                turn.end_user_hash = hashed_end_user
                 turns.append(turn)
             except ValidationFailed as exc:
                 logger.warning("otel: log content for span %s makes no valid turn: %s", call.external_id, exc.errors)

@@ -156,6 +156,27 @@ def _end_user_turns_delete(*, conversation_ids: list[int], hashed_id: str) -> tu
     return dict(per_model), clusters, quoted
 
 
+def _pending_span_calls_delete(*, chatbot: Chatbot, hashed_id: str) -> dict[str, int]:
+    """OTLP calls of content-less spans whose log events (and so their turn) never came: they
+    name their end user only in metadata["otel"] (apps/otel/services.py). Deleted under the
+    conversation locks; a conversation left with neither turns nor calls goes too, the others
+    get their summaries recomputed."""
+    pending = LLMCall.objects.filter(chatbot=chatbot, turn__isnull=True, metadata__otel__end_user_hash=hashed_id)
+    ids = sorted({c for c in pending.values_list("conversation_id", flat=True) if c is not None})
+    if not ids:
+        return {}
+    per_model: Counter = Counter()
+    with transaction.atomic():
+        locked = conversations_lock(conversation_ids=ids)
+        per_model.update(pending.filter(conversation_id__in=locked).delete()[1])
+        empty = list(Conversation.objects.filter(pk__in=locked, turns__isnull=True, llm_calls__isnull=True)
+                     .values_list("id", flat=True))
+        if empty:
+            per_model.update(Conversation.objects.filter(pk__in=empty).delete()[1])
+        conversation_summary_recompute(conversation_ids=set(locked) - set(empty))
+    return dict(per_model)
+
+
 def _legacy_title_calls_delete(*, chatbot: Chatbot, quoted: set[str]) -> int:
     """Labeling-model calls recorded before they named their cluster (no link in metadata) that
     quote one of these texts as an example message (titles.py quotes `- <first 300 chars>`)."""
@@ -214,6 +235,8 @@ def end_user_erase(
         totals.add(per_model)
         touched_clusters |= clusters
         quoted |= texts
+
+    totals.add(_pending_span_calls_delete(chatbot=chatbot, hashed_id=hashed_id))
 
     from apps.feedback.services import feedback_delete
 
