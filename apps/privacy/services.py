@@ -68,7 +68,8 @@ class DeletionCounts:
 
 
 def _conversations_delete(*, ids: list[int], extra_filter: dict[str, Any] | None = None) -> tuple[dict[str, int], set[int]]:
-    """Delete these conversations (re-checked under lock) in one transaction.
+    """Delete these conversations (re-checked under lock) in one transaction, then the end-user
+    sessions that named them.
 
     Returns the per-model counts and the clusters that lost members.
     """
@@ -76,9 +77,34 @@ def _conversations_delete(*, ids: list[int], extra_filter: dict[str, Any] | None
         locked = conversations_lock(conversation_ids=ids, where=extra_filter)
         if not locked:
             return {}, set()
+        names = list(Conversation.objects.filter(pk__in=locked).values_list("chatbot_id", "external_id"))
         clusters = clusters_of_conversations(conversation_ids=locked)
         _, per_model = Conversation.objects.filter(pk__in=locked).delete()
-    return per_model, clusters
+    per_model = Counter(per_model)
+    per_model.update(_sessions_of_deleted_delete(names=names))
+    return dict(per_model), clusters
+
+
+def _sessions_of_deleted_delete(*, names: list[tuple[int, str]]) -> dict[str, int]:
+    """The sessions (turns sent without a conversation id) that named these deleted conversations.
+
+    After the conversations' transaction, on its own: ingest locks session rows before
+    conversation rows (lock step 0), so taking them here while holding conversation locks
+    could deadlock. A session that a concurrent turn has meanwhile pointed at a live
+    conversation of that name is kept (the subquery re-checks).
+    """
+    by_chatbot: dict[int, list[str]] = {}
+    for chatbot_id, external_id in names:
+        by_chatbot.setdefault(chatbot_id, []).append(external_id)
+    per_model: Counter = Counter()
+    for chatbot_id, external_ids in by_chatbot.items():
+        per_model.update(
+            EndUserSession.objects.filter(chatbot_id=chatbot_id, conversation_external_id__in=external_ids)
+            .exclude(conversation_external_id__in=Conversation.objects.filter(
+                chatbot_id=chatbot_id, external_id__in=external_ids).values("external_id"))
+            .delete()[1]
+        )
+    return dict(per_model)
 
 
 
@@ -286,12 +312,10 @@ def conversations_erase(*, conversation_ids: list[int], actor: Any = None) -> di
             result = ErasureResult(end_user_hash=results[conversation_id].end_user_hash, counts=dict(merged))
         results[conversation_id] = result
     for conversation_id, chatbot_id, _ in rows:
-        per_model, clusters = _conversations_delete(ids=[conversation_id])
-        if not per_model:
+        counts = _conversation_delete_audited(conversation_id=conversation_id, chatbot=chatbots[chatbot_id],
+                                              actor=actor, action="privacy.conversation_erased")
+        if counts is None:
             continue
-        counts = DeletionCounts()
-        counts.add(per_model)
-        counts.counts["llm_calls"] += clusters_recount(cluster_ids=clusters)
         previous = results.get(conversation_id)
         if previous is not None:
             merged = Counter(previous.counts)
@@ -299,11 +323,44 @@ def conversations_erase(*, conversation_ids: list[int], actor: Any = None) -> di
             results[conversation_id] = ErasureResult(end_user_hash=previous.end_user_hash, counts=dict(merged))
         else:
             results[conversation_id] = ErasureResult(end_user_hash="", counts=counts.as_dict())
-        audit_event_record(
-            action="privacy.conversation_erased", actor=actor, chatbot=chatbots[chatbot_id],
-            data={"conversation_id": conversation_id, "via": "admin", "deleted": counts.as_dict()},
-        )
     return results
+
+
+def _conversation_delete_audited(*, conversation_id: int, chatbot: Chatbot, actor: Any, action: str,
+                                 via: str = "admin") -> DeletionCounts | None:
+    """Delete one conversation with everything attached, recount the clusters it leaves, record
+    one AuditEvent naming it by internal id; None when it was already gone."""
+    per_model, clusters = _conversations_delete(ids=[conversation_id])
+    if not per_model:
+        return None
+    counts = DeletionCounts()
+    counts.add(per_model)
+    counts.counts["llm_calls"] += clusters_recount(cluster_ids=clusters)
+    audit_event_record(
+        action=action, actor=actor, chatbot=chatbot,
+        data={"conversation_id": conversation_id, "via": via, "deleted": counts.as_dict()},
+    )
+    return counts
+
+
+def conversations_delete(*, conversation_ids: list[int], actor: Any = None) -> dict[str, int]:
+    """The admin's plain delete (delete view, "delete selected"): these conversations go with
+    everything attached, as retention deletes them — clusters that lost members recounted and
+    relabelled, the labeling calls that quoted them deleted, the sessions naming them deleted,
+    one `privacy.conversation_deleted` AuditEvent per conversation by internal id.
+
+    Unlike `conversations_erase` (the erasure action) it does not reach the end users' data in
+    other conversations: deleting a conversation is not erasing a person. Returns the counts.
+    """
+    totals = DeletionCounts()
+    rows = list(Conversation.objects.filter(pk__in=conversation_ids).order_by("id").values_list("id", "chatbot_id"))
+    chatbots = {c.pk: c for c in Chatbot.objects.filter(pk__in={c for _, c in rows})}
+    for conversation_id, chatbot_id in rows:
+        counts = _conversation_delete_audited(conversation_id=conversation_id, chatbot=chatbots[chatbot_id],
+                                              actor=actor, action="privacy.conversation_deleted")
+        if counts is not None:
+            totals.counts.update(counts.counts)
+    return totals.as_dict()
 
 
 def retention_purge(*, now: datetime | None = None, batch_size: int | None = None) -> dict[str, Any]:
@@ -334,6 +391,14 @@ def retention_purge(*, now: datetime | None = None, batch_size: int | None = Non
                 break
             _, per_model = LLMCall.objects.filter(pk__in=call_ids).delete()
             totals.add(per_model)
+        # Sessions the deletions above did not name: closed ones (their conversation ended) and
+        # those idle past the cut-off whose conversation is gone (deleted before sessions were).
+        totals.add(
+            EndUserSession.objects.filter(chatbot=chatbot)
+            .filter(Q(conversation_external_id="") | Q(last_activity_at__lt=cutoff))
+            .exclude(conversation_external_id__in=Conversation.objects.filter(chatbot=chatbot).values("external_id"))
+            .delete()[1]
+        )
         if totals.total:
             counts = totals.as_dict()
             report["chatbots"][chatbot.pk] = counts
