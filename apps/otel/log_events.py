@@ -15,11 +15,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
+from apps.conversations.choices import Consent
 from apps.conversations.models import LLMCall
 from apps.core.text import json_nul_replace
 from apps.ingest.services import turns_ingest
 from apps.ingest.validation import TurnInput, ValidationFailed, parse_turn
-from apps.privacy.policy import json_redact_for, text_redact_for
+from apps.privacy.policy import json_redact_for, text_redact_for, text_withheld
 from apps.privacy.redaction import counts_merge
 
 from .mapping import (
@@ -181,12 +182,15 @@ def span_contents_apply(*, chatbot: Chatbot, keys: list[str]) -> int:
         applied.append(row.pk)
         if content.empty:
             continue
+        withheld = call.conversation is not None and call.conversation.consent == Consent.NO_CONTENT
         if not call.input_text and not call.output_text:
             # Redacted when stored as pending content; once more here costs little and keeps the
             # rule in one place for rows written before that (an LLM call keeps no counts).
             texts = {name: text_redact_for(chatbot, text_clip(text))[0] for name, text in (
                 ("input_text", messages_text(content.input_json(), single_role="user")),
                 ("output_text", messages_text(content.output_json(), single_role="assistant")))}
+            if withheld or (call.metadata.get("otel") or {}).get("consent") == Consent.NO_CONTENT:
+                texts = {name: text_withheld(text) for name, text in texts.items()}
             LLMCall.objects.filter(pk=call.pk, input_text="", output_text="").update(**texts)
         operation = (call.metadata.get("otel") or {}).get("operation", "")
         user_message, answer = content.user_message(), content.answer()
@@ -200,7 +204,7 @@ def span_contents_apply(*, chatbot: Chatbot, keys: list[str]) -> int:
                     "user_message": text_clip(user_message), "bot_response": text_clip(answer),
                     "timestamp": (call.timestamp + timedelta(milliseconds=call.duration_ms or 0)).isoformat(),
                     "latency_ms": call.duration_ms, "error": call.error or (not call.success),
-                    "model": call.model, "metadata": {"otel": otel},
+                    "model": call.model, "metadata": {"otel": otel}, "consent": otel.get("consent") or None,
                     # Measured by its LLM call, which links to it (stored earlier, same turn_id).
                     "tokens": {"prompt": 0, "completion": 0}, "cost_usd": 0,
                 })

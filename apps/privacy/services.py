@@ -28,12 +28,14 @@ from django.utils import timezone
 from apps.audit.services import audit_event_record
 from apps.chatbots.models import Chatbot
 from apps.clustering.recount import clusters_of_conversations, clusters_of_turns, clusters_recount
-from apps.conversations.choices import CallPurpose
+from apps.conversations.choices import CallPurpose, Consent, JudgeStatus, consent_strictest
 from apps.conversations.models import Conversation, EndUserSession, LLMCall, Turn
 from apps.conversations.services import conversation_summary_recompute, conversations_lock
 from apps.feedback.models import Feedback
 
 from .hashing import end_user_hash
+from .models import EndUserConsent
+from .policy import NO_CONTENT_MARKER
 
 logger = logging.getLogger(__name__)
 
@@ -417,3 +419,151 @@ def retention_purge(*, now: datetime | None = None, batch_size: int | None = Non
     )
     logger.info("retention: deleted %s", report["deleted"])
     return report
+
+
+# --- consent (issue 18) ------------------------------------------------------------------------
+
+# What each model stores of what was said: texts become the marker, JSON of texts becomes {}.
+_WITHHELD_TEXTS = {
+    "turn": ("user_message", "bot_response", "error", "conversation_message", "corrected_answer"),
+    "step": ("input_text", "output_text", "error"),
+    "llm_call": ("input_text", "output_text", "error"),
+    "evaluation": ("reasoning",),
+    "feedback": ("comment",),
+    "score": ("comment",),
+}
+
+
+def _texts_withhold(queryset: Any, fields: tuple[str, ...], json_fields: tuple[str, ...] = ()) -> int:
+    """Replace every non-empty text of `fields` by the marker (one UPDATE per field); rows touched."""
+    touched: set[int] = set()
+    for name in fields:
+        rows = queryset.exclude(**{name: ""}).exclude(**{name: NO_CONTENT_MARKER})
+        ids = list(rows.values_list("pk", flat=True))
+        if ids:
+            queryset.model.objects.filter(pk__in=ids).update(**{name: NO_CONTENT_MARKER})
+            touched.update(ids)
+    for name in json_fields:
+        ids = list(queryset.exclude(**{name: {}}).values_list("pk", flat=True))
+        if ids:
+            queryset.model.objects.filter(pk__in=ids).update(**{name: {}})
+            touched.update(ids)
+    return len(touched)
+
+
+def _turns_content_withhold(*, turn_ids: list[int], loose_calls: Any = None) -> tuple[Counter, set[int]]:
+    """Withhold what is stored of these turns, as a no_content turn is stored (the caller holds
+    their conversations' locks): texts of the turns, their steps, LLM calls (the bot's and the
+    judge's, whose prompts quote the turn), evaluations' reasoning, feedback and score comments.
+    The turns leave clustering (embeddings and memberships deleted; the caller recounts the
+    clusters returned) and a pending judgement is cancelled. Metrics, scores and flags stay."""
+    from apps.clustering.models import ClusterMember, TurnEmbedding
+    from apps.conversations.models import Step
+    from apps.evaluations.models import Evaluation
+    from apps.scores.models import Score
+
+    counts: Counter = Counter()
+    turns = Turn.objects.filter(pk__in=turn_ids)
+    counts["turns"] = _texts_withhold(turns, _WITHHELD_TEXTS["turn"], ("debug_info",))
+    counts["steps"] = _texts_withhold(Step.objects.filter(turn_id__in=turn_ids), _WITHHELD_TEXTS["step"], ("metadata",))
+    calls = LLMCall.objects.filter(turn_id__in=turn_ids)
+    counts["llm_calls"] = _texts_withhold(calls, _WITHHELD_TEXTS["llm_call"])
+    if loose_calls is not None:
+        counts["llm_calls"] += _texts_withhold(loose_calls, _WITHHELD_TEXTS["llm_call"])
+    counts["evaluations"] = _texts_withhold(Evaluation.objects.filter(turn_id__in=turn_ids),
+                                            _WITHHELD_TEXTS["evaluation"], ("signals",))
+    counts["feedback"] = _texts_withhold(Feedback.objects.filter(turn_id__in=turn_ids), _WITHHELD_TEXTS["feedback"])
+    counts["scores"] = _texts_withhold(Score.objects.filter(turn_id__in=turn_ids), _WITHHELD_TEXTS["score"])
+    clusters = clusters_of_turns(turn_ids=turn_ids)
+    counts["cluster_memberships"] = ClusterMember.objects.filter(turn_id__in=turn_ids).delete()[0]
+    counts["embeddings"] = TurnEmbedding.objects.filter(turn_id__in=turn_ids).delete()[0]
+    turns.filter(judge_status=JudgeStatus.PENDING).update(judge_status=JudgeStatus.NOT_SAMPLED)
+    Evaluation.objects.filter(turn_id__in=turn_ids, status="pending", attempts=0).delete()
+    return counts, clusters
+
+
+def conversations_content_withhold(*, conversation_ids: list[int]) -> dict[str, int]:
+    """Withhold everything stored of these conversations (they just became no_content): their
+    turns as `_turns_content_withhold` does, their LLM calls without a turn, and the score
+    comments on the conversation. Runs in the caller's transaction when there is one (ingest,
+    under the conversation locks), else in its own."""
+    from apps.scores.models import Score
+
+    with transaction.atomic():
+        locked = conversations_lock(conversation_ids=conversation_ids)
+        turn_ids = list(Turn.objects.filter(conversation_id__in=locked).values_list("id", flat=True))
+        counts, clusters = _turns_content_withhold(
+            turn_ids=turn_ids, loose_calls=LLMCall.objects.filter(conversation_id__in=locked, turn__isnull=True))
+        counts["scores"] += _texts_withhold(Score.objects.filter(conversation_id__in=locked, turn__isnull=True),
+                                            _WITHHELD_TEXTS["score"])
+        clusters_recount(cluster_ids=clusters)
+    return dict(counts)
+
+
+@dataclass
+class ConsentResult:
+    end_user_hash: str
+    consent: str
+    conversations: int
+    withheld: dict[str, int]
+
+
+def end_user_consent_set(*, chatbot: Chatbot, user_id: str, consent: str, actor_label: str = "",
+                         batch_size: int = 200) -> ConsentResult:
+    """An end user states their consent (or withdraws it) for one chatbot.
+
+    1. Their EndUserConsent row says what applies to their future turns (ingest reads it under
+       the conversation lock): the value stated now, even a looser one.
+    2. Their conversations (those holding one of their turns, as erasure finds them) become at
+       least this strict, in batches under the conversation locks; none ever gets looser.
+    3. no_content: what is stored of their turns is withheld as if it had arrived under
+       no_content (texts → the marker, steps, LLM calls, the judge's reasoning, feedback and
+       score comments; out of clustering, with the clusters recounted and relabelled from the
+       members left, as erasure does), plus the OTLP calls that name them. Other end users'
+       turns in a shared conversation keep their texts; that conversation's future turns store
+       none. no_training: only the mark (exports read it).
+    4. One AuditEvent with the hash prefix and the counts.
+    """
+    hashed_id = end_user_hash(chatbot_id=chatbot.pk, user_id=user_id)
+    if not hashed_id:
+        raise ValueError("user_id is required")
+    EndUserConsent.objects.update_or_create(chatbot=chatbot, end_user_hash=hashed_id, defaults={"consent": consent})
+    totals: Counter = Counter()
+    touched_clusters: set[int] = set()
+    marked = 0
+    theirs = Q(end_user_hash=hashed_id) | Q(
+        pk__in=Turn.objects.filter(chatbot=chatbot, end_user_hash=hashed_id).values("conversation_id")
+    )
+    done: set[int] = set()
+    while True:
+        ids = list(Conversation.objects.filter(theirs, chatbot=chatbot).exclude(pk__in=done)
+                   .order_by("id").values_list("id", flat=True)[:batch_size])
+        if not ids:
+            break
+        done.update(ids)
+        with transaction.atomic():
+            locked = conversations_lock(conversation_ids=ids)
+            looser = [pk for pk, current in Conversation.objects.filter(pk__in=locked).values_list("id", "consent")
+                      if consent_strictest(current, consent) != current]
+            marked += Conversation.objects.filter(pk__in=looser).update(consent=consent)
+            if consent == Consent.NO_CONTENT:
+                turn_ids = list(_end_user_turns(conversation_ids=locked, hashed_id=hashed_id)
+                                .values_list("id", flat=True))
+                counts, clusters = _turns_content_withhold(
+                    turn_ids=turn_ids,
+                    loose_calls=LLMCall.objects.filter(conversation_id__in=locked, turn__isnull=True).filter(
+                        Q(metadata__otel__end_user_hash=hashed_id)
+                        | Q(conversation__end_user_hash=hashed_id)),
+                )
+                totals.update(counts)
+                touched_clusters |= clusters
+    if touched_clusters:
+        clusters_recount(cluster_ids=touched_clusters)
+    result = ConsentResult(end_user_hash=hashed_id, consent=consent, conversations=marked,
+                           withheld={k: v for k, v in sorted(totals.items())})
+    audit_event_record(
+        action="privacy.end_user_consent", actor_label=actor_label, chatbot=chatbot,
+        data={"end_user_hash_prefix": hashed_id[:12], "consent": consent, "conversations": marked,
+              "withheld": result.withheld},
+    )
+    return result
