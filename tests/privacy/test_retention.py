@@ -70,3 +70,26 @@ def test_retention_deletes_the_sessions_of_the_conversations_it_purges(chatbot, 
                                content_type="application/json")
     assert response.status_code == 201, response.content
     assert EndUserSession.objects.filter(end_user_hash=old_hash).count() == 1
+
+
+def test_retention_deletes_closed_sessions_and_keeps_open_ones(chatbot, bot_client):
+    """A session closed by the bot's `end` event names no conversation any more, only the
+    end user's hash: retention deletes it, while a live session stays."""
+    chatbot.retention_days = 30
+    chatbot.save()
+    for body in (
+        {"user_id": "erin", "channel": "web", "user_message": "hi"},
+        {"user_id": "erin", "channel": "web", "event": "end"},
+        {"user_id": "frank", "channel": "web", "user_message": "hello"},
+    ):
+        response = bot_client.post("/api/v1/ingest/turns", body, content_type="application/json")
+        assert response.status_code in (200, 201), response.content
+    erin = end_user_hash(chatbot_id=chatbot.pk, user_id="erin")
+    assert EndUserSession.objects.get(end_user_hash=erin).conversation_external_id == ""
+
+    result = retention_purge.delay().get()
+
+    assert result["deleted"]["sessions"] == 1 and result["deleted"].get("conversations", 0) == 0
+    assert list(EndUserSession.objects.values_list("end_user_hash", flat=True)) == [
+        end_user_hash(chatbot_id=chatbot.pk, user_id="frank")]
+    assert Conversation.objects.count() == 2  # both conversations are recent: kept
