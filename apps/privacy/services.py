@@ -530,6 +530,7 @@ def end_user_consent_set(*, chatbot: Chatbot, user_id: str, consent: str, actor_
     EndUserConsent.objects.update_or_create(chatbot=chatbot, end_user_hash=hashed_id, defaults={"consent": consent})
     totals: Counter = Counter()
     touched_clusters: set[int] = set()
+    quoted: set[str] = set()
     marked = 0
     theirs = Q(end_user_hash=hashed_id) | Q(
         pk__in=Turn.objects.filter(chatbot=chatbot, end_user_hash=hashed_id).values("conversation_id")
@@ -549,6 +550,8 @@ def end_user_consent_set(*, chatbot: Chatbot, user_id: str, consent: str, actor_
             if consent == Consent.NO_CONTENT:
                 turn_ids = list(_end_user_turns(conversation_ids=locked, hashed_id=hashed_id)
                                 .values_list("id", flat=True))
+                quoted |= set(Turn.objects.filter(pk__in=turn_ids, cluster_memberships__is_representative=True)
+                              .values_list("user_message", flat=True))
                 counts, clusters = _turns_content_withhold(
                     turn_ids=turn_ids,
                     loose_calls=LLMCall.objects.filter(conversation_id__in=locked, turn__isnull=True).filter(
@@ -559,6 +562,8 @@ def end_user_consent_set(*, chatbot: Chatbot, user_id: str, consent: str, actor_
                 touched_clusters |= clusters
     if touched_clusters:
         clusters_recount(cluster_ids=touched_clusters)
+    # Labeling calls recorded before they named their cluster, quoting a withheld message.
+    _legacy_title_calls_delete(chatbot=chatbot, quoted={q for q in quoted if q != NO_CONTENT_MARKER})
     result = ConsentResult(end_user_hash=hashed_id, consent=consent, conversations=marked,
                            withheld={k: v for k, v in sorted(totals.items())})
     audit_event_record(
