@@ -58,7 +58,7 @@ class Chatbot(TimestampedModel):
     pii_redaction_enabled = models.BooleanField(default=True)
     default_consent = models.CharField(
         max_length=16, choices=Consent.choices, default=Consent.FULL,
-        help_text="Consent of a conversation whose turns state none (the stricter of the two wins).",
+        help_text="Consent of new conversations; a stricter one stated by a turn or by the end user wins.",
     )
     retention_days = models.PositiveIntegerField(
         default=90, help_text="Conversations older than this are deleted nightly; 0 keeps them."

@@ -34,7 +34,7 @@ class Conversation(models.Model):
     consent = models.CharField(
         max_length=16, choices=Consent.choices, default=Consent.FULL,
         help_text="What the end user allows: no_content stores no message text, no_training keeps it "
-                  "out of exports. Only ever gets stricter (apps/privacy/consent.py).",
+                  "out of exports. Only ever gets stricter (apps/privacy/services.py).",
     )
 
     # Summary, updated in the same transaction as the rows it summarises.

@@ -6,7 +6,7 @@ from apps.chatbots.choices import Consent
 class EndUserConsent(models.Model):
     """An end user's consent as they last stated it (POST /api/v1/end-users/{user_id}/consent):
     it applies to their future turns; what is already stored was made at least this strict when
-    it was stated (apps/privacy/consent.py)."""
+    it was stated (apps/privacy/services.py)."""
 
     chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="+")
     end_user_hash = models.CharField(max_length=64, help_text="HMAC-SHA256 of the end user's id.")

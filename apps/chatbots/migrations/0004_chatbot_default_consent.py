@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='chatbot',
             name='default_consent',
-            field=models.CharField(choices=[('full', 'Full'), ('no_content', 'No content (metrics only)'), ('no_training', 'Not for training or exports')], default='full', help_text='Consent of a conversation whose turns state none (the stricter of the two wins).', max_length=16),
+            field=models.CharField(choices=[('full', 'Full'), ('no_content', 'No content (metrics only)'), ('no_training', 'Not for training or exports')], default='full', help_text='Consent of new conversations; a stricter one stated by a turn or by the end user wins.', max_length=16),
         ),
     ]

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='conversation',
             name='consent',
-            field=models.CharField(choices=[('full', 'Full'), ('no_content', 'No content (metrics only)'), ('no_training', 'Not for training or exports')], default='full', help_text='What the end user allows: no_content stores no message text, no_training keeps it out of exports. Only ever gets stricter (apps/privacy/consent.py).', max_length=16),
+            field=models.CharField(choices=[('full', 'Full'), ('no_content', 'No content (metrics only)'), ('no_training', 'Not for training or exports')], default='full', help_text='What the end user allows: no_content stores no message text, no_training keeps it out of exports. Only ever gets stricter (apps/privacy/services.py).', max_length=16),
         ),
     ]
