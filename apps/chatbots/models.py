@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from apps.core.models import TimestampedModel
 
-from .choices import Provider
+from .choices import Consent, Provider
 
 DEFAULT_JUDGE_WEIGHTS = {
     "relevance": 0.30,
@@ -56,6 +56,10 @@ class Chatbot(TimestampedModel):
     )
 
     pii_redaction_enabled = models.BooleanField(default=True)
+    default_consent = models.CharField(
+        max_length=16, choices=Consent.choices, default=Consent.FULL,
+        help_text="Consent of new conversations; a stricter one stated by a turn or by the end user wins.",
+    )
     retention_days = models.PositiveIntegerField(
         default=90, help_text="Conversations older than this are deleted nightly; 0 keeps them."
     )

@@ -10,6 +10,7 @@ from django.db.models import Prefetch, QuerySet
 from apps.chatbots.access import chatbot_scoped
 from apps.chatbots.models import Chatbot
 from apps.conversations.models import Turn
+from apps.privacy.policy import content_allowed_turns
 
 from .choices import RunStatus
 from .models import Cluster, ClusterMember, ClusterRun
@@ -24,7 +25,9 @@ def thumbs_down_turns(*, chatbot: Chatbot, start: datetime, end: datetime, limit
     `turn_thumbs_down` answers without touching the rest of the table.
     """
     newest = list(
-        Turn.objects.filter(chatbot=chatbot, thumbs_down__gt=0, timestamp__gte=start, timestamp__lt=end)
+        # no_content turns hold no text and may reach no embedding model (apps.privacy.policy).
+        content_allowed_turns(
+            Turn.objects.filter(chatbot=chatbot, thumbs_down__gt=0, timestamp__gte=start, timestamp__lt=end))
         .order_by("-timestamp", "-id")
         .only(*TURN_FIELDS)[:limit]
     )

@@ -1,5 +1,9 @@
 from django.db import models
 
+# Consent is defined with the chatbot (its default) and is the conversation's too: one set of
+# values, importable from here as the conversation's choices.
+from apps.chatbots.choices import CONSENT_STRICTNESS, Consent, consent_strictest  # noqa: F401
+
 
 class ReviewStatus(models.TextChoices):
     NEW = "new", "New"
@@ -68,3 +72,4 @@ class StepKind(models.TextChoices):
     RETRIEVAL = "retrieval", "Retrieval"
     HTTP = "http", "HTTP request"
     OTHER = "other", "Other"
+

@@ -462,6 +462,18 @@ def sessions_assign_lock(*, chatbot: Chatbot, turns: list[SessionTurn]) -> list[
         .filter(chatbot=chatbot, end_user_hash__in=hashes).order_by("id")
         if (row.end_user_hash, row.channel) in keys
     }
+    if len(rows) < len(keys):
+        # Retention or erasure deleted a row between our insert and our lock: insert it again.
+        EndUserSession.objects.bulk_create(
+            [EndUserSession(chatbot=chatbot, end_user_hash=h, channel=c) for h, c in keys - set(rows)],
+            ignore_conflicts=True,
+        )
+        rows = {
+            (row.end_user_hash, row.channel): row
+            for row in EndUserSession.objects.select_for_update()
+            .filter(chatbot=chatbot, end_user_hash__in=hashes).order_by("id")
+            if (row.end_user_hash, row.channel) in keys
+        }
     gap = timedelta(minutes=chatbot.session_gap_minutes)
     assigned: list[str] = [""] * len(turns)
     for index in sorted(range(len(turns)), key=lambda i: turns[i].timestamp):

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.conversations.models import Turn
+from apps.privacy.policy import training_allowed_turns
 
 from .models import Dataset, DatasetItem, DatasetItemVersion
 
@@ -51,9 +52,10 @@ def dataset_eligible_turns(queryset: QuerySet[Turn]) -> QuerySet[Turn]:
     1. Erasure deletes an end user's turns (apps.privacy); an end user who asked for erasure also
        never enters a dataset with turns sent later: the erasure audit events name them by hash
        prefix (the only trace erasure keeps), and turns of those hashes are left out.
-    2. (At merge: the conversation's consent — `no_training` and `no_content` stay out — is added
-       here, so every caller gets it.)
+    2. Consent: only conversations with `full` consent (apps.privacy.policy.training_allowed_turns);
+       `no_training` keeps texts for review but out of datasets, `no_content` has no text.
     """
+    queryset = training_allowed_turns(queryset)
     prefixes = {
         (chatbot_id, (data or {}).get("end_user_hash_prefix") or "")
         for chatbot_id, data in AuditEvent.objects.filter(action=ERASURE_ACTION).values_list(

@@ -49,7 +49,7 @@ from apps.evaluations.admin import EvaluationInline
 from apps.evaluations.choices import CRITERIA, Evaluator
 from apps.evaluations.models import Evaluation
 from apps.feedback.admin import FeedbackInline, RatingListFilter
-from apps.privacy.admin import erase_end_user_admin_action
+from apps.privacy.admin import ConversationDeletionAdminMixin, erase_end_user_admin_action
 from apps.review.templatetags.review_tags import usd
 
 from . import services as review_services
@@ -248,7 +248,7 @@ def _threshold_note(score: int, threshold: int) -> str:
 
 
 @admin.register(Conversation)
-class ConversationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
+class ConversationAdmin(ConversationDeletionAdminMixin, ChatbotScopedAdminMixin, LargeTableAdmin):
     list_display = (
         "external_id", "chatbot", "risk_badge", "flag_reason_list", "min_judge_score", "thumbs",
         "turn_count", "review_status", "assignee", "last_activity_at",

@@ -217,6 +217,18 @@ def test_erased_end_users_never_enter_a_dataset(chatbot):
     assert (added.added, added.not_eligible) == (0, 1)
 
 
+@pytest.mark.parametrize("consent", ["no_training", "no_content"])
+def test_conversations_without_training_consent_never_enter_a_dataset(chatbot, consent):
+    kept = make_turn(make_conversation(chatbot), user_message="May be used")
+    withheld = make_turn(make_conversation(chatbot, consent=consent), user_message="Keep me out")
+    ds = Dataset.objects.create(chatbot=chatbot, name="d", slug="d")
+    added = dataset_items_add_from_turns(
+        dataset=ds, turns=Turn.objects.filter(pk__in=[kept.pk, withheld.pk])
+    )
+    assert (added.added, added.not_eligible) == (1, 1)
+    assert list(ds.items.values_list("input", flat=True)) == ["May be used"]
+
+
 def test_review_queue_and_cluster_actions(admin_client, chatbot, other_chatbot):
     ds = Dataset.objects.create(chatbot=chatbot, name="Shop golden", slug="shop-golden")
     conversation = make_conversation(chatbot, is_flagged=True)
