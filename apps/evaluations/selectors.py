@@ -1,0 +1,62 @@
+"""Reads for the judges: which conversations the conversation judge may see."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Exists, F, OuterRef, QuerySet, Value
+from django.db.models.functions import Mod
+
+from apps.chatbots.models import Chatbot
+from apps.conversations.models import Conversation
+
+from .models import ConversationEvaluation
+from .sampling import SAMPLE_BUCKETS, SAMPLE_MULTIPLIER
+
+
+def conversations_judgeable(*, chatbot: Chatbot, sampled_only: bool = True) -> QuerySet[Conversation]:
+    """The one definition of the chatbot's conversations that may be sent to the conversation
+    judge: every path (the idle sweep, the `end` event, the task itself before it calls a model)
+    starts from this queryset, so an exclusion added here holds everywhere.
+
+    `sampled_only`: within the chatbot's conversation sample rate (the same deterministic
+    choice as `apps.evaluations.sampling.conversation_is_sampled`); the task passes False, the
+    evaluation row already says the conversation was chosen (or a person asked for it).
+    """
+    # TODO(merge, issue 20): exclude consent='no_content' here once Conversation.consent exists.
+    conversations = Conversation.objects.filter(chatbot=chatbot, turn_count__gt=0)
+    rate = chatbot.conversation_judge_sample_rate
+    if sampled_only and rate < 1.0:
+        conversations = conversations.alias(
+            sample_bucket=Mod(F("id") * Value(SAMPLE_MULTIPLIER), Value(SAMPLE_BUCKETS))
+        ).filter(sample_bucket__lt=rate * SAMPLE_BUCKETS)
+    return conversations
+
+
+def conversations_idle_unjudged(*, chatbot: Chatbot, version: str, now: datetime) -> QuerySet[Conversation]:
+    """The chatbot's judgeable conversations idle for its `conversation_idle_minutes` (within the
+    lookback window) that have no evaluation of `version` yet, oldest activity first.
+
+    The range on last_activity_at is served by the (chatbot, -last_activity_at) index, the
+    "no evaluation yet" by the unique (conversation, evaluator_version) index.
+    """
+    cutoff = now - timedelta(minutes=chatbot.conversation_idle_minutes)
+    since = cutoff - timedelta(hours=settings.CONVERSATION_JUDGE_LOOKBACK_HOURS)
+    judged = ConversationEvaluation.objects.filter(conversation_id=OuterRef("pk"), evaluator_version=version)
+    return (
+        conversations_judgeable(chatbot=chatbot)
+        .filter(last_activity_at__lt=cutoff, last_activity_at__gte=since)
+        .exclude(Exists(judged))
+        .order_by("last_activity_at")
+    )
+
+
+def conversation_evaluation_latest(*, conversation_id: int) -> ConversationEvaluation | None:
+    """The conversation's most recent conversation evaluation (any status), for the transcript."""
+    return (
+        ConversationEvaluation.objects.filter(conversation_id=conversation_id)
+        .select_related("llm_call")
+        .order_by("-created_at", "-id")
+        .first()
+    )
