@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Exists, F, OuterRef, QuerySet, Value
+from django.db.models import Exists, F, FloatField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Mod
 
 from apps.chatbots.models import Chatbot
 from apps.conversations.models import Conversation
 
+from .choices import EvaluationStatus
 from .models import ConversationEvaluation
 from .sampling import SAMPLE_BUCKETS, SAMPLE_MULTIPLIER
 
@@ -60,3 +61,14 @@ def conversation_evaluation_latest(*, conversation_id: int) -> ConversationEvalu
         .order_by("-created_at", "-id")
         .first()
     )
+
+
+def conversation_judge_overall() -> Subquery:
+    """The overall of a conversation's latest completed conversation evaluation, as a subquery
+    over OuterRef("pk") (the review queue filters and sorts by it)."""
+    latest = (
+        ConversationEvaluation.objects.filter(conversation_id=OuterRef("pk"), status=EvaluationStatus.DONE)
+        .order_by("-completed_at", "-id")
+        .values("overall")[:1]
+    )
+    return Subquery(latest, output_field=FloatField())
