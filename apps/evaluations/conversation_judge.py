@@ -49,15 +49,29 @@ from .services import JudgeRetryLater, judge_retry_delay
 logger = logging.getLogger(__name__)
 
 TURN_FIELDS = (
-    "id", "sequence", "user_message", "bot_response", "fallback_used", "has_error", "error", "thumbs_down",
-    "is_flagged", "flag_reasons", "risk_score",
+    "id",
+    "sequence",
+    "user_message",
+    "bot_response",
+    "fallback_used",
+    "has_error",
+    "error",
+    "thumbs_down",
+    "is_flagged",
+    "flag_reasons",
+    "risk_score",
 )
 
 
 # --- enqueueing --------------------------------------------------------------------------------
 
+
 def _pending_create_and_enqueue(
-    *, chatbot: Chatbot, conversation_ids: list[int], trigger: str, backend: JudgeBackend | None = None
+    *,
+    chatbot: Chatbot,
+    conversation_ids: list[int],
+    trigger: str,
+    backend: JudgeBackend | None = None,
 ) -> int:
     """Create the pending evaluations (ON CONFLICT DO NOTHING) and enqueue one task each after commit."""
     if not conversation_ids:
@@ -68,8 +82,11 @@ def _pending_create_and_enqueue(
     ConversationEvaluation.objects.bulk_create(
         [
             ConversationEvaluation(
-                conversation_id=conversation_id, chatbot_id=chatbot.pk, evaluator=backend.evaluator,
-                evaluator_version=backend.conversation_version, trigger=trigger,
+                conversation_id=conversation_id,
+                chatbot_id=chatbot.pk,
+                evaluator=backend.evaluator,
+                evaluator_version=backend.conversation_version,
+                trigger=trigger,
             )
             for conversation_id in conversation_ids
         ],
@@ -88,7 +105,9 @@ def conversation_judge_enqueue(*, conversation: Conversation) -> bool:
     chatbot = conversation.chatbot
     if not chatbot.conversation_judge_enabled:
         return False
-    if not conversation_is_sampled(conversation_id=conversation.pk, sample_rate=chatbot.conversation_judge_sample_rate):
+    if not conversation_is_sampled(
+        conversation_id=conversation.pk, sample_rate=chatbot.conversation_judge_sample_rate
+    ):
         return False
     if not conversations_judgeable(chatbot=chatbot).filter(pk=conversation.pk).exists():
         return False
@@ -98,7 +117,10 @@ def conversation_judge_enqueue(*, conversation: Conversation) -> bool:
     ).exists():
         return False  # judged already (or queued): one grade per version
     _pending_create_and_enqueue(
-        chatbot=chatbot, conversation_ids=[conversation.pk], trigger=ConversationJudgeTrigger.END, backend=backend
+        chatbot=chatbot,
+        conversation_ids=[conversation.pk],
+        trigger=ConversationJudgeTrigger.END,
+        backend=backend,
     )
     return True
 
@@ -116,17 +138,23 @@ def conversation_judge_sweep(*, now=None, limit: int | None = None) -> dict[str,
     now = now or timezone.now()
     budget = limit or settings.CONVERSATION_JUDGE_SWEEP_BATCH
     started = 0
-    for chatbot in Chatbot.objects.filter(judge_enabled=True, conversation_judge_sample_rate__gt=0).order_by("pk"):
+    for chatbot in Chatbot.objects.filter(
+        judge_enabled=True, conversation_judge_sample_rate__gt=0
+    ).order_by("pk"):
         if started >= budget:
             break
         backend = judge_backend_for(chatbot)
         ids = list(
-            conversations_idle_unjudged(chatbot=chatbot, version=backend.conversation_version, now=now)
-            .values_list("pk", flat=True)[: budget - started]
+            conversations_idle_unjudged(
+                chatbot=chatbot, version=backend.conversation_version, now=now
+            ).values_list("pk", flat=True)[: budget - started]
         )
         with transaction.atomic():
             started += _pending_create_and_enqueue(
-                chatbot=chatbot, conversation_ids=ids, trigger=ConversationJudgeTrigger.IDLE, backend=backend
+                chatbot=chatbot,
+                conversation_ids=ids,
+                trigger=ConversationJudgeTrigger.IDLE,
+                backend=backend,
             )
     lost = list(
         ConversationEvaluation.objects.filter(
@@ -151,17 +179,35 @@ def conversation_judge_rerun(*, conversation_ids: list[int], actor) -> int:
     """
     from apps.audit.services import audit_event_record
 
-    conversations = list(Conversation.objects.filter(pk__in=conversation_ids).select_related("chatbot").order_by("pk"))
+    conversations = list(
+        Conversation.objects.filter(pk__in=conversation_ids)
+        .select_related("chatbot")
+        .order_by("pk")
+    )
     user = actor if getattr(actor, "is_authenticated", False) else None
     with transaction.atomic():
         for conversation in conversations:
             backend = judge_backend_for(conversation.chatbot)
             reset = {
-                "status": EvaluationStatus.PENDING, "evaluator": backend.evaluator,
-                "trigger": ConversationJudgeTrigger.RERUN, "goal_completion": None, "resolution": None,
-                "user_frustration": None, "policy_adherence": None, "human_handoff": None, "overall": None,
-                "handoff_needed": None, "failed_turn": None, "reasoning": "", "signals": {}, "transcript": {},
-                "error": "", "attempts": 0, "claimed_until": None, "llm_call": None, "created_by": user,
+                "status": EvaluationStatus.PENDING,
+                "evaluator": backend.evaluator,
+                "trigger": ConversationJudgeTrigger.RERUN,
+                "goal_completion": None,
+                "resolution": None,
+                "user_frustration": None,
+                "policy_adherence": None,
+                "human_handoff": None,
+                "overall": None,
+                "handoff_needed": None,
+                "failed_turn": None,
+                "reasoning": "",
+                "signals": {},
+                "transcript": {},
+                "error": "",
+                "attempts": 0,
+                "claimed_until": None,
+                "llm_call": None,
+                "created_by": user,
                 "completed_at": None,
             }
             updated = ConversationEvaluation.objects.filter(
@@ -169,11 +215,18 @@ def conversation_judge_rerun(*, conversation_ids: list[int], actor) -> int:
             ).update(**reset, created_at=timezone.now())
             if not updated:
                 ConversationEvaluation.objects.create(
-                    conversation=conversation, chatbot_id=conversation.chatbot_id,
-                    evaluator_version=backend.conversation_version, **reset,
+                    conversation=conversation,
+                    chatbot_id=conversation.chatbot_id,
+                    evaluator_version=backend.conversation_version,
+                    **reset,
                 )
-            audit_event_record(action="conversation_judge.rerun", actor=actor, target=conversation,
-                               chatbot=conversation.chatbot, data={})
+            audit_event_record(
+                action="conversation_judge.rerun",
+                actor=actor,
+                target=conversation,
+                chatbot=conversation.chatbot,
+                data={},
+            )
         from .tasks import conversation_judge
 
         enqueue_each_on_commit(conversation_judge, [c.pk for c in conversations])
@@ -181,6 +234,7 @@ def conversation_judge_rerun(*, conversation_ids: list[int], actor) -> int:
 
 
 # --- one judgment ------------------------------------------------------------------------------
+
 
 def conversation_judge(*, conversation_id: int) -> str:
     """Judge one conversation as a whole. Returns what happened (for logs and tests).
@@ -209,7 +263,11 @@ def conversation_judge(*, conversation_id: int) -> str:
         return "not_queued"
     if evaluation.status != EvaluationStatus.PENDING:
         return f"already_{evaluation.status}"
-    if not conversations_judgeable(chatbot=chatbot, sampled_only=False).filter(pk=conversation_id).exists():
+    if (
+        not conversations_judgeable(chatbot=chatbot, sampled_only=False)
+        .filter(pk=conversation_id)
+        .exists()
+    ):
         _evaluation_fail(evaluation, "this conversation may not be sent to a judge")
         return "not_judgeable"
     if evaluation.created_by_id is None and not chatbot.conversation_judge_enabled:
@@ -220,7 +278,10 @@ def conversation_judge(*, conversation_id: int) -> str:
     claimed = (
         rows.filter(status=EvaluationStatus.PENDING)
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .update(claimed_until=now + timedelta(seconds=settings.JUDGE_CLAIM_SECONDS), attempts=F("attempts") + 1)
+        .update(
+            claimed_until=now + timedelta(seconds=settings.JUDGE_CLAIM_SECONDS),
+            attempts=F("attempts") + 1,
+        )
     )
     evaluation = rows.get()
     if not claimed:
@@ -230,10 +291,16 @@ def conversation_judge(*, conversation_id: int) -> str:
     attempt = evaluation.attempts
     max_attempts = settings.JUDGE_MAX_ATTEMPTS
     if attempt > max_attempts:
-        _evaluation_fail(evaluation, f"gave up after {max_attempts} attempts ({evaluation.error or 'no answer'})")
+        _evaluation_fail(
+            evaluation, f"gave up after {max_attempts} attempts ({evaluation.error or 'no answer'})"
+        )
         return "failed"
 
-    turns = list(Turn.objects.filter(conversation_id=conversation_id).order_by("sequence", "id").only(*TURN_FIELDS))
+    turns = list(
+        Turn.objects.filter(conversation_id=conversation_id)
+        .order_by("sequence", "id")
+        .only(*TURN_FIELDS)
+    )
     if not turns:
         _evaluation_fail(evaluation, "the conversation has no turns")
         return "failed"
@@ -242,15 +309,25 @@ def conversation_judge(*, conversation_id: int) -> str:
     except JudgeError as exc:
         _llm_calls_store(conversation, exc.calls)
         if exc.permanent or attempt >= max_attempts:
-            message = exc.message if exc.permanent else f"gave up after {attempt} attempts: {exc.message}"
+            message = (
+                exc.message if exc.permanent else f"gave up after {attempt} attempts: {exc.message}"
+            )
             _evaluation_fail(evaluation, message)
-            logger.warning("conversation_judge.failed",
-                           extra={"conversation_id": conversation_id, "attempt": attempt, "error": exc.message})
+            logger.warning(
+                "conversation_judge.failed",
+                extra={
+                    "conversation_id": conversation_id,
+                    "attempt": attempt,
+                    "error": exc.message,
+                },
+            )
             return "failed"
         countdown = judge_retry_delay(attempt=attempt, retry_after=exc.retry_after)
         ConversationEvaluation.objects.filter(pk=evaluation.pk).update(
             claimed_until=None,
-            error=f"attempt {attempt}/{max_attempts}: {exc.message}; retrying in {countdown}s"[:2000],
+            error=f"attempt {attempt}/{max_attempts}: {exc.message}; retrying in {countdown}s"[
+                :2000
+            ],
         )
         raise JudgeRetryLater(exc.message, attempt=attempt, countdown=countdown) from None
     except BaseException:
@@ -258,29 +335,43 @@ def conversation_judge(*, conversation_id: int) -> str:
         raise
 
     result = _evaluation_complete(evaluation, conversation, backend, outcome, turns)
-    logger.info("conversation_judge.done", extra={
-        "conversation_id": conversation_id, "result": result, "evaluator": backend.conversation_version,
-        "duration_ms": int((time.perf_counter() - started) * 1000),
-    })
+    logger.info(
+        "conversation_judge.done",
+        extra={
+            "conversation_id": conversation_id,
+            "result": result,
+            "evaluator": backend.conversation_version,
+            "duration_ms": int((time.perf_counter() - started) * 1000),
+        },
+    )
     return result
 
 
 def _llm_calls_store(conversation: Conversation, calls: list[ModelCall]) -> list[LLMCall]:
     return llm_calls_store(
-        calls=calls, purpose=CallPurpose.JUDGE, function_name="conversation_judge",
-        chatbot_id=conversation.chatbot_id, conversation_id=conversation.pk,
+        calls=calls,
+        purpose=CallPurpose.JUDGE,
+        function_name="conversation_judge",
+        chatbot_id=conversation.chatbot_id,
+        conversation_id=conversation.pk,
     )
 
 
 def _evaluation_fail(evaluation: ConversationEvaluation, message: str) -> None:
     ConversationEvaluation.objects.filter(pk=evaluation.pk, status=EvaluationStatus.PENDING).update(
-        status=EvaluationStatus.FAILED, error=message[:2000], claimed_until=None, completed_at=timezone.now()
+        status=EvaluationStatus.FAILED,
+        error=message[:2000],
+        claimed_until=None,
+        completed_at=timezone.now(),
     )
 
 
 def _evaluation_complete(
-    evaluation: ConversationEvaluation, conversation: Conversation, backend: JudgeBackend,
-    outcome: ConversationJudgeOutcome, turns: list[Turn],
+    evaluation: ConversationEvaluation,
+    conversation: Conversation,
+    backend: JudgeBackend,
+    outcome: ConversationJudgeOutcome,
+    turns: list[Turn],
 ) -> str:
     judgment = outcome.judgment
     overall = judgment.overall()
@@ -290,7 +381,9 @@ def _evaluation_complete(
         conversation_row_lock(conversation_id=conversation.pk)
         stored = _llm_calls_store(conversation, outcome.calls)
         judged_by = next((row for row in reversed(stored) if row.success), None)
-        updated = ConversationEvaluation.objects.filter(pk=evaluation.pk, status=EvaluationStatus.PENDING).update(
+        updated = ConversationEvaluation.objects.filter(
+            pk=evaluation.pk, status=EvaluationStatus.PENDING
+        ).update(
             status=EvaluationStatus.DONE,
             evaluator=backend.evaluator,
             **judgment.scores,
@@ -299,7 +392,9 @@ def _evaluation_complete(
             failed_turn=failed_turn,
             reasoning=judgment.reasoning,
             signals=judgment.signals,
-            transcript=outcome.transcript.as_json() if outcome.transcript else {"turns": len(turns)},
+            transcript=outcome.transcript.as_json()
+            if outcome.transcript
+            else {"turns": len(turns)},
             error="",
             llm_call=judged_by,
             claimed_until=None,
@@ -308,6 +403,8 @@ def _evaluation_complete(
         if not updated:
             return "duplicate"
         if overall < conversation.chatbot.conversation_judge_flag_below:
-            conversation_flag_add(conversation_id=conversation.pk, reason=FlagReason.CONVERSATION_JUDGE)
+            conversation_flag_add(
+                conversation_id=conversation.pk, reason=FlagReason.CONVERSATION_JUDGE
+            )
             return "flagged"
     return "done"

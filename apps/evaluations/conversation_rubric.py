@@ -52,7 +52,10 @@ Reply with a single JSON object and nothing else, with exactly these keys:
 CONVERSATION_JUDGMENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        **{name: {"type": "number", "description": f"{name}, 0 to 10"} for name in CONVERSATION_CRITERIA},
+        **{
+            name: {"type": "number", "description": f"{name}, 0 to 10"}
+            for name in CONVERSATION_CRITERIA
+        },
         "handoff_needed": {"type": "boolean"},
         "failed_turn": {"type": ["integer", "null"]},
         "reasoning": {"type": "string"},
@@ -62,7 +65,11 @@ CONVERSATION_JUDGMENT_SCHEMA: dict[str, Any] = {
 }
 CONVERSATION_RESPONSE_FORMAT: dict[str, Any] = {
     "type": "json_schema",
-    "json_schema": {"name": "conversation_judgment", "strict": True, "schema": CONVERSATION_JUDGMENT_SCHEMA},
+    "json_schema": {
+        "name": "conversation_judgment",
+        "strict": True,
+        "schema": CONVERSATION_JUDGMENT_SCHEMA,
+    },
 }
 
 
@@ -78,7 +85,9 @@ class ConversationJudgment:
 
     def overall(self) -> float:
         """The plain mean of the criteria."""
-        return round(sum(self.scores[name] for name in CONVERSATION_CRITERIA) / len(CONVERSATION_CRITERIA), 2)
+        return round(
+            sum(self.scores[name] for name in CONVERSATION_CRITERIA) / len(CONVERSATION_CRITERIA), 2
+        )
 
 
 def conversation_system_prompt(*, instructions: str = "") -> str:
@@ -98,10 +107,13 @@ def conversation_repair_message(error: str) -> str:
 
 def turn_is_notable(turn: Any) -> bool:
     """A turn the judge must see verbatim: flagged, a fallback, an error or a thumbs-down."""
-    return bool(turn.is_flagged or turn.fallback_used or turn.has_error or turn.error or turn.thumbs_down)
+    return bool(
+        turn.is_flagged or turn.fallback_used or turn.has_error or turn.error or turn.thumbs_down
+    )
 
 
 # --- the transcript within a token budget -------------------------------------------------------
+
 
 @dataclass
 class Transcript:
@@ -119,9 +131,14 @@ class Transcript:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "turns": self.turns, "prompt_tokens": self.tokens, "budget_tokens": self.budget,
-            "verbatim": self.verbatim, "summarised": self.summarised, "elided": self.elided,
-            "clipped_to_chars": self.clipped_to_chars, "tokens_estimated": self.tokens_estimated,
+            "turns": self.turns,
+            "prompt_tokens": self.tokens,
+            "budget_tokens": self.budget,
+            "verbatim": self.verbatim,
+            "summarised": self.summarised,
+            "elided": self.elided,
+            "clipped_to_chars": self.clipped_to_chars,
+            "tokens_estimated": self.tokens_estimated,
         }
 
 
@@ -132,8 +149,11 @@ def _clip(text: str, limit: int | None) -> str:
 
 
 def _verbatim(turn: Any, number: int, limit: int | None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"turn": number, "user": _clip(turn.user_message, limit),
-                             "bot": _clip(turn.bot_response, limit)}
+    entry: dict[str, Any] = {
+        "turn": number,
+        "user": _clip(turn.user_message, limit),
+        "bot": _clip(turn.bot_response, limit),
+    }
     if turn.fallback_used:
         entry["bot_used_fallback"] = True
     if turn.has_error or turn.error:
@@ -170,7 +190,12 @@ def _render(entries: list[dict[str, Any]], note: str) -> str:
 
 
 def conversation_transcript(
-    *, turns: list[Any], budget_tokens: int, model: str, max_chars: int, system_prompt: str = "",
+    *,
+    turns: list[Any],
+    budget_tokens: int,
+    model: str,
+    max_chars: int,
+    system_prompt: str = "",
 ) -> Transcript:
     """The conversation as the judge's user message, within `budget_tokens` (the system prompt
     counted too). Turns are numbered 1…n in conversation order.
@@ -200,8 +225,17 @@ def conversation_transcript(
     text = _render(full, "")
     tokens = measure(text)
     if tokens <= available:
-        return Transcript(text, tokens + system_tokens, budget_tokens, count, [n for n, _ in numbered], [], [],
-                          None, estimated)
+        return Transcript(
+            text,
+            tokens + system_tokens,
+            budget_tokens,
+            count,
+            [n for n, _ in numbered],
+            [],
+            [],
+            None,
+            estimated,
+        )
 
     ends = {n for n, _ in numbered[:KEEP_FIRST]} | {n for n, _ in numbered[-KEEP_LAST:]}
     notable = [n for n, turn in numbered if n not in ends and turn_is_notable(turn)]
@@ -231,9 +265,21 @@ def conversation_transcript(
             note = (
                 f"This conversation has {count} turns; it was shortened to fit the length limit: turns "
                 f"{', '.join(f'{a}–{b}' if a != b else str(a) for a, b in _ranges(sorted(keep)))} are verbatim"
-                + (f" (messages cut at {limit} characters, marked […])" if limit != max_chars else "")
-                + (f"; turns {', '.join(str(n) for n in sorted(summarised))} are one-line summaries" if summarised else "")
-                + (f"; turns {', '.join(f'{a}–{b}' for a, b in _ranges(elided))} are left out" if elided else "")
+                + (
+                    f" (messages cut at {limit} characters, marked […])"
+                    if limit != max_chars
+                    else ""
+                )
+                + (
+                    f"; turns {', '.join(str(n) for n in sorted(summarised))} are one-line summaries"
+                    if summarised
+                    else ""
+                )
+                + (
+                    f"; turns {', '.join(f'{a}–{b}' for a, b in _ranges(elided))} are left out"
+                    if elided
+                    else ""
+                )
                 + "."
             )
             text = _render(entries, note)
@@ -253,12 +299,20 @@ def conversation_transcript(
             break  # the first and last turn at the minimum length: as short as it gets
         keep.discard(droppable[0])
     return Transcript(
-        text, tokens + system_tokens, budget_tokens, count, sorted(keep), sorted(summarised), sorted(elided),
-        None if limit == max_chars else limit, estimated,
+        text,
+        tokens + system_tokens,
+        budget_tokens,
+        count,
+        sorted(keep),
+        sorted(summarised),
+        sorted(elided),
+        None if limit == max_chars else limit,
+        estimated,
     )
 
 
 # --- parsing the answer -------------------------------------------------------------------------
+
 
 def _bool(name: str, value: Any) -> bool:
     if isinstance(value, bool):
@@ -276,7 +330,9 @@ def _turn_number(value: Any, turns: int) -> int | None:
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise JudgmentFormatError(f"failed_turn must be a turn number or null, got {str(value)[:40]!r}") from None
+        raise JudgmentFormatError(
+            f"failed_turn must be a turn number or null, got {str(value)[:40]!r}"
+        ) from None
     # A number outside the conversation names no turn: kept as "none" rather than failing the grade.
     return number if 1 <= number <= turns else None
 

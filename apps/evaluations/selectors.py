@@ -16,7 +16,9 @@ from .models import ConversationEvaluation
 from .sampling import SAMPLE_BUCKETS, SAMPLE_MULTIPLIER
 
 
-def conversations_judgeable(*, chatbot: Chatbot, sampled_only: bool = True) -> QuerySet[Conversation]:
+def conversations_judgeable(
+    *, chatbot: Chatbot, sampled_only: bool = True
+) -> QuerySet[Conversation]:
     """The one definition of the chatbot's conversations that may be sent to the conversation
     judge: every path (the idle sweep, the `end` event, the task itself before it calls a model)
     starts from this queryset, so an exclusion added here holds everywhere.
@@ -35,7 +37,9 @@ def conversations_judgeable(*, chatbot: Chatbot, sampled_only: bool = True) -> Q
     return conversations
 
 
-def conversations_idle_unjudged(*, chatbot: Chatbot, version: str, now: datetime) -> QuerySet[Conversation]:
+def conversations_idle_unjudged(
+    *, chatbot: Chatbot, version: str, now: datetime
+) -> QuerySet[Conversation]:
     """The chatbot's judgeable conversations idle for its `conversation_idle_minutes` (within the
     lookback window) that have no evaluation of `version` yet, oldest activity first.
 
@@ -44,7 +48,9 @@ def conversations_idle_unjudged(*, chatbot: Chatbot, version: str, now: datetime
     """
     cutoff = now - timedelta(minutes=chatbot.conversation_idle_minutes)
     since = cutoff - timedelta(hours=settings.CONVERSATION_JUDGE_LOOKBACK_HOURS)
-    judged = ConversationEvaluation.objects.filter(conversation_id=OuterRef("pk"), evaluator_version=version)
+    judged = ConversationEvaluation.objects.filter(
+        conversation_id=OuterRef("pk"), evaluator_version=version
+    )
     return (
         conversations_judgeable(chatbot=chatbot)
         .filter(last_activity_at__lt=cutoff, last_activity_at__gte=since)
@@ -67,7 +73,9 @@ def conversation_judge_overall() -> Subquery:
     """The overall of a conversation's latest completed conversation evaluation, as a subquery
     over OuterRef("pk") (the review queue filters and sorts by it)."""
     latest = (
-        ConversationEvaluation.objects.filter(conversation_id=OuterRef("pk"), status=EvaluationStatus.DONE)
+        ConversationEvaluation.objects.filter(
+            conversation_id=OuterRef("pk"), status=EvaluationStatus.DONE
+        )
         .order_by("-completed_at", "-id")
         .values("overall")[:1]
     )

@@ -23,8 +23,13 @@ from tests.support.threads import raised, run_together
 
 def conversation_judgment(**overrides: object) -> str:
     data: dict[str, object] = {
-        "goal_completion": 9, "resolution": 8, "user_frustration": 9, "policy_adherence": 10,
-        "human_handoff": 10, "handoff_needed": False, "failed_turn": None,
+        "goal_completion": 9,
+        "resolution": 8,
+        "user_frustration": 9,
+        "policy_adherence": 10,
+        "human_handoff": 10,
+        "handoff_needed": False,
+        "failed_turn": None,
         "reasoning": "The user got the delivery date they asked for.",
     }
     data.update(overrides)
@@ -35,8 +40,12 @@ def idle_conversation(chatbot, *, turns: int = 6, idle_minutes: int = 45, **fiel
     last = timezone.now() - timedelta(minutes=idle_minutes)
     conversation = make_conversation(chatbot, turn_count=turns, last_activity_at=last, **fields)
     for n in range(1, turns + 1):
-        make_turn(conversation, user_message=f"question {n} about my order", bot_response=f"answer {n}",
-                  timestamp=last - timedelta(minutes=turns - n))
+        make_turn(
+            conversation,
+            user_message=f"question {n} about my order",
+            bot_response=f"answer {n}",
+            timestamp=last - timedelta(minutes=turns - n),
+        )
     return conversation
 
 
@@ -48,7 +57,9 @@ def conversation_server(judge_settings):
 
 
 @pytest.mark.django_db
-def test_an_idle_conversation_is_judged_once(conversation_server, chatbot, django_capture_on_commit_callbacks):
+def test_an_idle_conversation_is_judged_once(
+    conversation_server, chatbot, django_capture_on_commit_callbacks
+):
     conversation = idle_conversation(chatbot)
     recent = idle_conversation(chatbot, idle_minutes=5)  # still going: not judged yet
 
@@ -57,9 +68,17 @@ def test_an_idle_conversation_is_judged_once(conversation_server, chatbot, djang
 
     evaluation = ConversationEvaluation.objects.get()
     assert evaluation.conversation_id == conversation.pk
-    assert (evaluation.status, evaluation.trigger, evaluation.evaluator) == ("done", "idle", "llm_judge")
+    assert (evaluation.status, evaluation.trigger, evaluation.evaluator) == (
+        "done",
+        "idle",
+        "llm_judge",
+    )
     assert evaluation.evaluator_version == "conversation-judge-v1:gpt-4o-mini"
-    assert (evaluation.goal_completion, evaluation.resolution, evaluation.human_handoff) == (9, 8, 10)
+    assert (evaluation.goal_completion, evaluation.resolution, evaluation.human_handoff) == (
+        9,
+        8,
+        10,
+    )
     assert evaluation.overall == pytest.approx((9 + 8 + 9 + 10 + 10) / 5)
     assert evaluation.reasoning == "The user got the delivery date they asked for."
     assert evaluation.transcript["turns"] == 6 and evaluation.transcript["elided"] == []
@@ -69,7 +88,11 @@ def test_an_idle_conversation_is_judged_once(conversation_server, chatbot, djang
     assert request["json"]["response_format"]["json_schema"]["name"] == "conversation_judgment"
     call = LLMCall.objects.get()
     assert (call.purpose, call.function_name, call.conversation_id, call.turn_id) == (
-        "judge", "conversation_judge", conversation.pk, None)
+        "judge",
+        "conversation_judge",
+        conversation.pk,
+        None,
+    )
     assert evaluation.llm_call_id == call.pk
 
     # Again: nothing new to judge; a duplicate delivery of the task does nothing.
@@ -85,7 +108,11 @@ def test_only_sampled_conversations_are_judged(chatbot, django_capture_on_commit
     chatbot.conversation_judge_sample_rate = 0.5
     chatbot.save()
     conversations = [idle_conversation(chatbot, turns=1) for _ in range(12)]
-    expected = {c.pk for c in conversations if conversation_is_sampled(conversation_id=c.pk, sample_rate=0.5)}
+    expected = {
+        c.pk
+        for c in conversations
+        if conversation_is_sampled(conversation_id=c.pk, sample_rate=0.5)
+    }
     assert 0 < len(expected) < 12  # the hash splits them (ids are consecutive)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -98,8 +125,15 @@ def test_only_sampled_conversations_are_judged(chatbot, django_capture_on_commit
 def test_the_end_event_judges_at_once(post_json, chatbot, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         for n in range(3):
-            post_json("/api/v1/ingest/turns", {"conversation_id": "c-end", "turn_id": f"t{n}",
-                                               "user_message": "Where is my parcel?", "bot_response": "On its way."})
+            post_json(
+                "/api/v1/ingest/turns",
+                {
+                    "conversation_id": "c-end",
+                    "turn_id": f"t{n}",
+                    "user_message": "Where is my parcel?",
+                    "bot_response": "On its way.",
+                },
+            )
     assert not ConversationEvaluation.objects.exists()  # not idle, not ended
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -107,7 +141,11 @@ def test_the_end_event_judges_at_once(post_json, chatbot, django_capture_on_comm
     assert response.status_code == 200
 
     evaluation = ConversationEvaluation.objects.get()
-    assert (evaluation.status, evaluation.trigger, evaluation.evaluator) == ("done", "end", "heuristic")
+    assert (evaluation.status, evaluation.trigger, evaluation.evaluator) == (
+        "done",
+        "end",
+        "heuristic",
+    )
     # A second end event does not judge it again.
     with django_capture_on_commit_callbacks(execute=True):
         post_json("/api/v1/ingest/turns", {"conversation_id": "c-end", "event": "end"})
@@ -129,7 +167,12 @@ def test_a_low_overall_flags_the_conversation_and_names_the_turn(
     conversation_server, chatbot, django_capture_on_commit_callbacks
 ):
     conversation_server.chat_handler = lambda _request: conversation_judgment(
-        goal_completion=2, resolution=1, user_frustration=3, human_handoff=2, handoff_needed=True, failed_turn=4,
+        goal_completion=2,
+        resolution=1,
+        user_frustration=3,
+        human_handoff=2,
+        handoff_needed=True,
+        failed_turn=4,
         reasoning="Turn 4: the bot gave a wrong refund window and the user gave up.",
     )
     conversation = idle_conversation(chatbot)
@@ -147,8 +190,12 @@ def test_a_low_overall_flags_the_conversation_and_names_the_turn(
 @pytest.mark.django_db
 def test_a_transient_error_is_retried_and_a_bad_reply_repaired(conversation_server, chatbot):
     conversation = idle_conversation(chatbot)
-    ConversationEvaluation.objects.create(conversation=conversation, chatbot=chatbot, evaluator="llm_judge",
-                                          evaluator_version="conversation-judge-v1:gpt-4o-mini")
+    ConversationEvaluation.objects.create(
+        conversation=conversation,
+        chatbot=chatbot,
+        evaluator="llm_judge",
+        evaluator_version="conversation-judge-v1:gpt-4o-mini",
+    )
     conversation_server.script_chat(
         ScriptedResponse(status=503, body={"error": {"message": "overloaded"}}),
         ScriptedResponse(content="I think it went fine."),
@@ -158,24 +205,32 @@ def test_a_transient_error_is_retried_and_a_bad_reply_repaired(conversation_serv
 
     evaluation = ConversationEvaluation.objects.get()
     assert (evaluation.status, evaluation.attempts) == ("done", 2)
-    assert LLMCall.objects.filter(function_name="conversation_judge").count() == 3  # 503, invalid, repair
+    assert (
+        LLMCall.objects.filter(function_name="conversation_judge").count() == 3
+    )  # 503, invalid, repair
     assert LLMCall.objects.filter(success=False).count() == 1
 
 
 @pytest.mark.django_db
-def test_a_lost_task_is_requeued_by_the_sweeper(conversation_server, chatbot, django_capture_on_commit_callbacks):
+def test_a_lost_task_is_requeued_by_the_sweeper(
+    conversation_server, chatbot, django_capture_on_commit_callbacks
+):
     conversation = idle_conversation(chatbot)
     # The sweep created the row but its task never ran (broker outage, a worker that died).
     with django_capture_on_commit_callbacks(execute=False):
         conversation_judge_sweep()
     evaluation = ConversationEvaluation.objects.get()
-    assert evaluation.status == "pending" and not conversation_server.requests_to("/chat/completions")
+    assert evaluation.status == "pending" and not conversation_server.requests_to(
+        "/chat/completions"
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         assert conversation_judge_sweep() == {"idle": 0, "requeued": 0}  # too recent to be lost
     ConversationEvaluation.objects.update(created_at=timezone.now() - timedelta(minutes=30))
     # A dead worker's lease still running: left alone; once run out, taken over.
-    ConversationEvaluation.objects.update(claimed_until=timezone.now() + timedelta(minutes=5), attempts=1)
+    ConversationEvaluation.objects.update(
+        claimed_until=timezone.now() + timedelta(minutes=5), attempts=1
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert conversation_judge_sweep()["requeued"] == 0
     ConversationEvaluation.objects.update(claimed_until=timezone.now() - timedelta(seconds=1))
@@ -191,11 +246,17 @@ def test_a_lost_task_is_requeued_by_the_sweeper(conversation_server, chatbot, dj
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_racing_judge_once(judge_settings, chatbot):
     require_postgres("row locks between two connections")
-    with OpenAIServer(chat_handler=lambda _request: conversation_judgment(), chat_delay=0.3) as server:
+    with OpenAIServer(
+        chat_handler=lambda _request: conversation_judgment(), chat_delay=0.3
+    ) as server:
         judge_settings.OPENAI_BASE_URL = server.base_url
         conversation = idle_conversation(chatbot)
-        ConversationEvaluation.objects.create(conversation=conversation, chatbot=chatbot, evaluator="llm_judge",
-                                              evaluator_version="conversation-judge-v1:gpt-4o-mini")
+        ConversationEvaluation.objects.create(
+            conversation=conversation,
+            chatbot=chatbot,
+            evaluator="llm_judge",
+            evaluator_version="conversation-judge-v1:gpt-4o-mini",
+        )
 
         results = run_together(2, lambda _index: conversation_judge(conversation.pk))
 
@@ -217,8 +278,9 @@ def test_the_sweep_and_the_end_event_racing_create_one_evaluation(chatbot):
     def work(index: int) -> object:
         if index == 0:
             return conversation_judge_sweep()
-        return conversation_judge_enqueue(conversation=Conversation.objects.select_related("chatbot").get(
-            pk=conversation.pk))
+        return conversation_judge_enqueue(
+            conversation=Conversation.objects.select_related("chatbot").get(pk=conversation.pk)
+        )
 
     assert not raised(run_together(2, work))
     evaluation = ConversationEvaluation.objects.get()
@@ -234,7 +296,9 @@ def test_the_sweep_query_uses_the_activity_index(chatbot):
 
     for _ in range(3):
         idle_conversation(chatbot, turns=1)
-    query = conversations_idle_unjudged(chatbot=chatbot, version="heuristic-conversation-v1", now=timezone.now())
+    query = conversations_idle_unjudged(
+        chatbot=chatbot, version="heuristic-conversation-v1", now=timezone.now()
+    )
     sql, params = query.values("pk").query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
@@ -247,22 +311,36 @@ def test_the_sweep_query_uses_the_activity_index(chatbot):
 
 
 @pytest.mark.django_db
-def test_the_prompt_of_a_long_conversation_fits_the_budget(conversation_server, chatbot, judge_settings):
+def test_the_prompt_of_a_long_conversation_fits_the_budget(
+    conversation_server, chatbot, judge_settings
+):
     judge_settings.CONVERSATION_JUDGE_MAX_PROMPT_TOKENS = 1500
     conversation = idle_conversation(chatbot, turns=0)
     long_text = "I would like to know more about the delivery options for my order, please. " * 8
     for n in range(1, 61):
-        make_turn(conversation, sequence=n, user_message=f"message {n}: {long_text}",
-                  bot_response=f"reply {n}: {long_text}", fallback_used=(n == 30))
+        make_turn(
+            conversation,
+            sequence=n,
+            user_message=f"message {n}: {long_text}",
+            bot_response=f"reply {n}: {long_text}",
+            fallback_used=(n == 30),
+        )
     Conversation.objects.filter(pk=conversation.pk).update(turn_count=60)
-    ConversationEvaluation.objects.create(conversation=conversation, chatbot=chatbot, evaluator="llm_judge",
-                                          evaluator_version="conversation-judge-v1:gpt-4o-mini")
+    ConversationEvaluation.objects.create(
+        conversation=conversation,
+        chatbot=chatbot,
+        evaluator="llm_judge",
+        evaluator_version="conversation-judge-v1:gpt-4o-mini",
+    )
 
     assert conversation_judge.delay(conversation.pk).get() == "done"
 
     [request] = conversation_server.requests_to("/chat/completions")
     system, user = (m["content"] for m in request["json"]["messages"])
-    tokens = count_tokens(system, model="gpt-4o-mini").tokens + count_tokens(user, model="gpt-4o-mini").tokens
+    tokens = (
+        count_tokens(system, model="gpt-4o-mini").tokens
+        + count_tokens(user, model="gpt-4o-mini").tokens
+    )
     assert tokens <= 1500
     for kept in ("message 1:", "message 2:", "message 59:", "message 60:", "message 30:"):
         assert kept in user  # first, last and the flagged (fallback) turn

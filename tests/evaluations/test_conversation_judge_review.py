@@ -21,10 +21,16 @@ QUEUE = "/admin/review/flaggedconversation/"
 
 def ended_conversation(chatbot, exchanges: list[dict], **fields) -> Conversation:
     last = timezone.now() - timedelta(hours=1)
-    conversation = make_conversation(chatbot, turn_count=len(exchanges), last_activity_at=last, **fields)
+    conversation = make_conversation(
+        chatbot, turn_count=len(exchanges), last_activity_at=last, **fields
+    )
     for n, exchange in enumerate(exchanges, start=1):
-        make_turn(conversation, sequence=n, timestamp=last - timedelta(minutes=len(exchanges) - n),
-                  **{"user_message": "Hello", "bot_response": "Hi, how can I help?", **exchange})
+        make_turn(
+            conversation,
+            sequence=n,
+            timestamp=last - timedelta(minutes=len(exchanges) - n),
+            **{"user_message": "Hello", "bot_response": "Hi, how can I help?", **exchange},
+        )
     return conversation
 
 
@@ -34,15 +40,32 @@ def judge_all(capture) -> None:
 
 
 def test_heuristic_explains_a_failed_conversation(chatbot, django_capture_on_commit_callbacks):
-    conversation = ended_conversation(chatbot, [
-        {"user_message": "How do I return my blue jacket order?", "bot_response": "Returns are easy."},
-        {"user_message": "How do I return my blue jacket order please", "bot_response": "Sorry, an error occurred.",
-         "has_error": True, "error": "timeout"},
-        {"user_message": "return my blue jacket order how", "bot_response": "I didn't understand.",
-         "fallback_used": True},
-        {"user_message": "This is useless, let me speak to a human", "bot_response": "I didn't understand.",
-         "fallback_used": True, "thumbs_down": 1},
-    ])
+    conversation = ended_conversation(
+        chatbot,
+        [
+            {
+                "user_message": "How do I return my blue jacket order?",
+                "bot_response": "Returns are easy.",
+            },
+            {
+                "user_message": "How do I return my blue jacket order please",
+                "bot_response": "Sorry, an error occurred.",
+                "has_error": True,
+                "error": "timeout",
+            },
+            {
+                "user_message": "return my blue jacket order how",
+                "bot_response": "I didn't understand.",
+                "fallback_used": True,
+            },
+            {
+                "user_message": "This is useless, let me speak to a human",
+                "bot_response": "I didn't understand.",
+                "fallback_used": True,
+                "thumbs_down": 1,
+            },
+        ],
+    )
 
     judge_all(django_capture_on_commit_callbacks)
 
@@ -56,22 +79,39 @@ def test_heuristic_explains_a_failed_conversation(chatbot, django_capture_on_com
     assert signals["handoff_request"]["turn"] == 4
     assert "turn 4" in evaluation.reasoning and "from turn 2" in evaluation.reasoning
     assert evaluation.handoff_needed is True
-    assert evaluation.failed_turn == 1  # the user's question the bot never answered (rephrased from turn 2)
+    assert (
+        evaluation.failed_turn == 1
+    )  # the user's question the bot never answered (rephrased from turn 2)
     assert evaluation.overall < 5
     conversation.refresh_from_db()
     assert "conversation_judge" in conversation.flag_reasons and conversation.is_flagged
 
 
-def test_heuristic_finds_nothing_wrong_in_a_good_conversation(chatbot, django_capture_on_commit_callbacks):
-    conversation = ended_conversation(chatbot, [
-        {"user_message": "When does my order 1234 ship?", "bot_response": "Order 1234 ships tomorrow."},
-        {"user_message": "Great, and can I pay by invoice?", "bot_response": "Yes, invoice is available."},
-    ])
+def test_heuristic_finds_nothing_wrong_in_a_good_conversation(
+    chatbot, django_capture_on_commit_callbacks
+):
+    conversation = ended_conversation(
+        chatbot,
+        [
+            {
+                "user_message": "When does my order 1234 ship?",
+                "bot_response": "Order 1234 ships tomorrow.",
+            },
+            {
+                "user_message": "Great, and can I pay by invoice?",
+                "bot_response": "Yes, invoice is available.",
+            },
+        ],
+    )
 
     judge_all(django_capture_on_commit_callbacks)
 
     evaluation = ConversationEvaluation.objects.get(conversation=conversation)
-    assert evaluation.overall >= 8 and evaluation.failed_turn is None and evaluation.handoff_needed is False
+    assert (
+        evaluation.overall >= 8
+        and evaluation.failed_turn is None
+        and evaluation.handoff_needed is False
+    )
     assert "No problem signals found" in evaluation.reasoning
     conversation.refresh_from_db()
     assert not conversation.is_flagged
@@ -80,21 +120,37 @@ def test_heuristic_finds_nothing_wrong_in_a_good_conversation(chatbot, django_ca
 @pytest.mark.parametrize("budget", [700, 1200, 3000])
 def test_the_transcript_fits_the_budget_and_keeps_the_ends_and_flagged_turns(chatbot, budget):
     conversation = make_conversation(chatbot)
-    words = "the order was supposed to arrive last week and it still has not arrived, what happened " * 6
-    turns = [make_turn(conversation, sequence=n, user_message=f"U{n}: {words}", bot_response=f"B{n}: {words}",
-                       thumbs_down=int(n == 20)) for n in range(1, 41)]
+    words = (
+        "the order was supposed to arrive last week and it still has not arrived, what happened "
+        * 6
+    )
+    turns = [
+        make_turn(
+            conversation,
+            sequence=n,
+            user_message=f"U{n}: {words}",
+            bot_response=f"B{n}: {words}",
+            thumbs_down=int(n == 20),
+        )
+        for n in range(1, 41)
+    ]
     system = conversation_system_prompt()
 
-    transcript = conversation_transcript(turns=turns, budget_tokens=budget, model="gpt-4o-mini", max_chars=4000,
-                                         system_prompt=system)
+    transcript = conversation_transcript(
+        turns=turns, budget_tokens=budget, model="gpt-4o-mini", max_chars=4000, system_prompt=system
+    )
 
-    measured = count_tokens(system, model="gpt-4o-mini").tokens + count_tokens(transcript.text,
-                                                                                model="gpt-4o-mini").tokens
+    measured = (
+        count_tokens(system, model="gpt-4o-mini").tokens
+        + count_tokens(transcript.text, model="gpt-4o-mini").tokens
+    )
     assert measured == transcript.tokens <= budget
     assert {1, 40} <= set(transcript.verbatim)
     assert "U1:" in transcript.text and "U40:" in transcript.text
     assert "This conversation has 40 turns; it was shortened" in transcript.text
-    assert set(transcript.verbatim) | set(transcript.summarised) | set(transcript.elided) == set(range(1, 41))
+    assert set(transcript.verbatim) | set(transcript.summarised) | set(transcript.elided) == set(
+        range(1, 41)
+    )
     if budget >= 1200:
         assert 20 in transcript.verbatim and "U20:" in transcript.text  # the 👎 turn
 
@@ -102,7 +158,9 @@ def test_the_transcript_fits_the_budget_and_keeps_the_ends_and_flagged_turns(cha
 def test_a_short_conversation_is_sent_whole(chatbot):
     conversation = make_conversation(chatbot)
     turns = [make_turn(conversation, sequence=n, user_message=f"question {n}") for n in range(1, 4)]
-    transcript = conversation_transcript(turns=turns, budget_tokens=6000, model="gpt-4o-mini", max_chars=4000)
+    transcript = conversation_transcript(
+        turns=turns, budget_tokens=6000, model="gpt-4o-mini", max_chars=4000
+    )
     assert transcript.verbatim == [1, 2, 3] and not transcript.elided and not transcript.summarised
     assert "shortened" not in transcript.text
 
@@ -110,13 +168,32 @@ def test_a_short_conversation_is_sent_whole(chatbot):
 def test_the_transcript_shows_the_grade_and_the_queue_filters_and_sorts_by_it(
     admin_client, chatbot, django_capture_on_commit_callbacks
 ):
-    bad = ended_conversation(chatbot, [
-        {"user_message": "Cancel my subscription", "bot_response": "I didn't understand.", "fallback_used": True},
-        {"user_message": "Cancel my subscription now", "bot_response": "I didn't understand.", "fallback_used": True},
-    ], external_id="conv-bad")
-    good = ended_conversation(chatbot, [{"user_message": "Opening hours?", "bot_response": "9 to 5 on weekdays."}],
-                              external_id="conv-good", is_flagged=True, flag_reasons=["manual"])
-    unjudged = make_conversation(chatbot, external_id="conv-unjudged", is_flagged=True, flag_reasons=["risk"])
+    bad = ended_conversation(
+        chatbot,
+        [
+            {
+                "user_message": "Cancel my subscription",
+                "bot_response": "I didn't understand.",
+                "fallback_used": True,
+            },
+            {
+                "user_message": "Cancel my subscription now",
+                "bot_response": "I didn't understand.",
+                "fallback_used": True,
+            },
+        ],
+        external_id="conv-bad",
+    )
+    good = ended_conversation(
+        chatbot,
+        [{"user_message": "Opening hours?", "bot_response": "9 to 5 on weekdays."}],
+        external_id="conv-good",
+        is_flagged=True,
+        flag_reasons=["manual"],
+    )
+    unjudged = make_conversation(
+        chatbot, external_id="conv-unjudged", is_flagged=True, flag_reasons=["risk"]
+    )
     judge_all(django_capture_on_commit_callbacks)
     bad.refresh_from_db()
     assert bad.flag_reasons == ["conversation_judge"]
@@ -124,7 +201,7 @@ def test_the_transcript_shows_the_grade_and_the_queue_filters_and_sorts_by_it(
     page = admin_client.get(f"/admin/conversations/conversation/{bad.pk}/change/").content.decode()
     top = page.index('id="conversation-evaluation"')
     assert top < page.index('aria-label="Transcript"')
-    section = page[top:page.index("</section>", top)]
+    section = page[top : page.index("</section>", top)]
     assert "heuristic" in section and "Conversation judge" in section
     assert "went wrong at" in section and "turn #1" in section
     assert "The conversation ends on the fallback (turn 2)." in section

@@ -5,25 +5,42 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('chatbots', '0003_chatbot_session_gap'),
+        ("chatbots", "0003_chatbot_session_gap"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='chatbot',
-            name='conversation_idle_minutes',
-            field=models.PositiveIntegerField(default=30, help_text='A conversation without activity for this long is over and judged as a whole (an `end` event judges it at once).', validators=[django.core.validators.MinValueValidator(1)]),
+            model_name="chatbot",
+            name="conversation_idle_minutes",
+            field=models.PositiveIntegerField(
+                default=30,
+                help_text="A conversation without activity for this long is over and judged as a whole (an `end` event judges it at once).",
+                validators=[django.core.validators.MinValueValidator(1)],
+            ),
         ),
         migrations.AddField(
-            model_name='chatbot',
-            name='conversation_judge_flag_below',
-            field=models.FloatField(default=5.0, help_text='A conversation whose conversation-judge overall is below this is flagged.', validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(10.0)]),
+            model_name="chatbot",
+            name="conversation_judge_flag_below",
+            field=models.FloatField(
+                default=5.0,
+                help_text="A conversation whose conversation-judge overall is below this is flagged.",
+                validators=[
+                    django.core.validators.MinValueValidator(0.0),
+                    django.core.validators.MaxValueValidator(10.0),
+                ],
+            ),
         ),
         migrations.AddField(
-            model_name='chatbot',
-            name='conversation_judge_sample_rate',
-            field=models.FloatField(default=1.0, help_text='Share of finished conversations judged as a whole (0–1, deterministic per conversation); 0 turns the conversation judge off. Needs the judge enabled.', validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(1.0)]),
+            model_name="chatbot",
+            name="conversation_judge_sample_rate",
+            field=models.FloatField(
+                default=1.0,
+                help_text="Share of finished conversations judged as a whole (0–1, deterministic per conversation); 0 turns the conversation judge off. Needs the judge enabled.",
+                validators=[
+                    django.core.validators.MinValueValidator(0.0),
+                    django.core.validators.MaxValueValidator(1.0),
+                ],
+            ),
         ),
     ]

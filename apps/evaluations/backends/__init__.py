@@ -4,7 +4,14 @@
 signals. The JUDGE_BACKEND setting picks one.
 """
 
-from .base import BACKENDS, ConversationJudgeOutcome, JudgeBackend, JudgeError, JudgeOutcome, judge_backend_for
+from .base import (
+    BACKENDS,
+    ConversationJudgeOutcome,
+    JudgeBackend,
+    JudgeError,
+    JudgeOutcome,
+    judge_backend_for,
+)
 from .heuristic import HeuristicJudge
 from .openai_judge import OpenAIJudge
 

@@ -6,48 +6,185 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('chatbots', '0004_chatbot_conversation_judge_settings'),
-        ('conversations', '0010_turn_payload_fields_steps_sessions'),
-        ('evaluations', '0003_evaluation_human_reviewer_labels'),
+        ("chatbots", "0004_chatbot_conversation_judge_settings"),
+        ("conversations", "0010_turn_payload_fields_steps_sessions"),
+        ("evaluations", "0003_evaluation_human_reviewer_labels"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ConversationEvaluation',
+            name="ConversationEvaluation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('evaluator', models.CharField(choices=[('llm_judge', 'LLM judge'), ('heuristic', 'Heuristic (offline)'), ('human', 'Human')], max_length=16)),
-                ('evaluator_version', models.CharField(help_text='e.g. conversation-judge-v1:gpt-4o-mini', max_length=100)),
-                ('trigger', models.CharField(choices=[('idle', 'Idle'), ('end', 'Ended by the bot'), ('rerun', 'Re-run')], default='idle', max_length=8)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('done', 'Done'), ('failed', 'Failed')], default='pending', max_length=10)),
-                ('goal_completion', models.FloatField(blank=True, help_text='Did the user get what they came for (0–10).', null=True)),
-                ('resolution', models.FloatField(blank=True, help_text='Was the issue resolved (0–10).', null=True)),
-                ('user_frustration', models.FloatField(blank=True, help_text='10 = the user stayed calm, 0 = very frustrated.', null=True)),
-                ('policy_adherence', models.FloatField(blank=True, help_text='The bot kept to its policies (0–10).', null=True)),
-                ('human_handoff', models.FloatField(blank=True, help_text='10 = no person was needed, 0 = a handoff was needed.', null=True)),
-                ('overall', models.FloatField(blank=True, null=True)),
-                ('handoff_needed', models.BooleanField(blank=True, null=True)),
-                ('failed_turn', models.PositiveIntegerField(blank=True, help_text='Sequence of the turn where the conversation went wrong, if any.', null=True)),
-                ('reasoning', models.TextField(blank=True)),
-                ('signals', models.JSONField(blank=True, default=dict, help_text='Heuristic evaluator: the signals behind each score.')),
-                ('transcript', models.JSONField(blank=True, default=dict, help_text='What the judge saw: turns, which were kept verbatim, elided or summarised, prompt tokens.')),
-                ('error', models.TextField(blank=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('claimed_until', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('chatbot', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='conversation_evaluations', to='chatbots.chatbot')),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='conversation_evaluations', to='conversations.conversation')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('llm_call', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='conversation_evaluations', to='conversations.llmcall')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "evaluator",
+                    models.CharField(
+                        choices=[
+                            ("llm_judge", "LLM judge"),
+                            ("heuristic", "Heuristic (offline)"),
+                            ("human", "Human"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "evaluator_version",
+                    models.CharField(
+                        help_text="e.g. conversation-judge-v1:gpt-4o-mini", max_length=100
+                    ),
+                ),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[
+                            ("idle", "Idle"),
+                            ("end", "Ended by the bot"),
+                            ("rerun", "Re-run"),
+                        ],
+                        default="idle",
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("done", "Done"), ("failed", "Failed")],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "goal_completion",
+                    models.FloatField(
+                        blank=True,
+                        help_text="Did the user get what they came for (0–10).",
+                        null=True,
+                    ),
+                ),
+                (
+                    "resolution",
+                    models.FloatField(
+                        blank=True, help_text="Was the issue resolved (0–10).", null=True
+                    ),
+                ),
+                (
+                    "user_frustration",
+                    models.FloatField(
+                        blank=True,
+                        help_text="10 = the user stayed calm, 0 = very frustrated.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "policy_adherence",
+                    models.FloatField(
+                        blank=True, help_text="The bot kept to its policies (0–10).", null=True
+                    ),
+                ),
+                (
+                    "human_handoff",
+                    models.FloatField(
+                        blank=True,
+                        help_text="10 = no person was needed, 0 = a handoff was needed.",
+                        null=True,
+                    ),
+                ),
+                ("overall", models.FloatField(blank=True, null=True)),
+                ("handoff_needed", models.BooleanField(blank=True, null=True)),
+                (
+                    "failed_turn",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Sequence of the turn where the conversation went wrong, if any.",
+                        null=True,
+                    ),
+                ),
+                ("reasoning", models.TextField(blank=True)),
+                (
+                    "signals",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="Heuristic evaluator: the signals behind each score.",
+                    ),
+                ),
+                (
+                    "transcript",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="What the judge saw: turns, which were kept verbatim, elided or summarised, prompt tokens.",
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("claimed_until", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "chatbot",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="conversation_evaluations",
+                        to="chatbots.chatbot",
+                    ),
+                ),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="conversation_evaluations",
+                        to="conversations.conversation",
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "llm_call",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="conversation_evaluations",
+                        to="conversations.llmcall",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
-                'indexes': [models.Index(condition=models.Q(('status', 'done')), fields=['chatbot', 'completed_at'], name='conv_eval_chatbot_done'), models.Index(condition=models.Q(('status', 'pending')), fields=['created_at'], name='conv_eval_pending')],
-                'constraints': [models.UniqueConstraint(fields=('conversation', 'evaluator_version'), name='conversation_evaluation_per_version')],
+                "ordering": ["-created_at"],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("status", "done")),
+                        fields=["chatbot", "completed_at"],
+                        name="conv_eval_chatbot_done",
+                    ),
+                    models.Index(
+                        condition=models.Q(("status", "pending")),
+                        fields=["created_at"],
+                        name="conv_eval_pending",
+                    ),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("conversation", "evaluator_version"),
+                        name="conversation_evaluation_per_version",
+                    )
+                ],
             },
         ),
     ]
