@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Exists, F, FloatField, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Mod
+from django.db.models.functions import Mod, TruncDay, TruncHour
 
 from apps.chatbots.models import Chatbot
+from apps.conversations.metrics_catalogue import conversation_judge_aggregates, window_q
 from apps.conversations.models import Conversation
 
 from .choices import EvaluationStatus
@@ -80,3 +83,20 @@ def conversation_judge_overall() -> Subquery:
         .values("overall")[:1]
     )
     return Subquery(latest, output_field=FloatField())
+
+
+def conversation_judge_figures(
+    *, chatbot_ids: Sequence[int] | None, since: datetime, until: datetime, interval: str | None = None
+) -> Any:
+    """The metric catalogue's conversation-judge figures over the evaluations completed in
+    (since, until]: totals, or per local "hour"/"day" period (served by conv_eval_chatbot_done)."""
+    rows = ConversationEvaluation.objects.filter(
+        window_q(since, until, "completed_at"), status=EvaluationStatus.DONE
+    ).order_by()
+    if chatbot_ids is not None:
+        rows = rows.filter(chatbot_id__in=list(chatbot_ids))
+    aggregates = conversation_judge_aggregates()
+    if interval is None:
+        return rows.aggregate(**aggregates)
+    trunc = TruncHour("completed_at") if interval == "hour" else TruncDay("completed_at")
+    return {row.pop("period"): row for row in rows.annotate(period=trunc).values("period").annotate(**aggregates)}

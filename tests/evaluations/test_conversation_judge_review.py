@@ -222,3 +222,30 @@ def test_the_transcript_shows_the_grade_and_the_queue_filters_and_sorts_by_it(
     ordered = [c.external_id for c in descending.context["cl"].result_list]
     assert ordered.index("conv-good") < ordered.index("conv-bad")
     assert good.pk
+
+
+def test_conversation_judge_metrics_agree_on_the_dashboard_the_api_and_alerts(
+    admin_client, chatbot, django_capture_on_commit_callbacks
+):
+    from apps.alerts.selectors import metric_compute
+    from apps.review.selectors import Window, turn_figures
+
+    ended_conversation(chatbot, [{"user_message": "Talk to a human now", "bot_response": "I didn't understand.",
+                                  "fallback_used": True, "thumbs_down": 1}])
+    ended_conversation(chatbot, [{"user_message": "Opening hours?", "bot_response": "9 to 5 on weekdays."}])
+    judge_all(django_capture_on_commit_callbacks)
+    overalls = list(ConversationEvaluation.objects.values_list("overall", flat=True))
+    assert sorted(o < chatbot.conversation_judge_flag_below for o in overalls) == [False, True]
+    window = Window.last(24)
+
+    dashboard = turn_figures(chatbot_ids=[chatbot.pk], window=window)["metrics"]
+    api = admin_client.get("/api/v1/stats/overview", {"chatbot": chatbot.pk, "since": window.since.isoformat(),
+                                                      "until": window.until.isoformat()}).json()["metrics"]
+    expected = {"conversation_score": round(sum(overalls) / 2, 4), "conversation_low_share": 50.0,
+                "handoff_needed_share": 50.0}
+    for name, value in expected.items():
+        alert = metric_compute(metric=name, chatbot_id=chatbot.pk, since=window.since, until=window.until)
+        assert dashboard[name]["value"] == api[name]["value"] == alert.value == value, name
+        assert dashboard[name]["sample_size"] == alert.sample_size == 2
+    trend = turn_figures(chatbot_ids=[chatbot.pk], window=window)["trend"]["series"]["conversation_score"]
+    assert [v for v in trend if v is not None] == [expected["conversation_score"]]
