@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -125,7 +125,9 @@ def conversation_judge_enqueue(*, conversation: Conversation) -> bool:
     return True
 
 
-def conversation_judge_sweep(*, now=None, limit: int | None = None) -> dict[str, int]:
+def conversation_judge_sweep(
+    *, now: datetime | None = None, limit: int | None = None, lookback_hours: int | None = None
+) -> dict[str, int]:
     """Every minute: start judging conversations gone idle, and re-send lost tasks.
 
     1. Per chatbot with the conversation judge on: its idle, sampled, judgeable conversations
@@ -146,7 +148,7 @@ def conversation_judge_sweep(*, now=None, limit: int | None = None) -> dict[str,
         backend = judge_backend_for(chatbot)
         ids = list(
             conversations_idle_unjudged(
-                chatbot=chatbot, version=backend.conversation_version, now=now
+                chatbot=chatbot, version=backend.conversation_version, now=now, lookback_hours=lookback_hours
             ).values_list("pk", flat=True)[: budget - started]
         )
         with transaction.atomic():

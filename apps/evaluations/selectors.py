@@ -41,7 +41,7 @@ def conversations_judgeable(
 
 
 def conversations_idle_unjudged(
-    *, chatbot: Chatbot, version: str, now: datetime
+    *, chatbot: Chatbot, version: str, now: datetime, lookback_hours: int | None = None
 ) -> QuerySet[Conversation]:
     """The chatbot's judgeable conversations idle for its `conversation_idle_minutes` (within the
     lookback window) that have no evaluation of `version` yet, oldest activity first.
@@ -50,7 +50,8 @@ def conversations_idle_unjudged(
     "no evaluation yet" by the unique (conversation, evaluator_version) index.
     """
     cutoff = now - timedelta(minutes=chatbot.conversation_idle_minutes)
-    since = cutoff - timedelta(hours=settings.CONVERSATION_JUDGE_LOOKBACK_HOURS)
+    lookback = settings.CONVERSATION_JUDGE_LOOKBACK_HOURS if lookback_hours is None else lookback_hours
+    since = cutoff - timedelta(hours=lookback)
     judged = ConversationEvaluation.objects.filter(
         conversation_id=OuterRef("pk"), evaluator_version=version
     )
