@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Exists, F, FloatField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import Exists, F, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Mod, TruncDay, TruncHour
 
 from apps.chatbots.models import Chatbot
@@ -73,17 +73,15 @@ def conversation_evaluation_latest(*, conversation_id: int) -> ConversationEvalu
     )
 
 
-def conversation_judge_overall() -> Subquery:
-    """The overall of a conversation's latest completed conversation evaluation, as a subquery
-    over OuterRef("pk") (the review queue filters and sorts by it)."""
+def conversation_judge_overall(*, field: str = "overall") -> Subquery:
+    """The overall (or another `field`) of a conversation's latest completed conversation
+    evaluation, as a subquery over OuterRef("pk") (the review queue filters and sorts by it)."""
     latest = (
-        ConversationEvaluation.objects.filter(
-            conversation_id=OuterRef("pk"), status=EvaluationStatus.DONE
-        )
+        ConversationEvaluation.objects.filter(conversation_id=OuterRef("pk"), status=EvaluationStatus.DONE)
         .order_by("-completed_at", "-id")
-        .values("overall")[:1]
+        .values(field)[:1]
     )
-    return Subquery(latest, output_field=FloatField())
+    return Subquery(latest, output_field=ConversationEvaluation._meta.get_field(field))
 
 
 def conversation_judge_figures(

@@ -306,7 +306,10 @@ class ConversationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # The conversation judge's overall, for its filter, column and sort (one subquery per page).
-        return super().get_queryset(request).annotate(conversation_judge_score=conversation_judge_overall())
+        return super().get_queryset(request).annotate(
+            conversation_judge_score=conversation_judge_overall(),
+            conversation_judge_reasoning=conversation_judge_overall(field="reasoning"),
+        )
 
     @admin.display(description="conversation judge", ordering="conversation_judge_score")
     def conversation_judge(self, obj: Conversation) -> str:
@@ -739,6 +742,11 @@ class FlaggedConversationAdmin(ConversationAdmin):
             if reasons.judge_reasoning:
                 parts.append(format_html('<div class="cm-why-line"><b>Judge:</b> {}</div>',
                                          Truncator(reasons.judge_reasoning.splitlines()[0]).chars(140)))
+            if FlagReason.CONVERSATION_JUDGE in (obj.flag_reasons or []) and getattr(
+                obj, "conversation_judge_reasoning", None
+            ):
+                parts.append(format_html('<div class="cm-why-line"><b>Conversation:</b> {}</div>',
+                                         Truncator(obj.conversation_judge_reasoning).chars(140)))
             if reasons.thumbs_down_comment:
                 parts.append(format_html('<div class="cm-why-line cm-why-comment">👎 “{}”</div>',
                                          Truncator(reasons.thumbs_down_comment).chars(140)))

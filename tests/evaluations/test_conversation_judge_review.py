@@ -17,6 +17,7 @@ from tests.factories import make_conversation, make_turn
 
 pytestmark = pytest.mark.django_db
 QUEUE = "/admin/review/flaggedconversation/"
+CONVERSATIONS_API = "/api/v1/conversations/"
 
 
 def ended_conversation(chatbot, exchanges: list[dict], **fields) -> Conversation:
@@ -212,6 +213,7 @@ def test_the_transcript_shows_the_grade_and_the_queue_filters_and_sorts_by_it(
     assert [c.external_id for c in none.context["cl"].result_list] == [unjudged.external_id]
     reason = admin_client.get(QUEUE, {"status": "all", "reason": "conversation_judge"})
     assert [c.external_id for c in reason.context["cl"].result_list] == ["conv-bad"]
+    assert "<b>Conversation:</b> Heuristic:" in reason.content.decode()  # why it is in the queue
 
     listing = admin_client.get(QUEUE, {"status": "all"})
     column = listing.context["cl"].list_display.index("conversation_judge")
@@ -249,3 +251,40 @@ def test_conversation_judge_metrics_agree_on_the_dashboard_the_api_and_alerts(
         assert dashboard[name]["sample_size"] == alert.sample_size == 2
     trend = turn_figures(chatbot_ids=[chatbot.pk], window=window)["trend"]["series"]["conversation_score"]
     assert [v for v in trend if v is not None] == [expected["conversation_score"]]
+
+
+def test_the_staff_api_lists_and_filters_by_the_conversation_judge(
+    admin_client, chatbot, django_capture_on_commit_callbacks
+):
+    ended_conversation(chatbot, [{"user_message": "Cancel it", "bot_response": "I didn't understand.",
+                                  "fallback_used": True, "thumbs_down": 1}], external_id="api-bad")
+    ended_conversation(chatbot, [{"user_message": "Opening hours?", "bot_response": "9 to 5 on weekdays."}],
+                       external_id="api-good")
+    judge_all(django_capture_on_commit_callbacks)
+
+    listed = admin_client.get(CONVERSATIONS_API, {"conversation_judge_max": 5}).json()["results"]
+    assert [row["external_id"] for row in listed] == ["api-bad"]
+    assert listed[0]["conversation_judge_score"] < 5
+    good = admin_client.get(CONVERSATIONS_API, {"conversation_judge_min": 5}).json()["results"]
+    assert [row["external_id"] for row in good] == ["api-good"]
+    assert admin_client.get(CONVERSATIONS_API, {"conversation_judge_min": "x"}).status_code == 400
+
+
+def test_staff_rerun_the_conversation_judge_from_its_admin(admin_client, chatbot, django_capture_on_commit_callbacks):
+    from apps.audit.models import AuditEvent
+
+    conversation = ended_conversation(chatbot, [{"user_message": "Opening hours?", "bot_response": "9 to 5."}])
+    judge_all(django_capture_on_commit_callbacks)
+    evaluation = ConversationEvaluation.objects.get()
+    listing = admin_client.get("/admin/evaluations/conversationevaluation/")
+    assert listing.status_code == 200 and str(conversation) in listing.content.decode()
+    assert admin_client.get(f"/admin/evaluations/conversationevaluation/{evaluation.pk}/change/").status_code == 200
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post("/admin/evaluations/conversationevaluation/",
+                                     {"action": "rerun_conversation_judge", "_selected_action": [evaluation.pk]})
+    assert response.status_code == 302
+    evaluation.refresh_from_db()
+    assert (evaluation.status, evaluation.trigger, evaluation.attempts) == ("done", "rerun", 1)
+    assert evaluation.created_by.username == "alice"
+    assert AuditEvent.objects.filter(action="conversation_judge.rerun").count() == 1
