@@ -37,10 +37,18 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatmon.settings")
 os.environ["CELERY_TASK_ALWAYS_EAGER"] = "0"
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
-REPLY = json.dumps({
-    "goal_completion": 8, "resolution": 7, "user_frustration": 9, "policy_adherence": 10, "human_handoff": 10,
-    "handoff_needed": False, "failed_turn": None, "reasoning": "Turn 3: the delivery date was vague.",
-})
+REPLY = json.dumps(
+    {
+        "goal_completion": 8,
+        "resolution": 7,
+        "user_frustration": 9,
+        "policy_adherence": 10,
+        "human_handoff": 10,
+        "handoff_needed": False,
+        "failed_turn": None,
+        "reasoning": "Turn 3: the delivery date was vague.",
+    }
+)
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -82,7 +90,9 @@ def main() -> None:
     parser.add_argument("--pool", default="threads", choices=["threads", "prefork"])
     parser.add_argument("--delay", type=float, default=0.25)
     args = parser.parse_args()
-    if not os.environ.get("REDIS_URL") or not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+    if not os.environ.get("REDIS_URL") or not os.environ.get("DATABASE_URL", "").startswith(
+        "postgres"
+    ):
         sys.exit("set DATABASE_URL (PostgreSQL) and REDIS_URL")
 
     import multiprocessing
@@ -103,19 +113,26 @@ def main() -> None:
 
     run_id = int(time.time())
     chatbot = Chatbot.objects.create(
-        name=f"bench conversation judge {run_id}", slug=f"bench-cj-{run_id}", judge_sample_rate=0.0,
-        conversation_judge_sample_rate=1.0, conversation_idle_minutes=1, judge_model="gpt-4o-mini",
+        name=f"bench conversation judge {run_id}",
+        slug=f"bench-cj-{run_id}",
+        judge_sample_rate=0.0,
+        conversation_judge_sample_rate=1.0,
+        conversation_idle_minutes=1,
+        judge_model="gpt-4o-mini",
     )
     past = timezone.now() - timedelta(minutes=30)
     payloads = [
         {
-            "conversation_id": f"r{run_id}-c{c}", "turn_id": f"r{run_id}-c{c}-t{t}",
+            "conversation_id": f"r{run_id}-c{c}",
+            "turn_id": f"r{run_id}-c{c}-t{t}",
             "timestamp": (past + timedelta(seconds=t)).isoformat(),
             "user_message": f"Hello, where is my order number {c}? It was due last week (message {t}).",
             "bot_response": f"Your order {c} left our warehouse yesterday and should arrive within two days.",
-            "latency_ms": 900, "model": "gpt-4o-mini",
+            "latency_ms": 900,
+            "model": "gpt-4o-mini",
         }
-        for c in range(args.conversations) for t in range(args.turns)
+        for c in range(args.conversations)
+        for t in range(args.turns)
     ]
     for i in range(0, len(payloads), 600):
         turns_ingest(chatbot=chatbot, turns=[parse_turn(p) for p in payloads[i : i + 600]])
@@ -127,18 +144,44 @@ def main() -> None:
     base_url = parent.recv()
     try:
         with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
-            env = {**os.environ, "JUDGE_BACKEND": "openai", "OPENAI_API_KEY": "bench-key",
-                   "OPENAI_BASE_URL": base_url, "LOG_LEVEL": "WARNING"}
+            env = {
+                **os.environ,
+                "JUDGE_BACKEND": "openai",
+                "OPENAI_API_KEY": "bench-key",
+                "OPENAI_BASE_URL": base_url,
+                "LOG_LEVEL": "WARNING",
+            }
             os.environ.update({"JUDGE_BACKEND": "openai", "OPENAI_API_KEY": "bench-key"})
             from django.conf import settings
 
             settings.JUDGE_BACKEND, settings.OPENAI_API_KEY = "openai", "bench-key"
             workers = [
                 subprocess.Popen(
-                    [sys.executable, "-m", "celery", "-A", "chatmon", "worker", "-Q", "judge", "--pool", args.pool,
-                     "-c", str(args.concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat",
-                     "-n", f"bench-cj-{run_id}-{i}@%h", "--loglevel", "WARNING"],
-                    cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "chatmon",
+                        "worker",
+                        "-Q",
+                        "judge",
+                        "--pool",
+                        args.pool,
+                        "-c",
+                        str(args.concurrency),
+                        "--without-gossip",
+                        "--without-mingle",
+                        "--without-heartbeat",
+                        "-n",
+                        f"bench-cj-{run_id}-{i}@%h",
+                        "--loglevel",
+                        "WARNING",
+                    ],
+                    cwd=BASE_DIR,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
                 )
                 for i in range(args.workers)
             ]
@@ -148,7 +191,15 @@ def main() -> None:
                 deadline = time.monotonic() + 120
                 while time.monotonic() < deadline:
                     replies = app.control.ping(timeout=1.0) or []
-                    if sum(1 for r in replies for name in r if name.startswith(f"bench-cj-{run_id}")) >= args.workers:
+                    if (
+                        sum(
+                            1
+                            for r in replies
+                            for name in r
+                            if name.startswith(f"bench-cj-{run_id}")
+                        )
+                        >= args.workers
+                    ):
                         break
                 else:
                     log.seek(0)
@@ -177,11 +228,19 @@ def main() -> None:
         failed = rows.filter(status="failed").count()
         last = rows.aggregate(last=Max("completed_at"))["last"]
         elapsed = (last - started_wall).total_seconds() if last else float("nan")
-        print(f"conversations: {args.conversations} × {args.turns} turns; swept {swept}; done {done}, failed {failed}")
-        print(f"workers: {args.workers} × {args.pool} -c {args.concurrency}; server delay {args.delay * 1000:.0f} ms")
+        print(
+            f"conversations: {args.conversations} × {args.turns} turns; swept {swept}; done {done}, failed {failed}"
+        )
+        print(
+            f"workers: {args.workers} × {args.pool} -c {args.concurrency}; server delay {args.delay * 1000:.0f} ms"
+        )
         print(f"sweep: {sweep_seconds:.2f} s")
-        print(f"conversations/s: {done / elapsed:.1f}  ({elapsed:.1f} s from the sweep to the last done)")
-        print(f"worker CPU: {cpu:.1f} s = {cpu * 1000 / max(done, 1):.1f} CPU-seconds per 1,000 conversations")
+        print(
+            f"conversations/s: {done / elapsed:.1f}  ({elapsed:.1f} s from the sweep to the last done)"
+        )
+        print(
+            f"worker CPU: {cpu:.1f} s = {cpu * 1000 / max(done, 1):.1f} CPU-seconds per 1,000 conversations"
+        )
     finally:
         parent.send("stop")
         server.join(timeout=10)

@@ -148,7 +148,10 @@ def conversation_judge_sweep(
         backend = judge_backend_for(chatbot)
         ids = list(
             conversations_idle_unjudged(
-                chatbot=chatbot, version=backend.conversation_version, now=now, lookback_hours=lookback_hours
+                chatbot=chatbot,
+                version=backend.conversation_version,
+                now=now,
+                lookback_hours=lookback_hours,
             ).values_list("pk", flat=True)[: budget - started]
         )
         with transaction.atomic():

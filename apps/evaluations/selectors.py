@@ -50,7 +50,9 @@ def conversations_idle_unjudged(
     "no evaluation yet" by the unique (conversation, evaluator_version) index.
     """
     cutoff = now - timedelta(minutes=chatbot.conversation_idle_minutes)
-    lookback = settings.CONVERSATION_JUDGE_LOOKBACK_HOURS if lookback_hours is None else lookback_hours
+    lookback = (
+        settings.CONVERSATION_JUDGE_LOOKBACK_HOURS if lookback_hours is None else lookback_hours
+    )
     since = cutoff - timedelta(hours=lookback)
     judged = ConversationEvaluation.objects.filter(
         conversation_id=OuterRef("pk"), evaluator_version=version
@@ -77,7 +79,9 @@ def conversation_judge_overall(*, field: str = "overall") -> Subquery:
     """The overall (or another `field`) of a conversation's latest completed conversation
     evaluation, as a subquery over OuterRef("pk") (the review queue filters and sorts by it)."""
     latest = (
-        ConversationEvaluation.objects.filter(conversation_id=OuterRef("pk"), status=EvaluationStatus.DONE)
+        ConversationEvaluation.objects.filter(
+            conversation_id=OuterRef("pk"), status=EvaluationStatus.DONE
+        )
         .order_by("-completed_at", "-id")
         .values(field)[:1]
     )
@@ -85,7 +89,11 @@ def conversation_judge_overall(*, field: str = "overall") -> Subquery:
 
 
 def conversation_judge_figures(
-    *, chatbot_ids: Sequence[int] | None, since: datetime, until: datetime, interval: str | None = None
+    *,
+    chatbot_ids: Sequence[int] | None,
+    since: datetime,
+    until: datetime,
+    interval: str | None = None,
 ) -> Any:
     """The metric catalogue's conversation-judge figures over the evaluations completed in
     (since, until]: totals, or per local "hour"/"day" period (served by conv_eval_chatbot_done)."""
@@ -98,4 +106,7 @@ def conversation_judge_figures(
     if interval is None:
         return rows.aggregate(**aggregates)
     trunc = TruncHour("completed_at") if interval == "hour" else TruncDay("completed_at")
-    return {row.pop("period"): row for row in rows.annotate(period=trunc).values("period").annotate(**aggregates)}
+    return {
+        row.pop("period"): row
+        for row in rows.annotate(period=trunc).values("period").annotate(**aggregates)
+    }

@@ -232,34 +232,71 @@ def test_conversation_judge_metrics_agree_on_the_dashboard_the_api_and_alerts(
     from apps.alerts.selectors import metric_compute
     from apps.review.selectors import Window, turn_figures
 
-    ended_conversation(chatbot, [{"user_message": "Talk to a human now", "bot_response": "I didn't understand.",
-                                  "fallback_used": True, "thumbs_down": 1}])
-    ended_conversation(chatbot, [{"user_message": "Opening hours?", "bot_response": "9 to 5 on weekdays."}])
+    ended_conversation(
+        chatbot,
+        [
+            {
+                "user_message": "Talk to a human now",
+                "bot_response": "I didn't understand.",
+                "fallback_used": True,
+                "thumbs_down": 1,
+            }
+        ],
+    )
+    ended_conversation(
+        chatbot, [{"user_message": "Opening hours?", "bot_response": "9 to 5 on weekdays."}]
+    )
     judge_all(django_capture_on_commit_callbacks)
     overalls = list(ConversationEvaluation.objects.values_list("overall", flat=True))
     assert sorted(o < chatbot.conversation_judge_flag_below for o in overalls) == [False, True]
     window = Window.last(24)
 
     dashboard = turn_figures(chatbot_ids=[chatbot.pk], window=window)["metrics"]
-    api = admin_client.get("/api/v1/stats/overview", {"chatbot": chatbot.pk, "since": window.since.isoformat(),
-                                                      "until": window.until.isoformat()}).json()["metrics"]
-    expected = {"conversation_score": round(sum(overalls) / 2, 4), "conversation_low_share": 50.0,
-                "handoff_needed_share": 50.0}
+    api = admin_client.get(
+        "/api/v1/stats/overview",
+        {
+            "chatbot": chatbot.pk,
+            "since": window.since.isoformat(),
+            "until": window.until.isoformat(),
+        },
+    ).json()["metrics"]
+    expected = {
+        "conversation_score": round(sum(overalls) / 2, 4),
+        "conversation_low_share": 50.0,
+        "handoff_needed_share": 50.0,
+    }
     for name, value in expected.items():
-        alert = metric_compute(metric=name, chatbot_id=chatbot.pk, since=window.since, until=window.until)
+        alert = metric_compute(
+            metric=name, chatbot_id=chatbot.pk, since=window.since, until=window.until
+        )
         assert dashboard[name]["value"] == api[name]["value"] == alert.value == value, name
         assert dashboard[name]["sample_size"] == alert.sample_size == 2
-    trend = turn_figures(chatbot_ids=[chatbot.pk], window=window)["trend"]["series"]["conversation_score"]
+    trend = turn_figures(chatbot_ids=[chatbot.pk], window=window)["trend"]["series"][
+        "conversation_score"
+    ]
     assert [v for v in trend if v is not None] == [expected["conversation_score"]]
 
 
 def test_the_staff_api_lists_and_filters_by_the_conversation_judge(
     admin_client, chatbot, django_capture_on_commit_callbacks
 ):
-    ended_conversation(chatbot, [{"user_message": "Cancel it", "bot_response": "I didn't understand.",
-                                  "fallback_used": True, "thumbs_down": 1}], external_id="api-bad")
-    ended_conversation(chatbot, [{"user_message": "Opening hours?", "bot_response": "9 to 5 on weekdays."}],
-                       external_id="api-good")
+    ended_conversation(
+        chatbot,
+        [
+            {
+                "user_message": "Cancel it",
+                "bot_response": "I didn't understand.",
+                "fallback_used": True,
+                "thumbs_down": 1,
+            }
+        ],
+        external_id="api-bad",
+    )
+    ended_conversation(
+        chatbot,
+        [{"user_message": "Opening hours?", "bot_response": "9 to 5 on weekdays."}],
+        external_id="api-good",
+    )
     judge_all(django_capture_on_commit_callbacks)
 
     listed = admin_client.get(CONVERSATIONS_API, {"conversation_judge_max": 5}).json()["results"]
@@ -270,19 +307,30 @@ def test_the_staff_api_lists_and_filters_by_the_conversation_judge(
     assert admin_client.get(CONVERSATIONS_API, {"conversation_judge_min": "x"}).status_code == 400
 
 
-def test_staff_rerun_the_conversation_judge_from_its_admin(admin_client, chatbot, django_capture_on_commit_callbacks):
+def test_staff_rerun_the_conversation_judge_from_its_admin(
+    admin_client, chatbot, django_capture_on_commit_callbacks
+):
     from apps.audit.models import AuditEvent
 
-    conversation = ended_conversation(chatbot, [{"user_message": "Opening hours?", "bot_response": "9 to 5."}])
+    conversation = ended_conversation(
+        chatbot, [{"user_message": "Opening hours?", "bot_response": "9 to 5."}]
+    )
     judge_all(django_capture_on_commit_callbacks)
     evaluation = ConversationEvaluation.objects.get()
     listing = admin_client.get("/admin/evaluations/conversationevaluation/")
     assert listing.status_code == 200 and str(conversation) in listing.content.decode()
-    assert admin_client.get(f"/admin/evaluations/conversationevaluation/{evaluation.pk}/change/").status_code == 200
+    assert (
+        admin_client.get(
+            f"/admin/evaluations/conversationevaluation/{evaluation.pk}/change/"
+        ).status_code
+        == 200
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post("/admin/evaluations/conversationevaluation/",
-                                     {"action": "rerun_conversation_judge", "_selected_action": [evaluation.pk]})
+        response = admin_client.post(
+            "/admin/evaluations/conversationevaluation/",
+            {"action": "rerun_conversation_judge", "_selected_action": [evaluation.pk]},
+        )
     assert response.status_code == 302
     evaluation.refresh_from_db()
     assert (evaluation.status, evaluation.trigger, evaluation.attempts) == ("done", "rerun", 1)

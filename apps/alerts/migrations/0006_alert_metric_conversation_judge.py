@@ -4,15 +4,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('alerts', '0005_hallucination_rate_label'),
+        ("alerts", "0005_hallucination_rate_label"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='alertrule',
-            name='metric',
-            field=models.CharField(choices=[('error_rate', 'Error rate (share of turns)'), ('fallback_rate', 'Fallback rate (share of turns)'), ('fallback_count', 'Fallbacks (count)'), ('latency_p95', 'p95 latency (ms)'), ('slow_share', 'Share of turns slower than N ms'), ('thumbs_down_rate', 'Thumbs-down rate (of rated turns)'), ('judge_average', 'Average judge overall'), ('hallucination_rate', 'Hallucination rate (of turns assessed for it)'), ('flagged_turns', 'Flagged turns (count)'), ('cost_usd', 'Cost (USD)'), ('turn_volume', 'Turn volume (count)'), ('conversation_score', 'Average conversation judge overall'), ('conversation_low_share', 'Conversations judged below the threshold (share)'), ('handoff_needed_share', 'Conversations that needed a human handoff (share)')], max_length=24),
+            model_name="alertrule",
+            name="metric",
+            field=models.CharField(
+                choices=[
+                    ("error_rate", "Error rate (share of turns)"),
+                    ("fallback_rate", "Fallback rate (share of turns)"),
+                    ("fallback_count", "Fallbacks (count)"),
+                    ("latency_p95", "p95 latency (ms)"),
+                    ("slow_share", "Share of turns slower than N ms"),
+                    ("thumbs_down_rate", "Thumbs-down rate (of rated turns)"),
+                    ("judge_average", "Average judge overall"),
+                    ("hallucination_rate", "Hallucination rate (of turns assessed for it)"),
+                    ("flagged_turns", "Flagged turns (count)"),
+                    ("cost_usd", "Cost (USD)"),
+                    ("turn_volume", "Turn volume (count)"),
+                    ("conversation_score", "Average conversation judge overall"),
+                    ("conversation_low_share", "Conversations judged below the threshold (share)"),
+                    ("handoff_needed_share", "Conversations that needed a human handoff (share)"),
+                ],
+                max_length=24,
+            ),
         ),
     ]
