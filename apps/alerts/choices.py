@@ -15,6 +15,9 @@ class Metric(models.TextChoices):
     FLAGGED_TURNS = "flagged_turns", "Flagged turns (count)"
     COST_USD = "cost_usd", "Cost (USD)"
     TURN_VOLUME = "turn_volume", "Turn volume (count)"
+    CONVERSATION_SCORE = "conversation_score", "Average conversation judge overall"
+    CONVERSATION_LOW_SHARE = "conversation_low_share", "Conversations judged below the threshold (share)"
+    HANDOFF_NEEDED_SHARE = "handoff_needed_share", "Conversations that needed a human handoff (share)"
 
 
 class Comparison(models.TextChoices):

@@ -38,6 +38,7 @@ class FlagReason(models.TextChoices):
     THUMBS_DOWN = "thumbs_down", "Thumbs down"
     MANUAL = "manual", "Manual"
     HALLUCINATION = "hallucination", "Bot-reported hallucination"
+    CONVERSATION_JUDGE = "conversation_judge", "Conversation judge"
 
 
 class JudgeStatus(models.TextChoices):

@@ -281,7 +281,9 @@ def conversation_summary_recompute(*, conversation_ids: Iterable[int]) -> None:
         conversation.has_early_calls = any(c["turn_external_id"] for c in loose)
 
         turn_reasons = [r for t in turns for r in (t["flag_reasons"] or [])]
-        kept = [r for r in conversation.flag_reasons if r in turn_reasons or r == FlagReason.MANUAL]
+        # Reasons set on the conversation itself (by hand, by the conversation judge) stay.
+        kept = [r for r in conversation.flag_reasons
+                if r in turn_reasons or r in (FlagReason.MANUAL, FlagReason.CONVERSATION_JUDGE)]
         reasons = list(dict.fromkeys([*kept, *turn_reasons]))
         conversation.flag_reasons = reasons
         if not reasons:

@@ -547,7 +547,11 @@ def _event_apply(chatbot: Chatbot, item: _PreparedTurn, conversation: Conversati
     warnings = list(data.warnings)
     rated = None
     if data.event == "end":
+        from apps.evaluations.conversation_judge import conversation_judge_enqueue
+
         conversation_end(conversation=conversation, at=data.timestamp)
+        # Judged as a whole once this batch commits (if sampled; apps.evaluations).
+        conversation_judge_enqueue(conversation=conversation)
         if data.outcome:
             outcomes_set(chatbot=chatbot, conversation=conversation, values=data.outcome,
                          reason=data.handoff_reason, at=data.timestamp)

@@ -180,6 +180,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 300.0,
         "options": {"queue": Queue.JUDGE, "expires": 290},
     },
+    "conversation-judge-sweep": {
+        # Idle conversations to judge as a whole, and lost conversation-judge tasks.
+        "task": "apps.evaluations.tasks.conversation_judge_sweep",
+        "schedule": 60.0,
+        "options": {"queue": Queue.JUDGE, "expires": 55},
+    },
     "clustering-scheduled-runs": {
         "task": "apps.clustering.tasks.clustering_schedule_due",
         "schedule": crontab(minute=15),
@@ -401,6 +407,16 @@ EXPERIMENT_CONCURRENCY = env_int("EXPERIMENT_CONCURRENCY", 50)
 EXPERIMENT_MAX_ATTEMPTS = env_int("EXPERIMENT_MAX_ATTEMPTS", 4)
 # An item regressed (improved) when its score fell (rose) by at least this much (0–10 scale).
 EXPERIMENT_REGRESSION_DELTA = env_float("EXPERIMENT_REGRESSION_DELTA", 1.0)
+
+# The conversation judge: the longest prompt (system + transcript, tiktoken tokens) one
+# conversation is judged with; longer conversations are shortened (first, last, flagged turns
+# verbatim, the middle summarised or elided).
+CONVERSATION_JUDGE_MAX_PROMPT_TOKENS = env_int("CONVERSATION_JUDGE_MAX_PROMPT_TOKENS", 6000)
+# How far back the idle sweep looks for finished conversations not judged yet (hours): bounds
+# its index range scan; conversations idle longer than this before the judge was on are skipped.
+CONVERSATION_JUDGE_LOOKBACK_HOURS = env_int("CONVERSATION_JUDGE_LOOKBACK_HOURS", 48)
+# Most conversations one sweep run sends to the judge.
+CONVERSATION_JUDGE_SWEEP_BATCH = env_int("CONVERSATION_JUDGE_SWEEP_BATCH", 1000)
 
 # --- chatmon: clustering (apps.clustering) -----------------------------------------------
 # What is embedded per thumbs-down turn: "user" (the user message; clusters better, see
