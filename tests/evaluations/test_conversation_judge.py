@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.conversations.models import Conversation, LLMCall
 from apps.core.tokens import count_tokens
-from apps.evaluations.conversation_judge import conversation_judge_sweep
+from apps.evaluations.conversation_judge import conversation_judge_rerun, conversation_judge_sweep
 from apps.evaluations.models import ConversationEvaluation
 from apps.evaluations.sampling import conversation_is_sampled
 from apps.evaluations.tasks import conversation_judge
@@ -173,8 +173,9 @@ def test_a_no_content_conversation_never_reaches_the_judge(
     assert list(ConversationEvaluation.objects.values_list("conversation_id", flat=True)) == [
         judged.pk
     ]
-    # Asked for directly (a lost task, a stale queue entry), the task still refuses it.
-    assert conversation_judge.delay(withheld.pk).get() in {"missing", "not_judgeable"}
+    # A staff re-run queues it anyway: the task still refuses to send it.
+    conversation_judge_rerun(conversation_ids=[withheld.pk], actor=None)
+    assert conversation_judge.delay(withheld.pk).get() == "not_judgeable"
     assert len(conversation_server.requests_to("/chat/completions")) == 1
 
 
