@@ -33,3 +33,30 @@ class PendingSpanContent(models.Model):
     @property
     def span_key(self) -> str:
         return f"{self.trace_id}:{self.span_id}"
+
+
+class PendingStep(models.Model):
+    """A step span (tool, SQL, retrieval) exported before the turn of its trace.
+
+    Exporters send a trace's spans as they end, children first, so a tool span can arrive in an
+    export before the one holding its turn. The step waits here, already redacted, until a turn
+    of its trace is stored (apps.otel.services); rows not claimed within
+    OTLP_PENDING_CONTENT_HOURS are purged with the pending content.
+    """
+
+    chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="+")
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16)
+    # The turn span it belongs to when the export showed it ("" → the trace's latest turn).
+    turn_key = models.CharField(max_length=255, blank=True)
+    step = models.JSONField(default=dict)  # apps.ingest.validation.StepInput's fields, redacted
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chatbot", "trace_id", "span_id"], name="otel_pending_step_span"),
+        ]
+        indexes = [models.Index(fields=["received_at"], name="otel_pending_step_received")]
+
+    def __str__(self) -> str:
+        return f"{self.trace_id}:{self.span_id}"

@@ -60,6 +60,7 @@ from .mapping import (
     nanos_to_datetime,
     span_content,
 )
+from .steps import db_operation
 
 STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 
@@ -179,7 +180,9 @@ def _operation(attributes: dict[str, Any]) -> str:
     if value:
         return str(value)
     # Early GenAI instrumentations set only the provider; they traced chat calls.
-    return "chat" if first_of(attributes, "gen_ai.system", "gen_ai.provider.name") else ""
+    if first_of(attributes, "gen_ai.system", "gen_ai.provider.name"):
+        return "chat"
+    return db_operation(attributes)  # a SQL query: a step of the turn its trace makes (steps.py)
 
 
 def _attribute_value(attributes: Iterable[Any], names: tuple[str, ...]) -> str | None:
@@ -308,7 +311,7 @@ def span_call_raw(span: Span) -> dict[str, Any]:
         # Tools and retrievers have no model: no tokens to estimate, no price.
         input_tokens, output_tokens = input_tokens or 0, output_tokens or 0
     duration_ns = span.end_ns - span.start_ns
-    error = _error(span)
+    error = span_error(span)
     raw: dict[str, Any] = {
         "conversation_id": span.conversation_id,
         "turn_id": span.turn_key,
@@ -352,7 +355,7 @@ def _function_name(span: Span) -> str:
     return span.operation
 
 
-def _error(span: Span) -> str:
+def span_error(span: Span) -> str:
     error_type = first_of(span.attributes, "error.type")
     if span.status_code != STATUS_ERROR and not error_type:
         return convention_error(span.attributes)

@@ -141,14 +141,14 @@ def test_manual_observations_exported_twice_are_stored_once(live_server, chatbot
     assert turn.metadata["otel"]["version"] == "bot-1.4"
     assert turn.end_user_hash == end_user_hash(chatbot_id=chatbot.pk, user_id="customer-2")
     calls = {c.function_name: c for c in LLMCall.objects.filter(chatbot=chatbot)}
-    assert set(calls) == {"shipping-lookup", "answer"}
+    assert set(calls) == {"answer"}
     assert all(c.turn_id == turn.pk for c in calls.values())
     answer = calls["answer"]
     assert (answer.model, answer.input_tokens, answer.output_tokens, str(answer.cost_usd)) == (
         "gpt-4o-mini", 20, 6, "0.002100")
-    tool = calls["shipping-lookup"]  # no model of its own (ingest shows the turn's), no tokens, no cost
-    assert (tool.input_tokens, tool.output_tokens, tool.cost_usd) == (0, 0, 0)
-    assert '"days": 5' in tool.output_text
+    tool = turn.steps.get()  # the tool observation is a step of the turn (stored once too)
+    assert (tool.kind, tool.name, tool.success) == ("tool", "shipping-lookup", True)
+    assert '"days": 5' in tool.output_text and '"NO"' in tool.input_text
     assert (turn.conversation.total_tokens, turn.conversation.turn_count) == (26, 1)
     assert Feedback.objects.get().rating == "up"
 
