@@ -45,8 +45,9 @@ class PendingStep(models.Model):
     """
 
     chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="+")
-    trace_id = models.CharField(max_length=32)
-    span_id = models.CharField(max_length=16)
+    # OTLP ids in hex (32 and 16 characters), or Langfuse 2.x ids (UUIDs, or the bot's own).
+    trace_id = models.CharField(max_length=64)
+    span_id = models.CharField(max_length=64)
     # The turn span it belongs to when the export showed it ("" → the trace's latest turn).
     turn_key = models.CharField(max_length=255, blank=True)
     step = models.JSONField(default=dict)  # apps.ingest.validation.StepInput's fields, redacted
@@ -60,3 +61,31 @@ class PendingStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trace_id}:{self.span_id}"
+
+
+class LangfuseObservation(models.Model):
+    """A Langfuse 2.x trace or observation as its ingestion events built it up (/api/public/ingestion).
+
+    The v2 SDKs send a trace's fields in several events, often in several batches: trace-create
+    with the input, observations as they end, trace-create again with the output. Each event's
+    body is merged here (texts redacted), and the trace is mapped again from all of its rows
+    after every batch (apps.otel.langfuse_ingestion); ids make that mapping idempotent. Rows
+    older than OTLP_PENDING_CONTENT_HOURS are purged with the pending content.
+    """
+
+    chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="+")
+    trace_id = models.CharField(max_length=64)
+    observation_id = models.CharField(max_length=64, blank=True)  # "" for the trace itself
+    kind = models.CharField(max_length=16)  # trace, span, generation, event
+    body = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chatbot", "trace_id", "observation_id"],
+                                    name="otel_langfuse_observation_id"),
+        ]
+        indexes = [models.Index(fields=["updated_at"], name="otel_langfuse_obs_updated")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.trace_id}:{self.observation_id}"

@@ -68,7 +68,7 @@ def traces_export(*, chatbot: Chatbot, request: Any) -> ExportResult:
     pending = pending_content_merge(chatbot, [s for s in tree.spans if s.content.empty and len(s.trace_id) == 32
                                               and len(s.span_id) == 16])
     span_turns_choose(tree)
-    _spans_store(chatbot, tree.spans, result)
+    spans_store(chatbot, tree.spans, result)
     if pending:
         PendingSpanContent.objects.filter(pk__in=pending).delete()
     # Content that landed while this export was being stored: the logs path wrote it after we
@@ -80,7 +80,8 @@ def traces_export(*, chatbot: Chatbot, request: Any) -> ExportResult:
     return result
 
 
-def _spans_store(chatbot: Chatbot, spans: list[Span], result: ExportResult) -> None:
+def spans_store(chatbot: Chatbot, spans: list[Span], result: ExportResult) -> None:
+    """Steps 4 and 5 for spans whose turns are chosen (also the Langfuse 2.x ingestion's path)."""
     calls: dict[str, CallInput] = {}
     turns: dict[str, TurnInput] = {}
     steps: list[tuple[Span, StepInput]] = []
@@ -235,7 +236,7 @@ def _steps_store(chatbot: Chatbot, steps: list[tuple[Span, StepInput]], result: 
             turns[where] = _turn_for_step(chatbot, trace_id=span.trace_id, turn_key=span.turn_key or "")
         if turns[where] is not None:
             found.append((turns[where], step))  # type: ignore[arg-type]
-        elif len(span.trace_id) == 32 and len(span.span_id) == 16:
+        elif 0 < len(span.trace_id) <= 64 and 0 < len(span.span_id) <= 64:
             waiting.append(PendingStep(chatbot=chatbot, trace_id=span.trace_id, span_id=span.span_id,
                                        turn_key=span.turn_key or "", step=_step_redacted(chatbot, step)))
         else:

@@ -145,7 +145,7 @@ def span_tree_read(request: Any, *, max_attributes: int | None = None, max_event
                 if user and trace_id not in trace_user:
                     trace_user[trace_id] = user
                 attributes = attributes_dict(span.attributes)
-                operation = _operation(attributes)
+                operation = span_operation(attributes)
                 if not operation:
                     ignored += 1
                     continue
@@ -155,6 +155,14 @@ def span_tree_read(request: Any, *, max_attributes: int | None = None, max_event
                     end_ns=span.end_time_unix_nano, status_code=span.status.code, status_message=span.status.message,
                     events=[(e.name, attributes_dict(e.attributes)) for e in span.events], operation=operation,
                 ))
+    span_tree_complete(spans, links, trace_conversation=trace_conversation, trace_user=trace_user)
+    return SpanTree(spans=spans, links=links, ignored=ignored, rejected=rejected)
+
+
+def span_tree_complete(spans: list[Span], links: dict[tuple[str, str], SpanLink], *,
+                       trace_conversation: dict[str, str], trace_user: dict[str, str]) -> None:
+    """Each span's content, conversation and end user (step 1's end, step 2); also used by the
+    Langfuse 2.x ingestion, which builds its spans from events rather than from OTLP."""
     for span in spans:
         span.content = span_content(span.attributes, span.events)
         if not span.content.input:
@@ -163,7 +171,6 @@ def span_tree_read(request: Any, *, max_attributes: int | None = None, max_event
             span.content.output = convention_content(span.attributes, output=True)
         span.conversation_id = _conversation_resolve(span, links, trace_conversation)
         span.user_id = _user_resolve(span, links, trace_user)
-    return SpanTree(spans=spans, links=links, ignored=ignored, rejected=rejected)
 
 
 def _over_limits(span: Any, max_attributes: int | None, max_events: int | None) -> str:
@@ -174,7 +181,7 @@ def _over_limits(span: Any, max_attributes: int | None, max_events: int | None) 
     return ""
 
 
-def _operation(attributes: dict[str, Any]) -> str:
+def span_operation(attributes: dict[str, Any]) -> str:
     value = first_of(attributes, "gen_ai.operation.name") or convention_operation(attributes) or first_of(
         attributes, "llm.request.type")
     if value:
