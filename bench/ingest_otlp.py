@@ -16,6 +16,10 @@ a generation under it (model, messages, usage_details); `--workload openinferenc
 (input.value/output.value) with an LLM span under it (llm.input_messages.N.…, token counts).
 Two spans per turn there: a 512-span export holds 256 turns and 256 LLM calls.
 
+CPU-s per 1,000 spans is the gunicorn workers' user + system CPU time (from /proc, the server's
+process group) over the measured requests, divided by the spans they carried: PostgreSQL's own
+CPU is not in it. Under a shared machine it is the steadier figure; spans/s moves with the load.
+
 Importable: `make_otlp_exports`, `make_rest_batches`, `run_exports` for bench/ingest.py.
 """
 
@@ -90,6 +94,25 @@ def _convention_spans(tracer, item: dict, workload: str, start: int, end: int) -
                               attributes=llm_attributes)
     child.end(end_time=end)
     root.end(end_time=end)
+
+
+def process_group_cpu_seconds(group: int) -> float:
+    """User + system CPU seconds of the live processes in process group `group` (Linux /proc)."""
+    import os
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # pgrp is field 5 of stat, index 2 after the command name
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def make_otlp_exports(count: int, size: int = 512, *, seed: int = 1, workload: str = "genai") -> list[bytes]:
@@ -187,7 +210,8 @@ def main() -> None:
           f"{args.clients} clients; judge sample rate {args.judge_sample_rate}; workload {args.workload}")
     print(f"request body: OTLP protobuf {sum(map(len, otlp)) // len(otlp) // 1024} KiB, "
           f"REST JSON {sum(map(len, rest)) // len(rest) // 1024} KiB per {args.spans} spans/turns")
-    with Gunicorn(env, port=args.port, workers=args.workers):
+    with Gunicorn(env, port=args.port, workers=args.workers) as server:
+        group = server.process.pid
         # Warm-up both paths (imports, tiktoken, price cache) with data of their own.
         run_exports(args.port, key, make_otlp_exports(2, args.spans, seed=91, workload=args.workload), clients=1,
                     path=otlp_path,
@@ -198,13 +222,16 @@ def main() -> None:
         for name, bodies, path, content_type, ok in (
                 (f"OTLP {otlp_path} ({args.workload})", otlp, otlp_path, "application/x-protobuf", 200),
                 ("REST /api/v1/ingest/turns", rest, "/api/v1/ingest/turns", "application/json", 207)):
+            cpu_before = process_group_cpu_seconds(group)
             elapsed, durations = run_exports(args.port, key, bodies, clients=args.clients, path=path,
                                              content_type=content_type, ok_status=ok)
+            cpu = process_group_cpu_seconds(group) - cpu_before
             count = len(bodies) * args.spans
             figures[name] = count / elapsed
             print(f"{name}: {count} spans in {elapsed:.2f} s = {count / elapsed:,.0f} spans/s; "
                   f"per {args.spans}-span request p50 {durations[len(durations) // 2] * 1000:.0f} ms, "
-                  f"max {durations[-1] * 1000:.0f} ms")
+                  f"max {durations[-1] * 1000:.0f} ms; gunicorn CPU {cpu:.1f} s = "
+                  f"{cpu / count * 1000:.2f} CPU-s per 1,000 spans")
         # Re-sending every export stores nothing: the replay path's speed.
         elapsed, _ = run_exports(args.port, key, otlp, clients=args.clients, path=otlp_path,
                                  content_type="application/x-protobuf", ok_status=200)
