@@ -90,9 +90,12 @@ def span_step_raw(span: Any, *, error: str) -> dict[str, Any]:
             first_of(attributes, "gen_ai.tool.name", "tool.name", "traceloop.entity.name")
             or span.name
         )
+        # OpenInference's tool.parameters is the tool's JSON schema: the call's arguments are input.value.
         input_text = str(
-            first_of(attributes, "gen_ai.tool.call.arguments", "tool.parameters")
+            first_of(attributes, "gen_ai.tool.call.arguments")
             or convention_text(attributes, output=False)
+            or first_of(attributes, "tool.parameters")
+            or ""
         )
         output_text = str(
             first_of(attributes, "gen_ai.tool.call.result")
