@@ -29,7 +29,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from apps.chatbots.models import Chatbot
-from apps.core.text import control_characters_present
+from apps.core.text import control_characters_present, json_nul_replace
 from apps.privacy.policy import json_redact_for
 
 from .langfuse import langfuse_scores_record
@@ -46,6 +46,19 @@ OBSERVATION_EVENTS = {
     "event-create": "event",
     "observation-create": "span",
     "observation-update": "span",
+}
+# Observation types a v2 body may name (langfuse 2.60+); anything else is its event's default.
+OBSERVATION_TYPES = {
+    "span",
+    "generation",
+    "event",
+    "tool",
+    "retriever",
+    "agent",
+    "chain",
+    "embedding",
+    "evaluator",
+    "guardrail",
 }
 TRACE_EVENT = "trace-create"
 SCORE_EVENT = "score-create"
@@ -114,10 +127,11 @@ def langfuse_batch_ingest(*, chatbot: Chatbot, batch: list[Any]) -> IngestionRes
             )
             continue
         key = (trace_id, observation_id)
+        named = str(body.get("type") or "").lower()
         kind_name = (
             "trace"
             if kind == TRACE_EVENT
-            else str(body.get("type") or OBSERVATION_EVENTS[kind]).lower()
+            else (named if named in OBSERVATION_TYPES else OBSERVATION_EVENTS[kind])
         )
         item = merged.setdefault(key, _Observation(trace_id, observation_id, kind_name, {}))
         item.body = _merge(item.body, body)
@@ -224,7 +238,7 @@ def _observations_merge(
 
 
 def _redacted(chatbot: Chatbot, body: dict[str, Any]) -> dict[str, Any]:
-    body = dict(body)
+    body = json_nul_replace(dict(body))  # PostgreSQL's jsonb holds no NUL: U+FFFD, as for REST text
     for name in _TEXT_FIELDS:
         if body.get(name) is not None:
             body[name], _ = json_redact_for(chatbot, body[name])
@@ -292,6 +306,7 @@ def _traces_map(
                     _nanos(row.body.get("endTime")) or start_ns,
                 )
             )
+    spans = [span for span in spans if span.operation]  # kept as links, as non-GenAI OTLP spans are
     span_tree_complete(spans, links, trace_conversation=trace_conversation, trace_user=trace_user)
     tree = SpanTree(spans=spans, links=links)
     span_turns_choose(tree)

@@ -28,6 +28,7 @@ from django.conf import settings
 
 from apps.chatbots.models import Chatbot
 from apps.conversations.models import LLMCall, Turn
+from apps.core.text import json_nul_replace
 from apps.ingest.services import llm_calls_ingest, turn_steps_add, turns_ingest
 from apps.ingest.validation import (
     MAX_STEPS_PER_TURN,
@@ -250,7 +251,7 @@ def _steps_store(chatbot: Chatbot, steps: list[tuple[Span, StepInput]], result: 
 
 def _step_redacted(chatbot: Chatbot, step: StepInput) -> dict[str, Any]:
     """What a pending step keeps: its fields, texts and metadata redacted by the chatbot's policy."""
-    fields = dataclasses.asdict(step)
+    fields = json_nul_replace(dataclasses.asdict(step))
     for name in ("input_text", "output_text", "error"):
         fields[name], _ = text_redact_for(chatbot, fields[name])
     fields["metadata"], _ = json_redact_for(chatbot, fields["metadata"])

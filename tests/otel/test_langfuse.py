@@ -52,6 +52,11 @@ def langfuse_client(live_server, api_key: str, monkeypatch) -> Iterator[Langfuse
         client.shutdown()
         tracer_provider.shutdown()
         http.close()
+        # Langfuse keeps every client it made; with two, @observe and the LangChain handler trace
+        # nothing ("multiple langfuse clients"): the next test starts with none.
+        from langfuse._client.resource_manager import LangfuseResourceManager
+
+        LangfuseResourceManager.reset()
 
 
 def test_observe_openai_integration_and_scores(live_server, chatbot, api_key, monkeypatch):

@@ -219,3 +219,66 @@ def test_ingestion_answers_per_event(client, chatbot, api_key):
         == 401
     )
     assert client.get("/api/public/ingestion", **headers).status_code == 405
+
+
+@pytest.mark.django_db
+def test_ingestion_never_answers_500_to_odd_bodies(client, chatbot, api_key):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {api_key}"}
+    odd_values = [
+        None,
+        3,
+        -1.5,
+        True,
+        "x" * 300,
+        "a\u0000b",
+        [],
+        ["a", {"b": 1}],
+        {"k": [1, 2]},
+        "2026-13-45T99:00:00Z",
+    ]
+    fields = [
+        "id",
+        "traceId",
+        "name",
+        "sessionId",
+        "userId",
+        "input",
+        "output",
+        "metadata",
+        "tags",
+        "usage",
+        "usageDetails",
+        "costDetails",
+        "model",
+        "startTime",
+        "endTime",
+        "timestamp",
+        "parentObservationId",
+        "level",
+        "statusMessage",
+        "type",
+        "release",
+        "version",
+        "value",
+        "dataType",
+        "observationId",
+    ]
+    kinds = ["trace-create", "span-create", "generation-update", "event-create", "score-create"]
+    for index, field_name in enumerate(fields):
+        for value_index, value in enumerate(odd_values):
+            kind = kinds[(index + value_index) % len(kinds)]
+            body = {
+                "id": f"o-{index}-{value_index}",
+                "traceId": "odd-trace",
+                "name": "n",
+                "value": 1,
+            }
+            body[field_name] = value
+            answer = client.post(
+                "/api/public/ingestion",
+                data={"batch": [{"id": "e", "type": kind, "body": body}]},
+                content_type="application/json",
+                **headers,
+            )
+            assert answer.status_code == 207, (field_name, value, answer.content[:300])
+            assert len(answer.json()["successes"]) + len(answer.json()["errors"]) == 1
