@@ -141,11 +141,11 @@ def langfuse_batch_ingest(*, chatbot: Chatbot, batch: list[Any]) -> IngestionRes
 
     if merged:
         rows = _observations_store(chatbot, list(merged.values()))
-        export = ExportResult()
+        export = _KeyedResult()
         _traces_map(chatbot, rows, export)
-        rejected = _rejected_keys(export)
+        rejected = export.reasons
         for item in merged.values():
-            reason = rejected.get(_span_key(item.trace_id, item.observation_id))
+            reason = rejected.get(_span_key(item.trace_id, item.observation_id or item.trace_id))
             for event_id in item.event_ids:
                 if reason:
                     result.errors.append(EventAnswer(event_id, 400, reason))
@@ -437,12 +437,17 @@ def _span_key(trace_id: str, span_id: str) -> str:
     return f"{trace_id}:{span_id}"
 
 
-def _rejected_keys(result: ExportResult) -> dict[str, str]:
-    """The span keys the store refused, with why (ExportResult keeps "span KEY…: reason")."""
-    found: dict[str, str] = {}
-    for error in result.errors:
-        what, _, reason = error.partition(": ")
+class _KeyedResult(ExportResult):
+    """An ExportResult that keeps every refused span key with its reason, not only the first
+    few messages the OTLP answer reports: each refused event gets its own error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reasons: dict[str, str] = {}
+
+    def reject(self, what: str, reason: str) -> None:
+        super().reject(what, reason)
         parts = what.split(" ")
-        if len(parts) >= 2 and parts[0] == "span" and "stored as an LLM call" not in what:
-            found[parts[1]] = reason
-    return found
+        # "span KEY" refuses the span; "span KEY (stored as an LLM call, not as a turn)" stored it.
+        if len(parts) == 2 and parts[0] == "span":
+            self.reasons.setdefault(parts[1], reason)

@@ -282,3 +282,40 @@ def test_ingestion_never_answers_500_to_odd_bodies(client, chatbot, api_key):
             )
             assert answer.status_code == 207, (field_name, value, answer.content[:300])
             assert len(answer.json()["successes"]) + len(answer.json()["errors"]) == 1
+
+
+@pytest.mark.django_db
+def test_every_refused_event_gets_its_error(client, chatbot, api_key):
+    """More refusals than the OTLP answer lists (5): each event still gets its own error."""
+    batch = [
+        {
+            "id": "trace",
+            "type": "trace-create",
+            "body": {"id": "long", "sessionId": "x" * 300, "input": "Hi", "output": "Hello"},
+        }
+    ]
+    batch += [
+        {
+            "id": f"g{i}",
+            "type": "generation-create",
+            "body": {
+                "id": f"gen-{i}",
+                "traceId": "long",
+                "model": "gpt-4o-mini",
+                "input": "a",
+                "output": "b",
+            },
+        }
+        for i in range(7)
+    ]
+    answer = client.post(
+        "/api/public/ingestion",
+        data={"batch": batch},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {api_key}",
+    )
+    assert answer.status_code == 207
+    errors = answer.json()["errors"]
+    assert sorted(e["id"] for e in errors) == sorted(["trace"] + [f"g{i}" for i in range(7)])
+    assert all("conversation_id" in e["message"] for e in errors) and not answer.json()["successes"]
+    assert not LLMCall.objects.exists() and not Turn.objects.exists()
