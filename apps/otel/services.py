@@ -21,10 +21,12 @@
 import dataclasses
 import json
 from collections import defaultdict
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
 from apps.conversations.models import LLMCall, Turn
@@ -278,3 +280,15 @@ def _pending_steps_claim(chatbot: Chatbot, *, trace_ids: set[str]) -> int:
 
 def _errors_text(errors: dict[str, Any]) -> str:
     return json.dumps(errors, ensure_ascii=False)[:300]
+
+
+def pending_steps_sweep(*, older_than_seconds: int = 60) -> int:
+    """Claim pending steps whose turn was stored by another path (a turn made from log events
+    after its span); the rest wait for their trace or expire (log_events.pending_content_sweep)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    by_chatbot: dict[int, set[str]] = defaultdict(set)
+    for chatbot_id, trace_id in (PendingStep.objects.filter(received_at__lt=cutoff)
+                                 .values_list("chatbot_id", "trace_id")[:10000]):
+        by_chatbot[chatbot_id].add(trace_id)
+    return sum(_pending_steps_claim(chatbot, trace_ids=by_chatbot[chatbot.pk])
+               for chatbot in Chatbot.objects.filter(pk__in=list(by_chatbot)))

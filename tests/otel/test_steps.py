@@ -189,6 +189,43 @@ def test_a_step_exported_after_its_turn_joins_it(post_otlp, chatbot):
     assert Step.objects.count() == 4
 
 
+def test_the_sweep_gives_a_pending_step_to_a_turn_stored_by_another_path(post_otlp, chatbot):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.ingest.services import turns_ingest_batch
+    from apps.otel.tasks import pending_content_sweep
+
+    with recording_tracer() as (tracer, memory):
+        _agent_trace(tracer)
+    spans = memory.get_finished_spans()
+    tool = [s for s in spans if s.name.startswith("execute_tool")]
+    post_otlp("/v1/traces", protobuf_body(tool))
+    trace_id = PendingStep.objects.get().trace_id
+    agent = next(s for s in spans if s.name.startswith("invoke_agent"))
+    # The turn arrives by another path (here the REST ingest, under the span's id).
+    turns_ingest_batch(
+        chatbot=chatbot,
+        items=[
+            {
+                "conversation_id": "steps-session",
+                "turn_id": f"{trace_id}:{agent.context.span_id:016x}",
+                "user_message": QUESTION,
+                "bot_response": ANSWER,
+            }
+        ],
+    )
+    assert (
+        pending_content_sweep()["steps_claimed"] == 0
+    )  # too recent: the export may still claim it
+    PendingStep.objects.update(received_at=timezone.now() - timedelta(minutes=2))
+    assert pending_content_sweep()["steps_claimed"] == 1
+    assert (
+        Turn.objects.get().steps.get().name == "order_status" and not PendingStep.objects.exists()
+    )
+
+
 def test_pending_steps_of_a_trace_that_never_gets_a_turn_expire(post_otlp, chatbot, settings):
     from datetime import timedelta
 
@@ -201,7 +238,9 @@ def test_pending_steps_of_a_trace_that_never_gets_a_turn_expire(post_otlp, chatb
     tool = [s for s in memory.get_finished_spans() if s.name.startswith("execute_tool")]
     post_otlp("/v1/traces", protobuf_body(tool))
     assert pending_content_sweep()["steps_purged"] == 0
-    PendingStep.objects.update(received_at=timezone.now() - timedelta(hours=settings.OTLP_PENDING_CONTENT_HOURS + 1))
+    PendingStep.objects.update(
+        received_at=timezone.now() - timedelta(hours=settings.OTLP_PENDING_CONTENT_HOURS + 1)
+    )
     assert pending_content_sweep()["steps_purged"] == 1 and not PendingStep.objects.exists()
 
 
