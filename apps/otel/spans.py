@@ -4,8 +4,9 @@ Pure functions: no database, no settings beyond the text limit, so every rule of
 can be tested on a request built in memory. services.py stores what comes out.
 
 1. Flatten the spans (`span_tree_read`); those without gen_ai.operation.name (or an older
-   GenAI marker, or a span kind of OpenInference, OpenLLMetry or Langfuse: conventions.py) are
-   counted as ignored. Each span's content comes from its attributes and span events
+   GenAI marker, a span kind of OpenInference, OpenLLMetry or Langfuse: conventions.py, or a
+   database query: steps.py) are counted as ignored. Tool, retrieval and SQL spans are read
+   like the others; services.py makes them steps, never LLM calls. Each span's content comes from its attributes and span events
    (services.py adds log events that arrived first); end users are found as conversations are.
 2. Each GenAI span gets a conversation: its gen_ai.conversation.id / session.id, else the
    nearest ancestor's in the export, else any span's of the same trace, else the trace id.
