@@ -128,6 +128,9 @@ def test_manual_observations_exported_twice_are_stored_once(live_server, chatbot
                 with langfuse.start_as_current_observation(name="shipping-lookup", as_type="tool",
                                                            input={"country": "NO"}) as tool:
                     tool.update(output={"ships": True, "days": 5})
+                with langfuse.start_as_current_observation(name="faq-search", as_type="retriever",
+                                                           input={"query": "norway shipping"}) as retriever:
+                    retriever.update(output=[{"id": "faq-12", "text": "We ship to Norway."}])
                 with langfuse.start_as_current_observation(
                         name="answer", as_type="generation", model="gpt-4o-mini",
                         input=[{"role": "user", "content": "Do you ship to Norway?"}]) as generation:
@@ -151,8 +154,13 @@ def test_manual_observations_exported_twice_are_stored_once(live_server, chatbot
     answer = calls["answer"]
     assert (answer.model, answer.input_tokens, answer.output_tokens, str(answer.cost_usd)) == (
         "gpt-4o-mini", 20, 6, "0.002100")
-    tool = turn.steps.get()  # the tool observation is a step of the turn (stored once too)
-    assert (tool.kind, tool.name, tool.success) == ("tool", "shipping-lookup", True)
+    # The tool and retriever observations are steps of the turn (stored once too).
+    steps = {s.kind: s for s in turn.steps.all()}
+    assert set(steps) == {"tool", "retrieval"} and turn.steps.count() == 2
+    tool = steps["tool"]
+    assert (tool.name, tool.success) == ("shipping-lookup", True)
+    assert steps["retrieval"].name == "faq-search" and "faq-12" in steps["retrieval"].output_text
+    assert "norway shipping" in steps["retrieval"].input_text
     assert '"days": 5' in tool.output_text and '"NO"' in tool.input_text
     assert (turn.conversation.total_tokens, turn.conversation.turn_count) == (26, 1)
     assert Feedback.objects.get().rating == "up"
