@@ -14,7 +14,14 @@ same turns (each with its LLM call) to /api/v1/ingest/turns in 512-turn batches.
 per turn an @observe root span (langfuse.observation.input/output JSON, session.id, user.id) and
 a generation under it (model, messages, usage_details); `--workload openinference` a CHAIN span
 (input.value/output.value) with an LLM span under it (llm.input_messages.N.…, token counts).
-Two spans per turn there: a 512-span export holds 256 turns and 256 LLM calls.
+Two spans per turn there: a 512-span export holds 256 turns and 256 LLM calls. `--workload
+langfuse2` posts langfuse 2.x ingestion batches (JSON, /api/public/ingestion) of the same size in
+events: per turn a trace-create (input, output, sessionId, userId) and a generation-create
+(model, messages, output, usage), so again 256 turns and 256 LLM calls per 512 events.
+
+CPU-s per 1,000 spans is the gunicorn workers' user + system CPU time (from /proc, the server's
+process group) over the measured requests, divided by the spans they carried: PostgreSQL's own
+CPU is not in it. Under a shared machine it is the steadier figure; spans/s moves with the load.
 
 Importable: `make_otlp_exports`, `make_rest_batches`, `run_exports` for bench/ingest.py.
 """
@@ -50,8 +57,9 @@ def _items(count: int, size: int, seed: int) -> list[list[dict]]:
     } for i in range(size)] for b in range(count)]
 
 
-WORKLOADS = ("genai", "langfuse", "openinference")
-WORKLOAD_PATHS = {"genai": "/v1/traces", "langfuse": "/api/public/otel/v1/traces", "openinference": "/v1/traces"}
+WORKLOADS = ("genai", "langfuse", "openinference", "langfuse2")
+WORKLOAD_PATHS = {"genai": "/v1/traces", "langfuse": "/api/public/otel/v1/traces", "openinference": "/v1/traces",
+                  "langfuse2": "/api/public/ingestion"}
 
 
 def _convention_spans(tracer, item: dict, workload: str, start: int, end: int) -> None:
@@ -92,6 +100,25 @@ def _convention_spans(tracer, item: dict, workload: str, start: int, end: int) -
     root.end(end_time=end)
 
 
+def process_group_cpu_seconds(group: int) -> float:
+    """User + system CPU seconds of the live processes in process group `group` (Linux /proc)."""
+    import os
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # pgrp is field 5 of stat, index 2 after the command name
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def make_otlp_exports(count: int, size: int = 512, *, seed: int = 1, workload: str = "genai") -> list[bytes]:
     """`count` ExportTraceServiceRequest bodies of `size` spans each (protobuf): GenAI chat spans,
     or for the langfuse / openinference workloads `size // 2` turns of two spans."""
@@ -129,6 +156,31 @@ def make_otlp_exports(count: int, size: int = 512, *, seed: int = 1, workload: s
             span.end(end_time=now)
         bodies.append(encode_spans(memory.get_finished_spans()).SerializeToString())
     provider.shutdown()
+    return bodies
+
+
+def make_langfuse2_batches(count: int, size: int = 512, *, seed: int = 1) -> list[bytes]:
+    """`count` langfuse 2.x ingestion batches of `size` events: `size // 2` traces, each a
+    trace-create and a generation-create."""
+    from datetime import UTC, datetime
+
+    at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    bodies = []
+    for b, batch in enumerate(_items(count, size // 2, seed)):
+        events = []
+        for i, item in enumerate(batch):
+            trace_id = f"lf2-{seed}-{b}-{i}"
+            events.append({"id": f"{trace_id}-e1", "type": "trace-create", "timestamp": at, "body": {
+                "id": trace_id, "timestamp": at, "name": "chat", "sessionId": item["conversation"],
+                "userId": f"user-{item['conversation']}", "input": {"question": item["user"]},
+                "output": item["answer"]}})
+            events.append({"id": f"{trace_id}-e2", "type": "generation-create", "timestamp": at, "body": {
+                "id": f"{trace_id}-g", "traceId": trace_id, "name": "answer", "model": "gpt-4o-mini",
+                "startTime": at, "endTime": at,
+                "input": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": item["user"]}],
+                "output": {"role": "assistant", "content": item["answer"]},
+                "usage": {"input": item["input_tokens"], "output": item["output_tokens"]}}})
+        bodies.append(json.dumps({"batch": events, "metadata": {"sdk_name": "bench"}}).encode())
     return bodies
 
 
@@ -179,35 +231,46 @@ def main() -> None:
     import redis
 
     redis.Redis.from_url(args.redis_url).flushdb()
-    otlp = make_otlp_exports(args.exports, args.spans, seed=1, workload=args.workload)
+    def make_bodies(count: int, seed: int) -> list[bytes]:
+        if args.workload == "langfuse2":
+            return make_langfuse2_batches(count, args.spans, seed=seed)
+        return make_otlp_exports(count, args.spans, seed=seed, workload=args.workload)
+
+    otlp = make_bodies(args.exports, 1)
     otlp_path = WORKLOAD_PATHS[args.workload]
+    otlp_type, otlp_ok = (("application/json", 207) if args.workload == "langfuse2"
+                          else ("application/x-protobuf", 200))
     rest = make_rest_batches(args.exports, args.spans, seed=2)
     print(f"machine: {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores; "
           f"gunicorn {args.workers} workers; PostgreSQL {args.database_url.rsplit('/', 1)[1]}; broker {args.redis_url}; "
           f"{args.clients} clients; judge sample rate {args.judge_sample_rate}; workload {args.workload}")
     print(f"request body: OTLP protobuf {sum(map(len, otlp)) // len(otlp) // 1024} KiB, "
           f"REST JSON {sum(map(len, rest)) // len(rest) // 1024} KiB per {args.spans} spans/turns")
-    with Gunicorn(env, port=args.port, workers=args.workers):
+    with Gunicorn(env, port=args.port, workers=args.workers) as server:
+        group = server.process.pid
         # Warm-up both paths (imports, tiktoken, price cache) with data of their own.
-        run_exports(args.port, key, make_otlp_exports(2, args.spans, seed=91, workload=args.workload), clients=1,
-                    path=otlp_path,
-                    content_type="application/x-protobuf", ok_status=200)
+        run_exports(args.port, key, make_bodies(2, 91), clients=1, path=otlp_path, content_type=otlp_type,
+                    ok_status=otlp_ok)
         run_exports(args.port, key, make_rest_batches(2, args.spans, seed=92), clients=1,
                     path="/api/v1/ingest/turns", content_type="application/json", ok_status=207)
         figures = {}
         for name, bodies, path, content_type, ok in (
-                (f"OTLP {otlp_path} ({args.workload})", otlp, otlp_path, "application/x-protobuf", 200),
+                (f"{'OTLP ' if otlp_ok == 200 else ''}{otlp_path} ({args.workload})", otlp, otlp_path, otlp_type,
+                 otlp_ok),
                 ("REST /api/v1/ingest/turns", rest, "/api/v1/ingest/turns", "application/json", 207)):
+            cpu_before = process_group_cpu_seconds(group)
             elapsed, durations = run_exports(args.port, key, bodies, clients=args.clients, path=path,
                                              content_type=content_type, ok_status=ok)
+            cpu = process_group_cpu_seconds(group) - cpu_before
             count = len(bodies) * args.spans
             figures[name] = count / elapsed
             print(f"{name}: {count} spans in {elapsed:.2f} s = {count / elapsed:,.0f} spans/s; "
                   f"per {args.spans}-span request p50 {durations[len(durations) // 2] * 1000:.0f} ms, "
-                  f"max {durations[-1] * 1000:.0f} ms")
+                  f"max {durations[-1] * 1000:.0f} ms; gunicorn CPU {cpu:.1f} s = "
+                  f"{cpu / count * 1000:.2f} CPU-s per 1,000 spans")
         # Re-sending every export stores nothing: the replay path's speed.
         elapsed, _ = run_exports(args.port, key, otlp, clients=args.clients, path=otlp_path,
-                                 content_type="application/x-protobuf", ok_status=200)
+                                 content_type=otlp_type, ok_status=otlp_ok)
         print(f"OTLP re-sent exports (all replays): {len(otlp) * args.spans / elapsed:,.0f} spans/s")
     otlp_name, rest_name = list(figures)
     print(f"OTLP / REST: {figures[otlp_name] / figures[rest_name]:.2f}")

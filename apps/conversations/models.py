@@ -239,11 +239,17 @@ class Step(models.Model):
     fingerprint = models.CharField(max_length=40, blank=True)
     shape = models.TextField(blank=True, help_text="The input with its literals replaced (SQL) or the step's name.")
     metadata = models.JSONField(default=dict, blank=True)
+    # The sender's id for the step (an OTLP span's f"{trace_id}:{span_id}"): a re-sent export stores nothing.
+    external_id = models.CharField(max_length=255, blank=True)
     timestamp = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["turn_id", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["turn", "external_id"], condition=~Q(external_id=""),
+                                    name="step_turn_external_id"),
+        ]
         indexes = [
             models.Index(fields=["chatbot", "kind", "timestamp"], name="step_chatbot_kind_time"),
             models.Index(fields=["timestamp"], name="step_time"),

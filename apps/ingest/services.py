@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
@@ -478,6 +478,12 @@ def _call_withhold(call: CallInput) -> CallInput:
                                output_text=text_withheld(call.output_text), error=text_withheld(call.error))
 
 
+def _step_withhold(step: StepInput) -> StepInput:
+    return dataclasses.replace(step, input_text=text_withheld(step.input_text),
+                               output_text=text_withheld(step.output_text), error=text_withheld(step.error),
+                               metadata={})
+
+
 def _content_withhold(item: _PreparedTurn) -> _PreparedTurn:
     """`item` as a no_content conversation stores it: every text the marker, JSON of text
     (debug_info, step metadata) empty, never sampled for the judge; counts and flags kept."""
@@ -490,9 +496,7 @@ def _content_withhold(item: _PreparedTurn) -> _PreparedTurn:
     )
     steps = []
     for step, _, _ in item.steps:
-        step = dataclasses.replace(step, input_text=text_withheld(step.input_text),
-                                   output_text=text_withheld(step.output_text), error=text_withheld(step.error),
-                                   metadata={})
+        step = _step_withhold(step)
         steps.append((step, *step_fingerprint(kind=step.kind, name=step.name, input_text=step.input_text)))
     calls = [dataclasses.replace(c, data=_call_withhold(c.data)) for c in item.calls]
     return dataclasses.replace(item, data=data, calls=calls, steps=steps, sampled=False)
@@ -574,8 +578,36 @@ def _step_build(step: StepInput, *, fingerprint: str, shape: str, position: int,
         chatbot_id=turn.chatbot_id, conversation=turn.conversation, turn=turn, position=position, kind=step.kind,
         name=step.name, input_text=step.input_text, output_text=step.output_text, duration_ms=step.duration_ms,
         success=step.success, error=step.error, rows=step.rows, fingerprint=fingerprint, shape=shape,
-        metadata=step.metadata, timestamp=turn.timestamp,
+        metadata=step.metadata, external_id=step.external_id, timestamp=turn.timestamp,
     )
+
+
+def turn_steps_add(*, chatbot: Chatbot, steps: list[tuple[Turn, StepInput]]) -> int:
+    """Add steps to turns stored earlier (an OTLP tool span exported after its turn), redacted and
+    fingerprinted as a turn's own steps are. A step whose external_id its turn already has is not
+    stored again (the partial unique constraint decides a race). Returns how many were stored."""
+    if not steps:
+        return 0
+    # A turn of a no_content conversation gets its late steps without text, as its own were stored.
+    withheld = set(Conversation.objects.filter(pk__in={turn.conversation_id for turn, _ in steps},
+                                               consent=Consent.NO_CONTENT).values_list("pk", flat=True))
+    steps = [(turn, _step_withhold(step) if turn.conversation_id in withheld else step) for turn, step in steps]
+    prepared, _ = _steps_prepare(chatbot, [step for _, step in steps])
+    turns = {turn.pk: turn for turn, _ in steps}
+    with transaction.atomic():
+        known = set(Step.objects.filter(turn_id__in=list(turns), external_id__in={s.external_id for _, s in steps})
+                    .values_list("turn_id", "external_id"))
+        next_position = dict(Step.objects.filter(turn_id__in=list(turns)).values("turn_id")
+                             .annotate(last=models.Max("position")).values_list("turn_id", "last"))
+        built = []
+        for (turn, _), (step, fingerprint, shape) in zip(steps, prepared, strict=True):
+            if step.external_id and (turn.pk, step.external_id) in known:
+                continue
+            known.add((turn.pk, step.external_id))
+            position = next_position[turn.pk] = next_position.get(turn.pk, -1) + 1
+            built.append(_step_build(step, fingerprint=fingerprint, shape=shape, position=position, turn=turn))
+        Step.objects.bulk_create(built, batch_size=1000, ignore_conflicts=True)
+    return len(built)
 
 
 def _turn_build(item: _PreparedTurn, *, chatbot: Chatbot, conversation: Conversation, sequence: int, now: Any) -> Turn:

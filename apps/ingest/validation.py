@@ -126,6 +126,7 @@ class StepInput:
     error: str
     rows: int | None
     metadata: dict
+    external_id: str = ""  # set by OTLP ingest (the span), never read from a REST payload
 
 
 @dataclass

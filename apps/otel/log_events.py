@@ -33,7 +33,7 @@ from .mapping import (
     events_content,
     nanos_to_datetime,
 )
-from .models import PendingSpanContent
+from .models import LangfuseObservation, PendingSpanContent, PendingStep
 from .otlp import ExportResult
 from .spans import Span, messages_text, text_clip
 
@@ -231,4 +231,9 @@ def pending_content_sweep(*, older_than_seconds: int = 60) -> dict[str, int]:
         applied += span_contents_apply(chatbot=chatbot, keys=by_chatbot[chatbot.pk])
     expired = timezone.now() - timedelta(hours=settings.OTLP_PENDING_CONTENT_HOURS)
     purged, _ = PendingSpanContent.objects.filter(received_at__lt=expired).delete()
-    return {"applied": applied, "purged": purged}
+    # Step spans whose trace never got a turn (apps.otel.services step 5) expire the same way.
+    steps_purged, _ = PendingStep.objects.filter(received_at__lt=expired).delete()
+    # Langfuse 2.x traces are merged across batches for as long (apps.otel.langfuse_ingestion).
+    observations_purged, _ = LangfuseObservation.objects.filter(updated_at__lt=expired).delete()
+    return {"applied": applied, "purged": purged, "steps_purged": steps_purged,
+            "langfuse_observations_purged": observations_purged}

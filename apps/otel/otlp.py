@@ -108,7 +108,7 @@ def body_read(request: HttpRequest) -> OtlpBody:
     raw = request.read(limit + 1)
     if len(raw) > limit:
         raise OtlpError(413, f"Request body over the limit of {limit} bytes.")
-    data = _decompress(raw, (request.headers.get("Content-Encoding") or "").strip().lower())
+    data = body_decompress(raw, (request.headers.get("Content-Encoding") or "").strip().lower())
     if not data:
         raise OtlpError(400, "Empty body: send an OTLP export request.")
     return OtlpBody(encoding=encoding, data=data)
@@ -122,7 +122,7 @@ _INFLATE_CHUNK = 64 * 1024  # compressed bytes fed to the inflater per step
 MAX_GZIP_MEMBERS = 64
 
 
-def _decompress(raw: bytes, content_encoding: str) -> bytes:
+def body_decompress(raw: bytes, content_encoding: str) -> bytes:
     """Inflate `raw` step by step, never past the cap (zlib's max_length), 413 beyond it.
 
     1. The cap is min(OTLP_MAX_DECOMPRESSED_BYTES, max(1 MiB, ratio × len(raw))), for the

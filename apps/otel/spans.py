@@ -4,8 +4,9 @@ Pure functions: no database, no settings beyond the text limit, so every rule of
 can be tested on a request built in memory. services.py stores what comes out.
 
 1. Flatten the spans (`span_tree_read`); those without gen_ai.operation.name (or an older
-   GenAI marker, or a span kind of OpenInference, OpenLLMetry or Langfuse: conventions.py) are
-   counted as ignored. Each span's content comes from its attributes and span events
+   GenAI marker, a span kind of OpenInference, OpenLLMetry or Langfuse: conventions.py, or a
+   database query: steps.py) are counted as ignored. Tool, retrieval and SQL spans are read
+   like the others; services.py makes them steps, never LLM calls. Each span's content comes from its attributes and span events
    (services.py adds log events that arrived first); end users are found as conversations are.
 2. Each GenAI span gets a conversation: its gen_ai.conversation.id / session.id, else the
    nearest ancestor's in the export, else any span's of the same trace, else the trace id.
@@ -60,6 +61,7 @@ from .mapping import (
     nanos_to_datetime,
     span_content,
 )
+from .steps import db_operation
 
 STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 
@@ -144,7 +146,7 @@ def span_tree_read(request: Any, *, max_attributes: int | None = None, max_event
                 if user and trace_id not in trace_user:
                     trace_user[trace_id] = user
                 attributes = attributes_dict(span.attributes)
-                operation = _operation(attributes)
+                operation = span_operation(attributes)
                 if not operation:
                     ignored += 1
                     continue
@@ -154,6 +156,14 @@ def span_tree_read(request: Any, *, max_attributes: int | None = None, max_event
                     end_ns=span.end_time_unix_nano, status_code=span.status.code, status_message=span.status.message,
                     events=[(e.name, attributes_dict(e.attributes)) for e in span.events], operation=operation,
                 ))
+    span_tree_complete(spans, links, trace_conversation=trace_conversation, trace_user=trace_user)
+    return SpanTree(spans=spans, links=links, ignored=ignored, rejected=rejected)
+
+
+def span_tree_complete(spans: list[Span], links: dict[tuple[str, str], SpanLink], *,
+                       trace_conversation: dict[str, str], trace_user: dict[str, str]) -> None:
+    """Each span's content, conversation and end user (step 1's end, step 2); also used by the
+    Langfuse 2.x ingestion, which builds its spans from events rather than from OTLP."""
     for span in spans:
         span.content = span_content(span.attributes, span.events)
         if not span.content.input:
@@ -162,7 +172,6 @@ def span_tree_read(request: Any, *, max_attributes: int | None = None, max_event
             span.content.output = convention_content(span.attributes, output=True)
         span.conversation_id = _conversation_resolve(span, links, trace_conversation)
         span.user_id = _user_resolve(span, links, trace_user)
-    return SpanTree(spans=spans, links=links, ignored=ignored, rejected=rejected)
 
 
 def _over_limits(span: Any, max_attributes: int | None, max_events: int | None) -> str:
@@ -173,13 +182,15 @@ def _over_limits(span: Any, max_attributes: int | None, max_events: int | None) 
     return ""
 
 
-def _operation(attributes: dict[str, Any]) -> str:
+def span_operation(attributes: dict[str, Any]) -> str:
     value = first_of(attributes, "gen_ai.operation.name") or convention_operation(attributes) or first_of(
         attributes, "llm.request.type")
     if value:
         return str(value)
     # Early GenAI instrumentations set only the provider; they traced chat calls.
-    return "chat" if first_of(attributes, "gen_ai.system", "gen_ai.provider.name") else ""
+    if first_of(attributes, "gen_ai.system", "gen_ai.provider.name"):
+        return "chat"
+    return db_operation(attributes)  # a SQL query: a step of the turn its trace makes (steps.py)
 
 
 def _attribute_value(attributes: Iterable[Any], names: tuple[str, ...]) -> str | None:
@@ -308,7 +319,7 @@ def span_call_raw(span: Span) -> dict[str, Any]:
         # Tools and retrievers have no model: no tokens to estimate, no price.
         input_tokens, output_tokens = input_tokens or 0, output_tokens or 0
     duration_ns = span.end_ns - span.start_ns
-    error = _error(span)
+    error = span_error(span)
     raw: dict[str, Any] = {
         "conversation_id": span.conversation_id,
         "turn_id": span.turn_key,
@@ -352,7 +363,7 @@ def _function_name(span: Span) -> str:
     return span.operation
 
 
-def _error(span: Span) -> str:
+def span_error(span: Span) -> str:
     error_type = first_of(span.attributes, "error.type")
     if span.status_code != STATUS_ERROR and not error_type:
         return convention_error(span.attributes)

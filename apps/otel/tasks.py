@@ -7,7 +7,7 @@ queued by the previous release; remove it one release later.
 from apps.core.choices import Queue
 from apps.core.queue import task
 
-from . import log_events
+from . import log_events, services
 
 
 @task(
@@ -15,4 +15,6 @@ from . import log_events
     aliases=("apps.otel.tasks.sweep_pending_span_content",),
 )
 def pending_content_sweep() -> dict[str, int]:
-    return log_events.pending_content_sweep()
+    # Steps first: a turn made meanwhile from log content claims them before they can expire.
+    claimed = services.pending_steps_sweep()
+    return {**log_events.pending_content_sweep(), "steps_claimed": claimed}

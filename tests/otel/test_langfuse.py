@@ -52,6 +52,11 @@ def langfuse_client(live_server, api_key: str, monkeypatch) -> Iterator[Langfuse
         client.shutdown()
         tracer_provider.shutdown()
         http.close()
+        # Langfuse keeps every client it made; with two, @observe and the LangChain handler trace
+        # nothing ("multiple langfuse clients"): the next test starts with none.
+        from langfuse._client.resource_manager import LangfuseResourceManager
+
+        LangfuseResourceManager.reset()
 
 
 def test_observe_openai_integration_and_scores(live_server, chatbot, api_key, monkeypatch):
@@ -123,6 +128,9 @@ def test_manual_observations_exported_twice_are_stored_once(live_server, chatbot
                 with langfuse.start_as_current_observation(name="shipping-lookup", as_type="tool",
                                                            input={"country": "NO"}) as tool:
                     tool.update(output={"ships": True, "days": 5})
+                with langfuse.start_as_current_observation(name="faq-search", as_type="retriever",
+                                                           input={"query": "norway shipping"}) as retriever:
+                    retriever.update(output=[{"id": "faq-12", "text": "We ship to Norway."}])
                 with langfuse.start_as_current_observation(
                         name="answer", as_type="generation", model="gpt-4o-mini",
                         input=[{"role": "user", "content": "Do you ship to Norway?"}]) as generation:
@@ -141,14 +149,19 @@ def test_manual_observations_exported_twice_are_stored_once(live_server, chatbot
     assert turn.metadata["otel"]["version"] == "bot-1.4"
     assert turn.end_user_hash == end_user_hash(chatbot_id=chatbot.pk, user_id="customer-2")
     calls = {c.function_name: c for c in LLMCall.objects.filter(chatbot=chatbot)}
-    assert set(calls) == {"shipping-lookup", "answer"}
+    assert set(calls) == {"answer"}
     assert all(c.turn_id == turn.pk for c in calls.values())
     answer = calls["answer"]
     assert (answer.model, answer.input_tokens, answer.output_tokens, str(answer.cost_usd)) == (
         "gpt-4o-mini", 20, 6, "0.002100")
-    tool = calls["shipping-lookup"]  # no model of its own (ingest shows the turn's), no tokens, no cost
-    assert (tool.input_tokens, tool.output_tokens, tool.cost_usd) == (0, 0, 0)
-    assert '"days": 5' in tool.output_text
+    # The tool and retriever observations are steps of the turn (stored once too).
+    steps = {s.kind: s for s in turn.steps.all()}
+    assert set(steps) == {"tool", "retrieval"} and turn.steps.count() == 2
+    tool = steps["tool"]
+    assert (tool.name, tool.success) == ("shipping-lookup", True)
+    assert steps["retrieval"].name == "faq-search" and "faq-12" in steps["retrieval"].output_text
+    assert "norway shipping" in steps["retrieval"].input_text
+    assert '"days": 5' in tool.output_text and '"NO"' in tool.input_text
     assert (turn.conversation.total_tokens, turn.conversation.turn_count) == (26, 1)
     assert Feedback.objects.get().rating == "up"
 

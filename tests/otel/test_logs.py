@@ -116,7 +116,8 @@ def test_sweeper_applies_content_that_raced_its_span_and_purges_stale(post_otlp,
     assert post_otlp("/v1/traces", spans).status_code == 200
     assert not Turn.objects.exists()
     Pending.objects.filter(pk=row.pk).update(trace_id=row.trace_id, received_at=timezone.now() - timedelta(minutes=5))
-    assert pending_content_sweep() == {"applied": 1, "purged": 0}
+    assert pending_content_sweep() == {"applied": 1, "purged": 0, "steps_purged": 0, "langfuse_observations_purged": 0,
+                                       "steps_claimed": 0}
     assert Turn.objects.get().bot_response == "Yes, in sizes M and L."
 
     stale = PendingSpanContent.objects.create(chatbot=chatbot, trace_id="a" * 32, span_id="b" * 16,

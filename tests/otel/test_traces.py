@@ -164,7 +164,7 @@ def test_failed_span_is_an_unsuccessful_call_and_an_error_turn(post_otlp, chatbo
 
 
 def test_agent_trace_makes_one_turn_with_its_calls(post_otlp, chatbot):
-    """invoke_agent → chat (asks for a tool) → execute_tool → chat (answers): one turn, four calls."""
+    """invoke_agent → chat (asks for a tool) → execute_tool → chat (answers): one turn, three calls, a step."""
     question = "What is the status of order 50231?"
     with (recording_tracer() as (tracer, memory),
           tracer.start_as_current_span("POST /chat", kind=SpanKind.SERVER, attributes={"session.id": "web-session-7"}),
@@ -195,10 +195,10 @@ def test_agent_trace_makes_one_turn_with_its_calls(post_otlp, chatbot):
     assert turn.conversation.external_id == "web-session-7"  # inherited through a non-GenAI span
     assert (turn.user_message, turn.bot_response) == (question, "Order 50231 has shipped.")
     calls = LLMCall.objects.filter(conversation=turn.conversation)
-    assert calls.count() == 4 and set(calls.values_list("turn_id", flat=True)) == {turn.pk}
-    assert sorted(calls.values_list("function_name", flat=True)) == ["chat", "chat", "order_status", "support"]
-    tool = calls.get(function_name="order_status")
-    assert (tool.input_tokens, tool.output_tokens, tool.cost_usd) == (0, 0, 0)
+    assert calls.count() == 3 and set(calls.values_list("turn_id", flat=True)) == {turn.pk}
+    assert sorted(calls.values_list("function_name", flat=True)) == ["chat", "chat", "support"]
+    tool = turn.steps.get()  # the tool span is a step of the turn, not an LLM call
+    assert (tool.kind, tool.name, tool.success) == ("tool", "order_status", True)
     assert turn.total_tokens == 50 + 10 + 80 + 12 == turn.conversation.total_tokens
 
 

@@ -2,7 +2,9 @@
 
 - POST /api/public/otel/v1/traces: OTLP/HTTP (langfuse 3.x and later), stored as /v1/traces is;
 - POST /api/public/scores: a JSON array of scores (langfuse 5.x) or one score object;
-- GET /api/public/projects: what `Langfuse().auth_check()` reads (the key's chatbot).
+- GET /api/public/projects: what `Langfuse().auth_check()` reads (the key's chatbot);
+- POST /api/public/ingestion: langfuse 2.x's event batches (apps.otel.langfuse_ingestion), 207
+  with per-event successes and errors.
 
 Authentication is HTTP Basic `LANGFUSE_PUBLIC_KEY:LANGFUSE_SECRET_KEY` (apps.otel.langfuse:
 `cm_<prefix>` and the whole chatmon API key) or a Bearer API key, throttled per key as every
@@ -15,6 +17,7 @@ import binascii
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -29,9 +32,8 @@ from apps.chatbots.models import ApiKey
 from apps.core.json import json_loads_strict
 
 from ..langfuse import langfuse_key_check, langfuse_scores_record
-from ..otlp import (
-    OtlpError,
-)
+from ..langfuse_ingestion import MAX_EVENTS_PER_BATCH, langfuse_batch_ingest
+from ..otlp import OtlpError, body_decompress
 from ..services import traces_export
 from .views import otlp_export
 
@@ -143,3 +145,45 @@ def projects(request: HttpRequest) -> HttpResponse:
         "id": chatbot.slug, "name": chatbot.name, "organization": {"id": "chatmon", "name": "chatmon"},
         "metadata": {},
     }]})
+
+
+@csrf_exempt
+def ingestion(request: HttpRequest) -> HttpResponse:
+    """langfuse 2.x: `{"batch": [events]}` → 207 `{"successes": [{id, status}], "errors": [{id, status,
+    message, error}]}`, as Langfuse answers it (the SDK logs the errors)."""
+    if request.method != "POST":
+        answer = _json_error(OtlpError(405, "Use POST."))
+        answer["Allow"] = "POST"
+        return answer
+    try:
+        chatbot = _api_key(request).chatbot
+        batch = _ingestion_body(request)
+        result = langfuse_batch_ingest(chatbot=chatbot, batch=batch)
+    except OtlpError as exc:
+        return _json_error(exc)
+    except OperationalError:
+        logger.exception("otel: database unavailable while storing a Langfuse ingestion batch")
+        return _json_error(OtlpError(503, "The database is temporarily unavailable; retry shortly.", retry_after=5))
+    return JsonResponse({
+        "successes": [{"id": a.event_id, "status": a.status} for a in result.successes],
+        "errors": [{"id": a.event_id, "status": a.status, "message": a.message, "error": a.message}
+                   for a in result.errors],
+    }, status=207)
+
+
+def _ingestion_body(request: HttpRequest) -> list[Any]:
+    limit = settings.OTLP_MAX_REQUEST_BYTES
+    raw = request.read(limit + 1)
+    if len(raw) > limit:
+        raise OtlpError(413, f"Request body over the limit of {limit} bytes; lower the SDK's flush_at.")
+    data = body_decompress(raw, (request.headers.get("Content-Encoding") or "").strip().lower())
+    try:
+        document = json_loads_strict(data)
+    except ValueError as exc:
+        raise OtlpError(400, f"Invalid JSON: {exc}.") from exc
+    batch = document.get("batch") if isinstance(document, dict) else None
+    if not isinstance(batch, list):
+        raise OtlpError(400, 'Expected {"batch": [events]}.')
+    if len(batch) > MAX_EVENTS_PER_BATCH:
+        raise OtlpError(413, f"At most {MAX_EVENTS_PER_BATCH} events per batch.")
+    return batch
