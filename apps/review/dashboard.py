@@ -32,7 +32,8 @@ METRIC_FILTERS: dict[str, dict[str, str]] = {
     "hallucination_rate": {"judge_hallucination__exact": "1"},
     "flagged_share": {"is_flagged__exact": "1"},
 }
-BREAKDOWN_PARAMS = {"chatbot": "chatbot", "model": "model", "intent": "intent", "channel": "channel"}
+BREAKDOWN_PARAMS = {"chatbot": "chatbot", "model": "model", "intent": "intent", "channel": "channel",
+                    "release": "release"}
 
 
 def metric_format(name: str, value: Any) -> str:

@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import CharField, Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
@@ -45,8 +45,18 @@ from apps.conversations.metrics_catalogue import figure_aggregates, window_q
 from apps.conversations.models import Turn
 from apps.core.latency_histogram import bucket_expression
 
-from .models import HourlyLatencyBucket, HourlyStatsState, HourlyTurnStats, StaleHour
+from .models import (
+    HourlyDimensionStats,
+    HourlyLatencyBucket,
+    HourlyStatsState,
+    HourlyTurnStats,
+    StaleHour,
+)
 
+# The breakdown dimensions HourlyDimensionStats holds, and the Turn field each groups by. A
+# channel is its conversation's: migration 0008 marks a conversation's hours stale when it changes.
+DIMENSIONS: dict[str, str] = {"model": "model", "intent": "intent", "channel": "conversation__channel",
+                              "release": "release"}
 HOUR = timedelta(hours=1)
 STALE_BATCH = 50_000  # stale marks read per refresh
 SUM_CHUNK = timedelta(days=7)  # most hours summed per span
@@ -168,6 +178,32 @@ def window_chatbot_figures(
     return found
 
 
+def window_dimension_figures(
+    *, chatbot_ids: Sequence[int] | None, since: datetime, until: datetime, dimension: str,
+    figures: Sequence[str] = FIGURES,
+) -> dict[str, dict[str, Any]]:
+    """Per value of `dimension` (model, intent, channel, release): `figures` over (since, until],
+    from HourlyDimensionStats where current and from the turns elsewhere (the same plan as
+    `window_turn_figures`, so the same exactness)."""
+    field = DIMENSIONS[dimension]
+    aggregates = turn_aggregates()
+    plan = window_plan(chatbot_ids=chatbot_ids, since=since, until=until)
+    found: dict[str, dict[str, Any]] = {}
+
+    def add(value: str, row: dict[str, Any]) -> None:
+        into = found.setdefault(value, dict.fromkeys(figures, 0))
+        for name in figures:
+            into[name] += row[name] or 0
+
+    for row in plan.live.values(field).annotate(**{name: aggregates[name] for name in figures}):
+        add(row[field] or "", row)
+    if plan.rolled is not None:
+        rows = plan.rolled(HourlyDimensionStats).filter(dimension=dimension).values("value")
+        for row in rows.annotate(**{name: Sum(name) for name in figures}):
+            add(row["value"], row)
+    return found
+
+
 def _trunc(period: str, field: str) -> TruncHour | TruncDay:
     return TruncHour(field) if period == "hour" else TruncDay(field)
 
@@ -259,6 +295,7 @@ def _resum(spans: list[tuple[int | None, datetime, datetime]]) -> None:
 
     HourlyTurnStats.objects.filter(where("hour")).delete()
     HourlyLatencyBucket.objects.filter(where("hour")).delete()
+    HourlyDimensionStats.objects.filter(where("hour")).delete()
     turns = Turn.objects.filter(where("timestamp")).annotate(hour=TruncHour("timestamp", tzinfo=UTC))
     stats = turns.order_by().values("chatbot_id", "hour").annotate(**turn_aggregates())
     _insert_select(HourlyTurnStats, {"chatbot_id": "chatbot_id", "hour": "hour", **{name: name for name in FIGURES}}, stats)
@@ -270,6 +307,13 @@ def _resum(spans: list[tuple[int | None, datetime, datetime]]) -> None:
         .annotate(n=Count("id"))
     )
     _insert_select(HourlyLatencyBucket, {"chatbot_id": "chatbot_id", "hour": "hour", "bucket": "bucket", "turns": "n"}, buckets)
+    for dimension, field in DIMENSIONS.items():
+        grouped = (
+            turns.annotate(dimension=Value(dimension, output_field=CharField()), dimension_value=F(field))
+            .order_by().values("chatbot_id", "hour", "dimension", "dimension_value").annotate(**turn_aggregates())
+        )
+        _insert_select(HourlyDimensionStats, {"chatbot_id": "chatbot_id", "hour": "hour", "dimension": "dimension",
+                                              "value": "dimension_value", **{name: name for name in FIGURES}}, grouped)
 
 
 def _insert_select(model: type, columns: dict[str, str], queryset: QuerySet) -> None:

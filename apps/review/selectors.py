@@ -47,7 +47,6 @@ from apps.conversations.metrics_catalogue import (
     FIGURES,
     TREND_METRICS,
     change,
-    figure_aggregates,
     figures_for,
     metric_value,
     window_q,
@@ -55,7 +54,12 @@ from apps.conversations.metrics_catalogue import (
 from apps.conversations.models import Conversation, LLMCall
 from apps.core.db import PercentileCont, percentile_cont_portable
 
-from .rollup import window_chatbot_figures, window_turn_figures
+from .rollup import (
+    DIMENSIONS,
+    window_chatbot_figures,
+    window_dimension_figures,
+    window_turn_figures,
+)
 
 # The ranges offered by the dashboard; the API accepts any whole number of hours up to MAX_HOURS.
 DASHBOARD_RANGES: dict[str, int] = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30, "90d": 24 * 90}
@@ -360,50 +364,43 @@ def turn_figures(
     }
 
 
-# Breakdowns: what the turns are grouped by, and the Turn field it reads (chatbot: the rollup).
-BREAKDOWNS: dict[str, str] = {"chatbot": "chatbot_id", "model": "model", "intent": "intent",
-                              "channel": "conversation__channel"}
+# Breakdowns: what the turns are grouped by (chatbot: HourlyTurnStats; the others the
+# per-dimension rollup, apps.review.rollup.DIMENSIONS).
+BREAKDOWNS: tuple[str, ...] = ("chatbot", *DIMENSIONS)
 BREAKDOWN_LIMIT = 20
 
 
 def stats_breakdown(*, chatbot_ids: Sequence[int] | None, window: Window, by: str,
                     limit: int = BREAKDOWN_LIMIT) -> dict[str, Any]:
-    """The window's turns grouped by chatbot, model, intent or channel: the catalogue's
+    """The window's turns grouped by chatbot, model, intent, channel or release: the catalogue's
     BREAKDOWN_METRICS per group, the `limit` biggest groups first.
 
-    By chatbot the rollup answers (summed hours); the other groupings are one grouped query over
-    the window's turns (the (chatbot, timestamp) / (timestamp) index range), cut to `limit` rows.
+    Both read the hourly rollups where current (summed hours of HourlyTurnStats or
+    HourlyDimensionStats) and group the rest of the window's turns live, like the trends.
     """
     if by not in BREAKDOWNS:
         raise ValueError(f"unknown breakdown {by!r}")
+    wanted = tuple(dict.fromkeys(["turns", *(name for metric in BREAKDOWN_METRICS for name in figures_for(metric))]))
     if by == "chatbot":
         from apps.chatbots.models import Chatbot
 
         grouped = window_chatbot_figures(chatbot_ids=chatbot_ids, since=window.since, until=window.until)
         names = dict(Chatbot.objects.filter(pk__in=list(grouped)).values_list("pk", "name"))
         groups = [(chatbot_id, names.get(chatbot_id, str(chatbot_id)), row) for chatbot_id, row in grouped.items()]
-        groups.sort(key=lambda item: (-item[2]["turns"], item[1]))
-        total_groups = len(groups)
-        groups = groups[:limit]
     else:
-        from apps.conversations.models import Turn
-
-        field = BREAKDOWNS[by]
-        aggregates = figure_aggregates()
-        wanted = {name: aggregates[name] for metric in BREAKDOWN_METRICS for name in figures_for(metric)}
-        turns = chatbot_scoped(Turn.objects.filter(window_q(window.since, window.until)), chatbot_ids).order_by()
-        rows = turns.values(field).annotate(**wanted).order_by("-turns", field)[:limit]
-        groups = [(row[field], row[field] or "(none)", row) for row in rows]
-        total_groups = None
+        grouped = window_dimension_figures(chatbot_ids=chatbot_ids, since=window.since, until=window.until,
+                                           dimension=by, figures=wanted)
+        groups = [(value, value or "(none)", row) for value, row in grouped.items()]
+    groups.sort(key=lambda item: (-item[2]["turns"], item[1]))
     return {
         "by": by,
         "metrics": list(BREAKDOWN_METRICS),
         "limit": limit,
-        "groups": total_groups,
+        "groups": len(groups),
         "rows": [
             {"key": key, "label": label,
              **{metric: metric_value(metric, row)[0] for metric in BREAKDOWN_METRICS}}
-            for key, label, row in groups
+            for key, label, row in groups[:limit]
         ],
     }
 

@@ -160,7 +160,7 @@ class StepStatsQuerySerializer(StatsQuerySerializer):
 class OverviewQuerySerializer(StatsQuerySerializer):
     since = serializers.DateTimeField(required=False, help_text="With `until`: a custom window (since, until] instead of `hours`.")
     until = serializers.DateTimeField(required=False, help_text="End of the custom window (default: now).")
-    breakdown = serializers.ChoiceField(choices=["chatbot", "model", "intent", "channel"], required=False,
+    breakdown = serializers.ChoiceField(choices=["chatbot", "model", "intent", "channel", "release"], required=False,
                                         help_text="Also group the window's turns by this (the 20 biggest groups).")
 
     def validate(self, attrs: dict) -> dict:
