@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.chatbots.access import chatbot_ids_for_user, chatbots_for_user
-from apps.conversations.metrics_catalogue import BREAKDOWN_METRICS, CATALOGUE, TREND_METRICS
+from apps.conversations.metrics_catalogue import BREAKDOWN_METRICS, CATALOGUE, OUTCOME_METRICS, TREND_METRICS
 
 from .selectors import BREAKDOWNS, DASHBOARD_RANGES, Window, stats_overview
 from .templatetags.review_tags import usd
@@ -32,6 +32,9 @@ METRIC_FILTERS: dict[str, dict[str, str]] = {
     "hallucination_rate": {"judge_hallucination__exact": "1"},
     "flagged_share": {"is_flagged__exact": "1"},
 }
+# The score each outcome metric is over: its cards link to those scores in the window.
+OUTCOME_SCORES = {"conversion_rate": "converted", "resolution_rate": "resolved", "handoff_rate": "handed_off",
+                  "csat_average": "csat", "nps": "nps"}
 BREAKDOWN_PARAMS = {"chatbot": "chatbot", "model": "model", "intent": "intent", "channel": "channel",
                     "release": "release"}
 
@@ -47,8 +50,10 @@ def metric_format(name: str, value: Any) -> str:
         return f"{value:,.0f} ms"
     if unit == "USD":
         return usd(value)
-    if unit == "/10":
+    if unit in ("/10", "/5"):
         return f"{value:.2f}"
+    if unit == "NPS":
+        return f"{value:+.0f}"
     return f"{int(value):,}"
 
 
@@ -105,6 +110,11 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
         return f"{turns_url}?{urlencode({**scope, **in_window, **filters})}"
 
     def metric_link(name: str, **filters: str) -> str:
+        if CATALOGUE[name].source == "scores":  # the outcomes recorded in the window
+            score = OUTCOME_SCORES[name]
+            query = {**scope, "name": score, "timestamp__gte": in_window["timestamp__gte"],
+                     "timestamp__lt": in_window["timestamp__lt"]}
+            return f"{reverse('admin:scores_score_changelist')}?{urlencode(query)}"
         if name == "conversations":
             query = {**scope, "last_activity_at__gte": in_window["timestamp__gte"],
                      "last_activity_at__lt": in_window["timestamp__lt"]}
@@ -114,12 +124,13 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     trend = stats["trend"]
     daily = trend["interval"] == "day"
     labels = [timezone.localtime(p).strftime("%d %b" if daily else "%d %b %H:00") for p in trend["periods"]]
-    cards = []
+    cards, outcome_cards = [], []
     for name in TREND_METRICS:
         definition, figure = CATALOGUE[name], stats["metrics"][name]
         tone = "" if figure["good"] is None else ("good" if figure["good"] else "bad")
-        cards.append({
+        (outcome_cards if name in OUTCOME_METRICS else cards).append({
             "name": name, "label": definition.label, "unit": definition.unit, "definition": definition.definition,
+            "over": "outcomes" if name in OUTCOME_METRICS else "turns",
             "value": metric_format(name, figure["value"]), "sample_size": figure["sample_size"],
             "previous": metric_format(name, figure["previous"]), "direction": figure["direction"],
             "percent": figure["percent"], "tone": tone, "url": metric_link(name),
@@ -154,6 +165,7 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
         "dashboard": stats,
         "dashboard_charts": charts,
         "dashboard_cards": cards,
+        "dashboard_outcome_cards": outcome_cards,
         "dashboard_breakdown": {
             "by": by, "choices": list(BREAKDOWNS), "rows": rows,
             "columns": [{"name": m, "label": CATALOGUE[m].label, "definition": CATALOGUE[m].definition}

@@ -49,6 +49,7 @@ from apps.conversations.metrics_catalogue import (
     change,
     figures_for,
     metric_value,
+    score_figure_aggregates,
     window_q,
 )
 from apps.conversations.models import Conversation, LLMCall
@@ -185,7 +186,7 @@ def stats_overview(
     else:
         scope = "all" if chatbot_ids is None else ",".join(map(str, sorted(chatbot_ids)))
         span = str(window.hours) if hours else f"{window.since.isoformat()}/{window.until.isoformat()}"
-        key = f"review:overview:v3:{span}:{scope}"
+        key = f"review:overview:v4:{span}:{scope}"
         figures = cache.get(key)
         if figures is None:
             figures = turn_figures(chatbot_ids=chatbot_ids, window=window)
@@ -231,6 +232,21 @@ def _conversation_counts(chatbot_ids: Sequence[int] | None, since: datetime, unt
     return {row["period"]: row for row in rows}
 
 
+def _score_figures(chatbot_ids: Sequence[int] | None, since: datetime, until: datetime,
+                   interval: str | None = None) -> Any:
+    """The outcome figures (the catalogue's `score_figure_aggregates`) of the scores recorded in
+    (since, until]: totals, or per local period. One query over the (chatbot, name, timestamp) index."""
+    from apps.scores.models import Score
+
+    scores = chatbot_scoped(Score.objects.filter(window_q(since, until)), chatbot_ids).order_by()
+    aggregates = score_figure_aggregates()
+    if interval is None:
+        return scores.aggregate(**aggregates)
+    trunc = TruncHour("timestamp") if interval == "hour" else TruncDay("timestamp")
+    rows = scores.annotate(period=trunc).values("period").annotate(**aggregates)
+    return {row.pop("period"): row for row in rows}
+
+
 def _add(into: dict[str, Any], row: dict[str, Any]) -> None:
     for key in FIGURES:
         into[key] += row.get(key) or 0
@@ -248,6 +264,7 @@ def turn_figures(
        histogram of the previous period (summed hours from the rollup, the rest from the turns).
     2. Days are summed from the hours; every metric comes from `metric_value` (the catalogue).
     3. Two queries for the conversations of the window (per period) and of the previous period.
+    4. Three queries for the outcome figures (scores) of the window, per period and of the previous period.
     """
     window = window or Window.last(hours or 24, now=now)
     interval = "hour" if window.hours <= TREND_HOURLY_UP_TO else "day"
@@ -278,6 +295,11 @@ def turn_figures(
     for period, row in conversations.items():
         into = periods.setdefault(_period_of(period, interval), dict.fromkeys(FIGURES, 0))
         into["conversations"] = into.get("conversations", 0) + row["total"]
+
+    totals.update(_score_figures(chatbot_ids, window.since, window.until))
+    before.update(_score_figures(chatbot_ids, previous.since, previous.until))
+    for period, row in _score_figures(chatbot_ids, window.since, window.until, interval).items():
+        periods.setdefault(_period_of(period, interval), dict.fromkeys(FIGURES, 0)).update(row)
 
     metrics: dict[str, dict[str, Any]] = {}
     for name, definition in CATALOGUE.items():
