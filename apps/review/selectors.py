@@ -26,8 +26,10 @@ from django.db import connection
 from django.db.models import (
     Avg,
     Count,
+    Exists,
     F,
     Max,
+    OuterRef,
     Q,
     QuerySet,
     Sum,
@@ -45,6 +47,7 @@ from apps.conversations.metrics_catalogue import (
     BREAKDOWN_METRICS,
     CATALOGUE,
     FIGURES,
+    OUTCOME_METRICS,
     TREND_METRICS,
     change,
     figures_for,
@@ -193,6 +196,7 @@ def stats_overview(
             cache.set(key, figures, seconds)
     result = {
         **figures,
+        "judge_human_agreement": judge_human_agreement(chatbot_ids=chatbot_ids),
         "top_clusters": top_failure_clusters(chatbot_ids=chatbot_ids),
         "open_alerts": open_alert_events(chatbot_ids=chatbot_ids),
         "review_status_counts": review_status_counts(chatbot_ids=chatbot_ids),
@@ -200,6 +204,64 @@ def stats_overview(
     if breakdown:
         result["breakdown"] = stats_breakdown(chatbot_ids=chatbot_ids, window=window, by=breakdown)
     return result
+
+
+# Turns-per-conversation buckets of the engagement panel: (label, first, last or None).
+TURN_COUNT_BUCKETS = (("1", 1, 1), ("2", 2, 2), ("3", 3, 3), ("4–5", 4, 5), ("6–10", 6, 10), ("11+", 11, None))
+
+
+def engagement(*, chatbot_ids: Sequence[int] | None, window: Window) -> dict[str, Any]:
+    """How end users engage in the window's conversations (latest activity in (since, until]).
+
+    1. Turns per conversation: one aggregate over the conversations (`conv_chatbot_activity`).
+    2. Returning end users: of the distinct end users of those conversations, the share with a
+       conversation of the same chatbot started at or before the window's start (an EXISTS
+       probe on `conv_chatbot_end_user` per end user).
+    3. Drop-off: of those conversations, how many end right after a fallback, an error or a 👎 —
+       their last turn (the turn at the conversation's latest activity) had one. One join of the
+       window's turns with their conversations.
+    """
+    from apps.conversations.models import Turn
+
+    conversations = chatbot_scoped(
+        Conversation.objects.filter(window_q(window.since, window.until, "last_activity_at")), chatbot_ids
+    ).order_by()
+    buckets: dict[str, Any] = {}
+    for label, first, last in TURN_COUNT_BUCKETS:
+        condition = Q(turn_count__gte=first) & (Q(turn_count__lte=last) if last is not None else Q())
+        buckets[label] = Count("id", filter=condition)
+    counted = conversations.aggregate(total=Count("id"), turns=Sum("turn_count"), **buckets)
+    total = counted.pop("total")
+    turns = counted.pop("turns") or 0
+
+    earlier = Conversation.objects.filter(chatbot_id=OuterRef("chatbot_id"), end_user_hash=OuterRef("end_user_hash"),
+                                          started_at__lte=window.since)
+    users = conversations.exclude(end_user_hash="").aggregate(
+        users=Count("end_user_hash", distinct=True),
+        returning=Count("end_user_hash", distinct=True, filter=Exists(earlier)),
+    )
+    last_turns = chatbot_scoped(Turn.objects.filter(window_q(window.since, window.until)), chatbot_ids).filter(
+        timestamp=F("conversation__last_activity_at")).order_by()
+    ends = last_turns.aggregate(
+        ended=Count("conversation_id", distinct=True),
+        after_fallback=Count("conversation_id", distinct=True, filter=Q(fallback_used=True)),
+        after_error=Count("conversation_id", distinct=True, filter=Q(has_error=True)),
+        after_thumbs_down=Count("conversation_id", distinct=True, filter=Q(thumbs_down__gt=0)),
+    )
+    ended = ends.pop("ended")
+    return {
+        "conversations": total,
+        "turns_per_conversation": round(turns / total, 2) if total else None,
+        "turn_count_distribution": [{"turns": label, "conversations": counted[label]} for label, _, _ in TURN_COUNT_BUCKETS],
+        "end_users": users["users"],
+        "returning_end_users": users["returning"],
+        "returning_share": round(100.0 * users["returning"] / users["users"], 1) if users["users"] else None,
+        "drop_off": {
+            "conversations": ended,
+            **{key: {"conversations": n, "share": round(100.0 * n / ended, 1) if ended else None}
+               for key, n in ends.items()},
+        },
+    }
 
 
 def _periods(window: Window, interval: str) -> list[datetime]:
@@ -414,17 +476,33 @@ def stats_breakdown(*, chatbot_ids: Sequence[int] | None, window: Window, by: st
                                            dimension=by, figures=wanted)
         groups = [(value, value or "(none)", row) for value, row in grouped.items()]
     groups.sort(key=lambda item: (-item[2]["turns"], item[1]))
+    groups = groups[:limit]
+    outcomes = _score_figures_by(chatbot_ids, window, OUTCOME_BREAKDOWNS[by]) if by in OUTCOME_BREAKDOWNS else {}
     return {
         "by": by,
-        "metrics": list(BREAKDOWN_METRICS),
+        "metrics": [*BREAKDOWN_METRICS, *OUTCOME_METRICS],
         "limit": limit,
         "groups": len(groups),
         "rows": [
             {"key": key, "label": label,
-             **{metric: metric_value(metric, row)[0] for metric in BREAKDOWN_METRICS}}
-            for key, label, row in groups[:limit]
+             **{metric: metric_value(metric, row)[0] for metric in BREAKDOWN_METRICS},
+             # Outcomes are per conversation: by model or intent (per turn) they are not defined.
+             **{metric: metric_value(metric, outcomes.get(key, {}))[0] for metric in OUTCOME_METRICS}}
+            for key, label, row in groups
         ],
     }
+
+
+# Breakdowns the outcomes (conversation-level scores) can be grouped by, and the Score field.
+OUTCOME_BREAKDOWNS = {"chatbot": "chatbot_id", "channel": "conversation__channel", "release": "conversation__release"}
+
+
+def _score_figures_by(chatbot_ids: Sequence[int] | None, window: Window, field: str) -> dict[Any, dict[str, Any]]:
+    """The outcome figures of the scores recorded in the window, per value of `field`."""
+    from apps.scores.models import Score
+
+    scores = chatbot_scoped(Score.objects.filter(window_q(window.since, window.until)), chatbot_ids).order_by()
+    return {row.pop(field): row for row in scores.values(field).annotate(**score_figure_aggregates())}
 
 
 def stats_llm_calls(

@@ -19,7 +19,7 @@ from apps.conversations.metrics_catalogue import (
 )
 from apps.conversations.models import Turn
 from apps.review.rollup import hourly_stats_refresh
-from apps.review.selectors import Window, turn_figures
+from apps.review.selectors import Window, stats_breakdown, turn_figures
 from apps.scores.models import Score
 from tests.factories import make_conversation, make_turn
 
@@ -150,6 +150,12 @@ def test_outcome_metrics_match_a_count_by_hand(chatbot, other_chatbot, seed):
         assert (dashboard[name]["value"], dashboard[name]["sample_size"]) == (value, sample), name
         alert = metric_compute(metric=name, chatbot_id=None, since=window.since, until=window.until)
         assert (alert.value, alert.sample_size) == (value, sample), name
+    # Breakdown rows by chatbot carry the same outcome values as an alert rule of that chatbot.
+    for row in stats_breakdown(chatbot_ids=None, window=window, by="chatbot")["rows"]:
+        for name in expected:
+            alert = metric_compute(metric=name, chatbot_id=row["key"], since=window.since, until=window.until)
+            assert row[name] == alert.value, (name, row["label"])
+    assert all(row["conversion_rate"] is None for row in stats_breakdown(chatbot_ids=None, window=window, by="model")["rows"])
     average = metric_compute(metric="score_average", chatbot_id=None, since=window.since, until=window.until,
                              score_name="faithfulness")
     assert average.sample_size == len(faithfulness)

@@ -177,6 +177,10 @@ class OverviewQuerySerializer(StatsQuerySerializer):
         return attrs
 
 
+class EngagementQuerySerializer(OverviewQuerySerializer):
+    breakdown = None  # not a parameter here
+
+
 class LLMCallStatsQuerySerializer(StatsQuerySerializer):
     model = serializers.CharField(required=False, max_length=100)
     function_name = serializers.CharField(required=False, max_length=200)

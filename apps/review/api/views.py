@@ -191,6 +191,22 @@ class StatsOverviewView(APIView):
         ))
 
 
+class StatsEngagementView(APIView):
+    @extend_schema(parameters=[serializers.EngagementQuerySerializer], responses=OpenApiTypes.OBJECT,
+                   description="Engagement in the window's conversations (latest activity in the window): turns per "
+                               "conversation (distribution), returning end users (seen in a conversation started "
+                               "before the window), and drop-off: how many conversations end right after a fallback, "
+                               "an error or a thumbs-down. Grouped live (not rolled up): slower than the overview on "
+                               "long windows.")
+    def get(self, request: Request) -> Response:
+        data = _stats_query(request, serializers.EngagementQuerySerializer)
+        chatbot_ids = stats_scope(request, data)
+        window = (selectors.Window.between(data["since"], data["until"]) if data.get("since")
+                  else selectors.Window.last(data["hours"]))
+        return Response({"window": {"since": window.since, "until": window.until, "hours": window.hours},
+                         **selectors.engagement(chatbot_ids=chatbot_ids, window=window)})
+
+
 class StatsMetricsView(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT,
                    description="The metric catalogue: each metric's name, label, unit, how it aggregates, which turns "
