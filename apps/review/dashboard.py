@@ -152,7 +152,7 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     for row in table["rows"]:
         group = {BREAKDOWN_PARAMS[by]: "" if row["key"] is None else str(row["key"])}
 
-        def cell_link(metric: str) -> str:
+        def cell_link(metric: str, group: dict[str, str] = group) -> str:
             if metric in OUTCOME_METRICS:  # the group's conversations with that outcome
                 return f"{conversations_url}?{urlencode({**scope, **group, 'score': OUTCOME_CONDITIONS[metric]})}"
             return turns_link(**group, **METRIC_FILTERS.get(metric, {}))
