@@ -285,6 +285,8 @@ def time_pages(repeat: int, only: str = "") -> list[tuple[str, str, float, float
         ("superuser", "/api/v1/stats/overview?hours=720"),
         *[("superuser", f"/api/v1/stats/overview?hours=720&breakdown={by}")
           for by in ("chatbot", "model", "intent", "channel", "release")],
+        ("superuser", "/api/v1/stats/engagement?hours=24"),
+        ("superuser", "/api/v1/stats/engagement?hours=720"),
         ("superuser", "/api/v1/stats/llm-calls?hours=24"),
         ("superuser", "/api/v1/stats/llm-calls?hours=720"),
         ("superuser", "/api/v1/conversations/?is_flagged=true&review_status=new"),
@@ -296,6 +298,7 @@ def time_pages(repeat: int, only: str = "") -> list[tuple[str, str, float, float
         ("reviewer", "/admin/review/flaggedconversation/"),
         ("reviewer", "/admin/conversations/turn/"),
         ("reviewer", "/api/v1/stats/overview?hours=24"),
+        ("reviewer", "/api/v1/stats/engagement?hours=720"),
     ]
     results = []
     for who, url in pages:
