@@ -11,18 +11,21 @@ Reading (`window_turn_figures`), for a window (since, until]:
 2. The rest (the partial first hour, the stale hours, everything from the watermark on, which
    includes the current hour) is grouped from the turns with the same aggregates.
 3. Both parts give rows per hour with the same keys, and latency bucket counts that add up.
+The breakdowns by model, intent, channel and release (`window_dimension_figures`) follow the same
+plan over HourlyDimensionStats: one row per (chatbot, UTC hour, dimension, value).
 The rollup is skipped when the time zone has a UTC offset that is not a whole hour in the window
 (the rollup's hours are UTC hours; local hours would straddle them).
 
 Refreshing (`hourly_stats_refresh`, every minute from beat):
 1. Lock the state row; a refresh already running makes this one return at once.
 2. Read the stale marks of hours before the current hour (up to STALE_BATCH).
-3. Re-sum from the turns: each chatbot's stale hours before the old watermark, and every hour
+3. Re-sum from the turns (HourlyTurnStats, HourlyLatencyBucket and HourlyDimensionStats): each chatbot's stale hours before the old watermark, and every hour
    from the old watermark (on the first run, from the first turn) up to the current hour.
 4. Delete exactly the marks read in 2 (marks committed meanwhile stay for the next run), drop the
    marks of hours not yet materialized (they will be summed whole), move the watermark.
 The triggers that write StaleHour are in migration 0004: every insert, update and delete of a
-turn is logged in the same transaction, whichever code path made it.
+turn is logged in the same transaction, whichever code path made it; migration 0008 adds the
+hours of a conversation's turns when its channel (a breakdown dimension) changes.
 """
 
 from __future__ import annotations
@@ -201,6 +204,35 @@ def window_dimension_figures(
         rows = plan.rolled(HourlyDimensionStats).filter(dimension=dimension).values("value")
         for row in rows.annotate(**{name: Sum(name) for name in figures}):
             add(row["value"], row)
+    return found
+
+
+def window_hourly_group_figures(
+    *, chatbot_ids: Sequence[int] | None, since: datetime, until: datetime, dimension: str,
+    figures: Sequence[str] = FIGURES,
+) -> dict[tuple[Any, datetime], dict[str, Any]]:
+    """Per (group, hour) of (since, until]: `figures`, grouped by chatbot or by a breakdown
+    dimension, from the rollups where current and from the turns elsewhere (the timeseries API)."""
+    field = "chatbot_id" if dimension == "chatbot" else DIMENSIONS[dimension]
+    aggregates = turn_aggregates()
+    plan = window_plan(chatbot_ids=chatbot_ids, since=since, until=until)
+    found: dict[tuple[Any, datetime], dict[str, Any]] = {}
+
+    def add(key: tuple[Any, datetime], row: dict[str, Any]) -> None:
+        into = found.setdefault(key, dict.fromkeys(figures, 0))
+        for name in figures:
+            into[name] += row[name] or 0
+
+    live = plan.live.annotate(bucket=TruncHour("timestamp")).values(field, "bucket")
+    for row in live.annotate(**{name: aggregates[name] for name in figures}):
+        add((row[field] if dimension == "chatbot" else row[field] or "", row["bucket"]), row)
+    if plan.rolled is not None:
+        if dimension == "chatbot":
+            rows = plan.rolled(HourlyTurnStats).values("chatbot_id", "hour")
+        else:
+            rows = plan.rolled(HourlyDimensionStats).filter(dimension=dimension).values("value", "hour")
+        for row in rows.annotate(**{name: Sum(name) for name in figures}):
+            add((row["chatbot_id" if dimension == "chatbot" else "value"], row["hour"]), row)
     return found
 
 

@@ -62,6 +62,7 @@ from .rollup import (
     DIMENSIONS,
     window_chatbot_figures,
     window_dimension_figures,
+    window_hourly_group_figures,
     window_turn_figures,
 )
 
@@ -503,6 +504,94 @@ def _score_figures_by(chatbot_ids: Sequence[int] | None, window: Window, field: 
 
     scores = chatbot_scoped(Score.objects.filter(window_q(window.since, window.until)), chatbot_ids).order_by()
     return {row.pop(field): row for row in scores.values(field).annotate(**score_figure_aggregates())}
+
+
+TIMESERIES_MAX_POINTS = 24 * 31  # hourly up to a month; daily beyond
+
+
+class TimeseriesUnavailable(ValueError):
+    """A metric and grouping the figures do not support (percentiles per group, outcomes per turn
+    label): the API answers 400 with the reason."""
+
+
+def stats_timeseries(*, chatbot_ids: Sequence[int] | None, window: Window, metric: str, interval: str | None = None,
+                     group_by: str | None = None, limit: int = BREAKDOWN_LIMIT) -> dict[str, Any]:
+    """One catalogue metric per local hour or day of the window, for all the turns or per group
+    (chatbot, model, intent, channel, release; the `limit` biggest groups), computed with
+    `metric_value` from the same figures as the dashboard.
+
+    1. Turn metrics: per-(group, hour) figures from the rollups where current, the rest live.
+    2. Outcomes: the window's scores grouped by period (and chatbot, channel or release).
+    3. Latency percentiles come from the window's histogram per period; not per group.
+    """
+    definition = CATALOGUE.get(metric)
+    if definition is None or not definition.trend:
+        raise TimeseriesUnavailable(f"{metric!r} is not a dashboard metric (see /api/v1/stats/metrics).")
+    interval = interval or ("hour" if window.hours <= TREND_HOURLY_UP_TO else "day")
+    if interval == "hour" and window.hours > TIMESERIES_MAX_POINTS:
+        raise TimeseriesUnavailable(f"Hourly series cover at most {TIMESERIES_MAX_POINTS} hours; use interval=day.")
+    periods = _periods(window, interval)
+    groups: dict[Any, dict[datetime, dict[str, Any]]] = {}
+    latency: dict[Any, dict[datetime, Any]] = {}
+    if definition.source == "scores":
+        if group_by is not None and group_by not in OUTCOME_BREAKDOWNS:
+            raise TimeseriesUnavailable("Outcomes are per conversation: group them by chatbot, channel or release.")
+        from apps.scores.models import Score
+
+        scores = chatbot_scoped(Score.objects.filter(window_q(window.since, window.until)), chatbot_ids).order_by()
+        field = OUTCOME_BREAKDOWNS.get(group_by or "")
+        trunc = TruncHour("timestamp") if interval == "hour" else TruncDay("timestamp")
+        names = ("period", *([field] if field else []))
+        for row in scores.annotate(period=trunc).values(*names).annotate(**score_figure_aggregates()):
+            key = row.pop(field) if field else None
+            groups.setdefault(key, {})[_period_of(row.pop("period"), interval)] = row
+    elif definition.needs_conversations:
+        if group_by is not None:
+            raise TimeseriesUnavailable("Conversations are not grouped here; group a turn metric instead.")
+        for period, row in _conversation_counts(chatbot_ids, window.since, window.until, interval).items():
+            groups.setdefault(None, {})[_period_of(period, interval)] = {"conversations": row["total"]}
+    elif definition.kind == "percentile":
+        if group_by is not None:
+            raise TimeseriesUnavailable("Latency percentiles are not kept per group; ask without group_by.")
+        by_hour, _, latency_periods = window_turn_figures(chatbot_ids=chatbot_ids, since=window.since,
+                                                          until=window.until, latency_period=interval)
+        latency[None] = {_period_of(period, interval): counts for period, counts in latency_periods.items()}
+        groups[None] = {}
+    else:
+        wanted = tuple(dict.fromkeys(["turns", *figures_for(metric)]))
+        if group_by is None:
+            by_hour, _, _ = window_turn_figures(chatbot_ids=chatbot_ids, since=window.since, until=window.until)
+            hourly = {(None, hour): row for hour, row in by_hour.items()}
+        else:
+            hourly = window_hourly_group_figures(chatbot_ids=chatbot_ids, since=window.since, until=window.until,
+                                                 dimension=group_by, figures=wanted)
+        for (key, hour), row in hourly.items():
+            into = groups.setdefault(key, {}).setdefault(_period_of(hour, interval), dict.fromkeys(wanted, 0))
+            for name in wanted:
+                into[name] += row.get(name) or 0
+    if group_by is None:
+        groups.setdefault(None, {})
+
+    def size(key: Any) -> float:
+        return sum(row.get("turns") or row.get(definition.whole) or 0 for row in groups[key].values())
+
+    keys = sorted(groups, key=lambda key: (-size(key), str(key)))[:limit]
+    labels: dict[Any, str] = {}
+    if group_by == "chatbot":
+        from apps.chatbots.models import Chatbot
+
+        labels = {pk: name for pk, name in Chatbot.objects.filter(pk__in=keys).values_list("pk", "name")}
+    return {
+        "metric": metric, "unit": definition.unit, "interval": interval, "group_by": group_by,
+        "window": {"since": window.since, "until": window.until, "hours": window.hours},
+        "periods": periods,
+        "series": [
+            {"key": key, "label": "all" if group_by is None else labels.get(key, key or "(none)"),
+             "values": [metric_value(metric, groups[key].get(period, {}), latency.get(key, {}).get(period, {}))[0]
+                        for period in periods]}
+            for key in keys
+        ],
+    }
 
 
 def stats_llm_calls(

@@ -181,6 +181,22 @@ class EngagementQuerySerializer(OverviewQuerySerializer):
     breakdown = None  # not a parameter here
 
 
+GROUPINGS = ["chatbot", "model", "intent", "channel", "release"]
+
+
+class BreakdownQuerySerializer(EngagementQuerySerializer):
+    by = serializers.ChoiceField(choices=GROUPINGS, help_text="What to group the window's turns by.")
+
+
+class TimeseriesQuerySerializer(EngagementQuerySerializer):
+    metric = serializers.CharField(max_length=40, help_text="A dashboard metric of `/api/v1/stats/metrics`.")
+    interval = serializers.ChoiceField(choices=["hour", "day"], required=False,
+                                       help_text="Default: hour up to 48 h, day beyond; hourly at most 31 days.")
+    group_by = serializers.ChoiceField(choices=GROUPINGS, required=False,
+                                       help_text="One series per group (the 20 biggest); outcomes by chatbot, channel or "
+                                                 "release; latency percentiles and conversations not grouped.")
+
+
 class LLMCallStatsQuerySerializer(StatsQuerySerializer):
     model = serializers.CharField(required=False, max_length=100)
     function_name = serializers.CharField(required=False, max_length=200)
