@@ -114,3 +114,11 @@ def test_release_filters_turns_queue_and_api(admin_client, chatbot):
     assert turns.status_code == 200 and len(turns.json()["results"]) == 4
     conversations = admin_client.get("/api/v1/conversations/", {"release": "2.4"})
     assert len(conversations.json()["results"]) == 2
+
+
+def test_the_review_page_shows_the_release(admin_client, chatbot):
+    conversation = make_conversation(chatbot, release="2.4")
+    make_turn(conversation, release="2.4")
+    page = admin_client.get(f"/admin/conversations/conversation/{conversation.pk}/change/")
+    assert page.status_code == 200
+    assert page.content.decode().count("release 2.4") == 2  # the conversation's and its turn's
