@@ -48,6 +48,7 @@ class CallPurpose(models.TextChoices):
     JUDGE = "judge", "Judge"
     EMBEDDING = "embedding", "Embedding"
     LABELING = "labeling", "Cluster labeling"
+    EXPERIMENT = "experiment", "Experiment"
 
 
 class Channel(models.TextChoices):

@@ -41,6 +41,10 @@ from apps.conversations.choices import Channel, FlagReason, ReviewStatus, RiskLe
 from apps.conversations.models import Conversation, LLMCall, Step, Turn
 from apps.core.admin import LargeTableAdmin
 from apps.core.text import ascii_int
+from apps.datasets.admin import (
+    add_conversations_to_dataset_admin_action,
+    add_turns_to_dataset_admin_action,
+)
 from apps.evaluations.admin import EvaluationInline
 from apps.evaluations.choices import CRITERIA, Evaluator
 from apps.evaluations.models import Evaluation
@@ -293,7 +297,7 @@ class ConversationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     search_help_text = "Conversation id (exact) or words from a user message or bot answer."
     ordering = ("-last_activity_at", "-id")
     actions = ("assign_to_me", "mark_in_review", "mark_resolved", "mark_false_positive", "rerun_judge", "export_json",
-               erase_end_user_admin_action)
+               add_conversations_to_dataset_admin_action, erase_end_user_admin_action)
     review_template = "admin/review/conversation_review.html"
     shows_row_reasons = False
 
@@ -541,7 +545,7 @@ class TurnAdmin(IngestedEvidenceAdmin):
     raw_id_fields = ("conversation", "chatbot")
     search_fields = ("=external_id", "=conversation__external_id")
     ordering = ("-timestamp", "-id")
-    actions = ("rerun_judge",)
+    actions = ("rerun_judge", add_turns_to_dataset_admin_action)
     change_form_template = "admin/review/turn_change_form.html"
 
     # Short headers: the model's verbose names ("fallback used", "judge overall") made the list

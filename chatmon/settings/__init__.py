@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "apps.privacy",
     "apps.otel",
     "apps.scores",
+    "apps.datasets",
 ]
 
 MIDDLEWARE = [
@@ -391,6 +392,15 @@ JUDGE_EAGER_RETRY_MAX_SECONDS = env_float("JUDGE_EAGER_RETRY_MAX_SECONDS", 5.0)
 JUDGE_CLAIM_SECONDS = env_int("JUDGE_CLAIM_SECONDS", int(OPENAI_TIMEOUT_SECONDS * 4) + 30)
 # Most turns one sweeper run re-enqueues.
 JUDGE_SWEEP_BATCH = env_int("JUDGE_SWEEP_BATCH", 1000)
+
+# --- chatmon: datasets and experiments (apps.datasets) ------------------------------------
+# Items per experiment task (a run fans out in chunks) and model calls in flight per task.
+EXPERIMENT_CHUNK_SIZE = env_int("EXPERIMENT_CHUNK_SIZE", 100)
+EXPERIMENT_CONCURRENCY = env_int("EXPERIMENT_CONCURRENCY", 50)
+# Attempts per item on transient errors (the judge's rules: 408/409/429/5xx, timeouts).
+EXPERIMENT_MAX_ATTEMPTS = env_int("EXPERIMENT_MAX_ATTEMPTS", 4)
+# An item regressed (improved) when its score fell (rose) by at least this much (0–10 scale).
+EXPERIMENT_REGRESSION_DELTA = env_float("EXPERIMENT_REGRESSION_DELTA", 1.0)
 
 # --- chatmon: clustering (apps.clustering) -----------------------------------------------
 # What is embedded per thumbs-down turn: "user" (the user message; clusters better, see
