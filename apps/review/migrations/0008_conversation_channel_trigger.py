@@ -58,7 +58,7 @@ def _run(statements: dict[str, str | list[str]]):
 class Migration(migrations.Migration):
     dependencies = [
         ("review", "0007_hourly_dimension_stats"),
-        ("conversations", "0011_turn_conversation_release"),
+        ("conversations", "0012_turn_conversation_release"),
     ]
 
     operations = [

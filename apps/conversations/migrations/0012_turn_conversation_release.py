@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0010_turn_payload_fields_steps_sessions'),
+        ('conversations', '0011_llmcall_purpose_experiment'),
     ]
 
     operations = [
