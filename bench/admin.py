@@ -104,6 +104,8 @@ def data_generate() -> None:
             "external_id": "'bench-' || g",
             "end_user_hash": "md5(g::text)",
             "channel": "(ARRAY['website','whatsapp','api'])[1 + g %% 3]",
+            # Four releases, one a week back from now (conversation g is older as g grows).
+            "release": f"(ARRAY['2.4','2.3','2.2','2.1'])[1 + ((g - 1) * 4) / {CONVERSATIONS}]",
             "started_at": "%s::timestamptz - make_interval(secs => (g::float8 / %s) * %s)",
             "last_activity_at": "%s::timestamptz - make_interval(secs => (g::float8 / %s) * %s) + interval '8 minutes'",
             "metadata": "'{}'::jsonb",
@@ -132,8 +134,10 @@ def data_generate() -> None:
             "fallback_used": "g %% 41 = 0",
             "has_error": "g %% 97 = 0",
             "error": "CASE WHEN g %% 97 = 0 THEN 'upstream timeout' ELSE '' END",
-            "intent": "'order_status'",
-            "model": "'gpt-4o-mini'",
+            "intent": "(ARRAY['order_status','refund','shipping','returns','billing','product_info','complaint',"
+                      "'other'])[1 + (g * 7) %% 8]",
+            "model": "(ARRAY['gpt-4o-mini','gpt-4o','claude-3-5-haiku'])[1 + g %% 3]",
+            "release": f"(ARRAY['2.4','2.3','2.2','2.1'])[1 + (((g - 1) / 5) * 4) / {CONVERSATIONS}]",
             "prompt_tokens": "60 + g %% 400",
             "completion_tokens": "40 + g %% 100",
             "total_tokens": "100 + g %% 400 + g %% 100",
@@ -264,6 +268,8 @@ def time_pages(repeat: int, only: str = "") -> list[tuple[str, str, float, float
         ("superuser", "/admin/?range=7d"),
         ("superuser", "/admin/?range=30d"),
         ("superuser", f"/admin/?range=24h&chatbot={bot0}"),
+        *[("superuser", f"/admin/?range={span}&by={by}") for span in ("24h", "30d")
+          for by in ("model", "intent", "channel", "release")],
         ("superuser", "/admin/review/flaggedconversation/"),
         ("superuser", "/admin/review/flaggedconversation/?o=-3"),
         ("superuser", "/admin/review/flaggedconversation/?review_status__exact=new"),
@@ -277,6 +283,10 @@ def time_pages(repeat: int, only: str = "") -> list[tuple[str, str, float, float
         ("superuser", "/api/v1/stats/overview?hours=24"),
         ("superuser", "/api/v1/stats/overview?hours=168"),
         ("superuser", "/api/v1/stats/overview?hours=720"),
+        *[("superuser", f"/api/v1/stats/overview?hours=720&breakdown={by}")
+          for by in ("chatbot", "model", "intent", "channel", "release")],
+        ("superuser", "/api/v1/stats/engagement?hours=24"),
+        ("superuser", "/api/v1/stats/engagement?hours=720"),
         ("superuser", "/api/v1/stats/llm-calls?hours=24"),
         ("superuser", "/api/v1/stats/llm-calls?hours=720"),
         ("superuser", "/api/v1/conversations/?is_flagged=true&review_status=new"),
@@ -284,9 +294,11 @@ def time_pages(repeat: int, only: str = "") -> list[tuple[str, str, float, float
         ("superuser", f"/api/v1/conversations/{flagged}/"),
         ("reviewer", "/admin/?range=24h"),
         ("reviewer", "/admin/?range=30d"),
+        ("reviewer", "/admin/?range=30d&by=release"),
         ("reviewer", "/admin/review/flaggedconversation/"),
         ("reviewer", "/admin/conversations/turn/"),
         ("reviewer", "/api/v1/stats/overview?hours=24"),
+        ("reviewer", "/api/v1/stats/engagement?hours=720"),
     ]
     results = []
     for who, url in pages:
@@ -296,14 +308,16 @@ def time_pages(repeat: int, only: str = "") -> list[tuple[str, str, float, float
         response = client.get(url)  # warm: plan cache, templates, sessions
         if response.status_code != 200:
             raise SystemExit(f"{who} {url}: HTTP {response.status_code}")
-        samples = []
+        samples, cpu = [], []
         for _ in range(repeat):
-            begun = time.perf_counter()
+            begun, begun_cpu = time.perf_counter(), time.process_time()
             response = client.get(url)
             samples.append((time.perf_counter() - begun) * 1000)
+            cpu.append((time.process_time() - begun_cpu) * 1000)  # this process (Django) only, not PostgreSQL
             assert response.status_code == 200
         results.append((who, url, statistics.median(samples), max(samples)))
-        print(f"{who:9} {url:70} median {statistics.median(samples):7.1f} ms   max {max(samples):7.1f} ms", flush=True)
+        print(f"{who:9} {url:70} median {statistics.median(samples):7.1f} ms   max {max(samples):7.1f} ms"
+              f"   python cpu {statistics.median(cpu):6.1f} ms", flush=True)
     return results
 
 

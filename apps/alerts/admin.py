@@ -84,7 +84,7 @@ class AlertRuleAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "chatbot", "is_enabled", "severity")}),
         ("Condition", {
-            "fields": ("metric", "comparison", "threshold", "window_minutes", "min_samples", "slow_ms"),
+            "fields": ("metric", "comparison", "threshold", "window_minutes", "min_samples", "slow_ms", "score_name"),
             "description": "Rates are percentages (a threshold of 5 means 5 %). The minimum sample size "
                            "applies to rates, averages and p95; counts, cost and volume always count.",
         }),

@@ -18,6 +18,12 @@ class Metric(models.TextChoices):
     CONVERSATION_SCORE = "conversation_score", "Average conversation judge overall"
     CONVERSATION_LOW_SHARE = "conversation_low_share", "Conversations judged below the threshold (share)"
     HANDOFF_NEEDED_SHARE = "handoff_needed_share", "Conversations that needed a human handoff (share)"
+    CONVERSION_RATE = "conversion_rate", "Conversion rate (of conversations with the outcome)"
+    RESOLUTION_RATE = "resolution_rate", "Resolution rate (of conversations with the outcome)"
+    HANDOFF_RATE = "handoff_rate", "Handoff rate (of conversations with the outcome)"
+    CSAT_AVERAGE = "csat_average", "CSAT average (1–5)"
+    NPS = "nps", "NPS (−100 to 100)"
+    SCORE_AVERAGE = "score_average", "Average of the score named below"
 
 
 class Comparison(models.TextChoices):
@@ -85,5 +91,5 @@ class NotificationKind(models.TextChoices):
 SAMPLED_METRICS = frozenset(Metric(name) for name in ALERT_METRICS if CATALOGUE[name].sampled)
 PERCENT_METRICS = frozenset(Metric(name) for name in ALERT_METRICS if CATALOGUE[name].is_percent)
 METRIC_UNITS = {
-    Metric(name): CATALOGUE[name].unit for name in ALERT_METRICS if CATALOGUE[name].unit in ("%", "ms", "USD", "/10")
+    Metric(name): CATALOGUE[name].unit for name in ALERT_METRICS if CATALOGUE[name].unit in ("%", "ms", "USD", "/10", "/5")
 }

@@ -65,6 +65,8 @@ class AlertRule(TimestampedModel):
     window_minutes = models.PositiveIntegerField(default=60)
     min_samples = models.PositiveIntegerField(default=10, help_text="Below this many turns the rule stays quiet.")
     slow_ms = models.PositiveIntegerField(default=3000, help_text="For 'share of turns slower than N ms'.")
+    score_name = models.CharField(max_length=100, blank=True,
+                                  help_text="For 'average of a score': the score's name (faithfulness, csat, …).")
     renotify_minutes = models.PositiveIntegerField(default=60, help_text="Re-notify while firing; 0: never.")
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
     channels = models.ManyToManyField(NotificationChannel, blank=True, related_name="rules")
@@ -81,6 +83,10 @@ class AlertRule(TimestampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.metric == "score_average" and not self.score_name.strip():
+            raise ValidationError({"score_name": "Name the score to average (e.g. faithfulness)."})
 
     _COMPARE: dict[str, Callable[[float, float], bool]] = {
         Comparison.GT: operator.gt,
@@ -113,6 +119,8 @@ class AlertRule(TimestampedModel):
         metric = self.get_metric_display()
         if self.metric == "slow_share":
             metric = f"Share of turns slower than {self.slow_ms} ms"
+        elif self.metric == "score_average":
+            metric = f"Average of score {self.score_name or '(no name)'}"
         return f"{metric} {self.get_comparison_display()} {self.threshold:g}{self.unit} over {self.window_minutes} min"
 
 

@@ -20,11 +20,13 @@ from apps.conversations.metrics_catalogue import (
     figure_aggregates,
     figures_for,
     metric_value,
+    score_figure_aggregates,
     slow_aggregate,
     window_q,
 )
 from apps.conversations.models import Turn
 from apps.core.latency_histogram import bucket_expression
+from apps.scores.models import Score
 
 from .choices import OPEN_STATUSES, Metric
 from .models import AlertEvent, AlertRule
@@ -45,10 +47,12 @@ def turns_in_window(*, chatbot_id: int | None, since: datetime, until: datetime)
 
 
 def metric_compute(
-    *, metric: str, chatbot_id: int | None, since: datetime, until: datetime, slow_ms: int = 3000
+    *, metric: str, chatbot_id: int | None, since: datetime, until: datetime, slow_ms: int = 3000,
+    score_name: str = "",
 ) -> MetricResult:
     """The value of `metric` over the window, as the catalogue defines it: one query.
 
+    Outcomes and scores are one aggregate over the window's scores (apps.scores).
     Percentiles read the window's latency histogram (one grouped query, the buckets the
     dashboard's rollup stores); every other metric is one aggregate of the catalogue's figures.
     """
@@ -61,6 +65,16 @@ def metric_compute(
         figures = conversation_judge_figures(
             chatbot_ids=[chatbot_id] if chatbot_id is not None else None, since=since, until=until
         )
+        value, sample = metric_value(metric, figures)
+        return MetricResult(float(value) if value is not None else None, sample)
+    if definition.source == "scores":
+        if metric == Metric.SCORE_AVERAGE and not score_name:
+            raise ValueError("the score_average metric needs a score name")
+        aggregates = score_figure_aggregates(score_name)
+        scores = Score.objects.filter(window_q(since, until))
+        if chatbot_id is not None:
+            scores = scores.filter(chatbot_id=chatbot_id)
+        figures = scores.order_by().aggregate(**{name: aggregates[name] for name in figures_for(metric)})
         value, sample = metric_value(metric, figures)
         return MetricResult(float(value) if value is not None else None, sample)
     turns = turns_in_window(chatbot_id=chatbot_id, since=since, until=until)
@@ -88,6 +102,7 @@ def rule_metric_compute(*, rule: AlertRule, now: datetime | None = None) -> Metr
         since=until - timedelta(minutes=rule.window_minutes),
         until=until,
         slow_ms=rule.slow_ms,
+        score_name=rule.score_name,
     )
 
 

@@ -17,6 +17,8 @@ Conventions, decided once:
   hallucination says neither yes nor no, so counting it as "no" would dilute the rate).
 - Latency percentiles come from the log-bucket histogram (`apps.core.latency_histogram`,
   within 1 % of PostgreSQL's `percentile_cont`), on the dashboard and in alert rules alike.
+- Outcomes (conversion, resolution, handoff, CSAT, NPS) are figures over scores, not turns
+  (`score_figure_aggregates`): the outcomes recorded in the window, by the score's timestamp.
 - `sampled`: a share, average or percentile says nothing over a handful of turns, so an alert
   rule's minimum sample size applies; totals are evidence by themselves.
 """
@@ -54,8 +56,8 @@ PERCENT = "%"
 class MetricDef:
     name: str
     label: str
-    unit: str  # "turns", "conversations", "tokens", "%", "ms", "USD", "/10"
-    kind: str  # "total" (a figure), "share" (100 × part / whole), "mean" (sum / count), "percentile"
+    unit: str  # "turns", "conversations", "tokens", "%", "ms", "USD", "/10", "/5", "NPS", "score"
+    kind: str  # "total" (a figure), "share" (100 × part / whole), "mean" (sum / count), "percentile", "net"
     definition: str  # one line, for hover text and the README
     part: str = ""  # the figure summed ("total"), counted ("share") or averaged ("mean")
     whole: str = "turns"  # the figure counting the turns the metric is over: its denominator
@@ -66,9 +68,11 @@ class MetricDef:
     trend: bool = True  # shown as a trend on the dashboard
     alert: bool = True  # offered as an alert rule metric
     needs_conversations: bool = False  # counted from conversations, not turns
-    # Where the figures come from: "turns" (figure_aggregates), or "conversation_judge" (the
-    # completed conversation evaluations of the window, conversation_judge_aggregates).
+    # Where the figures come from: "turns" (figure_aggregates), "scores" (score_figure_aggregates)
+    # or "conversation_judge" (the completed conversation evaluations of the window,
+    # conversation_judge_aggregates).
     source: str = "turns"
+    minus: str = ""  # kind "net": 100 × (part − minus) / whole (NPS)
 
     @property
     def is_percent(self) -> bool:
@@ -126,9 +130,31 @@ CATALOGUE: dict[str, MetricDef] = {m.name: m for m in (
     _share("handoff_needed_share", "Handoff needed", "conversations_handoff", "conversations_judged",
            "Share of the conversations judged as a whole that needed a human handoff.",
            source="conversation_judge"),
+    # Outcomes: the reserved conversation-level scores (apps.scores), over the outcomes recorded
+    # in the period (by the score's timestamp: a sale confirmed the next day counts that day).
+    MetricDef("conversion_rate", "Conversion rate", PERCENT, "share",
+              "Share of conversations with a `converted` outcome recorded in the period that converted.",
+              part="converted_yes", whole="converted_scored", sampled=True, higher_is_better=True, source="scores"),
+    MetricDef("resolution_rate", "Resolution rate", PERCENT, "share",
+              "Share of conversations with a `resolved` outcome recorded in the period that were resolved.",
+              part="resolved_yes", whole="resolved_scored", sampled=True, higher_is_better=True, source="scores"),
+    MetricDef("handoff_rate", "Handoff rate", PERCENT, "share",
+              "Share of conversations with a `handed_off` outcome (or turn handoff) in the period handed to a human.",
+              part="handed_off_yes", whole="handed_off_scored", sampled=True, higher_is_better=False, source="scores"),
+    MetricDef("csat_average", "CSAT", "/5", "mean", "Mean `csat` (1–5) recorded in the period.",
+              part="csat_sum", whole="csat_count", sampled=True, higher_is_better=True, source="scores"),
+    MetricDef("nps", "NPS", "NPS", "net",
+              "Net promoter score of the `nps` answers (0–10) in the period: % promoters (9–10) − % detractors (0–6).",
+              part="nps_promoters", minus="nps_detractors", whole="nps_count", sampled=True, higher_is_better=True,
+              digits=1, source="scores"),
+    # Any score by name: an alert rule's parameter (AlertRule.score_name), so never on the dashboard.
+    MetricDef("score_average", "Average of a score", "score", "mean",
+              "Mean value of the rule's score (booleans count as 1/0) recorded in the window.",
+              part="score_sum", whole="score_count", sampled=True, trend=False, source="scores"),
 )}
 
 TREND_METRICS = tuple(name for name, metric in CATALOGUE.items() if metric.trend)
+OUTCOME_METRICS = tuple(name for name, metric in CATALOGUE.items() if metric.source == "scores" and metric.trend)
 ALERT_METRICS = tuple(name for name, metric in CATALOGUE.items() if metric.alert)
 # The metrics of a breakdown row (by chatbot, model, intent, channel).
 BREAKDOWN_METRICS = ("turn_volume", "error_rate", "thumbs_down_rate", "judge_average", "cost_usd")
@@ -183,6 +209,35 @@ def conversation_judge_aggregates() -> dict[str, Any]:
 CONVERSATION_JUDGE_FIGURES = tuple(conversation_judge_aggregates())
 
 
+def score_figure_aggregates(score_name: str = "") -> dict[str, Any]:
+    """The figures of the outcome metrics, as aggregates over a group of scores (apps.scores'
+    Score: name, value, conversation_id; booleans are 1/0). Rates count conversations, once each
+    (a conversation handed off on two turns is one handoff); CSAT and NPS average the answers.
+    With `score_name`, also `score_sum`/`score_count` of that score (the `score_average` metric)."""
+    def named(name: str, **value: Any) -> Q:
+        return Q(name=name, value__isnull=False, **value)
+
+    conversations = {"output_field": IntegerField(), "distinct": True}
+    aggregates: dict[str, Any] = {}
+    for outcome in ("converted", "resolved", "handed_off"):
+        aggregates[f"{outcome}_yes"] = Count("conversation_id", filter=named(outcome, value=1), **conversations)
+        aggregates[f"{outcome}_scored"] = Count("conversation_id", filter=named(outcome), **conversations)
+    aggregates |= {
+        "csat_sum": Coalesce(Sum("value", filter=named("csat")), Value(0.0), output_field=FloatField()),
+        "csat_count": Count("id", filter=named("csat")),
+        "nps_promoters": Count("id", filter=named("nps", value__gte=9)),
+        "nps_detractors": Count("id", filter=named("nps", value__lte=6)),
+        "nps_count": Count("id", filter=named("nps")),
+    }
+    if score_name:
+        aggregates["score_sum"] = Coalesce(Sum("value", filter=named(score_name)), Value(0.0), output_field=FloatField())
+        aggregates["score_count"] = Count("id", filter=named(score_name))
+    return aggregates
+
+
+SCORE_FIGURES = tuple(score_figure_aggregates())
+
+
 def slow_aggregate(slow_ms: int) -> Count:
     """The `slow` figure of `slow_share`: a parameter of the rule, so never rolled up."""
     return Count("id", filter=Q(latency_ms__gt=slow_ms))
@@ -196,7 +251,7 @@ def window_q(since: datetime, until: datetime, field: str = "timestamp") -> Q:
 def figures_for(metric: str) -> tuple[str, ...]:
     """The figures `metric_value` reads for `metric`."""
     definition = CATALOGUE[metric]
-    return tuple(name for name in (definition.part, definition.whole) if name)
+    return tuple(name for name in (definition.part, definition.minus, definition.whole) if name)
 
 
 def metric_value(metric: str, figures: Mapping[str, Any], latency: Mapping[int, int] | None = None) -> tuple[Any, int]:
@@ -218,6 +273,9 @@ def metric_value(metric: str, figures: Mapping[str, Any], latency: Mapping[int, 
         return value, whole
     if not whole:
         return None, 0
+    if definition.kind == "net":
+        net = int(figures.get(definition.part) or 0) - int(figures.get(definition.minus) or 0)
+        return round(100.0 * net / whole, definition.digits), whole
     # A float sum depends on the order it was added in (turn by turn, or hour sums from the
     # rollup): 6 decimals make the paths agree before the division is rounded.
     part = round(float(figures.get(definition.part) or 0), 6)

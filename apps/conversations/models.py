@@ -27,6 +27,7 @@ class Conversation(models.Model):
         max_length=64, blank=True, help_text="HMAC-SHA256 of the first end user's id (never the raw id)."
     )
     channel = models.CharField(max_length=32, blank=True)
+    release = models.CharField(max_length=100, blank=True, help_text="The bot or prompt version of its latest turn.")
     started_at = models.DateTimeField(default=timezone.now)
     last_activity_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True, help_text="When the bot sent its `end` event.")
@@ -115,6 +116,7 @@ class Turn(models.Model):
     conversation_message = models.TextField(blank=True, help_text="The bot's human-readable summary of its answer.")
     debug_info = models.JSONField(default=dict, blank=True)
     model = models.CharField(max_length=100, blank=True)
+    release = models.CharField(max_length=100, blank=True, help_text="The bot or prompt version that answered.")
 
     # The turn's own tokens and cost, then totals including its LLM calls.
     prompt_tokens = models.PositiveIntegerField(default=0)

@@ -137,6 +137,8 @@ def conversation_turns_add(*, added: list[TurnAdded], now: datetime) -> None:
         conversation.error_count += int(turn.has_error)
         conversation.fallback_count += int(turn.fallback_used)
         conversation.max_risk_score = max(conversation.max_risk_score, turn.risk_score)
+        if turn.release and (turn.timestamp >= conversation.last_activity_at or not conversation.release):
+            conversation.release = turn.release  # the release of its latest turn
         conversation.last_activity_at = max(conversation.last_activity_at, turn.timestamp)
         conversation.started_at = min(conversation.started_at, turn.timestamp)
         conversation_flag_reasons_merge(conversation, turn.flag_reasons, now=now)
@@ -182,6 +184,7 @@ _SUMMARY_COLUMNS = (
     ("fallback_count", "integer"), ("max_risk_score", "smallint"), ("last_activity_at", "timestamptz"),
     ("started_at", "timestamptz"), ("flag_reasons", "jsonb"), ("is_flagged", "boolean"),
     ("flagged_at", "timestamptz"), ("end_user_hash", "varchar"), ("channel", "varchar"),
+    ("release", "varchar"),
 )
 
 

@@ -116,7 +116,9 @@ def demo_turns(chatbot: Chatbot, topics: tuple[Topic, ...], *, conversations: in
         start = min(_timestamp(rng, now, days), now - timedelta(minutes=30))
         user_id = f"customer-{rng.randrange(conversations // 2 + 1):04d}"
         channel = rng.choice(["website", "website", "website", "whatsapp", "api"])
-        degraded = rng.random() < 0.12  # a bad session: slow, errors, fallbacks
+        # Release 2.4 went out 5 days ago and made bad sessions (slow, errors, fallbacks) more common.
+        release = "2.4" if start > now - timedelta(days=5) else "2.3"
+        degraded = rng.random() < (0.2 if release == "2.4" else 0.08)
         for t in range(rng.choice([1, 2, 2, 3, 3, 4, 5, 6])):
             topic = rng.choice(topics)
             n = rng.randrange(10000, 99999)
@@ -136,7 +138,7 @@ def demo_turns(chatbot: Chatbot, topics: tuple[Topic, ...], *, conversations: in
                 "timestamp": (start + timedelta(seconds=40 * t + rng.randrange(30))).isoformat(),
                 "latency_ms": latency, "fallback_used": fallback,
                 "error": "upstream timeout after 30s" if error else False,
-                "intent": topic.intent, "model": chatbot.model,
+                "intent": topic.intent, "model": chatbot.model, "release": release,
                 "llm_calls": [
                     {"call_id": f"{conversation_id}-{t}-intent", "function_name": "classify_intent", "model": chatbot.model,
                      "input": question, "output": topic.intent, "duration_ms": latency // 5},
@@ -190,6 +192,7 @@ def demo_seed(*, conversations: int = 150, days: int = 14, seed: int = 7, batch_
                                             turn_end_user_hash=turn.end_user_hash or turn.conversation.end_user_hash),
                 rating=rating, comment=comment, source="widget",
             )
+        demo_outcomes_seed(chatbot=chatbot, raw=raw, rng=random.Random(seed + chatbot.pk))
         counts[chatbot.slug] = len(results)
     demo_conversation_judge_seed(days=days)
     return counts
@@ -202,6 +205,39 @@ def demo_conversation_judge_seed(*, days: int) -> dict[str, int]:
     from apps.evaluations.conversation_judge import conversation_judge_sweep
 
     return conversation_judge_sweep(lookback_hours=days * 24 + 24, limit=100_000)
+
+
+def demo_outcomes_seed(*, chatbot: Chatbot, raw: list[dict[str, Any]], rng: random.Random) -> int:
+    """Business outcomes for about 70 % of the conversations, through apps.scores.services: a
+    conversation with bad answers or errors is less often resolved, more often handed off and
+    rated lower; the shop converts some of its happy ones. Recorded a few minutes after the end."""
+    from apps.conversations.models import Conversation
+    from apps.scores.services import outcomes_set
+
+    by_conversation: dict[str, list[dict[str, Any]]] = {}
+    for item in raw:
+        by_conversation.setdefault(item["conversation_id"], []).append(item)
+    conversations = {c.external_id: c for c in Conversation.objects.filter(chatbot=chatbot, external_id__in=list(by_conversation))}
+    recorded = 0
+    for external_id, items in by_conversation.items():
+        if rng.random() > 0.7 or external_id not in conversations:
+            continue
+        bad = sum(1 for i in items if i["metadata"]["quality"] == "bad" or i["error"]) / len(items)
+        handed_off = rng.random() < 0.1 + 0.5 * bad
+        values: dict[str, Any] = {
+            "resolved": not handed_off and rng.random() > 0.1 + 0.6 * bad,
+            "handed_off": handed_off,
+            "csat": max(1, min(5, round(rng.gauss(4.4 - 3 * bad, 0.8)))),
+        }
+        if chatbot.slug == "shop-assistant":
+            values["converted"] = values["resolved"] and rng.random() < 0.35
+        if rng.random() < 0.4:
+            values["nps"] = max(0, min(10, round(rng.gauss(8.5 - 6 * bad, 1.5))))
+        ended = max(datetime.fromisoformat(i["timestamp"]) for i in items) + timedelta(minutes=rng.randrange(2, 30))
+        outcomes_set(chatbot=chatbot, conversation=conversations[external_id], values=values,
+                     reason="asked for a human" if handed_off else "", at=min(ended, timezone.now()))
+        recorded += 1
+    return recorded
 
 
 # --- what the product makes of the traffic ------------------------------------------------------

@@ -617,7 +617,7 @@ def _turn_build(item: _PreparedTurn, *, chatbot: Chatbot, conversation: Conversa
         sequence=sequence,
         timestamp=data.timestamp, user_message=data.user_message, bot_response=data.bot_response,
         latency_ms=data.latency_ms, fallback_used=data.fallback_used, has_error=data.has_error, error=data.error,
-        intent=data.intent, model=data.model or chatbot.model, classification=data.classification,
+        intent=data.intent, model=data.model or chatbot.model, release=data.release, classification=data.classification,
         database_used=data.database_used, conversation_message=data.conversation_message,
         debug_info=data.debug_info or {},
         prompt_tokens=item.prompt_tokens, completion_tokens=item.completion_tokens,

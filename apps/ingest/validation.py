@@ -39,6 +39,7 @@ MAX_ID_CHARS = 255
 MAX_SHORT_CHARS = 200
 MAX_CHANNEL_CHARS = 32
 MAX_MODEL_CHARS = 100
+MAX_RELEASE_CHARS = 100
 MAX_ERROR_CHARS = 4000
 MAX_LATENCY_MS = 24 * 3600 * 1000
 MAX_TOKENS = 10_000_000
@@ -78,6 +79,7 @@ TURN_ALIASES = {
     "costUsd": "cost_usd", "llmCalls": "llm_calls", "tokensUsed": "tokens", "tokens_used": "tokens",
     "databaseUsed": "database_used", "debugInfo": "debug_info", "conversationMessage": "conversation_message",
     "sqlQueries": "sql_queries", "sqlResultsCount": "sql_results_count", "handoffReason": "handoff_reason",
+    "botVersion": "release", "bot_version": "release", "promptVersion": "release", "prompt_version": "release",
     # The chat-logging design's message columns.
     "message_id": "turn_id", "user_input": "user_message", "final_output": "bot_response",
     "error_message": "error", "total_duration_ms": "latency_ms",
@@ -149,6 +151,7 @@ class TurnInput:
     cost_usd: Decimal | None
     metadata: dict
     llm_calls: list[CallInput] = field(default_factory=list)
+    release: str = ""
     classification: str = ""
     database_used: str = ""
     conversation_message: str = ""
@@ -365,7 +368,7 @@ TURN_FIELDS = frozenset({
     "conversation_id", "turn_id", "user_id", "channel", "user_message", "bot_response", "timestamp",
     "latency_ms", "fallback_used", "error", "intent", "model", "tokens", "cost_usd", "llm_calls", "metadata",
     "classification", "database_used", "conversation_message", "debug_info", "steps", "sql_queries",
-    "sql_results_count", "event", "hallucinated", "rating", "handoff", "handoff_reason", "outcome", "consent",
+    "sql_results_count", "event", "hallucinated", "rating", "handoff", "handoff_reason", "outcome", "consent", "release",
 })
 CALL_FIELDS = frozenset({
     "conversation_id", "turn_id", "call_id", "provider", "model", "function_name", "purpose", "input_tokens",
@@ -620,6 +623,7 @@ def parse_turn(data: Any) -> TurnInput:
         error=error,
         intent=r.label("intent", max_chars=MAX_SHORT_CHARS),
         model=r.label("model", max_chars=MAX_MODEL_CHARS),
+        release=r.label("release", max_chars=MAX_RELEASE_CHARS),
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         cost_usd=r.money("cost_usd"),

@@ -417,6 +417,8 @@ def span_turn_raw(span: Span, call: dict[str, Any]) -> dict[str, Any]:
         "latency_ms": call["duration_ms"],
         "error": call["error"],
         "model": call["model"],
+        # service.version (resource) or langfuse.release, else langfuse.version: the release.
+        "release": str(call["metadata"]["otel"].get("release") or call["metadata"]["otel"].get("version") or "")[:100],
         "metadata": call["metadata"],
         "consent": span_consent(span) or None,
     }

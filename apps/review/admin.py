@@ -52,6 +52,11 @@ from apps.evaluations.selectors import conversation_evaluation_latest, conversat
 from apps.feedback.admin import FeedbackInline, RatingListFilter
 from apps.privacy.admin import ConversationDeletionAdminMixin, erase_end_user_admin_action
 from apps.review.templatetags.review_tags import usd
+from apps.scores.selectors import (
+    ScoreConditionInvalid,
+    conversations_with_score,
+    score_condition_parse,
+)
 
 from . import services as review_services
 from .api import exports as review_exports
@@ -204,6 +209,35 @@ class TurnChannelFilter(ExactValueFilter):
     field = "conversation__channel"
 
 
+class ScoreConditionFilter(admin.SimpleListFilter):
+    """Conversations with a score or outcome satisfying `?score=csat<=2` (apps.scores.selectors)."""
+
+    title = "score"
+    parameter_name = "score"
+    presets = ("csat<=2", "nps<=6", "converted=false", "resolved=false", "handed_off=true")
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        value = self.value()
+        shown = [*self.presets, *([value] if value and value not in self.presets else [])]
+        return [(condition, condition.replace("<=", " ≤ ").replace(">=", " ≥ ")) for condition in shown]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if not self.value():
+            return queryset
+        try:
+            return conversations_with_score(queryset, score_condition_parse(self.value()))
+        except ScoreConditionInvalid as exc:
+            raise IncorrectLookupParameters(str(exc)) from None
+
+
+class ReleaseFilter(ExactValueFilter):
+    """The bot or prompt version (a turn's own; a conversation's is that of its latest turn)."""
+
+    title = "release"
+    parameter_name = "release"
+    field = "release"
+
+
 # --- inlines for the plain change pages of turns ----------------------------------------------
 
 class LLMCallInline(admin.TabularInline):
@@ -279,6 +313,7 @@ class ConversationAdmin(ConversationDeletionAdminMixin, ChatbotScopedAdminMixin,
         ChatbotListFilter, RiskLevelFilter, RatingListFilter, JudgeScoreFilter, ConversationJudgeFilter,
         "review_status", AssigneeFilter,
         FlagReasonFilter, "is_flagged", ("last_activity_at", admin.DateFieldListFilter), ChannelFilter,
+        ReleaseFilter, ScoreConditionFilter,
     )
     list_select_related = ("chatbot", "assignee")
     search_fields = ("external_id",)  # replaced by get_search_results: exact id or turn text
@@ -540,7 +575,7 @@ class TurnAdmin(IngestedEvidenceAdmin):
     list_display = ("id", "chatbot", "conversation_link", "timestamp", "short_user_message", "risk", "flagged", "latency", "errored", "fallback", "judge", "votes")
     list_filter = (ChatbotListFilter, "risk_level", "is_flagged", "has_error", "fallback_used", RatingListFilter,
                    "judge_status", "judge_hallucination", ("timestamp", admin.DateFieldListFilter), TurnModelFilter,
-                   TurnIntentFilter, TurnChannelFilter)
+                   TurnIntentFilter, TurnChannelFilter, ReleaseFilter)
     list_select_related = ("chatbot", "conversation")
     raw_id_fields = ("conversation", "chatbot")
     search_fields = ("=external_id", "=conversation__external_id")

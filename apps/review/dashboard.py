@@ -17,9 +17,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.chatbots.access import chatbot_ids_for_user, chatbots_for_user
-from apps.conversations.metrics_catalogue import BREAKDOWN_METRICS, CATALOGUE, TREND_METRICS
+from apps.conversations.metrics_catalogue import (
+    BREAKDOWN_METRICS,
+    CATALOGUE,
+    OUTCOME_METRICS,
+    TREND_METRICS,
+)
 
-from .selectors import BREAKDOWNS, DASHBOARD_RANGES, Window, stats_overview
+from .selectors import BREAKDOWNS, DASHBOARD_RANGES, OUTCOME_BREAKDOWNS, Window, stats_overview
 from .templatetags.review_tags import usd
 
 CUSTOM = "custom"
@@ -32,7 +37,14 @@ METRIC_FILTERS: dict[str, dict[str, str]] = {
     "hallucination_rate": {"judge_hallucination__exact": "1"},
     "flagged_share": {"is_flagged__exact": "1"},
 }
-BREAKDOWN_PARAMS = {"chatbot": "chatbot", "model": "model", "intent": "intent", "channel": "channel"}
+# The score each outcome metric is over: its cards link to those scores in the window.
+OUTCOME_SCORES = {"conversion_rate": "converted", "resolution_rate": "resolved", "handoff_rate": "handed_off",
+                  "csat_average": "csat", "nps": "nps"}
+# What an outcome cell of the breakdown links to: the group's conversations with that outcome.
+OUTCOME_CONDITIONS = {"conversion_rate": "converted=true", "resolution_rate": "resolved=true",
+                      "handoff_rate": "handed_off=true", "csat_average": "csat<=2", "nps": "nps<=6"}
+BREAKDOWN_PARAMS = {"chatbot": "chatbot", "model": "model", "intent": "intent", "channel": "channel",
+                    "release": "release"}
 
 
 def metric_format(name: str, value: Any) -> str:
@@ -46,8 +58,10 @@ def metric_format(name: str, value: Any) -> str:
         return f"{value:,.0f} ms"
     if unit == "USD":
         return usd(value)
-    if unit == "/10":
+    if unit in ("/10", "/5"):
         return f"{value:.2f}"
+    if unit == "NPS":
+        return f"{value:+.0f}"
     return f"{int(value):,}"
 
 
@@ -104,6 +118,11 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
         return f"{turns_url}?{urlencode({**scope, **in_window, **filters})}"
 
     def metric_link(name: str, **filters: str) -> str:
+        if CATALOGUE[name].source == "scores":  # the outcomes recorded in the window
+            score = OUTCOME_SCORES[name]
+            query = {**scope, "name": score, "timestamp__gte": in_window["timestamp__gte"],
+                     "timestamp__lt": in_window["timestamp__lt"]}
+            return f"{reverse('admin:scores_score_changelist')}?{urlencode(query)}"
         if name == "conversations":
             query = {**scope, "last_activity_at__gte": in_window["timestamp__gte"],
                      "last_activity_at__lt": in_window["timestamp__lt"]}
@@ -113,29 +132,38 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     trend = stats["trend"]
     daily = trend["interval"] == "day"
     labels = [timezone.localtime(p).strftime("%d %b" if daily else "%d %b %H:00") for p in trend["periods"]]
-    cards = []
+    cards, outcome_cards = [], []
     for name in TREND_METRICS:
         definition, figure = CATALOGUE[name], stats["metrics"][name]
         tone = "" if figure["good"] is None else ("good" if figure["good"] else "bad")
-        cards.append({
+        (outcome_cards if name in OUTCOME_METRICS else cards).append({
             "name": name, "label": definition.label, "unit": definition.unit, "definition": definition.definition,
+            "over": "outcomes" if name in OUTCOME_METRICS else "turns",
             "value": metric_format(name, figure["value"]), "sample_size": figure["sample_size"],
             "previous": metric_format(name, figure["previous"]), "direction": figure["direction"],
             "percent": figure["percent"], "tone": tone, "url": metric_link(name),
         })
 
     table = stats["breakdown"]
-    peaks = {metric: max((row[metric] or 0 for row in table["rows"]), default=0) for metric in BREAKDOWN_METRICS}
+    columns = [m for m in table["metrics"] if m in BREAKDOWN_METRICS or by in OUTCOME_BREAKDOWNS]
+    peaks = {metric: max((row[metric] or 0 for row in table["rows"]), default=0) for metric in columns}
+    conversations_url = reverse("admin:conversations_conversation_changelist")
     rows = []
     for row in table["rows"]:
         group = {BREAKDOWN_PARAMS[by]: "" if row["key"] is None else str(row["key"])}
+
+        def cell_link(metric: str, group: dict[str, str] = group) -> str:
+            if metric in OUTCOME_METRICS:  # the group's conversations with that outcome
+                return f"{conversations_url}?{urlencode({**scope, **group, 'score': OUTCOME_CONDITIONS[metric]})}"
+            return turns_link(**group, **METRIC_FILTERS.get(metric, {}))
+
         rows.append({
             "label": row["label"],
             "cells": [
                 {"metric": metric, "value": row[metric], "text": metric_format(metric, row[metric]),
-                 "bar": round(100 * (row[metric] or 0) / peaks[metric]) if peaks[metric] else 0,
-                 "url": turns_link(**group, **METRIC_FILTERS.get(metric, {}))}
-                for metric in BREAKDOWN_METRICS
+                 "bar": round(100 * max(row[metric] or 0, 0) / peaks[metric]) if peaks[metric] > 0 else 0,
+                 "url": cell_link(metric)}
+                for metric in columns
             ],
         })
 
@@ -153,10 +181,11 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
         "dashboard": stats,
         "dashboard_charts": charts,
         "dashboard_cards": cards,
+        "dashboard_outcome_cards": outcome_cards,
         "dashboard_breakdown": {
             "by": by, "choices": list(BREAKDOWNS), "rows": rows,
             "columns": [{"name": m, "label": CATALOGUE[m].label, "definition": CATALOGUE[m].definition}
-                        for m in BREAKDOWN_METRICS],
+                        for m in columns],
             "limit": table["limit"], "groups": table["groups"],
         },
         "dashboard_chatbots": [{"id": pk, "name": name, "slug": slug} for pk, name, slug in visible],
@@ -166,4 +195,7 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
         "dashboard_since": timezone.localtime(window.since).date().isoformat(),
         "dashboard_until": timezone.localtime(window.until).date().isoformat(),
         "dashboard_turns_url": turns_link(),
+        # Engagement is grouped live (slow on long windows): the page fetches it after rendering.
+        "dashboard_engagement_url": f"{reverse('stats-engagement')}?" + urlencode({
+            **scope, "since": window.since.isoformat(), "until": window.until.isoformat()}),
     }

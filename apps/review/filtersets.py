@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import django_filters as filters
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from apps.alerts.choices import EventStatus, Severity
@@ -28,6 +29,11 @@ from apps.evaluations.models import Evaluation
 from apps.feedback.choices import FeedbackSource
 from apps.feedback.choices import Rating as FeedbackRating
 from apps.feedback.models import Feedback
+from apps.scores.selectors import (
+    ScoreConditionInvalid,
+    conversations_with_score,
+    score_condition_parse,
+)
 
 RATING_CHOICES = (
     ("down", "Has a thumbs-down"),
@@ -96,6 +102,9 @@ class ConversationFilterSet(FlagReasonAndRatingFilterSet):
     chatbot = filters.ModelChoiceFilter(queryset=scoped_chatbots, help_text="Chatbot id.")
     external_id = filters.CharFilter(help_text="The bot's conversation id (exact).")
     channel = filters.CharFilter()
+    release = filters.CharFilter(help_text="The release of the conversation's latest turn.")
+    score = filters.CharFilter(method="filter_score", validators=[lambda value: score_condition_check(value)], help_text=(
+        "A score or outcome condition: `csat<=2`, `converted=false`, `lead_quality=hot` (operators < <= = != >= >)."))
     is_flagged = filters.BooleanFilter()
     review_status = filters.MultipleChoiceFilter(choices=ReviewStatus.choices)
     risk_level = filters.MultipleChoiceFilter(
@@ -128,6 +137,18 @@ class ConversationFilterSet(FlagReasonAndRatingFilterSet):
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return conversation_search(queryset, value)
 
+    def filter_score(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return conversations_with_score(queryset, score_condition_parse(value))
+
+
+def score_condition_check(value: str) -> None:
+    """A bad score condition is a 400 with the reason, never an empty list."""
+    if value:
+        try:
+            score_condition_parse(value)
+        except ScoreConditionInvalid as exc:
+            raise DjangoValidationError(str(exc)) from None
+
 
 def conversation_search(queryset: QuerySet, value: str) -> QuerySet:
     """Exact conversation id, or text in any of its turns (EXISTS, so no duplicate rows)."""
@@ -158,6 +179,7 @@ class TurnFilterSet(FlagReasonAndRatingFilterSet):
     judge_max = filters.NumberFilter(field_name="judge_overall", lookup_expr="lte")
     model = filters.CharFilter()
     intent = filters.CharFilter()
+    release = filters.CharFilter(help_text="The bot or prompt version that answered.")
     timestamp_after = filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
     timestamp_before = filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="lt")
 

@@ -20,16 +20,10 @@ class FlaggedConversation(Conversation):
         verbose_name_plural = "review queue"
 
 
-class HourlyTurnStats(models.Model):
-    """The dashboard's per-turn figures for one chatbot and one UTC hour, summed from its turns.
+class HourlyFigures(models.Model):
+    """The catalogue's additive figures (apps.conversations.metrics_catalogue.figure_aggregates)
+    summed over a group of turns: the columns of both hourly rollups."""
 
-    A read model kept by `hourly_stats_refresh`: the 7 and 30 day views add up at most 720 rows
-    per chatbot instead of grouping up to a million turns. Which hours it may be trusted for is
-    `HourlyStatsState.materialized_until` minus the hours named in `StaleHour`.
-    """
-
-    chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="+")
-    hour = models.DateTimeField()
     turns = models.PositiveIntegerField(default=0)
     tokens = models.BigIntegerField(default=0)
     cost = models.DecimalField(max_digits=TOTAL_COST_DIGITS, decimal_places=6, default=0)
@@ -52,12 +46,48 @@ class HourlyTurnStats(models.Model):
     risk_critical = models.PositiveIntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class HourlyTurnStats(HourlyFigures):
+    """The dashboard's per-turn figures for one chatbot and one UTC hour, summed from its turns.
+
+    A read model kept by `hourly_stats_refresh`: the 7 and 30 day views add up at most 720 rows
+    per chatbot instead of grouping up to a million turns. Which hours it may be trusted for is
+    `HourlyStatsState.materialized_until` minus the hours named in `StaleHour`.
+    """
+
+    chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+
+    class Meta:
         verbose_name_plural = "hourly turn stats"
         constraints = [models.UniqueConstraint(fields=["chatbot", "hour"], name="hourly_turn_stats_unique")]
         indexes = [models.Index(fields=["hour"], name="hourly_turn_stats_hour")]
 
     def __str__(self) -> str:
         return f"chatbot {self.chatbot_id} at {self.hour:%Y-%m-%d %H:00} UTC: {self.turns} turns"
+
+
+class HourlyDimensionStats(HourlyFigures):
+    """The same figures for one chatbot, UTC hour and value of a breakdown dimension (model,
+    intent, channel, release): the dashboard's breakdowns add these up instead of grouping the
+    window's turns. Kept and trusted exactly like HourlyTurnStats (same refresh, same stale hours)."""
+
+    chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    dimension = models.CharField(max_length=16)
+    value = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        verbose_name_plural = "hourly dimension stats"
+        constraints = [
+            models.UniqueConstraint(fields=["chatbot", "hour", "dimension", "value"], name="hourly_dimension_stats_unique")
+        ]
+        indexes = [models.Index(fields=["dimension", "hour"], name="hourly_dimension_stats_hour")]
+
+    def __str__(self) -> str:
+        return f"chatbot {self.chatbot_id} at {self.hour:%Y-%m-%d %H:00} UTC, {self.dimension}={self.value!r}: {self.turns} turns"
 
 
 class HourlyLatencyBucket(models.Model):

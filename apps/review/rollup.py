@@ -11,18 +11,21 @@ Reading (`window_turn_figures`), for a window (since, until]:
 2. The rest (the partial first hour, the stale hours, everything from the watermark on, which
    includes the current hour) is grouped from the turns with the same aggregates.
 3. Both parts give rows per hour with the same keys, and latency bucket counts that add up.
+The breakdowns by model, intent, channel and release (`window_dimension_figures`) follow the same
+plan over HourlyDimensionStats: one row per (chatbot, UTC hour, dimension, value).
 The rollup is skipped when the time zone has a UTC offset that is not a whole hour in the window
 (the rollup's hours are UTC hours; local hours would straddle them).
 
 Refreshing (`hourly_stats_refresh`, every minute from beat):
 1. Lock the state row; a refresh already running makes this one return at once.
 2. Read the stale marks of hours before the current hour (up to STALE_BATCH).
-3. Re-sum from the turns: each chatbot's stale hours before the old watermark, and every hour
+3. Re-sum from the turns (HourlyTurnStats, HourlyLatencyBucket and HourlyDimensionStats): each chatbot's stale hours before the old watermark, and every hour
    from the old watermark (on the first run, from the first turn) up to the current hour.
 4. Delete exactly the marks read in 2 (marks committed meanwhile stay for the next run), drop the
    marks of hours not yet materialized (they will be summed whole), move the watermark.
 The triggers that write StaleHour are in migration 0004: every insert, update and delete of a
-turn is logged in the same transaction, whichever code path made it.
+turn is logged in the same transaction, whichever code path made it; migration 0008 adds the
+hours of a conversation's turns when its channel (a breakdown dimension) changes.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import CharField, Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
@@ -45,8 +48,18 @@ from apps.conversations.metrics_catalogue import figure_aggregates, window_q
 from apps.conversations.models import Turn
 from apps.core.latency_histogram import bucket_expression
 
-from .models import HourlyLatencyBucket, HourlyStatsState, HourlyTurnStats, StaleHour
+from .models import (
+    HourlyDimensionStats,
+    HourlyLatencyBucket,
+    HourlyStatsState,
+    HourlyTurnStats,
+    StaleHour,
+)
 
+# The breakdown dimensions HourlyDimensionStats holds, and the Turn field each groups by. A
+# channel is its conversation's: migration 0008 marks a conversation's hours stale when it changes.
+DIMENSIONS: dict[str, str] = {"model": "model", "intent": "intent", "channel": "conversation__channel",
+                              "release": "release"}
 HOUR = timedelta(hours=1)
 STALE_BATCH = 50_000  # stale marks read per refresh
 SUM_CHUNK = timedelta(days=7)  # most hours summed per span
@@ -168,6 +181,61 @@ def window_chatbot_figures(
     return found
 
 
+def window_dimension_figures(
+    *, chatbot_ids: Sequence[int] | None, since: datetime, until: datetime, dimension: str,
+    figures: Sequence[str] = FIGURES,
+) -> dict[str, dict[str, Any]]:
+    """Per value of `dimension` (model, intent, channel, release): `figures` over (since, until],
+    from HourlyDimensionStats where current and from the turns elsewhere (the same plan as
+    `window_turn_figures`, so the same exactness)."""
+    field = DIMENSIONS[dimension]
+    aggregates = turn_aggregates()
+    plan = window_plan(chatbot_ids=chatbot_ids, since=since, until=until)
+    found: dict[str, dict[str, Any]] = {}
+
+    def add(value: str, row: dict[str, Any]) -> None:
+        into = found.setdefault(value, dict.fromkeys(figures, 0))
+        for name in figures:
+            into[name] += row[name] or 0
+
+    for row in plan.live.values(field).annotate(**{name: aggregates[name] for name in figures}):
+        add(row[field] or "", row)
+    if plan.rolled is not None:
+        rows = plan.rolled(HourlyDimensionStats).filter(dimension=dimension).values("value")
+        for row in rows.annotate(**{name: Sum(name) for name in figures}):
+            add(row["value"], row)
+    return found
+
+
+def window_hourly_group_figures(
+    *, chatbot_ids: Sequence[int] | None, since: datetime, until: datetime, dimension: str,
+    figures: Sequence[str] = FIGURES,
+) -> dict[tuple[Any, datetime], dict[str, Any]]:
+    """Per (group, hour) of (since, until]: `figures`, grouped by chatbot or by a breakdown
+    dimension, from the rollups where current and from the turns elsewhere (the timeseries API)."""
+    field = "chatbot_id" if dimension == "chatbot" else DIMENSIONS[dimension]
+    aggregates = turn_aggregates()
+    plan = window_plan(chatbot_ids=chatbot_ids, since=since, until=until)
+    found: dict[tuple[Any, datetime], dict[str, Any]] = {}
+
+    def add(key: tuple[Any, datetime], row: dict[str, Any]) -> None:
+        into = found.setdefault(key, dict.fromkeys(figures, 0))
+        for name in figures:
+            into[name] += row[name] or 0
+
+    live = plan.live.annotate(bucket=TruncHour("timestamp")).values(field, "bucket")
+    for row in live.annotate(**{name: aggregates[name] for name in figures}):
+        add((row[field] if dimension == "chatbot" else row[field] or "", row["bucket"]), row)
+    if plan.rolled is not None:
+        if dimension == "chatbot":
+            rows = plan.rolled(HourlyTurnStats).values("chatbot_id", "hour")
+        else:
+            rows = plan.rolled(HourlyDimensionStats).filter(dimension=dimension).values("value", "hour")
+        for row in rows.annotate(**{name: Sum(name) for name in figures}):
+            add((row["chatbot_id" if dimension == "chatbot" else "value"], row["hour"]), row)
+    return found
+
+
 def _trunc(period: str, field: str) -> TruncHour | TruncDay:
     return TruncHour(field) if period == "hour" else TruncDay(field)
 
@@ -259,6 +327,7 @@ def _resum(spans: list[tuple[int | None, datetime, datetime]]) -> None:
 
     HourlyTurnStats.objects.filter(where("hour")).delete()
     HourlyLatencyBucket.objects.filter(where("hour")).delete()
+    HourlyDimensionStats.objects.filter(where("hour")).delete()
     turns = Turn.objects.filter(where("timestamp")).annotate(hour=TruncHour("timestamp", tzinfo=UTC))
     stats = turns.order_by().values("chatbot_id", "hour").annotate(**turn_aggregates())
     _insert_select(HourlyTurnStats, {"chatbot_id": "chatbot_id", "hour": "hour", **{name: name for name in FIGURES}}, stats)
@@ -270,6 +339,13 @@ def _resum(spans: list[tuple[int | None, datetime, datetime]]) -> None:
         .annotate(n=Count("id"))
     )
     _insert_select(HourlyLatencyBucket, {"chatbot_id": "chatbot_id", "hour": "hour", "bucket": "bucket", "turns": "n"}, buckets)
+    for dimension, field in DIMENSIONS.items():
+        grouped = (
+            turns.annotate(dimension=Value(dimension, output_field=CharField()), dimension_value=F(field))
+            .order_by().values("chatbot_id", "hour", "dimension", "dimension_value").annotate(**turn_aggregates())
+        )
+        _insert_select(HourlyDimensionStats, {"chatbot_id": "chatbot_id", "hour": "hour", "dimension": "dimension",
+                                              "value": "dimension_value", **{name: name for name in FIGURES}}, grouped)
 
 
 def _insert_select(model: type, columns: dict[str, str], queryset: QuerySet) -> None:

@@ -26,8 +26,10 @@ from django.db import connection
 from django.db.models import (
     Avg,
     Count,
+    Exists,
     F,
     Max,
+    OuterRef,
     Q,
     QuerySet,
     Sum,
@@ -46,18 +48,25 @@ from apps.conversations.metrics_catalogue import (
     CATALOGUE,
     CONVERSATION_JUDGE_FIGURES,
     FIGURES,
+    OUTCOME_METRICS,
     TREND_METRICS,
     change,
-    figure_aggregates,
     figures_for,
     metric_value,
+    score_figure_aggregates,
     window_q,
 )
 from apps.conversations.models import Conversation, LLMCall
 from apps.core.db import PercentileCont, percentile_cont_portable
 from apps.evaluations.selectors import conversation_judge_figures
 
-from .rollup import window_chatbot_figures, window_turn_figures
+from .rollup import (
+    DIMENSIONS,
+    window_chatbot_figures,
+    window_dimension_figures,
+    window_hourly_group_figures,
+    window_turn_figures,
+)
 
 # The ranges offered by the dashboard; the API accepts any whole number of hours up to MAX_HOURS.
 DASHBOARD_RANGES: dict[str, int] = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30, "90d": 24 * 90}
@@ -183,13 +192,14 @@ def stats_overview(
     else:
         scope = "all" if chatbot_ids is None else ",".join(map(str, sorted(chatbot_ids)))
         span = str(window.hours) if hours else f"{window.since.isoformat()}/{window.until.isoformat()}"
-        key = f"review:overview:v3:{span}:{scope}"
+        key = f"review:overview:v4:{span}:{scope}"
         figures = cache.get(key)
         if figures is None:
             figures = turn_figures(chatbot_ids=chatbot_ids, window=window)
             cache.set(key, figures, seconds)
     result = {
         **figures,
+        "judge_human_agreement": judge_human_agreement(chatbot_ids=chatbot_ids),
         "top_clusters": top_failure_clusters(chatbot_ids=chatbot_ids),
         "open_alerts": open_alert_events(chatbot_ids=chatbot_ids),
         "review_status_counts": review_status_counts(chatbot_ids=chatbot_ids),
@@ -197,6 +207,64 @@ def stats_overview(
     if breakdown:
         result["breakdown"] = stats_breakdown(chatbot_ids=chatbot_ids, window=window, by=breakdown)
     return result
+
+
+# Turns-per-conversation buckets of the engagement panel: (label, first, last or None).
+TURN_COUNT_BUCKETS = (("1", 1, 1), ("2", 2, 2), ("3", 3, 3), ("4–5", 4, 5), ("6–10", 6, 10), ("11+", 11, None))
+
+
+def engagement(*, chatbot_ids: Sequence[int] | None, window: Window) -> dict[str, Any]:
+    """How end users engage in the window's conversations (latest activity in (since, until]).
+
+    1. Turns per conversation: one aggregate over the conversations (`conv_chatbot_activity`).
+    2. Returning end users: of the distinct end users of those conversations, the share with a
+       conversation of the same chatbot started at or before the window's start (an EXISTS
+       probe on `conv_chatbot_end_user` per end user).
+    3. Drop-off: of those conversations, how many end right after a fallback, an error or a 👎 —
+       their last turn (the turn at the conversation's latest activity) had one. One join of the
+       window's turns with their conversations.
+    """
+    from apps.conversations.models import Turn
+
+    conversations = chatbot_scoped(
+        Conversation.objects.filter(window_q(window.since, window.until, "last_activity_at")), chatbot_ids
+    ).order_by()
+    buckets: dict[str, Any] = {}
+    for label, first, last in TURN_COUNT_BUCKETS:
+        condition = Q(turn_count__gte=first) & (Q(turn_count__lte=last) if last is not None else Q())
+        buckets[label] = Count("id", filter=condition)
+    counted = conversations.aggregate(total=Count("id"), turns=Sum("turn_count"), **buckets)
+    total = counted.pop("total")
+    turns = counted.pop("turns") or 0
+
+    earlier = Conversation.objects.filter(chatbot_id=OuterRef("chatbot_id"), end_user_hash=OuterRef("end_user_hash"),
+                                          started_at__lte=window.since)
+    users = conversations.exclude(end_user_hash="").aggregate(
+        users=Count("end_user_hash", distinct=True),
+        returning=Count("end_user_hash", distinct=True, filter=Exists(earlier)),
+    )
+    last_turns = chatbot_scoped(Turn.objects.filter(window_q(window.since, window.until)), chatbot_ids).filter(
+        timestamp=F("conversation__last_activity_at")).order_by()
+    ends = last_turns.aggregate(
+        ended=Count("conversation_id", distinct=True),
+        after_fallback=Count("conversation_id", distinct=True, filter=Q(fallback_used=True)),
+        after_error=Count("conversation_id", distinct=True, filter=Q(has_error=True)),
+        after_thumbs_down=Count("conversation_id", distinct=True, filter=Q(thumbs_down__gt=0)),
+    )
+    ended = ends.pop("ended")
+    return {
+        "conversations": total,
+        "turns_per_conversation": round(turns / total, 2) if total else None,
+        "turn_count_distribution": [{"turns": label, "conversations": counted[label]} for label, _, _ in TURN_COUNT_BUCKETS],
+        "end_users": users["users"],
+        "returning_end_users": users["returning"],
+        "returning_share": round(100.0 * users["returning"] / users["users"], 1) if users["users"] else None,
+        "drop_off": {
+            "conversations": ended,
+            **{key: {"conversations": n, "share": round(100.0 * n / ended, 1) if ended else None}
+               for key, n in ends.items()},
+        },
+    }
 
 
 def _periods(window: Window, interval: str) -> list[datetime]:
@@ -229,6 +297,21 @@ def _conversation_counts(chatbot_ids: Sequence[int] | None, since: datetime, unt
     return {row["period"]: row for row in rows}
 
 
+def _score_figures(chatbot_ids: Sequence[int] | None, since: datetime, until: datetime,
+                   interval: str | None = None) -> Any:
+    """The outcome figures (the catalogue's `score_figure_aggregates`) of the scores recorded in
+    (since, until]: totals, or per local period. One query over the (chatbot, name, timestamp) index."""
+    from apps.scores.models import Score
+
+    scores = chatbot_scoped(Score.objects.filter(window_q(since, until)), chatbot_ids).order_by()
+    aggregates = score_figure_aggregates()
+    if interval is None:
+        return scores.aggregate(**aggregates)
+    trunc = TruncHour("timestamp") if interval == "hour" else TruncDay("timestamp")
+    rows = scores.annotate(period=trunc).values("period").annotate(**aggregates)
+    return {row.pop("period"): row for row in rows}
+
+
 def _add(into: dict[str, Any], row: dict[str, Any]) -> None:
     for key in FIGURES:
         into[key] += row.get(key) or 0
@@ -246,6 +329,7 @@ def turn_figures(
        histogram of the previous period (summed hours from the rollup, the rest from the turns).
     2. Days are summed from the hours; every metric comes from `metric_value` (the catalogue).
     3. Two queries for the conversations of the window (per period) and of the previous period.
+    4. Three queries for the outcome figures (scores) of the window, per period and of the previous period.
     """
     window = window or Window.last(hours or 24, now=now)
     interval = "hour" if window.hours <= TREND_HOURLY_UP_TO else "day"
@@ -287,6 +371,11 @@ def turn_figures(
         into = periods.setdefault(_period_of(period, interval), dict.fromkeys(FIGURES, 0))
         for key in CONVERSATION_JUDGE_FIGURES:
             into[key] = into.get(key, 0) + (row[key] or 0)
+
+    totals.update(_score_figures(chatbot_ids, window.since, window.until))
+    before.update(_score_figures(chatbot_ids, previous.since, previous.until))
+    for period, row in _score_figures(chatbot_ids, window.since, window.until, interval).items():
+        periods.setdefault(_period_of(period, interval), dict.fromkeys(FIGURES, 0)).update(row)
 
     metrics: dict[str, dict[str, Any]] = {}
     for name, definition in CATALOGUE.items():
@@ -373,50 +462,147 @@ def turn_figures(
     }
 
 
-# Breakdowns: what the turns are grouped by, and the Turn field it reads (chatbot: the rollup).
-BREAKDOWNS: dict[str, str] = {"chatbot": "chatbot_id", "model": "model", "intent": "intent",
-                              "channel": "conversation__channel"}
+# Breakdowns: what the turns are grouped by (chatbot: HourlyTurnStats; the others the
+# per-dimension rollup, apps.review.rollup.DIMENSIONS).
+BREAKDOWNS: tuple[str, ...] = ("chatbot", *DIMENSIONS)
 BREAKDOWN_LIMIT = 20
 
 
 def stats_breakdown(*, chatbot_ids: Sequence[int] | None, window: Window, by: str,
                     limit: int = BREAKDOWN_LIMIT) -> dict[str, Any]:
-    """The window's turns grouped by chatbot, model, intent or channel: the catalogue's
+    """The window's turns grouped by chatbot, model, intent, channel or release: the catalogue's
     BREAKDOWN_METRICS per group, the `limit` biggest groups first.
 
-    By chatbot the rollup answers (summed hours); the other groupings are one grouped query over
-    the window's turns (the (chatbot, timestamp) / (timestamp) index range), cut to `limit` rows.
+    Both read the hourly rollups where current (summed hours of HourlyTurnStats or
+    HourlyDimensionStats) and group the rest of the window's turns live, like the trends.
     """
     if by not in BREAKDOWNS:
         raise ValueError(f"unknown breakdown {by!r}")
+    wanted = tuple(dict.fromkeys(["turns", *(name for metric in BREAKDOWN_METRICS for name in figures_for(metric))]))
     if by == "chatbot":
         from apps.chatbots.models import Chatbot
 
         grouped = window_chatbot_figures(chatbot_ids=chatbot_ids, since=window.since, until=window.until)
         names = dict(Chatbot.objects.filter(pk__in=list(grouped)).values_list("pk", "name"))
         groups = [(chatbot_id, names.get(chatbot_id, str(chatbot_id)), row) for chatbot_id, row in grouped.items()]
-        groups.sort(key=lambda item: (-item[2]["turns"], item[1]))
-        total_groups = len(groups)
-        groups = groups[:limit]
     else:
-        from apps.conversations.models import Turn
-
-        field = BREAKDOWNS[by]
-        aggregates = figure_aggregates()
-        wanted = {name: aggregates[name] for metric in BREAKDOWN_METRICS for name in figures_for(metric)}
-        turns = chatbot_scoped(Turn.objects.filter(window_q(window.since, window.until)), chatbot_ids).order_by()
-        rows = turns.values(field).annotate(**wanted).order_by("-turns", field)[:limit]
-        groups = [(row[field], row[field] or "(none)", row) for row in rows]
-        total_groups = None
+        grouped = window_dimension_figures(chatbot_ids=chatbot_ids, since=window.since, until=window.until,
+                                           dimension=by, figures=wanted)
+        groups = [(value, value or "(none)", row) for value, row in grouped.items()]
+    groups.sort(key=lambda item: (-item[2]["turns"], item[1]))
+    groups = groups[:limit]
+    outcomes = _score_figures_by(chatbot_ids, window, OUTCOME_BREAKDOWNS[by]) if by in OUTCOME_BREAKDOWNS else {}
     return {
         "by": by,
-        "metrics": list(BREAKDOWN_METRICS),
+        "metrics": [*BREAKDOWN_METRICS, *OUTCOME_METRICS],
         "limit": limit,
-        "groups": total_groups,
+        "groups": len(groups),
         "rows": [
             {"key": key, "label": label,
-             **{metric: metric_value(metric, row)[0] for metric in BREAKDOWN_METRICS}}
+             **{metric: metric_value(metric, row)[0] for metric in BREAKDOWN_METRICS},
+             # Outcomes are per conversation: by model or intent (per turn) they are not defined.
+             **{metric: metric_value(metric, outcomes.get(key, {}))[0] for metric in OUTCOME_METRICS}}
             for key, label, row in groups
+        ],
+    }
+
+
+# Breakdowns the outcomes (conversation-level scores) can be grouped by, and the Score field.
+OUTCOME_BREAKDOWNS = {"chatbot": "chatbot_id", "channel": "conversation__channel", "release": "conversation__release"}
+
+
+def _score_figures_by(chatbot_ids: Sequence[int] | None, window: Window, field: str) -> dict[Any, dict[str, Any]]:
+    """The outcome figures of the scores recorded in the window, per value of `field`."""
+    from apps.scores.models import Score
+
+    scores = chatbot_scoped(Score.objects.filter(window_q(window.since, window.until)), chatbot_ids).order_by()
+    return {row.pop(field): row for row in scores.values(field).annotate(**score_figure_aggregates())}
+
+
+TIMESERIES_MAX_POINTS = 24 * 31  # hourly up to a month; daily beyond
+
+
+class TimeseriesUnavailable(ValueError):
+    """A metric and grouping the figures do not support (percentiles per group, outcomes per turn
+    label): the API answers 400 with the reason."""
+
+
+def stats_timeseries(*, chatbot_ids: Sequence[int] | None, window: Window, metric: str, interval: str | None = None,
+                     group_by: str | None = None, limit: int = BREAKDOWN_LIMIT) -> dict[str, Any]:
+    """One catalogue metric per local hour or day of the window, for all the turns or per group
+    (chatbot, model, intent, channel, release; the `limit` biggest groups), computed with
+    `metric_value` from the same figures as the dashboard.
+
+    1. Turn metrics: per-(group, hour) figures from the rollups where current, the rest live.
+    2. Outcomes: the window's scores grouped by period (and chatbot, channel or release).
+    3. Latency percentiles come from the window's histogram per period; not per group.
+    """
+    definition = CATALOGUE.get(metric)
+    if definition is None or not definition.trend:
+        raise TimeseriesUnavailable(f"{metric!r} is not a dashboard metric (see /api/v1/stats/metrics).")
+    interval = interval or ("hour" if window.hours <= TREND_HOURLY_UP_TO else "day")
+    if interval == "hour" and window.hours > TIMESERIES_MAX_POINTS:
+        raise TimeseriesUnavailable(f"Hourly series cover at most {TIMESERIES_MAX_POINTS} hours; use interval=day.")
+    periods = _periods(window, interval)
+    groups: dict[Any, dict[datetime, dict[str, Any]]] = {}
+    latency: dict[Any, dict[datetime, Any]] = {}
+    if definition.source == "scores":
+        if group_by is not None and group_by not in OUTCOME_BREAKDOWNS:
+            raise TimeseriesUnavailable("Outcomes are per conversation: group them by chatbot, channel or release.")
+        from apps.scores.models import Score
+
+        scores = chatbot_scoped(Score.objects.filter(window_q(window.since, window.until)), chatbot_ids).order_by()
+        field = OUTCOME_BREAKDOWNS.get(group_by or "")
+        trunc = TruncHour("timestamp") if interval == "hour" else TruncDay("timestamp")
+        names = ("period", *([field] if field else []))
+        for row in scores.annotate(period=trunc).values(*names).annotate(**score_figure_aggregates()):
+            key = row.pop(field) if field else None
+            groups.setdefault(key, {})[_period_of(row.pop("period"), interval)] = row
+    elif definition.needs_conversations:
+        if group_by is not None:
+            raise TimeseriesUnavailable("Conversations are not grouped here; group a turn metric instead.")
+        for period, row in _conversation_counts(chatbot_ids, window.since, window.until, interval).items():
+            groups.setdefault(None, {})[_period_of(period, interval)] = {"conversations": row["total"]}
+    elif definition.kind == "percentile":
+        if group_by is not None:
+            raise TimeseriesUnavailable("Latency percentiles are not kept per group; ask without group_by.")
+        by_hour, _, latency_periods = window_turn_figures(chatbot_ids=chatbot_ids, since=window.since,
+                                                          until=window.until, latency_period=interval)
+        latency[None] = {_period_of(period, interval): counts for period, counts in latency_periods.items()}
+        groups[None] = {}
+    else:
+        wanted = tuple(dict.fromkeys(["turns", *figures_for(metric)]))
+        if group_by is None:
+            by_hour, _, _ = window_turn_figures(chatbot_ids=chatbot_ids, since=window.since, until=window.until)
+            hourly = {(None, hour): row for hour, row in by_hour.items()}
+        else:
+            hourly = window_hourly_group_figures(chatbot_ids=chatbot_ids, since=window.since, until=window.until,
+                                                 dimension=group_by, figures=wanted)
+        for (key, hour), row in hourly.items():
+            into = groups.setdefault(key, {}).setdefault(_period_of(hour, interval), dict.fromkeys(wanted, 0))
+            for name in wanted:
+                into[name] += row.get(name) or 0
+    if group_by is None:
+        groups.setdefault(None, {})
+
+    def size(key: Any) -> float:
+        return sum(row.get("turns") or row.get(definition.whole) or 0 for row in groups[key].values())
+
+    keys = sorted(groups, key=lambda key: (-size(key), str(key)))[:limit]
+    labels: dict[Any, str] = {}
+    if group_by == "chatbot":
+        from apps.chatbots.models import Chatbot
+
+        labels = {pk: name for pk, name in Chatbot.objects.filter(pk__in=keys).values_list("pk", "name")}
+    return {
+        "metric": metric, "unit": definition.unit, "interval": interval, "group_by": group_by,
+        "window": {"since": window.since, "until": window.until, "hours": window.hours},
+        "periods": periods,
+        "series": [
+            {"key": key, "label": "all" if group_by is None else labels.get(key, key or "(none)"),
+             "values": [metric_value(metric, groups[key].get(period, {}), latency.get(key, {}).get(period, {}))[0]
+                        for period in periods]}
+            for key in keys
         ],
     }
 

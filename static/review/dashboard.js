@@ -101,3 +101,49 @@
     });
   });
 })();
+
+/* The engagement panel: grouped live by the staff API after the page has rendered. Values are
+   set as text (never HTML). */
+(function () {
+  "use strict";
+  function fill() {
+    var panel = document.getElementById("engagement");
+    if (!panel) return;
+    var status = panel.querySelector("[data-engagement-status]");
+    fetch(panel.getAttribute("data-url"), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (data) {
+        function text(value, suffix) { return value === null || value === undefined ? "—" : value.toLocaleString() + (suffix || ""); }
+        panel.querySelector('[data-field="conversations"]').textContent = text(data.conversations);
+        panel.querySelector('[data-field="turns_per_conversation"]').textContent = text(data.turns_per_conversation);
+        panel.querySelector('[data-field="returning_share"]').textContent = text(data.returning_share, " %");
+        panel.querySelector('[data-field="end_users"]').textContent = text(data.end_users);
+        var body = panel.querySelector("#turns-per-conversation tbody");
+        var peak = Math.max.apply(null, data.turn_count_distribution.map(function (b) { return b.conversations; }).concat([1]));
+        data.turn_count_distribution.forEach(function (bucket) {
+          var row = body.insertRow();
+          row.insertCell().textContent = bucket.turns;
+          row.insertCell().textContent = text(bucket.conversations);
+          var bar = document.createElement("span");
+          bar.className = "cm-bar";
+          bar.style.width = Math.round(100 * bucket.conversations / peak) + "%";
+          var cell = row.insertCell();
+          var holder = document.createElement("span");
+          holder.className = "cm-bar-cell";
+          holder.appendChild(bar);
+          cell.appendChild(holder);
+        });
+        panel.querySelectorAll("[data-drop]").forEach(function (cell) {
+          var figure = data.drop_off[cell.getAttribute("data-drop")];
+          cell.textContent = text(figure.conversations) + (figure.share === null ? "" : " (" + figure.share + " %)");
+        });
+        status.hidden = true;
+        panel.querySelector(".cm-engagement").hidden = false;
+      })
+      .catch(function (error) { status.textContent = "Could not load engagement: " + error.message; });
+  }
+  if (document.readyState !== "loading") fill(); else document.addEventListener("DOMContentLoaded", fill);
+})();

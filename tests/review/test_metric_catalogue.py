@@ -19,7 +19,8 @@ from apps.conversations.metrics_catalogue import (
 )
 from apps.conversations.models import Turn
 from apps.review.rollup import hourly_stats_refresh
-from apps.review.selectors import Window, turn_figures
+from apps.review.selectors import Window, stats_breakdown, turn_figures
+from apps.scores.models import Score
 from tests.factories import make_conversation, make_turn
 
 # Dashboard totals that stand for the count metrics alerts offer but the dashboard shows as totals.
@@ -50,6 +51,16 @@ def _random_turns(seed: int, chatbots: list, now) -> None:
             model=rng.choice(["gpt-4o-mini", "claude-3-5-haiku", ""]),
             intent=rng.choice(["refund", "order_status", ""]),
         )
+    # Outcomes and a custom score, some recorded twice for one conversation (a turn handoff and
+    # the conversation's outcome): rates count a conversation once.
+    for _ in range(90):
+        conversation = rng.choice(conversations)
+        name = rng.choice(["converted", "resolved", "handed_off", "csat", "nps", "faithfulness"])
+        value = {"csat": rng.randint(1, 5), "nps": rng.randint(0, 10), "faithfulness": round(rng.random(), 3)}.get(
+            name, float(rng.random() < 0.4))
+        Score.objects.create(chatbot=conversation.chatbot, conversation=conversation, name=name, value=value,
+                             data_type="numeric" if name in ("csat", "nps", "faithfulness") else "boolean",
+                             timestamp=now - timedelta(minutes=rng.randint(1, 60 * 80)))
 
 
 def test_alert_metrics_are_the_catalogues():
@@ -58,7 +69,7 @@ def test_alert_metrics_are_the_catalogues():
     assert {m for m in Metric if CATALOGUE[m].sampled} == SAMPLED_METRICS
     for metric in CATALOGUE.values():
         assert metric.label and metric.definition and metric.unit
-        assert metric.kind in ("total", "share", "mean", "percentile")
+        assert metric.kind in ("total", "share", "mean", "percentile", "net")
 
 
 def test_hallucination_rate_is_over_turns_that_assessed_it():
@@ -98,7 +109,7 @@ def test_every_metric_has_one_value_everywhere(admin_client, chatbot, other_chat
             assert api["metrics"][name]["value"] == dashboard["metrics"][name]["value"], name
             assert api["metrics"][name]["sample_size"] == dashboard["metrics"][name]["sample_size"], name
         for name in ALERT_METRICS:
-            if name == "slow_share":  # a parameter of the rule (N ms): not on the dashboard
+            if name in ("slow_share", "score_average"):  # a parameter of the rule: not on the dashboard
                 continue
             alert = metric_compute(metric=name, chatbot_id=chatbot_id, since=window.since, until=window.until)
             shown = dashboard["totals"][TOTALS[name]] if name in TOTALS else dashboard["metrics"][name]["value"]
@@ -109,3 +120,45 @@ def test_every_metric_has_one_value_everywhere(admin_client, chatbot, other_chat
         if chatbot_id:
             expected = expected.filter(chatbot_id=chatbot_id)
         assert dashboard["metrics"]["turn_volume"]["value"] == expected.count()
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_outcome_metrics_match_a_count_by_hand(chatbot, other_chatbot, seed):
+    now = timezone.now().replace(second=0, microsecond=0)
+    _random_turns(seed, [chatbot, other_chatbot], now)
+    window = Window.last(72, now=now)
+    scores = list(Score.objects.filter(timestamp__gt=window.since, timestamp__lte=window.until))
+
+    def conversations(name, value=None):
+        return len({s.conversation_id for s in scores if s.name == name and (value is None or s.value == value)})
+
+    def rate(name):
+        whole = conversations(name)
+        return (round(100.0 * conversations(name, 1.0) / whole, 4) if whole else None), whole
+
+    csat = [s.value for s in scores if s.name == "csat"]
+    nps = [s.value for s in scores if s.name == "nps"]
+    faithfulness = [s.value for s in scores if s.name == "faithfulness"]
+    expected = {
+        "conversion_rate": rate("converted"), "resolution_rate": rate("resolved"), "handoff_rate": rate("handed_off"),
+        "csat_average": (round(sum(csat) / len(csat), 4) if csat else None, len(csat)),
+        "nps": (round(100.0 * (sum(v >= 9 for v in nps) - sum(v <= 6 for v in nps)) / len(nps), 1) if nps else None,
+                len(nps)),
+    }
+    dashboard = turn_figures(chatbot_ids=None, window=window)["metrics"]
+    for name, (value, sample) in expected.items():
+        assert (dashboard[name]["value"], dashboard[name]["sample_size"]) == (value, sample), name
+        alert = metric_compute(metric=name, chatbot_id=None, since=window.since, until=window.until)
+        assert (alert.value, alert.sample_size) == (value, sample), name
+    # Breakdown rows by chatbot carry the same outcome values as an alert rule of that chatbot.
+    for row in stats_breakdown(chatbot_ids=None, window=window, by="chatbot")["rows"]:
+        for name in expected:
+            alert = metric_compute(metric=name, chatbot_id=row["key"], since=window.since, until=window.until)
+            assert row[name] == alert.value, (name, row["label"])
+    assert all(row["conversion_rate"] is None for row in stats_breakdown(chatbot_ids=None, window=window, by="model")["rows"])
+    average = metric_compute(metric="score_average", chatbot_id=None, since=window.since, until=window.until,
+                             score_name="faithfulness")
+    assert average.sample_size == len(faithfulness)
+    assert average.value == pytest.approx(sum(faithfulness) / len(faithfulness), abs=1e-4)
+    with pytest.raises(ValueError, match="score name"):
+        metric_compute(metric="score_average", chatbot_id=None, since=window.since, until=window.until)

@@ -153,7 +153,8 @@ def test_dashboard_panels_keep_their_width_with_alerts_and_clusters(live_server,
     browser_login(page, live_server, alice)
     page.goto(f"{live_server.url}/admin/")
     widths = page.evaluate("[...document.querySelectorAll('.cm-panels > .module')].map(m => m.getBoundingClientRect().width)")
-    assert len(widths) == 3 and min(widths) > 380, widths
+    # Three panels (queue, alerts, clusters), then two (engagement, judge–human agreement).
+    assert len(widths) == 5 and min(widths) > 380, widths
     label = page.locator("#review-counts th a", has_text="In review")
     assert label.count() == 1 and label.bounding_box()["height"] < 30
     assert "In_review" not in page.content()

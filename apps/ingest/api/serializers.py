@@ -25,6 +25,7 @@ from ..validation import (
     MAX_LATENCY_MS,
     MAX_MODEL_CHARS,
     MAX_PROVIDER_CHARS,
+    MAX_RELEASE_CHARS,
     MAX_ROWS,
     MAX_SHORT_CHARS,
     MAX_STEPS_PER_TURN,
@@ -170,6 +171,8 @@ class TurnInSerializer(serializers.Serializer):
     error = ErrorField(required=False)
     intent = _label(MAX_SHORT_CHARS)
     model = _label(MAX_MODEL_CHARS)
+    release = _label(MAX_RELEASE_CHARS, help_text="The bot or prompt version that answered (\"2.3\", \"prompt-v7\"): "
+                                                  "a dashboard breakdown and a turn-list filter.")
     tokens = TokensSerializer(required=False, help_text="Counted with tiktoken when absent.")
     cost_usd = CostField(required=False)
     llm_calls = serializers.ListField(child=LLMCallInSerializer(), required=False, max_length=MAX_CALLS_PER_TURN)

@@ -164,7 +164,7 @@ class StepStatsQuerySerializer(StatsQuerySerializer):
 class OverviewQuerySerializer(StatsQuerySerializer):
     since = serializers.DateTimeField(required=False, help_text="With `until`: a custom window (since, until] instead of `hours`.")
     until = serializers.DateTimeField(required=False, help_text="End of the custom window (default: now).")
-    breakdown = serializers.ChoiceField(choices=["chatbot", "model", "intent", "channel"], required=False,
+    breakdown = serializers.ChoiceField(choices=["chatbot", "model", "intent", "channel", "release"], required=False,
                                         help_text="Also group the window's turns by this (the 20 biggest groups).")
 
     def validate(self, attrs: dict) -> dict:
@@ -179,6 +179,26 @@ class OverviewQuerySerializer(StatsQuerySerializer):
                 raise serializers.ValidationError({"since": f"The window is at most {MAX_HOURS} hours."})
             attrs["until"] = until
         return attrs
+
+
+class EngagementQuerySerializer(OverviewQuerySerializer):
+    breakdown = None  # not a parameter here
+
+
+GROUPINGS = ["chatbot", "model", "intent", "channel", "release"]
+
+
+class BreakdownQuerySerializer(EngagementQuerySerializer):
+    by = serializers.ChoiceField(choices=GROUPINGS, help_text="What to group the window's turns by.")
+
+
+class TimeseriesQuerySerializer(EngagementQuerySerializer):
+    metric = serializers.CharField(max_length=40, help_text="A dashboard metric of `/api/v1/stats/metrics`.")
+    interval = serializers.ChoiceField(choices=["hour", "day"], required=False,
+                                       help_text="Default: hour up to 48 h, day beyond; hourly at most 31 days.")
+    group_by = serializers.ChoiceField(choices=GROUPINGS, required=False,
+                                       help_text="One series per group (the 20 biggest); outcomes by chatbot, channel or "
+                                                 "release; latency percentiles and conversations not grouped.")
 
 
 class LLMCallStatsQuerySerializer(StatsQuerySerializer):

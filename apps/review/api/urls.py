@@ -16,6 +16,9 @@ router.register("alert-events", views.AlertEventViewSet, basename="staff-alert-e
 urlpatterns = [
     path("stats/overview", views.StatsOverviewView.as_view(), name="stats-overview"),
     path("stats/metrics", views.StatsMetricsView.as_view(), name="stats-metrics"),
+    path("stats/breakdown", views.StatsBreakdownView.as_view(), name="stats-breakdown"),
+    path("stats/timeseries", views.StatsTimeseriesView.as_view(), name="stats-timeseries"),
+    path("stats/engagement", views.StatsEngagementView.as_view(), name="stats-engagement"),
     path("stats/llm-calls", views.StatsLLMCallsView.as_view(), name="stats-llm-calls"),
     path("stats/steps", views.StatsStepsView.as_view(), name="stats-steps"),
     *router.urls,

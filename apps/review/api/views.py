@@ -14,7 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -190,6 +190,53 @@ class StatsOverviewView(APIView):
             chatbot_ids=chatbot_ids, hours=None if window else data["hours"], window=window,
             breakdown=data.get("breakdown"),
         ))
+
+
+def _stats_window(data: dict) -> selectors.Window:
+    return (selectors.Window.between(data["since"], data["until"]) if data.get("since")
+            else selectors.Window.last(data["hours"]))
+
+
+class StatsBreakdownView(APIView):
+    @extend_schema(parameters=[serializers.BreakdownQuerySerializer], responses=OpenApiTypes.OBJECT,
+                   description="The window's turns grouped by chatbot, model, intent, channel or release: the 20 biggest "
+                               "groups with turns, error rate, thumbs-down rate, judge average, cost and (by chatbot, "
+                               "channel, release) the outcome rates, CSAT and NPS; the dashboard's breakdown table.")
+    def get(self, request: Request) -> Response:
+        data = _stats_query(request, serializers.BreakdownQuerySerializer)
+        return Response(selectors.stats_breakdown(chatbot_ids=stats_scope(request, data), window=_stats_window(data),
+                                                  by=data["by"]))
+
+
+class StatsTimeseriesView(APIView):
+    @extend_schema(parameters=[serializers.TimeseriesQuerySerializer], responses=OpenApiTypes.OBJECT,
+                   description="One metric of the catalogue per hour or day of the window (`periods`), for all turns "
+                               "or one series per group (`group_by`); the dashboard's trend, with the same values.")
+    def get(self, request: Request) -> Response:
+        data = _stats_query(request, serializers.TimeseriesQuerySerializer)
+        try:
+            series = selectors.stats_timeseries(
+                chatbot_ids=stats_scope(request, data), window=_stats_window(data), metric=data["metric"],
+                interval=data.get("interval"), group_by=data.get("group_by"),
+            )
+        except selectors.TimeseriesUnavailable as exc:
+            raise ValidationError({"metric": [str(exc)]}) from None
+        return Response(series)
+
+
+class StatsEngagementView(APIView):
+    @extend_schema(parameters=[serializers.EngagementQuerySerializer], responses=OpenApiTypes.OBJECT,
+                   description="Engagement in the window's conversations (latest activity in the window): turns per "
+                               "conversation (distribution), returning end users (seen in a conversation started "
+                               "before the window), and drop-off: how many conversations end right after a fallback, "
+                               "an error or a thumbs-down. Grouped live (not rolled up): slower than the overview on "
+                               "long windows.")
+    def get(self, request: Request) -> Response:
+        data = _stats_query(request, serializers.EngagementQuerySerializer)
+        chatbot_ids = stats_scope(request, data)
+        window = _stats_window(data)
+        return Response({"window": {"since": window.since, "until": window.until, "hours": window.hours},
+                         **selectors.engagement(chatbot_ids=chatbot_ids, window=window)})
 
 
 class StatsMetricsView(APIView):
