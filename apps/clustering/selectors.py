@@ -1,4 +1,4 @@
-"""Reads for clustering: the thumbs-down turns of a window, runs and clusters a user may see."""
+"""Reads for clustering: the failure turns of a window, runs and clusters a user may see."""
 
 from __future__ import annotations
 
@@ -13,23 +13,41 @@ from apps.conversations.models import Turn
 
 from .choices import RunStatus
 from .models import Cluster, ClusterMember, ClusterRun
+from .sources import sources_fields, sources_filter, turn_reasons
 
 TURN_FIELDS = ("id", "conversation_id", "timestamp", "user_message", "bot_response", "judge_overall")
 
 
-def thumbs_down_turns(*, chatbot: Chatbot, start: datetime, end: datetime, limit: int) -> list[Turn]:
-    """The newest `limit` thumbs-down turns in [start, end), returned oldest id first.
+def failure_turns(*, chatbot: Chatbot, start: datetime, end: datetime, sources: list[str], limit: int) -> list[Turn]:
+    """The newest `limit` turns in [start, end) matching any of `sources`, returned oldest id
+    first, each with `reasons`: the sources it matched (apps.clustering.sources).
 
-    Filters on (chatbot, timestamp) with thumbs_down > 0, which the partial index
-    `turn_thumbs_down` answers without touching the rest of the table.
+    The database filters by (chatbot, timestamp) and the sources' filters; some filters are a
+    superset (a flagged turn may be flagged for risk only), so rows are read newest first in
+    chunks and tested until `limit` members are found.
     """
-    newest = list(
-        Turn.objects.filter(chatbot=chatbot, thumbs_down__gt=0, timestamp__gte=start, timestamp__lt=end)
+    fields = tuple(dict.fromkeys((*TURN_FIELDS, *sources_fields(sources))))
+    candidates = (
+        Turn.objects.filter(sources_filter(sources), chatbot=chatbot, timestamp__gte=start, timestamp__lt=end)
         .order_by("-timestamp", "-id")
-        .only(*TURN_FIELDS)[:limit]
+        .only(*fields)
     )
-    newest.sort(key=lambda turn: turn.id)
-    return newest
+    chunk = max(limit, 500)
+    chosen: list[Turn] = []
+    offset = 0
+    while len(chosen) < limit:
+        rows = list(candidates[offset : offset + chunk])
+        for turn in rows:
+            turn.reasons = turn_reasons(turn, sources)
+            if turn.reasons:
+                chosen.append(turn)
+                if len(chosen) == limit:
+                    break
+        if len(rows) < chunk:
+            break
+        offset += chunk
+    chosen.sort(key=lambda turn: turn.id)
+    return chosen
 
 
 def active_run_exists(*, chatbot: Chatbot) -> bool:
