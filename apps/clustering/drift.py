@@ -71,7 +71,8 @@ def themes_match(
         current_vectors, previous_vectors = joint[: len(turns)], joint[len(turns) :]
     current_centres = {k: v for k, v in centres(np.asarray(current_vectors, dtype=np.float64), labels).items() if k >= 0}
     previous_centres = centres(np.asarray(previous_vectors, dtype=np.float64), previous_labels)
-    threshold = float(run.parameters.get("drift_similarity", settings.CLUSTERING_DRIFT_SIMILARITY))
+    threshold = run.parameters.get("drift_similarity", settings.CLUSTERING_DRIFT_SIMILARITY)
+    threshold = float(embedder.drift_similarity if threshold is None else threshold)
     pairs = sorted(
         (
             (float(current @ earlier), label, cluster_id)

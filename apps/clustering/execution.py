@@ -76,7 +76,6 @@ def _execute(run: ClusterRun) -> None:
     max_turns = int(run.parameters.get("max_turns", settings.CLUSTERING_MAX_TURNS))
 
     sources = sources_normalise(run.parameters.get("sources"))
-    merge_similarity = run.parameters.get("merge_similarity", settings.CLUSTERING_MERGE_SIMILARITY)
 
     step = time.monotonic()
     turns = failure_turns(
@@ -117,10 +116,10 @@ def _execute(run: ClusterRun) -> None:
     )
 
     step = time.monotonic()
-    partition = partition_vectors(
-        vectors, min_cluster_size=min_cluster_size,
-        merge_similarity=float(merge_similarity) if merge_similarity is not None else None,
-    )
+    merge_similarity = run.parameters.get("merge_similarity", settings.CLUSTERING_MERGE_SIMILARITY)
+    if merge_similarity is None:
+        merge_similarity = embedder.merge_similarity
+    partition = partition_vectors(vectors, min_cluster_size=min_cluster_size, merge_similarity=float(merge_similarity))
     timings["cluster"] = round(time.monotonic() - step, 3)
     run.parameters.update(partition.parameters)
 

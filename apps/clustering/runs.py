@@ -66,11 +66,15 @@ def cluster_run_create(
             "max_turns": settings.CLUSTERING_MAX_TURNS,
             "label_model": settings.CLUSTER_LABEL_MODEL,
             "sources": sources,
-            "merge_similarity": settings.CLUSTERING_MERGE_SIMILARITY,
-            "drift_similarity": settings.CLUSTERING_DRIFT_SIMILARITY,
+            "merge_similarity": _or_default(settings.CLUSTERING_MERGE_SIMILARITY, embedder.merge_similarity),
+            "drift_similarity": _or_default(settings.CLUSTERING_DRIFT_SIMILARITY, embedder.drift_similarity),
         },
         requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
     )
+
+
+def _or_default(value: float | None, default: float) -> float:
+    return float(default if value is None else value)
 
 
 # A pending run older than this was never picked up (see cluster_runs_lost_requeue).
