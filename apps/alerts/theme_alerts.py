@@ -86,7 +86,10 @@ def theme_rules_check(*, run_id: int, now: datetime | None = None) -> list[Alert
 
 def _theme_rule_check(*, rule_id: int, run: ClusterRun, clusters: list[Cluster], now: datetime) -> AlertEvent | None:
     with transaction.atomic():
-        rule = AlertRule.objects.select_for_update().select_related("chatbot").filter(pk=rule_id, is_enabled=True).first()
+        rule = (
+            AlertRule.objects.select_for_update(of=("self",)).select_related("chatbot")
+            .filter(pk=rule_id, is_enabled=True).first()
+        )
         if rule is None:
             return None
         themes = themes_breaching(rule=rule, clusters=clusters)

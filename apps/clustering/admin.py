@@ -17,9 +17,9 @@ from apps.chatbots.admin import ChatbotAdmin
 from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 from apps.core.admin import LargeTableAdmin
 
+from .choices import FailureSource, RunStatus
 from .embeddings import EMBEDDING_BACKENDS
 from .exports import cluster_finetune_jsonl
-from .choices import FailureSource, RunStatus
 from .models import Cluster, ClusterRun, TurnEmbedding
 from .runs import ClusteringInputError, cluster_run_request
 from .selectors import cluster_members, run_themes

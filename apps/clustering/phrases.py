@@ -3,7 +3,7 @@
 A keyword list ("refund order, order refund") names words, not a theme. A title here is one
 span of words that users actually wrote, chosen per cluster:
 
-1. Candidates: every run of 1–4 consecutive words of a member message that starts and ends with
+1. Candidates: every run of 1–5 consecutive words (at most 4 content words) of a member message that starts and ends with
    a content word (not a stop word) and holds no word twice by stem ("refund refunds" is out);
    inside, only the few linking words of a noun phrase are allowed ("window *for* sale items").
 2. Score: c-TF-IDF over spans (the share of the cluster's messages that contain the span,
@@ -27,7 +27,8 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from .algorithm import NOISE, _words
 
-MAX_SPAN_WORDS = 4
+MAX_SPAN_WORDS = 5  # linking words included; at most MAX_CONTENT_WORDS content words
+MAX_CONTENT_WORDS = 4
 # A longer phrase holding the best single word replaces it when this share of its mentions say it.
 EXTEND_SHARE = 0.4
 # Words that may sit inside a noun-phrase-like span, never at its ends.
@@ -64,7 +65,7 @@ def _spans(words: list[str]) -> set[tuple[str, ...]]:
             if last in STOP_WORDS:
                 continue
             content = [stem(w) for w in span if w not in STOP_WORDS]
-            if len(set(content)) != len(content):
+            if len(set(content)) != len(content) or len(content) > MAX_CONTENT_WORDS:
                 continue
             found.add(tuple(span))
     return found

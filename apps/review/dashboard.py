@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.chatbots.access import chatbot_ids_for_user, chatbots_for_user
+from apps.clustering.selectors import drift_highlights
 from apps.conversations.metrics_catalogue import BREAKDOWN_METRICS, CATALOGUE, TREND_METRICS
 
 from .selectors import BREAKDOWNS, DASHBOARD_RANGES, Window, stats_overview
@@ -166,4 +167,5 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
         "dashboard_since": timezone.localtime(window.since).date().isoformat(),
         "dashboard_until": timezone.localtime(window.until).date().isoformat(),
         "dashboard_turns_url": turns_link(),
+        "dashboard_drift": drift_highlights(chatbot_ids=chatbot_ids),
     }

@@ -12,9 +12,9 @@ from apps.alerts.choices import PERCENT_METRICS, SAMPLED_METRICS, Metric
 from apps.alerts.selectors import metric_compute
 from apps.conversations.metrics_catalogue import (
     ALERT_METRICS,
-    WINDOW_ALERT_METRICS,
     CATALOGUE,
     TREND_METRICS,
+    WINDOW_ALERT_METRICS,
     change,
     metric_value,
 )
