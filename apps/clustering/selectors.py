@@ -175,7 +175,7 @@ def run_themes(*, run: ClusterRun) -> list[Theme]:
     return themes
 
 
-def drift_highlights(*, chatbot_ids: list[int] | None = None, limit: int = 8) -> list[Cluster]:
+def drift_highlights(*, chatbot_ids: list[int] | None = None, limit: int = 6) -> list[Cluster]:
     """For each chatbot's newest finished run: its new themes and the themes whose share grew,
     the largest change first (new themes by share). The dashboard's panel."""
     latest = (

@@ -285,7 +285,7 @@ def test_the_run_page_shows_drift_and_representatives(admin_client, chatbot, run
     new = Cluster.objects.get(run=second, members__turn_id=delivery[0].id)
     assert f'id="theme-{new.pk}"' in html and "cm-badge-new" in html
     assert refund[0].conversation.external_id in html
-    assert "It keeps asking for my order number" in html
+    assert "Thumbs-down comment: “It keeps asking for my order number" in html
     assert "The answer ignores the refund question." in html
     assert "Fallback answer 8" in html and "Thumbs-down 8" in html
     assert "50% → 33%" in re.sub(r"<[^>]+>", "", html)  # the refund theme's history
