@@ -293,3 +293,25 @@ def test_the_run_page_shows_drift_and_representatives(admin_client, chatbot, run
     dashboard = admin_client.get(reverse("admin:index"))
     assert dashboard.status_code == 200
     assert f"#theme-{new.pk}" in dashboard.content.decode()
+
+
+def test_the_api_gives_reasons_drift_and_the_conversations_own_id(admin_client, chatbot, run_now):
+    _turns(chatbot, THEMES["refund"], thumbs_down=1, hours_ago=30)
+    _turns(chatbot, THEMES["password"], thumbs_down=1, hours_ago=30)
+    first = run_now(chatbot, days=7)
+    delivery = _turns(chatbot, THEMES["delivery"], has_error=True)
+    second = run_now(chatbot, days=7)
+    new = Cluster.objects.get(run=second, members__turn_id=delivery[0].id)
+
+    listed = admin_client.get("/api/v1/clusters/", {"run": second.pk}).json()["results"]
+    by_id = {row["id"]: row for row in listed}
+    assert by_id[new.pk]["is_new"] is True and by_id[new.pk]["theme"] == new.pk
+    continued = [row for row in listed if row["previous"] is not None]
+    assert len(continued) == 2
+    for row in continued:
+        assert row["is_new"] is False and row["theme"] == row["previous"]
+        assert row["share_change"] == pytest.approx(100 * (1 / 3 - 1 / 2), abs=0.01)
+    turns = admin_client.get(f"/api/v1/clusters/{new.pk}/turns/").json()["results"]
+    assert {row["reasons"][0] for row in turns} == {"error"}
+    assert {row["conversation_external_id"] for row in turns} == {delivery[0].conversation.external_id}
+    assert admin_client.get(f"/api/v1/cluster-runs/{second.pk}/").json()["previous_run"] == first.pk
