@@ -233,9 +233,12 @@ def test_two_runs_with_a_planted_new_theme_raise_exactly_one_new_theme_alert(cha
     assert AlertEvent.objects.count() == 1 and Delivery.objects.count() == 1
 
     # The minute check leaves theme rules alone (they have no window value).
-    from apps.alerts.rules import alert_rules_check
+    from apps.alerts.rules import alert_rule_check, alert_rules_check
 
     assert rule.pk not in {outcome.rule_id for outcome in alert_rules_check()}
+    assert alert_rule_check(rule_id=rule.pk) is None  # nor does "check now": no error state
+    rule.refresh_from_db()
+    assert rule.state == "firing" and rule.last_error == ""
 
 
 def test_a_theme_whose_share_grew_fires_the_growth_rule_and_the_next_quiet_run_resolves_it(chatbot, run_now):

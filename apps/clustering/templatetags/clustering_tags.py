@@ -25,7 +25,7 @@ def theme_change(cluster: Cluster) -> str:
     if cluster.is_noise or cluster.is_new is None:
         return "—"
     if cluster.is_new:
-        return format_html('<span class="cm-badge-new">new</span>')
+        return format_html('<span class="{}">new</span>', "cm-badge-new")
     change = cluster.share_change or 0.0
     css = "cm-up" if change > 0 else "cm-down" if change < 0 else ""
     return format_html('<span class="{}">{}{} pts</span>', css, "+" if change > 0 else "−" if change < 0 else "±",
