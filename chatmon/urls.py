@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("apps.clustering.api.urls")),
     path("", include("apps.privacy.api.urls")),
     path("", include("apps.scores.api.urls")),
+    path("", include("apps.datasets.api.urls")),
 ]
 
 urlpatterns = [

@@ -17,6 +17,9 @@ class Metric(models.TextChoices):
     TURN_VOLUME = "turn_volume", "Turn volume (count)"
     NEW_FAILURE_THEME = "new_failure_theme", "New failure theme (members)"
     THEME_SHARE_GROWTH = "theme_share_growth", "Theme share grew (points)"
+    CONVERSATION_SCORE = "conversation_score", "Average conversation judge overall"
+    CONVERSATION_LOW_SHARE = "conversation_low_share", "Conversations judged below the threshold (share)"
+    HANDOFF_NEEDED_SHARE = "handoff_needed_share", "Conversations that needed a human handoff (share)"
 
 
 class Comparison(models.TextChoices):

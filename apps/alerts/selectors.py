@@ -54,8 +54,16 @@ def metric_compute(
     """
     if metric not in Metric.values:
         raise ValueError(f"unknown metric {metric!r}")
-    turns = turns_in_window(chatbot_id=chatbot_id, since=since, until=until)
     definition = CATALOGUE[metric]
+    if definition.source == "conversation_judge":
+        from apps.evaluations.selectors import conversation_judge_figures
+
+        figures = conversation_judge_figures(
+            chatbot_ids=[chatbot_id] if chatbot_id is not None else None, since=since, until=until
+        )
+        value, sample = metric_value(metric, figures)
+        return MetricResult(float(value) if value is not None else None, sample)
+    turns = turns_in_window(chatbot_id=chatbot_id, since=since, until=until)
     if definition.kind == "percentile":
         latency = dict(
             turns.filter(latency_ms__isnull=False).annotate(bucket=bucket_expression("latency_ms"))

@@ -34,7 +34,7 @@ class ChatbotAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
         ("Monitoring", {"fields": ("monitoring_enabled", "risk_threshold", "alert_on_risk")}),
         ("LLM judge", {"fields": ("judge_enabled", "judge_sample_rate", "judge_model", "judge_weights", "judge_flag_below", "judge_instructions")}),
         ("Clustering", {"fields": ("clustering_interval_hours", "clustering_window_days", "last_clustered_at")}),
-        ("Privacy", {"fields": ("pii_redaction_enabled", "retention_days", "allowed_origins")}),
+        ("Privacy", {"fields": ("pii_redaction_enabled", "default_consent", "retention_days", "allowed_origins")}),
         ("Review", {"fields": ("review_labels",)}),
         ("Access", {"fields": ("reviewers",)}),
     )

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from apps.core.models import TimestampedModel
 
-from .choices import Provider
+from .choices import Consent, Provider
 
 DEFAULT_JUDGE_WEIGHTS = {
     "relevance": 0.30,
@@ -54,8 +54,28 @@ class Chatbot(TimestampedModel):
     judge_instructions = models.TextField(
         blank=True, help_text="Extra rubric text: the bot's domain, policies, tone."
     )
+    # The conversation judge (apps.evaluations): a whole conversation graded once it is over.
+    conversation_judge_sample_rate = models.FloatField(
+        default=1.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of finished conversations judged as a whole (0–1, deterministic per conversation); "
+                  "0 turns the conversation judge off. Needs the judge enabled.",
+    )
+    conversation_idle_minutes = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1)],
+        help_text="A conversation without activity for this long is over and judged as a whole "
+                  "(an `end` event judges it at once).",
+    )
+    conversation_judge_flag_below = models.FloatField(
+        default=5.0, validators=[MinValueValidator(0.0), MaxValueValidator(10.0)],
+        help_text="A conversation whose conversation-judge overall is below this is flagged.",
+    )
 
     pii_redaction_enabled = models.BooleanField(default=True)
+    default_consent = models.CharField(
+        max_length=16, choices=Consent.choices, default=Consent.FULL,
+        help_text="Consent of new conversations; a stricter one stated by a turn or by the end user wins.",
+    )
     retention_days = models.PositiveIntegerField(
         default=90, help_text="Conversations older than this are deleted nightly; 0 keeps them."
     )
@@ -90,6 +110,10 @@ class Chatbot(TimestampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def conversation_judge_enabled(self) -> bool:
+        return self.judge_enabled and self.conversation_judge_sample_rate > 0
 
     def effective_judge_weights(self) -> dict[str, float]:
         weights = {**DEFAULT_JUDGE_WEIGHTS, **{k: float(v) for k, v in (self.judge_weights or {}).items() if k in DEFAULT_JUDGE_WEIGHTS}}

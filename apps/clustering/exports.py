@@ -8,6 +8,8 @@ from typing import Any
 from django.conf import settings
 
 from apps.audit.services import audit_event_record
+from apps.conversations.models import Turn
+from apps.privacy.policy import training_allowed_turns
 
 from .models import Cluster, ClusterMember
 
@@ -20,7 +22,9 @@ def cluster_finetune_jsonl(
     The assistant message is the reviewer's corrected answer when there is one, else the bot's
     answer. By default (`reviewed_only`) only reviewed turns are written: those with a corrected
     answer or whose conversation a reviewer closed (resolved or false positive); the bot's own
-    unreviewed answers are not training targets. Turns without an answer are left out.
+    unreviewed answers are not training targets. Turns without an answer are left out, and so
+    are turns whose end user did not consent to training (no_training, no_content:
+    apps.privacy.policy.training_allowed_turns); they count as skipped.
     Each exported cluster is audit-logged with counts only.
     Returns (jsonl, lines written, turns skipped).
     """
@@ -29,8 +33,11 @@ def cluster_finetune_jsonl(
     skipped = 0
     for cluster in clusters:
         written = 0
+        members = ClusterMember.objects.filter(cluster=cluster)
+        allowed = members.filter(turn__in=training_allowed_turns(Turn.objects.filter(cluster_memberships__cluster=cluster)))
+        skipped += members.count() - allowed.count()
         rows = (
-            ClusterMember.objects.filter(cluster=cluster)
+            allowed
             .order_by("distance", "id")
             .values_list("turn__user_message", "turn__bot_response", "turn__corrected_answer",
                          "turn__conversation__review_status")

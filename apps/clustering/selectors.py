@@ -11,6 +11,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from apps.chatbots.access import chatbot_scoped
 from apps.chatbots.models import Chatbot
 from apps.conversations.models import Turn
+from apps.privacy.policy import content_allowed_turns
 
 from .choices import RunStatus
 from .models import Cluster, ClusterMember, ClusterRun
@@ -29,7 +30,9 @@ def failure_turns(*, chatbot: Chatbot, start: datetime, end: datetime, sources: 
     """
     fields = tuple(dict.fromkeys((*TURN_FIELDS, *sources_fields(sources))))
     candidates = (
-        Turn.objects.filter(sources_filter(sources), chatbot=chatbot, timestamp__gte=start, timestamp__lt=end)
+        # no_content turns hold no text and may reach no embedding model (apps.privacy.policy).
+        content_allowed_turns(
+            Turn.objects.filter(sources_filter(sources), chatbot=chatbot, timestamp__gte=start, timestamp__lt=end))
         .order_by("-timestamp", "-id")
         .only(*fields)
     )

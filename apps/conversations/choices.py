@@ -1,5 +1,9 @@
 from django.db import models
 
+# Consent is defined with the chatbot (its default) and is the conversation's too: one set of
+# values, importable from here as the conversation's choices.
+from apps.chatbots.choices import CONSENT_STRICTNESS, Consent, consent_strictest  # noqa: F401
+
 
 class ReviewStatus(models.TextChoices):
     NEW = "new", "New"
@@ -34,6 +38,7 @@ class FlagReason(models.TextChoices):
     THUMBS_DOWN = "thumbs_down", "Thumbs down"
     MANUAL = "manual", "Manual"
     HALLUCINATION = "hallucination", "Bot-reported hallucination"
+    CONVERSATION_JUDGE = "conversation_judge", "Conversation judge"
 
 
 class JudgeStatus(models.TextChoices):
@@ -48,6 +53,7 @@ class CallPurpose(models.TextChoices):
     JUDGE = "judge", "Judge"
     EMBEDDING = "embedding", "Embedding"
     LABELING = "labeling", "Cluster labeling"
+    EXPERIMENT = "experiment", "Experiment"
 
 
 class Channel(models.TextChoices):
@@ -67,3 +73,4 @@ class StepKind(models.TextChoices):
     RETRIEVAL = "retrieval", "Retrieval"
     HTTP = "http", "HTTP request"
     OTHER = "other", "Other"
+

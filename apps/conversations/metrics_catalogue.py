@@ -33,6 +33,7 @@ from django.db.models import (
     BigIntegerField,
     Count,
     DecimalField,
+    F,
     FloatField,
     IntegerField,
     Q,
@@ -68,6 +69,9 @@ class MetricDef:
     trend: bool = True  # shown as a trend on the dashboard
     alert: bool = True  # offered as an alert rule metric
     needs_conversations: bool = False  # counted from conversations, not turns
+    # Where the figures come from: "turns" (figure_aggregates), or "conversation_judge" (the
+    # completed conversation evaluations of the window, conversation_judge_aggregates).
+    source: str = "turns"
 
     @property
     def is_percent(self) -> bool:
@@ -114,6 +118,17 @@ CATALOGUE: dict[str, MetricDef] = {m.name: m for m in (
               sampled=True, higher_is_better=False, digits=6, alert=False),
     _total("tokens", "Tokens", "tokens", "tokens", "Prompt and completion tokens of the turns, LLM calls included.",
            alert=False),
+    MetricDef("conversation_score", "Conversation judge average", "/10", "mean",
+              "Mean overall grade (0–10) of the conversations judged as a whole in the period.",
+              part="conversation_judge_sum", whole="conversations_judged", sampled=True, higher_is_better=True,
+              source="conversation_judge"),
+    _share("conversation_low_share", "Conversations judged low", "conversations_judged_low",
+           "conversations_judged",
+           "Share of the conversations judged as a whole whose overall is below their chatbot's threshold.",
+           source="conversation_judge"),
+    _share("handoff_needed_share", "Handoff needed", "conversations_handoff", "conversations_judged",
+           "Share of the conversations judged as a whole that needed a human handoff.",
+           source="conversation_judge"),
     MetricDef("new_failure_theme", "New failure theme", "turns", "event",
               "Members of the largest theme of a finished clustering run that matches no theme of the "
               "chatbot's previous run.", higher_is_better=False, trend=False),
@@ -164,6 +179,20 @@ def figure_aggregates() -> dict[str, Any]:
 
 
 FIGURES = tuple(figure_aggregates())
+
+
+def conversation_judge_aggregates() -> dict[str, Any]:
+    """The conversation judge's additive figures, as aggregates over completed conversation
+    evaluations (apps.evaluations ConversationEvaluation rows; a window is on `completed_at`)."""
+    return {
+        "conversations_judged": Count("overall"),
+        "conversation_judge_sum": _sum("overall", FloatField()),
+        "conversations_judged_low": Count("id", filter=Q(overall__lt=F("chatbot__conversation_judge_flag_below"))),
+        "conversations_handoff": Count("id", filter=Q(handoff_needed=True)),
+    }
+
+
+CONVERSATION_JUDGE_FIGURES = tuple(conversation_judge_aggregates())
 
 
 def slow_aggregate(slow_ms: int) -> Count:

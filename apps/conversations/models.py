@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .choices import CallPurpose, JudgeStatus, ReviewStatus, RiskLevel, StepKind
+from .choices import CallPurpose, Consent, JudgeStatus, ReviewStatus, RiskLevel, StepKind
 
 ZERO_COST = Decimal("0")
 # Column sizes hold the sums of the ingest maxima (apps.ingest.validation): one cost is at most
@@ -31,6 +31,11 @@ class Conversation(models.Model):
     last_activity_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True, help_text="When the bot sent its `end` event.")
     metadata = models.JSONField(default=dict, blank=True)
+    consent = models.CharField(
+        max_length=16, choices=Consent.choices, default=Consent.FULL,
+        help_text="What the end user allows: no_content stores no message text, no_training keeps it "
+                  "out of exports. Only ever gets stricter (apps/privacy/services.py).",
+    )
 
     # Summary, updated in the same transaction as the rows it summarises.
     turn_count = models.PositiveIntegerField(default=0)

@@ -281,7 +281,9 @@ def conversation_summary_recompute(*, conversation_ids: Iterable[int]) -> None:
         conversation.has_early_calls = any(c["turn_external_id"] for c in loose)
 
         turn_reasons = [r for t in turns for r in (t["flag_reasons"] or [])]
-        kept = [r for r in conversation.flag_reasons if r in turn_reasons or r == FlagReason.MANUAL]
+        # Reasons set on the conversation itself (by hand, by the conversation judge) stay.
+        kept = [r for r in conversation.flag_reasons
+                if r in turn_reasons or r in (FlagReason.MANUAL, FlagReason.CONVERSATION_JUDGE)]
         reasons = list(dict.fromkeys([*kept, *turn_reasons]))
         conversation.flag_reasons = reasons
         if not reasons:
@@ -462,6 +464,18 @@ def sessions_assign_lock(*, chatbot: Chatbot, turns: list[SessionTurn]) -> list[
         .filter(chatbot=chatbot, end_user_hash__in=hashes).order_by("id")
         if (row.end_user_hash, row.channel) in keys
     }
+    if len(rows) < len(keys):
+        # Retention or erasure deleted a row between our insert and our lock: insert it again.
+        EndUserSession.objects.bulk_create(
+            [EndUserSession(chatbot=chatbot, end_user_hash=h, channel=c) for h, c in keys - set(rows)],
+            ignore_conflicts=True,
+        )
+        rows = {
+            (row.end_user_hash, row.channel): row
+            for row in EndUserSession.objects.select_for_update()
+            .filter(chatbot=chatbot, end_user_hash__in=hashes).order_by("id")
+            if (row.end_user_hash, row.channel) in keys
+        }
     gap = timedelta(minutes=chatbot.session_gap_minutes)
     assigned: list[str] = [""] * len(turns)
     for index in sorted(range(len(turns)), key=lambda i: turns[i].timestamp):

@@ -171,3 +171,34 @@ def post(url: str, *, content: bytes, headers: dict[str, str], timeout: float) -
             except httpx.HTTPError as exc:
                 raise OutboundUnreachable() from exc
     raise OutboundUnreachable()
+
+
+def exchange(
+    url: str, *, method: str, content: bytes, headers: dict[str, str], timeout: float, max_body_bytes: int
+) -> tuple[int, bytes]:
+    """Like `post`, for callers that need the answer (experiment targets: a bot's own endpoint).
+
+    Same checks and pinning; returns the status and at most `max_body_bytes` of the body (a
+    longer body raises OutboundUnreachable: the caller cannot use a truncated JSON answer).
+    """
+    destination = destination_check(url)
+    request_headers = {**headers, "Host": _host_header(destination)}
+    extensions = {"sni_hostname": destination.host} if destination.url.scheme == "https" else {}
+    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        for address in destination.addresses:
+            pinned = destination.url.copy_with(host=address.split("%", 1)[0])
+            try:
+                with client.stream(
+                    method, pinned, content=content, headers=request_headers, extensions=extensions
+                ) as response:
+                    body = bytearray()
+                    for chunk in response.iter_bytes():
+                        body += chunk
+                        if len(body) > max_body_bytes:
+                            raise OutboundUnreachable(f"the answer is longer than {max_body_bytes} bytes")
+                    return response.status_code, bytes(body)
+            except httpx.ConnectError:
+                continue
+            except httpx.HTTPError as exc:
+                raise OutboundUnreachable() from exc
+    raise OutboundUnreachable()

@@ -7,7 +7,9 @@ from django.utils.html import format_html
 from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 from apps.core.admin import LargeTableAdmin
 
-from .models import Evaluation
+from .choices import CONVERSATION_CRITERIA
+from .conversation_judge import conversation_judge_rerun
+from .models import ConversationEvaluation, Evaluation
 from .services import judge_rerun
 
 SCORE_FIELDS = ("accuracy", "relevance", "clarity", "helpfulness", "safety", "overall", "hallucination")
@@ -95,3 +97,50 @@ class EvaluationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
         turn_ids = list(queryset.values_list("turn_id", flat=True).distinct())
         count = judge_rerun(turn_ids=turn_ids, actor=request.user)
         self.message_user(request, f"Re-running the judge on {count} turn(s).", messages.SUCCESS)
+
+
+CONVERSATION_SCORE_FIELDS = (*CONVERSATION_CRITERIA, "overall", "handoff_needed", "failed_turn")
+
+
+@admin.register(ConversationEvaluation)
+class ConversationEvaluationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
+    """The conversation judge's grades (read-only); staff ask for re-runs."""
+
+    list_display = ("id", "conversation_link", "chatbot", "evaluator", "evaluator_version", "trigger", "status",
+                    "overall", "handoff_needed", "attempts", "completed_at")
+    list_filter = ("status", "evaluator", "trigger", "handoff_needed", ChatbotListFilter)
+    list_select_related = ("chatbot", "conversation")
+    search_fields = ("=conversation__id", "=conversation__external_id", "evaluator_version")
+    raw_id_fields = ("conversation", "chatbot", "llm_call", "created_by")
+    actions = ["rerun_conversation_judge"]
+    fieldsets = (
+        (None, {"fields": ("conversation", "chatbot", "evaluator", "evaluator_version", "trigger", "status")}),
+        ("Scores (0–10)", {"fields": CONVERSATION_SCORE_FIELDS}),
+        ("Explanation", {"fields": ("reasoning", "signals", "transcript")}),
+        ("Run", {"fields": ("attempts", "error", "llm_call", "created_by", "created_at", "completed_at")}),
+    )
+    readonly_fields = (
+        "conversation", "chatbot", "evaluator", "evaluator_version", "trigger", "status", *CONVERSATION_SCORE_FIELDS,
+        "reasoning", "signals", "transcript", "attempts", "error", "llm_call", "created_by", "created_at",
+        "completed_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_rerun_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    @admin.display(description="Conversation", ordering="conversation_id")
+    def conversation_link(self, obj: ConversationEvaluation) -> str:
+        url = reverse("admin:conversations_conversation_change", args=[obj.conversation_id])
+        return format_html('<a href="{}">{}</a>', url, obj.conversation)
+
+    @admin.action(description="Re-run the conversation judge on the selected conversations", permissions=["rerun"])
+    def rerun_conversation_judge(self, request: HttpRequest, queryset: QuerySet[ConversationEvaluation]) -> None:
+        conversation_ids = list(queryset.values_list("conversation_id", flat=True).distinct())
+        count = conversation_judge_rerun(conversation_ids=conversation_ids, actor=request.user)
+        self.message_user(request, f"Re-running the conversation judge on {count} conversation(s).", messages.SUCCESS)

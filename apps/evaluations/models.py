@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from .choices import EvaluationStatus, Evaluator
+from .choices import CONVERSATION_CRITERIA, ConversationJudgeTrigger, EvaluationStatus, Evaluator
 
 
 class Evaluation(models.Model):
@@ -57,3 +57,74 @@ class Evaluation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_evaluator_display()} of turn {self.turn_id}: {self.overall}"
+
+
+class ConversationEvaluation(models.Model):
+    """A grade of one whole conversation by one evaluator version, on the conversation rubric.
+
+    Same lifecycle as a turn's Evaluation: created pending (by the idle sweep or the `end`
+    event), claimed with a compare-and-set lease, completed once (apps.evaluations.services).
+    """
+
+    conversation = models.ForeignKey(
+        "conversations.Conversation", on_delete=models.CASCADE, related_name="conversation_evaluations"
+    )
+    chatbot = models.ForeignKey("chatbots.Chatbot", on_delete=models.CASCADE, related_name="conversation_evaluations")
+    evaluator = models.CharField(max_length=16, choices=Evaluator.choices)
+    evaluator_version = models.CharField(max_length=100, help_text="e.g. conversation-judge-v1:gpt-4o-mini")
+    trigger = models.CharField(max_length=8, choices=ConversationJudgeTrigger.choices, default=ConversationJudgeTrigger.IDLE)
+    status = models.CharField(max_length=10, choices=EvaluationStatus.choices, default=EvaluationStatus.PENDING)
+    goal_completion = models.FloatField(null=True, blank=True, help_text="Did the user get what they came for (0–10).")
+    resolution = models.FloatField(null=True, blank=True, help_text="Was the issue resolved (0–10).")
+    user_frustration = models.FloatField(null=True, blank=True, help_text="10 = the user stayed calm, 0 = very frustrated.")
+    policy_adherence = models.FloatField(null=True, blank=True, help_text="The bot kept to its policies (0–10).")
+    human_handoff = models.FloatField(null=True, blank=True, help_text="10 = no person was needed, 0 = a handoff was needed.")
+    overall = models.FloatField(null=True, blank=True)
+    handoff_needed = models.BooleanField(null=True, blank=True)
+    failed_turn = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Sequence of the turn where the conversation went wrong, if any."
+    )
+    reasoning = models.TextField(blank=True)
+    signals = models.JSONField(default=dict, blank=True, help_text="Heuristic evaluator: the signals behind each score.")
+    transcript = models.JSONField(
+        default=dict, blank=True,
+        help_text="What the judge saw: turns, which were kept verbatim, elided or summarised, prompt tokens.",
+    )
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    llm_call = models.ForeignKey(
+        "conversations.LLMCall", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversation_evaluations"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "evaluator_version"], name="conversation_evaluation_per_version"
+            ),
+        ]
+        indexes = [
+            # The dashboard trend and alert metrics: completed grades of a chatbot over time.
+            models.Index(fields=["chatbot", "completed_at"], name="conv_eval_chatbot_done",
+                         condition=Q(status="done")),
+            # The sweeper: pending grades waiting too long (a lost task).
+            models.Index(fields=["created_at"], name="conv_eval_pending", condition=Q(status="pending")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_evaluator_display()} of conversation {self.conversation_id}: {self.overall}"
+
+    @property
+    def is_heuristic(self) -> bool:
+        return self.evaluator == Evaluator.HEURISTIC
+
+    def criteria(self) -> list[tuple[str, float | None]]:
+        """(label, score) per criterion, for display."""
+        return [(self._meta.get_field(name).verbose_name.replace("_", " ").capitalize(), getattr(self, name))
+                for name in CONVERSATION_CRITERIA]

@@ -23,7 +23,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.audit.services import audit_event_record
-from apps.conversations.choices import CallPurpose, FlagReason, JudgeStatus
+from apps.conversations.choices import CallPurpose, Consent, FlagReason, JudgeStatus
 from apps.conversations.llm_calls import llm_calls_store
 from apps.conversations.models import Conversation, LLMCall, Turn
 from apps.conversations.services import (
@@ -33,6 +33,7 @@ from apps.conversations.services import (
 )
 from apps.core.llm import ModelCall
 from apps.core.queue import enqueue_each, enqueue_each_on_commit, enqueue_on_commit
+from apps.privacy.policy import content_allowed_turns
 
 from .backends import JudgeBackend, JudgeError, judge_backend_for
 from .choices import EvaluationStatus
@@ -123,12 +124,17 @@ def _turn_judge(*, turn_id: int) -> str:
        min judge score and the flags, in one transaction under the conversation lock.
     """
     started = time.perf_counter()
-    turn = Turn.objects.select_related("chatbot").filter(pk=turn_id).first()
+    turn = Turn.objects.select_related("chatbot", "conversation").filter(pk=turn_id).first()
     if turn is None:
         return "missing"
     if turn.judge_status != JudgeStatus.PENDING:
         # Not sampled, or finished (a duplicate delivery); re-runs set the turn back to pending.
         return f"already_{turn.judge_status}" if turn.judge_status else "not_sampled"
+    if turn.conversation.consent == Consent.NO_CONTENT:
+        # Its end user withdrew consent after it was sampled: no text goes to the judge model.
+        Turn.objects.filter(pk=turn_id, judge_status=JudgeStatus.PENDING).update(judge_status=JudgeStatus.NOT_SAMPLED)
+        Evaluation.objects.filter(turn_id=turn_id, status=EvaluationStatus.PENDING, attempts=0).delete()
+        return "no_content"
     chatbot = turn.chatbot
     backend = judge_backend_for(chatbot)
     version = backend.version
@@ -283,7 +289,8 @@ def judge_rerun(*, turn_ids: list[int], actor: Any) -> int:
     versions stay for comparison. Runs even when sampling would have skipped the turn or the
     chatbot's judge is off: a person asked for it. Audit-logged per conversation.
     """
-    turns = list(Turn.objects.filter(pk__in=list(turn_ids)).select_related("chatbot").order_by("pk"))
+    # A no_content turn has no text to judge (and none may reach a model): never re-run.
+    turns = list(content_allowed_turns(Turn.objects.filter(pk__in=list(turn_ids))).select_related("chatbot").order_by("pk"))
     if not turns:
         return 0
     user = actor if getattr(actor, "is_authenticated", False) else None

@@ -12,6 +12,7 @@ from django.conf import settings
 from apps.core.choices import Queue
 from apps.core.queue import task
 
+from . import conversation_judge as conversation_services
 from . import services
 
 
@@ -45,3 +46,26 @@ def judge_fan_out(turn_ids: list[int]) -> int:
 @task(queue=Queue.JUDGE, aliases=("apps.evaluations.tasks.sweep_unjudged_turns",))
 def judge_sweep() -> int:
     return services.judge_sweep()
+
+
+@task(
+    queue=Queue.JUDGE,
+    bind=True,
+    # As turn_judge: judge errors are retried on the service's bounded schedule
+    # (ConversationEvaluation.attempts), Celery's own retries cover a database gone for a moment.
+    retry_backoff_max=120,
+    max_retries=settings.JUDGE_MAX_ATTEMPTS,
+)
+def conversation_judge(self, conversation_id: int) -> str:
+    while True:
+        try:
+            return conversation_services.conversation_judge(conversation_id=conversation_id)
+        except services.JudgeRetryLater as exc:
+            if not self.request.is_eager:
+                raise self.retry(exc=exc, countdown=exc.countdown) from None
+            time.sleep(min(exc.countdown, settings.JUDGE_EAGER_RETRY_MAX_SECONDS))
+
+
+@task(queue=Queue.JUDGE)
+def conversation_judge_sweep() -> dict[str, int]:
+    return conversation_services.conversation_judge_sweep()

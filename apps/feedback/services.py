@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from apps.conversations.choices import FlagReason
+from apps.conversations.choices import Consent, FlagReason
 from apps.conversations.models import Turn
 from apps.conversations.services import (
     conversation_lock,
@@ -19,7 +19,7 @@ from apps.conversations.services import (
     turn_thumbs_move,
 )
 from apps.privacy.hashing import anonymous_turn_voter_hash, end_user_hash
-from apps.privacy.policy import text_redact_for
+from apps.privacy.policy import text_redact_for, text_withheld
 
 from .choices import FeedbackSource, Rating
 from .models import Feedback
@@ -112,8 +112,11 @@ def feedback_submit(
         conversation_id = conversation.pk
         turn = Turn.objects.select_for_update(of=("self",)).select_related("chatbot").get(pk=turn_id)
         if comment:
-            # End users type comments: the chatbot's redaction applies to them as to its turns.
+            # End users type comments: the chatbot's redaction applies to them as to its turns,
+            # and a no_content conversation keeps the vote, not the words.
             comment = text_redact_for(turn.chatbot, comment)[0]
+            if conversation.consent == Consent.NO_CONTENT:
+                comment = text_withheld(comment)
         existing = (
             Feedback.objects.select_for_update()
             .filter(turn_id=turn_id, voter_key=voter_key)

@@ -191,7 +191,17 @@ def demo_seed(*, conversations: int = 150, days: int = 14, seed: int = 7, batch_
                 rating=rating, comment=comment, source="widget",
             )
         counts[chatbot.slug] = len(results)
+    demo_conversation_judge_seed(days=days)
     return counts
+
+
+def demo_conversation_judge_seed(*, days: int) -> dict[str, int]:
+    """Judge the demo's finished conversations as a whole (the offline backend without a key),
+    as the idle sweep would have over the fortnight: the transcripts show the grade, the queue
+    its column and the "conversation judge" flag."""
+    from apps.evaluations.conversation_judge import conversation_judge_sweep
+
+    return conversation_judge_sweep(lookback_hours=days * 24 + 24, limit=100_000)
 
 
 # --- what the product makes of the traffic ------------------------------------------------------

@@ -36,7 +36,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
-from apps.conversations.choices import FlagReason, JudgeStatus, RiskLevel
+from apps.conversations.choices import (
+    Consent,
+    FlagReason,
+    JudgeStatus,
+    RiskLevel,
+    consent_strictest,
+)
 from apps.conversations.fingerprints import step_fingerprint
 from apps.conversations.models import Conversation, LLMCall, Step, Turn
 from apps.conversations.services import (
@@ -54,7 +60,7 @@ from apps.core.pricing import cost_for
 from apps.core.tokens import count_tokens
 from apps.evaluations.sampling import turn_is_sampled
 from apps.privacy.hashing import end_user_hash
-from apps.privacy.policy import json_redact_for, text_redact_for
+from apps.privacy.policy import json_redact_for, text_redact_for, text_withheld
 from apps.privacy.redaction import counts_merge
 from apps.risk.scoring import RiskVerdict, risk_score, rules_for_chatbot
 
@@ -255,7 +261,7 @@ def _turn_prepare(chatbot: Chatbot, index: int, data: TurnInput, rules: list) ->
         index=index, data=data, prompt_tokens=prompt, completion_tokens=completion,
         tokens_estimated=estimated or any(c.tokens_estimated for c in calls), cost_usd=cost, calls=calls,
         verdict=verdict, flag_reasons=flag_reasons, sampled=sampled,
-        end_user_hash=end_user_hash(chatbot_id=chatbot.pk, user_id=data.user_id) if data.user_id else "",
+        end_user_hash=end_user_hash(chatbot_id=chatbot.pk, user_id=data.user_id) if data.user_id else data.end_user_hash,
         pii_found=pii_found, steps=steps,
     )
     return prepared.with_calls(calls)
@@ -350,6 +356,9 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
         for external_id, items in by_conversation.items()
     ])
 
+    # 2b. Consent, under the locks: a no_content turn's texts are replaced before it is built.
+    _consent_apply(chatbot, prepared, conversations)
+
     # 3. Replays: stored before, or repeated inside this batch.
     events = [i for i in prepared if i.data.event in CONVERSATION_EVENTS]
     wanted = {(conversations[i.data.conversation_id].pk, i.data.turn_id) for i in prepared
@@ -425,6 +434,70 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
     return results, new_turns  # type: ignore[return-value]
 
 
+def _consent_apply(chatbot: Chatbot, prepared: list[_PreparedTurn], conversations: dict[str, Conversation]) -> None:
+    """Each locked conversation's consent becomes the strictest of its own, what the batch's
+    turns state, their end users' (EndUserConsent) and, for a conversation without turns yet,
+    the chatbot's default; it never gets less strict. Turns of a no_content conversation lose
+    their texts here, before anything is stored (tokens, cost and risk were measured on them in
+    memory); one that just became no_content has what it already stored withheld the same way
+    (apps.privacy.services.conversations_content_withhold). One query, for the end users.
+    """
+    from apps.privacy.models import EndUserConsent
+
+    hashes = {item.end_user_hash for item in prepared if item.end_user_hash}
+    by_user = dict(
+        EndUserConsent.objects.filter(chatbot=chatbot, end_user_hash__in=hashes).values_list("end_user_hash", "consent")
+    ) if hashes else {}
+    wanted: dict[str, str] = {}
+    for item in prepared:
+        conversation = conversations[item.data.conversation_id]
+        wanted[conversation.external_id] = consent_strictest(
+            wanted.get(conversation.external_id, conversation.consent), item.data.consent,
+            by_user.get(item.end_user_hash, ""), chatbot.default_consent if conversation.turn_count == 0 else "",
+        )
+    newly_withheld = []
+    for external_id, consent in wanted.items():
+        conversation = conversations[external_id]
+        if consent == conversation.consent:
+            continue
+        Conversation.objects.filter(pk=conversation.pk).update(consent=consent)
+        conversation.consent = consent
+        if consent == Consent.NO_CONTENT:
+            newly_withheld.append(conversation.pk)
+    if newly_withheld:
+        from apps.privacy.services import conversations_content_withhold
+
+        conversations_content_withhold(conversation_ids=newly_withheld)
+    for position, item in enumerate(prepared):
+        if conversations[item.data.conversation_id].consent == Consent.NO_CONTENT:
+            prepared[position] = _content_withhold(item)
+
+
+def _call_withhold(call: CallInput) -> CallInput:
+    return dataclasses.replace(call, input_text=text_withheld(call.input_text),
+                               output_text=text_withheld(call.output_text), error=text_withheld(call.error))
+
+
+def _content_withhold(item: _PreparedTurn) -> _PreparedTurn:
+    """`item` as a no_content conversation stores it: every text the marker, JSON of text
+    (debug_info, step metadata) empty, never sampled for the judge; counts and flags kept."""
+    data = item.data
+    data = dataclasses.replace(
+        data, user_message=text_withheld(data.user_message), bot_response=text_withheld(data.bot_response),
+        error=text_withheld(data.error), conversation_message=text_withheld(data.conversation_message),
+        handoff_reason=text_withheld(data.handoff_reason), debug_info={} if data.debug_info else data.debug_info,
+        llm_calls=[_call_withhold(c) for c in data.llm_calls],
+    )
+    steps = []
+    for step, _, _ in item.steps:
+        step = dataclasses.replace(step, input_text=text_withheld(step.input_text),
+                                   output_text=text_withheld(step.output_text), error=text_withheld(step.error),
+                                   metadata={})
+        steps.append((step, *step_fingerprint(kind=step.kind, name=step.name, input_text=step.input_text)))
+    calls = [dataclasses.replace(c, data=_call_withhold(c.data)) for c in item.calls]
+    return dataclasses.replace(item, data=data, calls=calls, steps=steps, sampled=False)
+
+
 def _turn_extras_store(chatbot: Chatbot, prepared: list[_PreparedTurn], created: dict[int, Turn]) -> None:
     """What new turns carry beyond themselves; no query for turns that carry none of it."""
     from apps.scores.models import Score
@@ -474,7 +547,11 @@ def _event_apply(chatbot: Chatbot, item: _PreparedTurn, conversation: Conversati
     warnings = list(data.warnings)
     rated = None
     if data.event == "end":
+        from apps.evaluations.conversation_judge import conversation_judge_enqueue
+
         conversation_end(conversation=conversation, at=data.timestamp)
+        # Judged as a whole once this batch commits (if sampled; apps.evaluations).
+        conversation_judge_enqueue(conversation=conversation)
         if data.outcome:
             outcomes_set(chatbot=chatbot, conversation=conversation, values=data.outcome,
                          reason=data.handoff_reason, at=data.timestamp)
@@ -610,6 +687,12 @@ def _calls_store(chatbot: Chatbot, prepared: list[_PreparedCall]) -> list[CallOu
         for c in LLMCall.objects.select_related("turn").filter(conversation_id__in=conversation_ids, external_id__in=call_ids)
     } if call_ids else {}
 
+    # A call of a no_content conversation keeps its counts, not its texts (see _consent_apply).
+    prepared = [
+        dataclasses.replace(p, data=_call_withhold(p.data))
+        if conversations[p.data.conversation_id].consent == Consent.NO_CONTENT else p
+        for p in prepared
+    ]
     results: list[CallOutcome | None] = [None] * len(prepared)
     seen: dict[tuple[int, str], LLMCall] = {}
     created: list[tuple[int, LLMCall]] = []

@@ -27,6 +27,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from apps.conversations.choices import Consent
 from apps.core.text import (
     CONTROL_CHARACTERS_MESSAGE,
     control_characters_present,
@@ -58,6 +59,7 @@ EVENTS = TURN_EVENTS + CONVERSATION_EVENTS
 RATINGS = ("up", "down")
 STEP_KINDS = ("sql", "tool", "retrieval", "http", "other")
 # Reserved conversation-level scores ("outcomes") an `end` event's `outcome` may set.
+CONSENTS = tuple(Consent.values)
 OUTCOME_NAMES = ("converted", "resolved", "handed_off", "csat", "nps", "lead_quality")
 
 # Other names bots already send for a field (camelCase, the seed tutorial's `source` and
@@ -157,11 +159,18 @@ class TurnInput:
     handoff: bool | None = None
     handoff_reason: str = ""
     outcome: dict[str, Any] = field(default_factory=dict)
+    # The end user's consent as the bot states it for this turn's conversation ("" when not
+    # stated): the strictest of it, the conversation's, the end user's and the chatbot's
+    # default applies (apps.privacy.policy.consent_apply).
+    consent: str = ""
     # What the answer tells the bot: aliases overridden, unknown fields kept under metadata.
     warnings: list[str] = field(default_factory=list)
     # Never from the client: counts of what a caller redacted before building this turn (OTLP
     # log content redacted while it waited for its span), added to the turn's own.
     pii_found: dict[str, int] = field(default_factory=dict)
+    # Never from the client: the end user as already hashed by a caller that no longer has the
+    # raw id (an OTLP turn built from log content after its span, apps/otel/log_events.py).
+    end_user_hash: str = ""
 
 
 class _Reader:
@@ -355,7 +364,7 @@ TURN_FIELDS = frozenset({
     "conversation_id", "turn_id", "user_id", "channel", "user_message", "bot_response", "timestamp",
     "latency_ms", "fallback_used", "error", "intent", "model", "tokens", "cost_usd", "llm_calls", "metadata",
     "classification", "database_used", "conversation_message", "debug_info", "steps", "sql_queries",
-    "sql_results_count", "event", "hallucinated", "rating", "handoff", "handoff_reason", "outcome",
+    "sql_results_count", "event", "hallucinated", "rating", "handoff", "handoff_reason", "outcome", "consent",
 })
 CALL_FIELDS = frozenset({
     "conversation_id", "turn_id", "call_id", "provider", "model", "function_name", "purpose", "input_tokens",
@@ -626,6 +635,7 @@ def parse_turn(data: Any) -> TurnInput:
         handoff=r.optional_boolean("handoff"),
         handoff_reason=r.text("handoff_reason", max_chars=MAX_ERROR_CHARS),
         outcome=_outcome_read(r, "outcome"),
+        consent=r.choice("consent", choices=CONSENTS) or "",
         warnings=warnings,
     )
     if r.errors:

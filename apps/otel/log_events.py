@@ -15,11 +15,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
+from apps.conversations.choices import Consent
 from apps.conversations.models import LLMCall
 from apps.core.text import json_nul_replace
 from apps.ingest.services import turns_ingest
 from apps.ingest.validation import TurnInput, ValidationFailed, parse_turn
-from apps.privacy.policy import json_redact_for, text_redact_for
+from apps.privacy.policy import json_redact_for, text_redact_for, text_withheld
 from apps.privacy.redaction import counts_merge
 
 from .mapping import (
@@ -39,6 +40,9 @@ from .spans import Span, messages_text, text_clip
 logger = logging.getLogger(__name__)
 
 GENAI_EVENTS = set(MESSAGE_EVENTS) | {CHOICE_EVENT} | DETAILS_EVENTS
+# metadata["otel"] key of a content-less span's LLM call: its end user's keyed hash
+# (apps.privacy.hashing), for the turn its log content builds later.
+PENDING_END_USER_KEY = "end_user_hash"
 
 
 def pending_content_merge(chatbot: Chatbot, spans: list[Span]) -> list[int]:
@@ -178,28 +182,34 @@ def span_contents_apply(*, chatbot: Chatbot, keys: list[str]) -> int:
         applied.append(row.pk)
         if content.empty:
             continue
+        withheld = call.conversation is not None and call.conversation.consent == Consent.NO_CONTENT
         if not call.input_text and not call.output_text:
             # Redacted when stored as pending content; once more here costs little and keeps the
             # rule in one place for rows written before that (an LLM call keeps no counts).
             texts = {name: text_redact_for(chatbot, text_clip(text))[0] for name, text in (
                 ("input_text", messages_text(content.input_json(), single_role="user")),
                 ("output_text", messages_text(content.output_json(), single_role="assistant")))}
+            if withheld or (call.metadata.get("otel") or {}).get("consent") == Consent.NO_CONTENT:
+                texts = {name: text_withheld(text) for name, text in texts.items()}
             LLMCall.objects.filter(pk=call.pk, input_text="", output_text="").update(**texts)
         operation = (call.metadata.get("otel") or {}).get("operation", "")
         user_message, answer = content.user_message(), content.answer()
         if (call.turn_id is None and call.turn_external_id == call.external_id and operation in TURN_OPERATIONS
                 and user_message is not None and answer is not None and call.conversation is not None):
+            otel = dict(call.metadata.get("otel") or {})
+            hashed_end_user = str(otel.pop(PENDING_END_USER_KEY, "") or "")
             try:
                 turn = parse_turn({
                     "conversation_id": call.conversation.external_id, "turn_id": call.external_id,
                     "user_message": text_clip(user_message), "bot_response": text_clip(answer),
                     "timestamp": (call.timestamp + timedelta(milliseconds=call.duration_ms or 0)).isoformat(),
                     "latency_ms": call.duration_ms, "error": call.error or (not call.success),
-                    "model": call.model, "metadata": {"otel": call.metadata.get("otel") or {}},
+                    "model": call.model, "metadata": {"otel": otel}, "consent": otel.get("consent") or None,
                     # Measured by its LLM call, which links to it (stored earlier, same turn_id).
                     "tokens": {"prompt": 0, "completion": 0}, "cost_usd": 0,
                 })
                 turn.pii_found = _events_pii_found(row.events)
+                turn.end_user_hash = hashed_end_user
                 turns.append(turn)
             except ValidationFailed as exc:
                 logger.warning("otel: log content for span %s makes no valid turn: %s", call.external_id, exc.errors)

@@ -117,15 +117,22 @@ def body_read(request: HttpRequest) -> OtlpBody:
 # A body may always inflate this far, whatever its ratio: small exports compress very well.
 RATIO_FLOOR_BYTES = 1024 * 1024
 _INFLATE_CHUNK = 64 * 1024  # compressed bytes fed to the inflater per step
+# `cat a.gz b.gz` is one valid gzip body of two members; a body of thousands of empty members
+# would only cost a Python loop per member, so their number is bounded too.
+MAX_GZIP_MEMBERS = 64
 
 
 def _decompress(raw: bytes, content_encoding: str) -> bytes:
     """Inflate `raw` step by step, never past the cap (zlib's max_length), 413 beyond it.
 
-    1. The cap is min(OTLP_MAX_DECOMPRESSED_BYTES, max(1 MiB, ratio × len(raw))).
+    1. The cap is min(OTLP_MAX_DECOMPRESSED_BYTES, max(1 MiB, ratio × len(raw))), for the
+       whole body: every gzip member counts against the same cap.
     2. Compressed input goes in 64 KiB at a time; each step may produce at most what is left
        under the cap plus one byte, so memory and CPU stop growing at the cap.
-    3. One byte past the cap is a 413; input left over, or a stream that does not end, a 400.
+    3. A gzip member that ends before the body does is followed by the next member (RFC 1952
+       §2.2), up to MAX_GZIP_MEMBERS; bytes after the end that are not a gzip member (or any
+       after a deflate stream) are a 400, as is a stream that does not end. One byte past the
+       cap is a 413.
     """
     if content_encoding in ("", "identity", "none"):
         return raw
@@ -138,27 +145,38 @@ def _decompress(raw: bytes, content_encoding: str) -> bytes:
         raise OtlpError(415, f"Unsupported Content-Encoding {content_encoding!r}: use gzip, deflate or none.")
     ratio = settings.OTLP_MAX_DECOMPRESSION_RATIO
     cap = min(settings.OTLP_MAX_DECOMPRESSED_BYTES, max(RATIO_FLOOR_BYTES, ratio * len(raw)))
-    inflater = zlib.decompressobj(wbits)
     out = bytearray()
+    offset = 0  # the next compressed byte not fed to an inflater yet
+    members = 0
     try:
-        for start in range(0, len(raw), _INFLATE_CHUNK):
-            pending = raw[start:start + _INFLATE_CHUNK]
-            while pending and not inflater.eof:
-                out += inflater.decompress(pending, cap + 1 - len(out))
+        while True:
+            members += 1
+            inflater = zlib.decompressobj(wbits)
+            while not inflater.eof and offset < len(raw):
+                pending = raw[offset:offset + _INFLATE_CHUNK]
+                offset += len(pending)
+                while pending and not inflater.eof:
+                    out += inflater.decompress(pending, cap + 1 - len(out))
+                    if len(out) > cap:
+                        raise _inflated_too_far(cap, ratio)
+                    pending = inflater.unconsumed_tail
+            if not inflater.eof:
+                out += inflater.flush(cap + 1 - len(out))
                 if len(out) > cap:
                     raise _inflated_too_far(cap, ratio)
-                pending = inflater.unconsumed_tail
-            if inflater.eof:
-                break
-        if not inflater.eof:
-            out += inflater.flush(cap + 1 - len(out))
+                if not inflater.eof:
+                    raise OtlpError(400, f"The {content_encoding} body is truncated.")
+            # What was fed past this member's end: the next member starts there.
+            offset -= len(inflater.unused_data)
+            if offset >= len(raw):
+                return bytes(out)
+            if content_encoding != "gzip" or raw[offset:offset + 2] != b"\x1f\x8b":
+                raise OtlpError(400, f"The {content_encoding} body has {len(raw) - offset} bytes after the end of "
+                                     "its compressed data that are not a gzip member.")
+            if members >= MAX_GZIP_MEMBERS:
+                raise OtlpError(400, f"The gzip body has more than {MAX_GZIP_MEMBERS} members.")
     except zlib.error as exc:
         raise OtlpError(400, f"The body is not valid {content_encoding} data: {exc}.") from exc
-    if len(out) > cap:
-        raise _inflated_too_far(cap, ratio)
-    if not inflater.eof:
-        raise OtlpError(400, f"The {content_encoding} body is truncated.")
-    return bytes(out)
 
 
 def _inflated_too_far(cap: int, ratio: int) -> OtlpError:

@@ -19,16 +19,21 @@ from typing import Any
 from django.conf import settings
 
 from apps.chatbots.models import Chatbot
+from apps.conversations.choices import Consent
 from apps.conversations.models import LLMCall
 from apps.ingest.services import llm_calls_ingest, turns_ingest
 from apps.ingest.validation import CallInput, TurnInput, ValidationFailed, parse_call, parse_turn
+from apps.privacy.hashing import end_user_hash
+from apps.privacy.policy import text_withheld
 
-from .log_events import pending_content_merge, span_contents_apply
+from .log_events import PENDING_END_USER_KEY, pending_content_merge, span_contents_apply
 from .models import PendingSpanContent
 from .otlp import ExportResult
 from .spans import (
+    CONSENT_ATTRIBUTE,
     Span,
     span_call_raw,
+    span_consent,
     span_is_structural,
     span_tree_read,
     span_turn_raw,
@@ -65,6 +70,21 @@ def _spans_store(chatbot: Chatbot, spans: list[Span], result: ExportResult) -> N
     turns: dict[str, TurnInput] = {}
     for span in spans:
         raw = span_call_raw(span)
+        consent = span_consent(span)
+        if consent and consent not in Consent.values:
+            # Refused whole: stored as a call, its text would ignore what the end user asked.
+            result.reject(f"span {span.key}", f"{CONSENT_ATTRIBUTE} must be one of {', '.join(Consent.values)}")
+            continue
+        if consent == Consent.NO_CONTENT:
+            raw["input"], raw["output"] = text_withheld(raw["input"]), text_withheld(raw["output"])
+            if isinstance(raw["error"], str):
+                raw["error"] = text_withheld(raw["error"])
+        if span.content.empty and span.user_id:
+            # Its content may come later as log events, and the turn built then (log_events.py)
+            # must still name its end user: kept with the call, hashed like every other path.
+            hashed = end_user_hash(chatbot_id=chatbot.pk, user_id=span.user_id)
+            if hashed:
+                raw["metadata"]["otel"][PENDING_END_USER_KEY] = hashed
         structural = span_is_structural(span)
         is_turn = span.turn_key == span.key and span.content.user_message() is not None
         if structural and not is_turn:

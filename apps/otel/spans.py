@@ -360,6 +360,17 @@ def _error(span: Span) -> str:
     return ": ".join(parts) or "error"
 
 
+# The end user's consent for the span's conversation (full, no_content, no_training): on the
+# span or its resource (the bot's service sets it per process, or per request on the span).
+CONSENT_ATTRIBUTE = "chatmon.consent"
+
+
+def span_consent(span: Span) -> str:
+    """The consent the span states, as sent ("" when none); the caller checks the value."""
+    value = first_of(span.attributes, CONSENT_ATTRIBUTE) or first_of(span.resource, CONSENT_ATTRIBUTE) or ""
+    return str(value).strip()
+
+
 def _span_metadata(span: Span) -> dict[str, Any]:
     attributes = span.attributes
     finish = first_of(attributes, "gen_ai.response.finish_reasons")
@@ -369,6 +380,8 @@ def _span_metadata(span: Span) -> dict[str, Any]:
         "service_name": str(span.resource.get("service.name") or "")[:200],
         "response_id": str(first_of(attributes, "gen_ai.response.id") or "")[:200],
         "finish_reasons": [str(f)[:50] for f in finish][:10] if isinstance(finish, list) else [],
+        # Kept for the turn that log content may build later (apps/otel/log_events.py).
+        "consent": span_consent(span)[:16],
     }
     meta.update(convention_metadata(attributes, span.resource))
     return {k: v for k, v in meta.items() if v}
@@ -394,6 +407,7 @@ def span_turn_raw(span: Span, call: dict[str, Any]) -> dict[str, Any]:
         "error": call["error"],
         "model": call["model"],
         "metadata": call["metadata"],
+        "consent": span_consent(span) or None,
     }
 
 

@@ -4,20 +4,59 @@
 It asks for confirmation first (like Django's delete_selected) and then erases, for every
 selected conversation, the data of every end user with a turn in it (in that chatbot), then
 what is left of the conversation (turns sent without an end user).
+
+`ConversationDeletionAdminMixin` routes Django's own delete view and "delete selected" action
+through `conversations_delete` (cluster recount, sessions, audit by internal id), and makes the
+admin's LogEntry and message name the conversation by internal id: its external id can be a
+phone number.
 """
 
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.models import DELETION, LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from apps.audit.services import audit_object_repr
 from apps.conversations.models import Conversation, Turn
 
-from .services import conversations_erase
+from .services import conversations_delete, conversations_erase
+
+
+class ConversationDeletionAdminMixin:
+    """For a ModelAdmin of Conversation (or a proxy of it)."""
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple:
+        # The turns, calls, steps and scores go with their conversation through the service;
+        # their own admins refuse deleting them one by one, which must not block this.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)  # type: ignore[misc]
+        return deleted, counts, set(), protected
+
+    def delete_model(self, request: HttpRequest, obj: Conversation) -> None:
+        conversations_delete(conversation_ids=[obj.pk], actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        conversations_delete(conversation_ids=list(queryset.values_list("pk", flat=True)), actor=request.user)
+
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> list[LogEntry]:
+        # Django's default writes str(obj), the bot's conversation id, into django_admin_log.
+        return LogEntry.objects.bulk_create([
+            LogEntry(
+                user_id=request.user.pk,
+                content_type_id=ContentType.objects.get_for_model(obj, for_concrete_model=False).pk,
+                object_id=str(obj.pk), object_repr=audit_object_repr(obj), action_flag=DELETION,
+            )
+            for obj in queryset
+        ])
+
+    def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> HttpResponse:
+        # The success message travels in the messages cookie: the internal id only.
+        return super().response_delete(request, f"#{obj_id}", obj_id)  # type: ignore[misc]
 
 
 @admin.action(description="Erase the end users of the selected conversations (all their data)")

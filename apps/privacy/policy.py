@@ -8,6 +8,10 @@ callers can record what was found (never the values).
 
 from typing import Any, Protocol
 
+from django.db.models import QuerySet
+
+from apps.conversations.choices import Consent
+
 from .redaction import counts_merge, redact
 
 
@@ -42,3 +46,29 @@ def json_redact_for(chatbot: RedactionPolicyHolder, value: Any) -> tuple[Any, di
         return item
 
     return walk(value), counts_merge(*found)
+
+
+# --- consent (issue 18): what the end user allows chatmon to keep and use ------------------------
+
+# The one text a no_content turn, step, LLM call or feedback comment holds instead of what was
+# sent. Fixed, so nothing of the original (not even its length) is kept.
+NO_CONTENT_MARKER = "[withheld: no_content consent]"
+
+
+def text_withheld(text: str) -> str:
+    """`text` as a no_content conversation stores it: the marker, or "" when there was none."""
+    return NO_CONTENT_MARKER if text else text
+
+
+def content_allowed_turns(queryset: QuerySet) -> QuerySet:
+    """Turns whose text may be sent to a model (judge, embeddings, cluster labels): not no_content."""
+    return queryset.exclude(conversation__consent=Consent.NO_CONTENT)
+
+
+def training_allowed_turns(queryset: QuerySet) -> QuerySet:
+    """Turns that may go into training data (fine-tuning exports, datasets): full consent only.
+
+    no_training keeps texts for review and analysis but out of everything exported for training;
+    no_content has no text to export. Works on any Turn queryset (filters, ordering kept).
+    """
+    return queryset.filter(conversation__consent=Consent.FULL)

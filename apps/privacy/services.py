@@ -28,12 +28,14 @@ from django.utils import timezone
 from apps.audit.services import audit_event_record
 from apps.chatbots.models import Chatbot
 from apps.clustering.recount import clusters_of_conversations, clusters_of_turns, clusters_recount
-from apps.conversations.choices import CallPurpose
+from apps.conversations.choices import CallPurpose, Consent, JudgeStatus, consent_strictest
 from apps.conversations.models import Conversation, EndUserSession, LLMCall, Turn
 from apps.conversations.services import conversation_summary_recompute, conversations_lock
 from apps.feedback.models import Feedback
 
 from .hashing import end_user_hash
+from .models import EndUserConsent
+from .policy import NO_CONTENT_MARKER
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +70,8 @@ class DeletionCounts:
 
 
 def _conversations_delete(*, ids: list[int], extra_filter: dict[str, Any] | None = None) -> tuple[dict[str, int], set[int]]:
-    """Delete these conversations (re-checked under lock) in one transaction.
+    """Delete these conversations (re-checked under lock) in one transaction, then the end-user
+    sessions that named them.
 
     Returns the per-model counts and the clusters that lost members.
     """
@@ -76,9 +79,34 @@ def _conversations_delete(*, ids: list[int], extra_filter: dict[str, Any] | None
         locked = conversations_lock(conversation_ids=ids, where=extra_filter)
         if not locked:
             return {}, set()
+        names = list(Conversation.objects.filter(pk__in=locked).values_list("chatbot_id", "external_id"))
         clusters = clusters_of_conversations(conversation_ids=locked)
         _, per_model = Conversation.objects.filter(pk__in=locked).delete()
-    return per_model, clusters
+    per_model = Counter(per_model)
+    per_model.update(_sessions_of_deleted_delete(names=names))
+    return dict(per_model), clusters
+
+
+def _sessions_of_deleted_delete(*, names: list[tuple[int, str]]) -> dict[str, int]:
+    """The sessions (turns sent without a conversation id) that named these deleted conversations.
+
+    After the conversations' transaction, on its own: ingest locks session rows before
+    conversation rows (lock step 0), so taking them here while holding conversation locks
+    could deadlock. A session that a concurrent turn has meanwhile pointed at a live
+    conversation of that name is kept (the subquery re-checks).
+    """
+    by_chatbot: dict[int, list[str]] = {}
+    for chatbot_id, external_id in names:
+        by_chatbot.setdefault(chatbot_id, []).append(external_id)
+    per_model: Counter = Counter()
+    for chatbot_id, external_ids in by_chatbot.items():
+        per_model.update(
+            EndUserSession.objects.filter(chatbot_id=chatbot_id, conversation_external_id__in=external_ids)
+            .exclude(conversation_external_id__in=Conversation.objects.filter(
+                chatbot_id=chatbot_id, external_id__in=external_ids).values("external_id"))
+            .delete()[1]
+        )
+    return dict(per_model)
 
 
 
@@ -156,6 +184,27 @@ def _end_user_turns_delete(*, conversation_ids: list[int], hashed_id: str) -> tu
     return dict(per_model), clusters, quoted
 
 
+def _pending_span_calls_delete(*, chatbot: Chatbot, hashed_id: str) -> dict[str, int]:
+    """OTLP calls of content-less spans whose log events (and so their turn) never came: they
+    name their end user only in metadata["otel"] (apps/otel/services.py). Deleted under the
+    conversation locks; a conversation left with neither turns nor calls goes too, the others
+    get their summaries recomputed."""
+    pending = LLMCall.objects.filter(chatbot=chatbot, turn__isnull=True, metadata__otel__end_user_hash=hashed_id)
+    ids = sorted({c for c in pending.values_list("conversation_id", flat=True) if c is not None})
+    if not ids:
+        return {}
+    per_model: Counter = Counter()
+    with transaction.atomic():
+        locked = conversations_lock(conversation_ids=ids)
+        per_model.update(pending.filter(conversation_id__in=locked).delete()[1])
+        empty = list(Conversation.objects.filter(pk__in=locked, turns__isnull=True, llm_calls__isnull=True)
+                     .values_list("id", flat=True))
+        if empty:
+            per_model.update(Conversation.objects.filter(pk__in=empty).delete()[1])
+        conversation_summary_recompute(conversation_ids=set(locked) - set(empty))
+    return dict(per_model)
+
+
 def _legacy_title_calls_delete(*, chatbot: Chatbot, quoted: set[str]) -> int:
     """Labeling-model calls recorded before they named their cluster (no link in metadata) that
     quote one of these texts as an example message (titles.py quotes `- <first 300 chars>`)."""
@@ -215,6 +264,8 @@ def end_user_erase(
         touched_clusters |= clusters
         quoted |= texts
 
+    totals.add(_pending_span_calls_delete(chatbot=chatbot, hashed_id=hashed_id))
+
     from apps.feedback.services import feedback_delete
 
     for feedback_id in Feedback.objects.filter(chatbot=chatbot, voter_key=hashed_id).values_list("id", flat=True):
@@ -263,12 +314,10 @@ def conversations_erase(*, conversation_ids: list[int], actor: Any = None) -> di
             result = ErasureResult(end_user_hash=results[conversation_id].end_user_hash, counts=dict(merged))
         results[conversation_id] = result
     for conversation_id, chatbot_id, _ in rows:
-        per_model, clusters = _conversations_delete(ids=[conversation_id])
-        if not per_model:
+        counts = _conversation_delete_audited(conversation_id=conversation_id, chatbot=chatbots[chatbot_id],
+                                              actor=actor, action="privacy.conversation_erased")
+        if counts is None:
             continue
-        counts = DeletionCounts()
-        counts.add(per_model)
-        counts.counts["llm_calls"] += clusters_recount(cluster_ids=clusters)
         previous = results.get(conversation_id)
         if previous is not None:
             merged = Counter(previous.counts)
@@ -276,11 +325,44 @@ def conversations_erase(*, conversation_ids: list[int], actor: Any = None) -> di
             results[conversation_id] = ErasureResult(end_user_hash=previous.end_user_hash, counts=dict(merged))
         else:
             results[conversation_id] = ErasureResult(end_user_hash="", counts=counts.as_dict())
-        audit_event_record(
-            action="privacy.conversation_erased", actor=actor, chatbot=chatbots[chatbot_id],
-            data={"conversation_id": conversation_id, "via": "admin", "deleted": counts.as_dict()},
-        )
     return results
+
+
+def _conversation_delete_audited(*, conversation_id: int, chatbot: Chatbot, actor: Any, action: str,
+                                 via: str = "admin") -> DeletionCounts | None:
+    """Delete one conversation with everything attached, recount the clusters it leaves, record
+    one AuditEvent naming it by internal id; None when it was already gone."""
+    per_model, clusters = _conversations_delete(ids=[conversation_id])
+    if not per_model:
+        return None
+    counts = DeletionCounts()
+    counts.add(per_model)
+    counts.counts["llm_calls"] += clusters_recount(cluster_ids=clusters)
+    audit_event_record(
+        action=action, actor=actor, chatbot=chatbot,
+        data={"conversation_id": conversation_id, "via": via, "deleted": counts.as_dict()},
+    )
+    return counts
+
+
+def conversations_delete(*, conversation_ids: list[int], actor: Any = None) -> dict[str, int]:
+    """The admin's plain delete (delete view, "delete selected"): these conversations go with
+    everything attached, as retention deletes them — clusters that lost members recounted and
+    relabelled, the labeling calls that quoted them deleted, the sessions naming them deleted,
+    one `privacy.conversation_deleted` AuditEvent per conversation by internal id.
+
+    Unlike `conversations_erase` (the erasure action) it does not reach the end users' data in
+    other conversations: deleting a conversation is not erasing a person. Returns the counts.
+    """
+    totals = DeletionCounts()
+    rows = list(Conversation.objects.filter(pk__in=conversation_ids).order_by("id").values_list("id", "chatbot_id"))
+    chatbots = {c.pk: c for c in Chatbot.objects.filter(pk__in={c for _, c in rows})}
+    for conversation_id, chatbot_id in rows:
+        counts = _conversation_delete_audited(conversation_id=conversation_id, chatbot=chatbots[chatbot_id],
+                                              actor=actor, action="privacy.conversation_deleted")
+        if counts is not None:
+            totals.counts.update(counts.counts)
+    return totals.as_dict()
 
 
 def retention_purge(*, now: datetime | None = None, batch_size: int | None = None) -> dict[str, Any]:
@@ -311,6 +393,14 @@ def retention_purge(*, now: datetime | None = None, batch_size: int | None = Non
                 break
             _, per_model = LLMCall.objects.filter(pk__in=call_ids).delete()
             totals.add(per_model)
+        # Sessions the deletions above did not name: closed ones (their conversation ended) and
+        # those idle past the cut-off whose conversation is gone (deleted before sessions were).
+        totals.add(
+            EndUserSession.objects.filter(chatbot=chatbot)
+            .filter(Q(conversation_external_id="") | Q(last_activity_at__lt=cutoff))
+            .exclude(conversation_external_id__in=Conversation.objects.filter(chatbot=chatbot).values("external_id"))
+            .delete()[1]
+        )
         if totals.total:
             counts = totals.as_dict()
             report["chatbots"][chatbot.pk] = counts
@@ -329,3 +419,156 @@ def retention_purge(*, now: datetime | None = None, batch_size: int | None = Non
     )
     logger.info("retention: deleted %s", report["deleted"])
     return report
+
+
+# --- consent (issue 18) ------------------------------------------------------------------------
+
+# What each model stores of what was said: texts become the marker, JSON of texts becomes {}.
+_WITHHELD_TEXTS = {
+    "turn": ("user_message", "bot_response", "error", "conversation_message", "corrected_answer"),
+    "step": ("input_text", "output_text", "error"),
+    "llm_call": ("input_text", "output_text", "error"),
+    "evaluation": ("reasoning",),
+    "feedback": ("comment",),
+    "score": ("comment",),
+}
+
+
+def _texts_withhold(queryset: Any, fields: tuple[str, ...], json_fields: tuple[str, ...] = ()) -> int:
+    """Replace every non-empty text of `fields` by the marker (one UPDATE per field); rows touched."""
+    touched: set[int] = set()
+    for name in fields:
+        rows = queryset.exclude(**{name: ""}).exclude(**{name: NO_CONTENT_MARKER})
+        ids = list(rows.values_list("pk", flat=True))
+        if ids:
+            queryset.model.objects.filter(pk__in=ids).update(**{name: NO_CONTENT_MARKER})
+            touched.update(ids)
+    for name in json_fields:
+        ids = list(queryset.exclude(**{name: {}}).values_list("pk", flat=True))
+        if ids:
+            queryset.model.objects.filter(pk__in=ids).update(**{name: {}})
+            touched.update(ids)
+    return len(touched)
+
+
+def _turns_content_withhold(*, turn_ids: list[int], loose_calls: Any = None) -> tuple[Counter, set[int]]:
+    """Withhold what is stored of these turns, as a no_content turn is stored (the caller holds
+    their conversations' locks): texts of the turns, their steps, LLM calls (the bot's and the
+    judge's, whose prompts quote the turn), evaluations' reasoning, feedback and score comments.
+    The turns leave clustering (embeddings and memberships deleted; the caller recounts the
+    clusters returned) and a pending judgement is cancelled. Metrics, scores and flags stay."""
+    from apps.clustering.models import ClusterMember, TurnEmbedding
+    from apps.conversations.models import Step
+    from apps.evaluations.models import Evaluation
+    from apps.scores.models import Score
+
+    counts: Counter = Counter()
+    turns = Turn.objects.filter(pk__in=turn_ids)
+    counts["turns"] = _texts_withhold(turns, _WITHHELD_TEXTS["turn"], ("debug_info",))
+    counts["steps"] = _texts_withhold(Step.objects.filter(turn_id__in=turn_ids), _WITHHELD_TEXTS["step"], ("metadata",))
+    calls = LLMCall.objects.filter(turn_id__in=turn_ids)
+    counts["llm_calls"] = _texts_withhold(calls, _WITHHELD_TEXTS["llm_call"])
+    if loose_calls is not None:
+        counts["llm_calls"] += _texts_withhold(loose_calls, _WITHHELD_TEXTS["llm_call"])
+    counts["evaluations"] = _texts_withhold(Evaluation.objects.filter(turn_id__in=turn_ids),
+                                            _WITHHELD_TEXTS["evaluation"], ("signals",))
+    counts["feedback"] = _texts_withhold(Feedback.objects.filter(turn_id__in=turn_ids), _WITHHELD_TEXTS["feedback"])
+    counts["scores"] = _texts_withhold(Score.objects.filter(turn_id__in=turn_ids), _WITHHELD_TEXTS["score"])
+    clusters = clusters_of_turns(turn_ids=turn_ids)
+    counts["cluster_memberships"] = ClusterMember.objects.filter(turn_id__in=turn_ids).delete()[0]
+    counts["embeddings"] = TurnEmbedding.objects.filter(turn_id__in=turn_ids).delete()[0]
+    turns.filter(judge_status=JudgeStatus.PENDING).update(judge_status=JudgeStatus.NOT_SAMPLED)
+    Evaluation.objects.filter(turn_id__in=turn_ids, status="pending", attempts=0).delete()
+    return counts, clusters
+
+
+def conversations_content_withhold(*, conversation_ids: list[int]) -> dict[str, int]:
+    """Withhold everything stored of these conversations (they just became no_content): their
+    turns as `_turns_content_withhold` does, their LLM calls without a turn, and the score
+    comments on the conversation. Runs in the caller's transaction when there is one (ingest,
+    under the conversation locks), else in its own."""
+    from apps.scores.models import Score
+
+    with transaction.atomic():
+        locked = conversations_lock(conversation_ids=conversation_ids)
+        turn_ids = list(Turn.objects.filter(conversation_id__in=locked).values_list("id", flat=True))
+        counts, clusters = _turns_content_withhold(
+            turn_ids=turn_ids, loose_calls=LLMCall.objects.filter(conversation_id__in=locked, turn__isnull=True))
+        counts["scores"] += _texts_withhold(Score.objects.filter(conversation_id__in=locked, turn__isnull=True),
+                                            _WITHHELD_TEXTS["score"])
+        clusters_recount(cluster_ids=clusters)
+    return dict(counts)
+
+
+@dataclass
+class ConsentResult:
+    end_user_hash: str
+    consent: str
+    conversations: int
+    withheld: dict[str, int]
+
+
+def end_user_consent_set(*, chatbot: Chatbot, user_id: str, consent: str, actor_label: str = "",
+                         batch_size: int = 200) -> ConsentResult:
+    """An end user states their consent (or withdraws it) for one chatbot.
+
+    1. Their EndUserConsent row says what applies to their future turns (ingest reads it under
+       the conversation lock): the value stated now, even a looser one.
+    2. Their conversations (those holding one of their turns, as erasure finds them) become at
+       least this strict, in batches under the conversation locks; none ever gets looser.
+    3. no_content: what is stored of their turns is withheld as if it had arrived under
+       no_content (texts → the marker, steps, LLM calls, the judge's reasoning, feedback and
+       score comments; out of clustering, with the clusters recounted and relabelled from the
+       members left, as erasure does), plus the OTLP calls that name them. Other end users'
+       turns in a shared conversation keep their texts; that conversation's future turns store
+       none. no_training: only the mark (exports read it).
+    4. One AuditEvent with the hash prefix and the counts.
+    """
+    hashed_id = end_user_hash(chatbot_id=chatbot.pk, user_id=user_id)
+    if not hashed_id:
+        raise ValueError("user_id is required")
+    EndUserConsent.objects.update_or_create(chatbot=chatbot, end_user_hash=hashed_id, defaults={"consent": consent})
+    totals: Counter = Counter()
+    touched_clusters: set[int] = set()
+    quoted: set[str] = set()
+    marked = 0
+    theirs = Q(end_user_hash=hashed_id) | Q(
+        pk__in=Turn.objects.filter(chatbot=chatbot, end_user_hash=hashed_id).values("conversation_id")
+    )
+    done: set[int] = set()
+    while True:
+        ids = list(Conversation.objects.filter(theirs, chatbot=chatbot).exclude(pk__in=done)
+                   .order_by("id").values_list("id", flat=True)[:batch_size])
+        if not ids:
+            break
+        done.update(ids)
+        with transaction.atomic():
+            locked = conversations_lock(conversation_ids=ids)
+            looser = [pk for pk, current in Conversation.objects.filter(pk__in=locked).values_list("id", "consent")
+                      if consent_strictest(current, consent) != current]
+            marked += Conversation.objects.filter(pk__in=looser).update(consent=consent)
+            if consent == Consent.NO_CONTENT:
+                turn_ids = list(_end_user_turns(conversation_ids=locked, hashed_id=hashed_id)
+                                .values_list("id", flat=True))
+                quoted |= set(Turn.objects.filter(pk__in=turn_ids, cluster_memberships__is_representative=True)
+                              .values_list("user_message", flat=True))
+                counts, clusters = _turns_content_withhold(
+                    turn_ids=turn_ids,
+                    loose_calls=LLMCall.objects.filter(conversation_id__in=locked, turn__isnull=True).filter(
+                        Q(metadata__otel__end_user_hash=hashed_id)
+                        | Q(conversation__end_user_hash=hashed_id)),
+                )
+                totals.update(counts)
+                touched_clusters |= clusters
+    if touched_clusters:
+        clusters_recount(cluster_ids=touched_clusters)
+    # Labeling calls recorded before they named their cluster, quoting a withheld message.
+    _legacy_title_calls_delete(chatbot=chatbot, quoted={q for q in quoted if q != NO_CONTENT_MARKER})
+    result = ConsentResult(end_user_hash=hashed_id, consent=consent, conversations=marked,
+                           withheld={k: v for k, v in sorted(totals.items())})
+    audit_event_record(
+        action="privacy.end_user_consent", actor_label=actor_label, chatbot=chatbot,
+        data={"end_user_hash_prefix": hashed_id[:12], "consent": consent, "conversations": marked,
+              "withheld": result.withheld},
+    )
+    return result

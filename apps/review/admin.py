@@ -41,11 +41,16 @@ from apps.conversations.choices import Channel, FlagReason, ReviewStatus, RiskLe
 from apps.conversations.models import Conversation, LLMCall, Step, Turn
 from apps.core.admin import LargeTableAdmin
 from apps.core.text import ascii_int
+from apps.datasets.admin import (
+    add_conversations_to_dataset_admin_action,
+    add_turns_to_dataset_admin_action,
+)
 from apps.evaluations.admin import EvaluationInline
 from apps.evaluations.choices import CRITERIA, Evaluator
 from apps.evaluations.models import Evaluation
+from apps.evaluations.selectors import conversation_evaluation_latest, conversation_judge_overall
 from apps.feedback.admin import FeedbackInline, RatingListFilter
-from apps.privacy.admin import erase_end_user_admin_action
+from apps.privacy.admin import ConversationDeletionAdminMixin, erase_end_user_admin_action
 from apps.review.templatetags.review_tags import usd
 
 from . import services as review_services
@@ -89,6 +94,27 @@ class JudgeScoreFilter(admin.SimpleListFilter):
         "5to7": ("5 to 7", Q(min_judge_score__gte=5, min_judge_score__lt=7)),
         "gte7": ("7 and above", Q(min_judge_score__gte=7)),
         "none": ("not judged", Q(min_judge_score__isnull=True)),
+    }
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(key, label) for key, (label, _) in self.BANDS.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        band = self.BANDS.get(self.value() or "")
+        return queryset.filter(band[1]) if band else queryset
+
+
+class ConversationJudgeFilter(admin.SimpleListFilter):
+    """The conversation judge's overall (latest completed grade of the whole conversation), in bands."""
+
+    title = "conversation judge"
+    parameter_name = "conversation_judge"
+    BANDS = {
+        "lt3": ("below 3", Q(conversation_judge_score__lt=3)),
+        "3to5": ("3 to 5", Q(conversation_judge_score__gte=3, conversation_judge_score__lt=5)),
+        "5to7": ("5 to 7", Q(conversation_judge_score__gte=5, conversation_judge_score__lt=7)),
+        "gte7": ("7 and above", Q(conversation_judge_score__gte=7)),
+        "none": ("not judged", Q(conversation_judge_score__isnull=True)),
     }
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
@@ -244,13 +270,14 @@ def _threshold_note(score: int, threshold: int) -> str:
 
 
 @admin.register(Conversation)
-class ConversationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
+class ConversationAdmin(ConversationDeletionAdminMixin, ChatbotScopedAdminMixin, LargeTableAdmin):
     list_display = (
-        "external_id", "chatbot", "risk_badge", "flag_reason_list", "min_judge_score", "thumbs",
+        "external_id", "chatbot", "risk_badge", "flag_reason_list", "min_judge_score", "conversation_judge", "thumbs",
         "turn_count", "review_status", "assignee", "last_activity_at",
     )
     list_filter = (
-        ChatbotListFilter, RiskLevelFilter, RatingListFilter, JudgeScoreFilter, "review_status", AssigneeFilter,
+        ChatbotListFilter, RiskLevelFilter, RatingListFilter, JudgeScoreFilter, ConversationJudgeFilter,
+        "review_status", AssigneeFilter,
         FlagReasonFilter, "is_flagged", ("last_activity_at", admin.DateFieldListFilter), ChannelFilter,
     )
     list_select_related = ("chatbot", "assignee")
@@ -258,7 +285,7 @@ class ConversationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     search_help_text = "Conversation id (exact) or words from a user message or bot answer."
     ordering = ("-last_activity_at", "-id")
     actions = ("assign_to_me", "mark_in_review", "mark_resolved", "mark_false_positive", "rerun_judge", "export_json",
-               erase_end_user_admin_action)
+               add_conversations_to_dataset_admin_action, erase_end_user_admin_action)
     review_template = "admin/review/conversation_review.html"
     shows_row_reasons = False
 
@@ -280,6 +307,17 @@ class ConversationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return ReviewChangeList
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # The conversation judge's overall, for its filter, column and sort (one subquery per page).
+        return super().get_queryset(request).annotate(
+            conversation_judge_score=conversation_judge_overall(),
+            conversation_judge_reasoning=conversation_judge_overall(field="reasoning"),
+        )
+
+    @admin.display(description="conversation judge", ordering="conversation_judge_score")
+    def conversation_judge(self, obj: Conversation) -> str:
+        return _decimal_score(getattr(obj, "conversation_judge_score", None))
 
     def queue_queryset(self, request: HttpRequest) -> QuerySet:
         """The list the reviewer came from, as they saw it: this admin's changelist with the
@@ -390,6 +428,7 @@ class ConversationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
             "threshold_note": _threshold_note(conversation.max_risk_score, threshold),
             "llm_call_count": sum(len(turn.llm_calls.all()) for turn in turns),
             "conversation_scores": conversation_scores,
+            "conversation_evaluation": conversation_evaluation_latest(conversation_id=conversation.pk),
             "previous_url": neighbours["previous"],
             "next_url": neighbours["next"],
             "queue_url": self._queue_url(request),
@@ -506,7 +545,7 @@ class TurnAdmin(IngestedEvidenceAdmin):
     raw_id_fields = ("conversation", "chatbot")
     search_fields = ("=external_id", "=conversation__external_id")
     ordering = ("-timestamp", "-id")
-    actions = ("rerun_judge",)
+    actions = ("rerun_judge", add_turns_to_dataset_admin_action)
     change_form_template = "admin/review/turn_change_form.html"
 
     # Short headers: the model's verbose names ("fallback used", "judge overall") made the list
@@ -682,7 +721,8 @@ class QueueStatusFilter(admin.SimpleListFilter):
 class FlaggedConversationAdmin(ConversationAdmin):
     """The review queue: open flagged conversations, each row saying why it is here."""
 
-    list_display = ("conversation", "why", "risk_badge", "lowest_judge", "review_status", "assignee", "age")
+    list_display = ("conversation", "why", "risk_badge", "lowest_judge", "conversation_judge", "review_status", "assignee",
+                    "age")
     list_display_links = ("conversation",)
     list_filter = tuple(QueueStatusFilter if f == "review_status" else f for f in ConversationAdmin.list_filter
                         if f != "is_flagged")
@@ -706,6 +746,11 @@ class FlaggedConversationAdmin(ConversationAdmin):
             if reasons.judge_reasoning:
                 parts.append(format_html('<div class="cm-why-line"><b>Judge:</b> {}</div>',
                                          Truncator(reasons.judge_reasoning.splitlines()[0]).chars(140)))
+            if FlagReason.CONVERSATION_JUDGE in (obj.flag_reasons or []) and getattr(
+                obj, "conversation_judge_reasoning", None
+            ):
+                parts.append(format_html('<div class="cm-why-line"><b>Conversation:</b> {}</div>',
+                                         Truncator(obj.conversation_judge_reasoning).chars(140)))
             if reasons.thumbs_down_comment:
                 parts.append(format_html('<div class="cm-why-line cm-why-comment">👎 “{}”</div>',
                                          Truncator(reasons.thumbs_down_comment).chars(140)))

@@ -114,4 +114,7 @@ def demo_analysis_seed(*, seed: int = 7) -> dict[str, Any]:
     runs = demo_clusters_seed(chatbots=chatbots)
     alerts = demo_alerts_seed(chatbots=chatbots)
     reviews = demo_reviews_seed(chatbots=chatbots, rng=random.Random(seed))
-    return {"cluster_runs": runs, **alerts, "reviews": reviews}
+    from apps.datasets.demo import demo_datasets_seed
+
+    datasets = demo_datasets_seed(chatbot=chatbots[0], expected_answer_for=_corrected) if chatbots else {}
+    return {"cluster_runs": runs, **alerts, "reviews": reviews, "datasets": datasets}

@@ -104,6 +104,12 @@ class ConversationFilterSet(FlagReasonAndRatingFilterSet):
     min_risk_score = filters.NumberFilter(field_name="max_risk_score", lookup_expr="gte")
     judge_min = filters.NumberFilter(field_name="min_judge_score", lookup_expr="gte", help_text="Lowest judge overall ≥.")
     judge_max = filters.NumberFilter(field_name="min_judge_score", lookup_expr="lte", help_text="Lowest judge overall ≤.")
+    conversation_judge_min = filters.NumberFilter(
+        field_name="conversation_judge_score", lookup_expr="gte", help_text="Conversation judge overall ≥."
+    )
+    conversation_judge_max = filters.NumberFilter(
+        field_name="conversation_judge_score", lookup_expr="lte", help_text="Conversation judge overall ≤."
+    )
     assignee = filters.NumberFilter(field_name="assignee_id", help_text="User id of the assignee.")
     unassigned = filters.BooleanFilter(field_name="assignee", lookup_expr="isnull")
     last_activity_after = filters.IsoDateTimeFilter(field_name="last_activity_at", lookup_expr="gte")

@@ -44,6 +44,7 @@ from apps.conversations.choices import ReviewStatus, RiskLevel
 from apps.conversations.metrics_catalogue import (
     BREAKDOWN_METRICS,
     CATALOGUE,
+    CONVERSATION_JUDGE_FIGURES,
     FIGURES,
     TREND_METRICS,
     change,
@@ -54,6 +55,7 @@ from apps.conversations.metrics_catalogue import (
 )
 from apps.conversations.models import Conversation, LLMCall
 from apps.core.db import PercentileCont, percentile_cont_portable
+from apps.evaluations.selectors import conversation_judge_figures
 
 from .rollup import window_chatbot_figures, window_turn_figures
 
@@ -274,6 +276,17 @@ def turn_figures(
     for period, row in conversations.items():
         into = periods.setdefault(_period_of(period, interval), dict.fromkeys(FIGURES, 0))
         into["conversations"] = into.get("conversations", 0) + row["total"]
+    # The conversation judge's figures come from its evaluations (completed in the window).
+    judged = conversation_judge_figures(chatbot_ids=chatbot_ids, since=window.since, until=window.until,
+                                        interval=interval)
+    judged_before = conversation_judge_figures(chatbot_ids=chatbot_ids, since=previous.since, until=previous.until)
+    for key in CONVERSATION_JUDGE_FIGURES:
+        totals[key] = sum(row[key] or 0 for row in judged.values())
+        before[key] = judged_before[key] or 0
+    for period, row in judged.items():
+        into = periods.setdefault(_period_of(period, interval), dict.fromkeys(FIGURES, 0))
+        for key in CONVERSATION_JUDGE_FIGURES:
+            into[key] = into.get(key, 0) + (row[key] or 0)
 
     metrics: dict[str, dict[str, Any]] = {}
     for name, definition in CATALOGUE.items():

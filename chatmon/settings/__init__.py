@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "apps.privacy",
     "apps.otel",
     "apps.scores",
+    "apps.datasets",
 ]
 
 MIDDLEWARE = [
@@ -178,6 +179,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.evaluations.tasks.judge_sweep",
         "schedule": 300.0,
         "options": {"queue": Queue.JUDGE, "expires": 290},
+    },
+    "conversation-judge-sweep": {
+        # Idle conversations to judge as a whole, and lost conversation-judge tasks.
+        "task": "apps.evaluations.tasks.conversation_judge_sweep",
+        "schedule": 60.0,
+        "options": {"queue": Queue.JUDGE, "expires": 55},
     },
     "clustering-scheduled-runs": {
         "task": "apps.clustering.tasks.clustering_schedule_due",
@@ -391,6 +398,25 @@ JUDGE_EAGER_RETRY_MAX_SECONDS = env_float("JUDGE_EAGER_RETRY_MAX_SECONDS", 5.0)
 JUDGE_CLAIM_SECONDS = env_int("JUDGE_CLAIM_SECONDS", int(OPENAI_TIMEOUT_SECONDS * 4) + 30)
 # Most turns one sweeper run re-enqueues.
 JUDGE_SWEEP_BATCH = env_int("JUDGE_SWEEP_BATCH", 1000)
+
+# --- chatmon: datasets and experiments (apps.datasets) ------------------------------------
+# Items per experiment task (a run fans out in chunks) and model calls in flight per task.
+EXPERIMENT_CHUNK_SIZE = env_int("EXPERIMENT_CHUNK_SIZE", 100)
+EXPERIMENT_CONCURRENCY = env_int("EXPERIMENT_CONCURRENCY", 50)
+# Attempts per item on transient errors (the judge's rules: 408/409/429/5xx, timeouts).
+EXPERIMENT_MAX_ATTEMPTS = env_int("EXPERIMENT_MAX_ATTEMPTS", 4)
+# An item regressed (improved) when its score fell (rose) by at least this much (0–10 scale).
+EXPERIMENT_REGRESSION_DELTA = env_float("EXPERIMENT_REGRESSION_DELTA", 1.0)
+
+# The conversation judge: the longest prompt (system + transcript, tiktoken tokens) one
+# conversation is judged with; longer conversations are shortened (first, last, flagged turns
+# verbatim, the middle summarised or elided).
+CONVERSATION_JUDGE_MAX_PROMPT_TOKENS = env_int("CONVERSATION_JUDGE_MAX_PROMPT_TOKENS", 6000)
+# How far back the idle sweep looks for finished conversations not judged yet (hours): bounds
+# its index range scan; conversations idle longer than this before the judge was on are skipped.
+CONVERSATION_JUDGE_LOOKBACK_HOURS = env_int("CONVERSATION_JUDGE_LOOKBACK_HOURS", 48)
+# Most conversations one sweep run sends to the judge.
+CONVERSATION_JUDGE_SWEEP_BATCH = env_int("CONVERSATION_JUDGE_SWEEP_BATCH", 1000)
 
 # --- chatmon: clustering (apps.clustering) -----------------------------------------------
 # What is embedded per thumbs-down turn: "user" (the user message; clusters better, see

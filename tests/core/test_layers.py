@@ -25,6 +25,7 @@ LAYERS = {
     "privacy": 3,
     "otel": 3,
     "scores": 3,
+    "datasets": 3,
     "review": 4,
 }
 DOMAIN = 3

@@ -61,6 +61,11 @@ def test_seed_demo_shows_the_whole_product(django_capture_on_commit_callbacks, c
     # Two runs per chatbot (the week before last, then the last week) so drift has content.
     assert runs.values("chatbot").distinct().count() == 3
     assert not runs.filter(status__in=["pending", "running", "failed"]).exists()
+    # The finished conversations are judged as a whole (offline backend), some flagged for it.
+    from apps.evaluations.models import ConversationEvaluation
+
+    judged = ConversationEvaluation.objects.filter(status="done", evaluator="heuristic")
+    assert judged.exists() and not ConversationEvaluation.objects.exclude(status="done").exists()
 
     events = AlertEvent.objects.filter(rule__name__startswith="Demo:")
     assert sorted(events.values_list("status", flat=True)) == ["firing", "resolved"]

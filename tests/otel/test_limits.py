@@ -203,6 +203,82 @@ def test_a_truncated_gzip_body_is_400(post_otlp):
     assert post_otlp("/v1/traces", compressed[:-12], HTTP_CONTENT_ENCODING="gzip").status_code == 400
 
 
+def test_a_multi_member_gzip_body_is_inflated_in_full(post_otlp):
+    """`cat a.gz b.gz` is one gzip body (RFC 1952 §2.2): every member is read, not the first."""
+    body = protobuf_body(_spans(40))
+    middle = len(body) // 2
+    compressed = gzip.compress(body[:middle]) + gzip.compress(body[middle:])
+    assert gzip.decompress(compressed) == body
+
+    response = post_otlp("/v1/traces", compressed, HTTP_CONTENT_ENCODING="gzip")
+
+    assert response.status_code == 200, response.content
+    assert LLMCall.objects.count() == 40
+
+
+def _counting_inflater(monkeypatch) -> list[int]:
+    produced: list[int] = []
+    real = zlib.decompressobj
+
+    class Counting:
+        def __init__(self, *args):
+            self.inner = real(*args)
+
+        def decompress(self, data, max_length=0):
+            out = self.inner.decompress(data, max_length)
+            produced.append(len(out))
+            return out
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    monkeypatch.setattr(otlp.zlib, "decompressobj", Counting)
+    return produced
+
+
+def test_the_ratio_cap_holds_across_gzip_members(post_otlp, settings, monkeypatch):
+    """A bomb cut into members each far under the cap is still stopped one byte past it."""
+    settings.OTLP_MAX_DECOMPRESSION_RATIO = 100
+    bomb = _attribute_bomb(400_000)
+    piece = 700_000
+    compressed = b"".join(gzip.compress(bomb[i:i + piece]) for i in range(0, len(bomb), piece))
+    cap = max(otlp.RATIO_FLOOR_BYTES, 100 * len(compressed))
+    assert piece < cap < len(bomb) and len(range(0, len(bomb), piece)) <= otlp.MAX_GZIP_MEMBERS
+    produced = _counting_inflater(monkeypatch)
+
+    response = post_otlp("/v1/traces", compressed, content_type="application/json", HTTP_CONTENT_ENCODING="gzip")
+
+    assert response.status_code == 413
+    assert sum(produced) == cap + 1
+    assert not LLMCall.objects.exists()
+
+
+@pytest.mark.parametrize(("encoding", "trailer"), [
+    ("gzip", b"garbage after the member"),
+    ("gzip", b"\x00" * 16),  # padding is not a member either
+    ("deflate", b"\x78\x9c more"),  # the zlib format has one stream only
+])
+def test_bytes_after_the_compressed_data_that_are_not_a_member_are_400(post_otlp, encoding, trailer):
+    body = protobuf_body(_spans())
+    compressed = (gzip.compress(body) if encoding == "gzip" else zlib.compress(body)) + trailer
+
+    response = post_otlp("/v1/traces", compressed, HTTP_CONTENT_ENCODING=encoding)
+
+    assert response.status_code == 400
+    assert f"{len(trailer)} bytes after the end" in _error_message(response)
+    assert not LLMCall.objects.exists()
+
+
+def test_too_many_gzip_members_is_400(post_otlp):
+    body = protobuf_body(_spans())
+    compressed = gzip.compress(body) + gzip.compress(b"") * otlp.MAX_GZIP_MEMBERS
+
+    response = post_otlp("/v1/traces", compressed, HTTP_CONTENT_ENCODING="gzip")
+
+    assert response.status_code == 400
+    assert f"more than {otlp.MAX_GZIP_MEMBERS} members" in _error_message(response)
+
+
 # --- §9: per request and per span -------------------------------------------------------------
 
 @pytest.mark.parametrize("content_type", ["application/x-protobuf", "application/json"])

@@ -80,8 +80,9 @@ def labeling_server(settings):
         yield server
 
 
-def _otlp_bodies(*, conversation: str, user_id: str) -> tuple[bytes, bytes, bytes]:
-    """A chat span with content (traces), and a content-less span plus its log events (logs)."""
+def _otlp_bodies(*, conversation: str, user_id: str, late_conversation: str) -> tuple[bytes, ...]:
+    """A chat span with content (traces); a content-less span plus its log events (logs); and a
+    second content-less span with its log events, in a conversation it opens."""
     resource = Resource.create({"service.name": m("service")})
     tracer_provider, spans = TracerProvider(resource=resource), InMemorySpanExporter()
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
@@ -106,9 +107,19 @@ def _otlp_bodies(*, conversation: str, user_id: str) -> tuple[bytes, bytes, byte
             "index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": m("log answer")}}))
     logged_span = protobuf_body(spans.get_finished_spans())
     log_body = encode_logs(logs.get_finished_logs()).SerializeToString()
+    spans.clear()
+    logs.clear()
+    with tracer.start_as_current_span("chat gpt-4o-mini", attributes={
+            **base, "gen_ai.conversation.id": late_conversation, "user.id": f" {user_id} "}):
+        logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": m("late log user")},
+                              attributes={"gen_ai.system": "openai"}))
+        logger.emit(LogRecord(event_name="gen_ai.choice", attributes={"gen_ai.system": "openai"}, body={
+            "index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": m("late log answer")}}))
+    early_span = protobuf_body(spans.get_finished_spans())
+    late_log_body = encode_logs(logs.get_finished_logs()).SerializeToString()
     tracer_provider.shutdown()
     logger_provider.shutdown()
-    return traced, logged_span, log_body
+    return traced, logged_span, log_body, early_span, late_log_body
 
 
 @pytest.fixture
@@ -164,15 +175,24 @@ def test_erasure_leaves_no_trace_of_the_user_in_any_table(
          "input_tokens": 7, "output_tokens": 2}]})
 
     # 3. OTLP traces and logs (logs first: their content waits for the span), user.id with spaces.
-    traced, logged_span, log_body = _otlp_bodies(conversation="shared", user_id="  carol")
+    # Then the other order: a content-less span first (stored as an LLM call, in a conversation
+    # it opens), its log events after, which build the turn.
+    traced, logged_span, log_body, early_span, late_log_body = _otlp_bodies(
+        conversation="shared", user_id="  carol", late_conversation="span-first")
     assert post_otlp("/v1/traces", traced).status_code == 200
     assert post_otlp("/v1/logs", log_body).status_code == 200
     assert post_otlp("/v1/traces", logged_span).status_code == 200
+    assert post_otlp("/v1/traces", early_span).status_code == 200
+    assert not Turn.objects.filter(conversation__external_id="span-first").exists()
+    assert post_otlp("/v1/logs", late_log_body).status_code == 200
     carol = end_user_hash(chatbot_id=chatbot.pk, user_id="carol")
     dave = end_user_hash(chatbot_id=chatbot.pk, user_id="dave")
+    late_turn = Turn.objects.get(conversation__external_id="span-first")
+    assert MARKER in late_turn.user_message and late_turn.end_user_hash == carol
+    assert "end_user_hash" not in late_turn.metadata["otel"]  # the carrier is the call's, not the turn's
     carol_turns = list(Turn.objects.filter(chatbot=chatbot).exclude(conversation__external_id="shared",
                                                                    external_id__in=["d1", "d2", "d3"]))
-    assert len(carol_turns) == 6
+    assert len(carol_turns) == 7
     assert any(MARKER in t.user_message for t in carol_turns if t.external_id not in ("c2", "o1", "o2"))
 
     # 4. Feedback: carol's thumbs-down with comments through the widget on her turns, and through
@@ -191,7 +211,7 @@ def test_erasure_leaves_no_trace_of_the_user_in_any_table(
         response = widget.post("/api/v1/feedback", {"token": token, "rating": rating, "comment": "meh"},
                                content_type="application/json")
         assert response.status_code == 201, response.content
-    assert Feedback.objects.filter(voter_key=carol).count() == 7
+    assert Feedback.objects.filter(voter_key=carol).count() == 8
 
     # 5. The judge's verdict quotes the turn (planted: the judge itself is tested in tests/evaluations).
     for turn in carol_turns:
@@ -323,3 +343,16 @@ def test_title_calls_recorded_before_they_named_their_cluster_go_when_they_quote
     ]
     cluster.refresh_from_db()
     assert cluster.size == 1 and cluster.label != "Broken blender" and "blender" not in cluster.keywords
+
+
+@pytest.mark.django_db
+def test_a_span_whose_log_content_never_came_is_erased_with_its_end_user(chatbot, post_otlp, bot_client):
+    *_, early_span, _ = _otlp_bodies(conversation="shared", user_id="carol", late_conversation="span-only")
+    assert post_otlp("/v1/traces", early_span).status_code == 200
+    call = LLMCall.objects.get(conversation__external_id="span-only")
+    assert call.turn_id is None and call.metadata["otel"]["end_user_hash"] == end_user_hash(
+        chatbot_id=chatbot.pk, user_id="carol")
+    assert _marker_rows()  # the resource's service.name
+    deleted = bot_client.delete("/api/v1/end-users/carol").json()["deleted"]
+    assert (deleted["llm_calls"], deleted["conversations"]) == (1, 1)
+    assert _marker_rows() == []

@@ -4,12 +4,20 @@
 signals. The JUDGE_BACKEND setting picks one.
 """
 
-from .base import BACKENDS, JudgeBackend, JudgeError, JudgeOutcome, judge_backend_for
+from .base import (
+    BACKENDS,
+    ConversationJudgeOutcome,
+    JudgeBackend,
+    JudgeError,
+    JudgeOutcome,
+    judge_backend_for,
+)
 from .heuristic import HeuristicJudge
 from .openai_judge import OpenAIJudge
 
 __all__ = [
     "BACKENDS",
+    "ConversationJudgeOutcome",
     "HeuristicJudge",
     "JudgeBackend",
     "JudgeError",

@@ -8,11 +8,12 @@ from django.core.exceptions import ImproperlyConfigured
 
 from apps.core.llm import ModelCall
 
+from ..conversation_rubric import ConversationJudgment, Transcript
 from ..rubric import Judgment
 
 if TYPE_CHECKING:
     from apps.chatbots.models import Chatbot
-    from apps.conversations.models import Turn
+    from apps.conversations.models import Conversation, Turn
 
 
 @dataclass
@@ -20,6 +21,15 @@ class JudgeOutcome:
     """The judgment and every request made for it (stored as LLMCalls with purpose "judge")."""
 
     judgment: Judgment
+    calls: list[ModelCall] = field(default_factory=list)
+
+
+@dataclass
+class ConversationJudgeOutcome:
+    """A conversation's judgment, what the judge saw of it, and every request made for it."""
+
+    judgment: ConversationJudgment
+    transcript: Transcript | None = None
     calls: list[ModelCall] = field(default_factory=list)
 
 
@@ -62,6 +72,15 @@ class JudgeBackend:
         return True
 
     def judge(self, *, turn: Turn, context: list[Turn]) -> JudgeOutcome:
+        raise NotImplementedError
+
+    @property
+    def conversation_version(self) -> str:
+        """Identifies the conversation rubric and model: one ConversationEvaluation per version."""
+        raise NotImplementedError
+
+    def judge_conversation(self, *, conversation: Conversation, turns: list[Turn]) -> ConversationJudgeOutcome:
+        """Grade a whole conversation (its turns in order) on the conversation rubric."""
         raise NotImplementedError
 
 

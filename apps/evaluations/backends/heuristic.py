@@ -10,14 +10,27 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from ..choices import CRITERIA, Evaluator
+from ..choices import CONVERSATION_CRITERIA, CRITERIA, Evaluator
+from ..conversation_rubric import ConversationJudgment
 from ..rubric import Judgment
-from .base import JudgeBackend, JudgeOutcome, register
+from .base import ConversationJudgeOutcome, JudgeBackend, JudgeOutcome, register
 
 if TYPE_CHECKING:
-    from apps.conversations.models import Turn
+    from apps.conversations.models import Conversation, Turn
 
 HEURISTIC_VERSION = "heuristic-v1"
+HEURISTIC_CONVERSATION_VERSION = "heuristic-conversation-v1"
+# Two user messages sharing this share of their key words: the user is asking the same thing again.
+REPHRASE_OVERLAP = 0.5
+HANDOFF_PHRASES = (
+    "speak to a human", "talk to a human", "real person", "speak to someone", "talk to someone",
+    "human agent", "an agent", "a person", "customer service", "call me", "supervisor", "manager",
+)
+FRUSTRATION_PHRASES = (
+    "useless", "not helpful", "doesn't help", "does not help", "ridiculous", "terrible", "awful",
+    "waste of time", "you don't understand", "you do not understand", "i already said", "i already told",
+    "again?", "stupid", "annoying", "frustrat", "!!!",
+)
 
 REFUSAL_PHRASES = (
     "i can't help", "i cannot help", "i can't assist", "i cannot assist", "i'm unable to",
@@ -146,3 +159,114 @@ class HeuristicJudge(JudgeBackend):
             scores=scores, hallucination=None, reasoning="Heuristic: " + " ".join(reasons), signals=signals
         )
         return JudgeOutcome(judgment=judgment, calls=[])
+
+
+    @property
+    def conversation_version(self) -> str:
+        return HEURISTIC_CONVERSATION_VERSION
+
+    def judge_conversation(self, *, conversation: Conversation, turns: list[Turn]) -> ConversationJudgeOutcome:
+        """Start every criterion at 8 and subtract for each signal, naming the turn it is in.
+
+        Signals: the last turn is a fallback, an error or a 👎 (the user left unserved); the user
+        rephrasing the same question; a streak of two or more failing turns (error or fallback);
+        frustrated wording; asking for a person; the risk engine's highest score (policy).
+        """
+        return ConversationJudgeOutcome(judgment=conversation_heuristic_judgment(turns), calls=[])
+
+
+def _failing(turn: Turn) -> bool:
+    return bool(turn.fallback_used or turn.has_error or turn.error)
+
+
+def conversation_heuristic_judgment(turns: list[Turn]) -> ConversationJudgment:
+    scores = dict.fromkeys(CONVERSATION_CRITERIA, 8.0)
+    signals: dict[str, Any] = {"turns": len(turns)}
+    reasons: list[str] = []
+    wrong_at: list[int] = []  # turn numbers (1-based) where a signal was found
+
+    def penalise(amounts: dict[str, float]) -> None:
+        for name, amount in amounts.items():
+            scores[name] -= amount
+
+    last = turns[-1] if turns else None
+    if last is not None:
+        number = len(turns)
+        if last.thumbs_down:
+            signals["last_turn_thumbs_down"] = number
+            reasons.append(f"The last turn (turn {number}) got a 👎.")
+            penalise({"goal_completion": 4, "resolution": 4, "user_frustration": 3})
+            wrong_at.append(number)
+        if _failing(last):
+            signals["last_turn_failed"] = number
+            what = "an error" if (last.has_error or last.error) else "the fallback"
+            reasons.append(f"The conversation ends on {what} (turn {number}).")
+            penalise({"goal_completion": 4, "resolution": 5})
+            wrong_at.append(number)
+
+    rephrased: list[int] = []
+    previous_words: set[str] = set()
+    for number, turn in enumerate(turns, start=1):
+        words = _content_words(turn.user_message)
+        if words and previous_words:
+            overlap = len(words & previous_words) / len(words | previous_words)
+            if overlap >= REPHRASE_OVERLAP:
+                rephrased.append(number)
+        previous_words = words
+    if rephrased:
+        signals["rephrased_turns"] = rephrased
+        reasons.append(
+            f"The user asked the same thing again {len(rephrased)} time(s) (turn {', '.join(map(str, rephrased))})."
+        )
+        penalise({"user_frustration": min(5.0, 2.0 * len(rephrased)), "goal_completion": min(3.0, 1.5 * len(rephrased))})
+        wrong_at.append(rephrased[0] - 1)
+
+    longest, start, run_start = 0, 0, 0
+    for number, turn in enumerate(turns, start=1):
+        if _failing(turn):
+            run_start = run_start or number
+            if number - run_start + 1 > longest:
+                longest, start = number - run_start + 1, run_start
+        else:
+            run_start = 0
+    if longest >= 2:
+        signals["failure_streak"] = {"from_turn": start, "turns": longest}
+        reasons.append(f"{longest} failing turns in a row (errors or fallbacks) from turn {start}.")
+        penalise({"resolution": min(5.0, 1.5 * longest), "user_frustration": 2, "goal_completion": 2})
+        wrong_at.append(start)
+
+    frustrated = [(n, phrase) for n, turn in enumerate(turns, start=1)
+                  if (phrase := _first(FRUSTRATION_PHRASES, turn.user_message.lower()))]
+    if frustrated:
+        signals["frustration_phrases"] = [{"turn": n, "phrase": p} for n, p in frustrated[:5]]
+        reasons.append(f'The user sounds frustrated (turn {frustrated[0][0]}: "{frustrated[0][1]}").')
+        penalise({"user_frustration": min(6.0, 3.0 * len(frustrated))})
+        wrong_at.append(frustrated[0][0])
+
+    handoff = next(((n, phrase) for n, turn in enumerate(turns, start=1)
+                    if (phrase := _first(HANDOFF_PHRASES, turn.user_message.lower()))), None)
+    if handoff:
+        signals["handoff_request"] = {"turn": handoff[0], "phrase": handoff[1]}
+        reasons.append(f'The user asked for a person (turn {handoff[0]}: "{handoff[1]}").')
+        scores["human_handoff"] = 2.0
+        penalise({"goal_completion": 2})
+        wrong_at.append(handoff[0])
+    else:
+        scores["human_handoff"] = 10.0 if not reasons else 8.0
+
+    highest_risk = max((turn.risk_score for turn in turns), default=0)
+    scores["policy_adherence"] = 10 - highest_risk / 10
+    if highest_risk >= 25:
+        risky = next(n for n, turn in enumerate(turns, start=1) if turn.risk_score == highest_risk)
+        signals["max_risk_score"] = {"turn": risky, "score": highest_risk}
+        reasons.append(f"The risk engine scored turn {risky} {highest_risk}/100.")
+        wrong_at.append(risky)
+
+    scores = {name: round(min(10.0, max(0.0, value)), 2) for name, value in scores.items()}
+    failed_turn = min(n for n in wrong_at if n >= 1) if any(n >= 1 for n in wrong_at) else None
+    if not reasons:
+        reasons.append("No problem signals found (offline heuristic; whether the goal was met is not checked).")
+    return ConversationJudgment(
+        scores=scores, handoff_needed=bool(handoff), failed_turn=failed_turn,
+        reasoning="Heuristic: " + " ".join(reasons), signals=signals,
+    )

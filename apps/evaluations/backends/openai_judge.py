@@ -17,6 +17,14 @@ from django.conf import settings
 from apps.core.llm import TRANSIENT_STATUSES, ModelCall, model_call_timed, openai_client
 
 from ..choices import Evaluator
+from ..conversation_rubric import (
+    CONVERSATION_RESPONSE_FORMAT,
+    CONVERSATION_RUBRIC_VERSION,
+    conversation_judgment_parse,
+    conversation_repair_message,
+    conversation_system_prompt,
+    conversation_transcript,
+)
 from ..rubric import (
     RESPONSE_FORMAT_JSON_OBJECT,
     RESPONSE_FORMAT_JSON_SCHEMA,
@@ -27,10 +35,10 @@ from ..rubric import (
     system_prompt,
     user_message,
 )
-from .base import JudgeBackend, JudgeError, JudgeOutcome, register
+from .base import ConversationJudgeOutcome, JudgeBackend, JudgeError, JudgeOutcome, register
 
 if TYPE_CHECKING:
-    from apps.conversations.models import Turn
+    from apps.conversations.models import Conversation, Turn
 
 RETRY_AFTER_CAP_SECONDS = 600.0
 
@@ -135,7 +143,48 @@ class OpenAIJudge(JudgeBackend):
                 ) from None
         return JudgeOutcome(judgment=judgment, calls=calls)
 
-    def _complete(self, messages: list[dict[str, str]], calls: list[ModelCall], *, step: str) -> str:
+    @property
+    def conversation_version(self) -> str:
+        return f"{CONVERSATION_RUBRIC_VERSION}:{self.model}"
+
+    def judge_conversation(self, *, conversation: Conversation, turns: list[Turn]) -> ConversationJudgeOutcome:
+        """As `judge`, on the conversation rubric with the whole transcript (within the token
+        budget, apps.evaluations.conversation_rubric.conversation_transcript)."""
+        if not settings.OPENAI_API_KEY:
+            raise JudgeError("OPENAI_API_KEY is not set (JUDGE_BACKEND=openai)", permanent=True)
+        system = conversation_system_prompt(instructions=self.chatbot.judge_instructions)
+        transcript = conversation_transcript(
+            turns=turns, budget_tokens=settings.CONVERSATION_JUDGE_MAX_PROMPT_TOKENS, model=self.model,
+            max_chars=settings.JUDGE_MAX_MESSAGE_CHARS, system_prompt=system,
+        )
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": transcript.text}]
+        calls: list[ModelCall] = []
+        fmt = CONVERSATION_RESPONSE_FORMAT
+        content = self._complete(messages, calls, step="conversation_judge", response_format_schema=fmt)
+        try:
+            judgment = conversation_judgment_parse(content, turns=len(turns))
+        except JudgmentFormatError as first:
+            calls[-1].metadata["invalid"] = str(first)
+            messages = [
+                *messages,
+                {"role": "assistant", "content": content or ""},
+                {"role": "user", "content": conversation_repair_message(str(first))},
+            ]
+            content = self._complete(messages, calls, step="conversation_repair", response_format_schema=fmt)
+            try:
+                judgment = conversation_judgment_parse(content, turns=len(turns))
+            except JudgmentFormatError as second:
+                calls[-1].metadata["invalid"] = str(second)
+                raise JudgeError(
+                    f"unparseable conversation judge output after one repair attempt: {second}",
+                    permanent=True, calls=calls,
+                ) from None
+        return ConversationJudgeOutcome(judgment=judgment, transcript=transcript, calls=calls)
+
+    def _complete(
+        self, messages: list[dict[str, str]], calls: list[ModelCall], *, step: str,
+        response_format_schema: dict[str, Any] = RESPONSE_FORMAT_JSON_SCHEMA,
+    ) -> str:
         """One chat completion; drops a rejected feature and asks again at once (not a retry)."""
         # Retries go through Celery (visible, bounded attempts), so the client itself never retries.
         client = openai_client(max_retries=0)
@@ -146,7 +195,7 @@ class OpenAIJudge(JudgeBackend):
             body: dict[str, Any] = {
                 "response_format": RESPONSE_FORMAT_JSON_OBJECT
                 if response_format == "json_object"
-                else RESPONSE_FORMAT_JSON_SCHEMA,
+                else response_format_schema,
             }
             if "temperature" not in unsupported:
                 body["temperature"] = 0

@@ -14,6 +14,7 @@ from apps.core.text import CONTROL_CHARACTERS_MESSAGE, NO_CONTROL_CHARACTERS
 
 from ..validation import (
     CALL_ALIASES,
+    CONSENTS,
     EVENTS,
     MAX_CALLS_PER_TURN,
     MAX_CHANNEL_CHARS,
@@ -197,6 +198,13 @@ class TurnInSerializer(serializers.Serializer):
     handoff = serializers.BooleanField(required=False, help_text="Handed off to a human: the score handed_off on this turn.")
     handoff_reason = _text(MAX_ERROR_CHARS)
     outcome = OutcomeField(required=False)
+    consent = serializers.ChoiceField(choices=list(CONSENTS), required=False, help_text=(
+        "The end user's consent for this conversation: full (default), no_content (metrics, scores and flags "
+        "are kept, every text is replaced by a fixed marker before it is stored, and the turn is never sent "
+        "to the judge or an embedding model) or no_training (texts kept for review, left out of clustering "
+        "and fine-tuning exports). The strictest of this, the conversation's, the end user's (POST "
+        "/end-users/{user_id}/consent) and the chatbot's default applies; a conversation never gets less "
+        "strict."))
 
 
 def _aliases_declare(serializer_class: type[serializers.Serializer], aliases: dict[str, str]) -> None:

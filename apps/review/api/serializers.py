@@ -30,6 +30,9 @@ class ConversationSerializer(serializers.ModelSerializer):
     chatbot_slug = serializers.CharField(source="chatbot.slug", read_only=True)
     risk_level = serializers.CharField(read_only=True)
     assignee = serializers.CharField(source="assignee.get_username", read_only=True, default=None)
+    conversation_judge_score = serializers.FloatField(
+        read_only=True, default=None, help_text="Overall of the latest completed conversation evaluation (0–10)."
+    )
 
     class Meta:
         model = Conversation
@@ -38,6 +41,7 @@ class ConversationSerializer(serializers.ModelSerializer):
             "last_activity_at", "turn_count", "total_tokens", "cost_usd", "error_count", "fallback_count",
             "thumbs_up", "thumbs_down", "max_risk_score", "risk_level", "min_judge_score", "is_flagged",
             "flag_reasons", "flagged_at", "review_status", "assignee", "reviewed_at", "metadata",
+            "conversation_judge_score",
         ]
 
 

@@ -28,6 +28,7 @@ from apps.conversations.models import Conversation, LLMCall, Turn
 from apps.core.api import unknown_query_params_reject
 from apps.core.text import ascii_int
 from apps.evaluations.models import Evaluation
+from apps.evaluations.selectors import conversation_judge_overall
 from apps.feedback.models import Feedback
 from apps.scores.api.serializers import ScoreSerializer
 from apps.scores.filtersets import ScoreFilterSet
@@ -69,7 +70,7 @@ class ConversationViewSet(ChatbotScopedViewSet):
     filterset_class = filtersets.ConversationFilterSet
 
     def get_queryset(self) -> QuerySet:
-        queryset = super().get_queryset()
+        queryset = super().get_queryset().annotate(conversation_judge_score=conversation_judge_overall())
         if self.action == "retrieve":  # export loads its own tree (review.api.exports)
             queryset = queryset.prefetch_related(
                 Prefetch(
