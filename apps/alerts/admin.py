@@ -9,7 +9,7 @@ from django.utils.html import format_html, format_html_join
 from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 from apps.core.admin import LargeTableAdmin
 
-from .choices import DeliveryStatus, EventStatus, NotificationKind
+from .choices import THEME_METRICS, DeliveryStatus, EventStatus, NotificationKind
 from .deliveries import channel_test_send, delivery_resend
 from .models import AlertEvent, AlertRule, Delivery, NotificationChannel
 from .rules import alert_event_acknowledge, alert_rule_check
@@ -113,7 +113,10 @@ class AlertRuleAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
     @admin.action(description="Check selected rules now")
     def check_now(self, request: HttpRequest, queryset: QuerySet[AlertRule]) -> None:
         now = timezone.now()
-        for rule in queryset.filter(is_enabled=True):
+        if queryset.filter(metric__in=list(THEME_METRICS)).exists():
+            self.message_user(request, "Theme rules are checked when a clustering run finishes, not here.",
+                              messages.WARNING)
+        for rule in queryset.filter(is_enabled=True).exclude(metric__in=list(THEME_METRICS)):
             outcome = alert_rule_check(rule_id=rule.pk, now=now)
             if outcome is None:
                 continue

@@ -1,6 +1,6 @@
 from django.db import models
 
-from apps.conversations.metrics_catalogue import ALERT_METRICS, CATALOGUE
+from apps.conversations.metrics_catalogue import ALERT_METRICS, CATALOGUE, EVENT_ALERT_METRICS
 
 
 class Metric(models.TextChoices):
@@ -15,6 +15,8 @@ class Metric(models.TextChoices):
     FLAGGED_TURNS = "flagged_turns", "Flagged turns (count)"
     COST_USD = "cost_usd", "Cost (USD)"
     TURN_VOLUME = "turn_volume", "Turn volume (count)"
+    NEW_FAILURE_THEME = "new_failure_theme", "New failure theme (members)"
+    THEME_SHARE_GROWTH = "theme_share_growth", "Theme share grew (points)"
     CONVERSATION_SCORE = "conversation_score", "Average conversation judge overall"
     CONVERSATION_LOW_SHARE = "conversation_low_share", "Conversations judged below the threshold (share)"
     HANDOFF_NEEDED_SHARE = "handoff_needed_share", "Conversations that needed a human handoff (share)"
@@ -93,3 +95,5 @@ PERCENT_METRICS = frozenset(Metric(name) for name in ALERT_METRICS if CATALOGUE[
 METRIC_UNITS = {
     Metric(name): CATALOGUE[name].unit for name in ALERT_METRICS if CATALOGUE[name].unit in ("%", "ms", "USD", "/10", "/5")
 }
+# Checked when a clustering run finishes (theme_alerts.py), never by the minute check.
+THEME_METRICS = frozenset(Metric(name) for name in EVENT_ALERT_METRICS)

@@ -116,6 +116,12 @@ class AlertRule(TimestampedModel):
         return self._COMPARE[self.comparison](value, self.threshold)
 
     def describe_condition(self) -> str:
+        if self.metric == "new_failure_theme":
+            return (f"A failure theme of {self.get_comparison_display()} {self.threshold:g} turns that matches no theme "
+                    "of the previous clustering run")
+        if self.metric == "theme_share_growth":
+            return (f"A failure theme's share grew {self.get_comparison_display()} {self.threshold:g} points since the "
+                    "previous clustering run")
         metric = self.get_metric_display()
         if self.metric == "slow_share":
             metric = f"Share of turns slower than {self.slow_ms} ms"
@@ -143,6 +149,10 @@ class AlertEvent(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
+    cluster_run = models.ForeignKey(
+        "clustering.ClusterRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Theme rules: the clustering run whose themes fired the rule.",
+    )
 
     class Meta:
         ordering = ["-started_at"]
@@ -153,6 +163,10 @@ class AlertEvent(models.Model):
             ),
             # A risky turn raises one per-event alert however often ingest reports it.
             models.UniqueConstraint(fields=["turn"], condition=Q(rule__isnull=True), name="one_risk_event_per_turn"),
+            # A theme rule fires at most once per clustering run, however often the run is checked.
+            models.UniqueConstraint(
+                fields=["rule", "cluster_run"], condition=Q(cluster_run__isnull=False), name="one_theme_event_per_run"
+            ),
         ]
         indexes = [
             models.Index(fields=["status", "-started_at"], name="alertevent_status_time"),

@@ -20,6 +20,7 @@ from .choices import NotificationKind, Severity
 
 if TYPE_CHECKING:
     from apps.chatbots.models import Chatbot
+    from apps.clustering.models import Cluster, ClusterRun
 
     from .models import AlertEvent, AlertRule, NotificationChannel
     from .selectors import MetricResult
@@ -60,15 +61,19 @@ class Notification:
     event: Mapping[str, Any] | None = None  # {"id", "status", "started_at", "resolved_at"}
     count: int | None = None  # risk digests: how many turns
     turns: tuple[Mapping[str, Any], ...] = ()  # risk digests: the first DIGEST_LIST_LIMIT turns
+    themes: tuple[Mapping[str, Any], ...] = ()  # theme rules: each theme, with a link to its members
 
     # --- the stored / sent document ---------------------------------------------------------
     def as_payload(self) -> dict[str, Any]:
         """The JSON document of this kind (Delivery.payload, the webhook body)."""
         document: dict[str, Any] = {}
-        for key in _KEYS_BY_KIND.get(self.kind, _RULE_KEYS):
+        keys = _KEYS_BY_KIND.get(self.kind, _RULE_KEYS)
+        if self.themes:  # a theme rule's event: the themes go before the links
+            keys = (*keys[:-1], "themes", keys[-1])
+        for key in keys:
             value = getattr(self, key)
-            if key == "turns":
-                value = [dict(turn) for turn in value]
+            if key in ("turns", "themes"):
+                value = [dict(item) for item in value]
             elif isinstance(value, Mapping):
                 value = dict(value)
             document[key] = value
@@ -96,6 +101,7 @@ class Notification:
             event=payload.get("event"),
             count=payload.get("count"),
             turns=tuple(payload.get("turns") or ()),
+            themes=tuple(payload.get("themes") or ()),
         )
 
     # --- building one -----------------------------------------------------------------------
@@ -132,6 +138,29 @@ class Notification:
                 "event": _admin_url("alerts_alertevent_change", event.pk),
                 "rule": _admin_url("alerts_alertrule_change", rule.pk),
             },
+        )
+
+    @classmethod
+    def for_theme_event(
+        cls, *, rule: AlertRule, event: AlertEvent, run: ClusterRun, themes: list[Cluster]
+    ) -> Notification:
+        """A theme rule fired on a finished clustering run: names each theme, links to its members."""
+        listed = tuple(
+            {
+                "id": cluster.pk, "title": cluster.label, "size": cluster.size, "share": cluster.share,
+                "share_change": cluster.share_change, "is_new": cluster.is_new,
+                "members_url": _admin_url("clustering_cluster_change", cluster.pk),
+            }
+            for cluster in themes[:DIGEST_LIST_LIMIT]
+        )
+        lines = [event.message] + [f"{theme['title']}: {theme['members_url']}" for theme in listed if theme["members_url"]]
+        base = cls.for_rule_event(rule=rule, event=event, kind=NotificationKind.FIRING,
+                                  result=_Result(event.value, run.turn_count))
+        return cls(
+            **{**base.__dict__, "title": f"Firing: {rule.name} — {themes[0].label} ({run.chatbot.name})",
+               "text": "\n".join(lines), "themes": listed, "chatbot": _chatbot_info(run.chatbot),
+               "links": {**base.links, "run": _admin_url("clustering_clusterrun_change", run.pk),
+                         "members": listed[0]["members_url"] if listed else None}},
         )
 
     @classmethod
@@ -185,6 +214,12 @@ class Notification:
             severity=Severity.INFO,
             links={"channel": _admin_url("alerts_notificationchannel_change", channel.pk)},
         )
+
+
+@dataclass(frozen=True)
+class _Result:
+    value: float | None
+    sample_size: int
 
 
 def rule_message(rule: AlertRule, result: MetricResult) -> str:

@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .choices import OPEN_STATUSES, EventStatus, NotificationKind, RuleState
+from .choices import OPEN_STATUSES, THEME_METRICS, EventStatus, NotificationKind, RuleState
 from .deliveries import deliveries_create, deliveries_lost_requeue
 from .models import AlertEvent, AlertRule, Delivery
 from .notifications import Notification, rule_message
@@ -100,6 +100,8 @@ def alert_rule_check(*, rule_id: int, now: datetime | None = None) -> RuleCheckO
             .filter(pk=rule_id, is_enabled=True)
             .first()
         )
+        if rule is not None and rule.metric in THEME_METRICS:
+            return None  # checked when a clustering run finishes (theme_alerts.py)
         if rule is None:
             if AlertRule.objects.filter(pk=rule_id, is_enabled=True).exists():
                 return RuleCheckOutcome(rule_id=rule_id, name="", state="", skipped=True)

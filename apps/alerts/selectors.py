@@ -28,7 +28,7 @@ from apps.conversations.models import Turn
 from apps.core.latency_histogram import bucket_expression
 from apps.scores.models import Score
 
-from .choices import OPEN_STATUSES, Metric
+from .choices import OPEN_STATUSES, THEME_METRICS, Metric
 from .models import AlertEvent, AlertRule
 
 
@@ -107,7 +107,11 @@ def rule_metric_compute(*, rule: AlertRule, now: datetime | None = None) -> Metr
 
 
 def rules_to_check() -> QuerySet[AlertRule]:
-    return AlertRule.objects.filter(is_enabled=True).select_related("chatbot").order_by("id")
+    """The rules the minute check evaluates: theme rules wait for a clustering run instead."""
+    return (
+        AlertRule.objects.filter(is_enabled=True).exclude(metric__in=list(THEME_METRICS))
+        .select_related("chatbot").order_by("id")
+    )
 
 
 def rule_open_event(*, rule_id: int) -> AlertEvent | None:

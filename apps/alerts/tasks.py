@@ -9,7 +9,7 @@ from django.conf import settings
 from apps.core.choices import Queue
 from apps.core.queue import task
 
-from . import deliveries, risk_alerts, rules
+from . import deliveries, risk_alerts, rules, theme_alerts
 
 
 @task(queue=Queue.ALERTS, aliases=("apps.alerts.tasks.check_alert_rules",))
@@ -39,3 +39,9 @@ def delivery_send(self, delivery_id: int) -> None:
 @task(queue=Queue.ALERTS, aliases=("apps.alerts.tasks.notify_risky_turns",))
 def risk_turns_notify(turn_ids: list[int]) -> None:
     risk_alerts.risk_turns_notify(turn_ids=turn_ids)
+
+
+@task(queue=Queue.ALERTS)
+def theme_rules_check(run_id: int) -> int:
+    """After a clustering run committed: the theme rules ("new failure theme", "share grew")."""
+    return len(theme_alerts.theme_rules_check(run_id=run_id))

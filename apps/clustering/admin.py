@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -16,11 +17,12 @@ from apps.chatbots.admin import ChatbotAdmin
 from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 from apps.core.admin import LargeTableAdmin
 
+from .choices import FailureSource, RunStatus
 from .embeddings import EMBEDDING_BACKENDS
 from .exports import cluster_finetune_jsonl
 from .models import Cluster, ClusterRun, TurnEmbedding
 from .runs import ClusteringInputError, cluster_run_request
-from .selectors import cluster_members
+from .selectors import cluster_members, run_themes
 
 # Member rows shown on a cluster's page; the API and the export give all of them.
 MEMBERS_SHOWN = 200
@@ -29,6 +31,10 @@ MEMBERS_SHOWN = 200
 class ClusterRequestForm(forms.Form):
     days = forms.IntegerField(min_value=1, max_value=3650, initial=14, help_text="Cluster the last N days.")
     backend = forms.ChoiceField(choices=(), required=False, help_text="Empty: the EMBEDDING_BACKEND setting.")
+    sources = forms.MultipleChoiceField(
+        choices=FailureSource.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="The failure signals to cluster; none ticked: the CLUSTERING_SOURCES setting (every signal).",
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -37,7 +43,7 @@ class ClusterRequestForm(forms.Form):
         ]
 
 
-@admin.action(description="Cluster thumbs-down of the last N days")
+@admin.action(description="Cluster failure turns of the last N days")
 def cluster_admin_action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
     """Chatbot changelist action: ask for N days (and a backend), then queue one run per chatbot.
 
@@ -52,7 +58,8 @@ def cluster_admin_action(modeladmin: admin.ModelAdmin, request: HttpRequest, que
                 try:
                     run = cluster_run_request(
                         chatbot=chatbot, days=form.cleaned_data["days"],
-                        backend=form.cleaned_data["backend"] or None, requested_by=request.user,
+                        backend=form.cleaned_data["backend"] or None,
+                        sources=form.cleaned_data["sources"] or None, requested_by=request.user,
                     )
                 except ClusteringInputError as exc:
                     modeladmin.message_user(request, str(exc), messages.ERROR)
@@ -72,7 +79,7 @@ def cluster_admin_action(modeladmin: admin.ModelAdmin, request: HttpRequest, que
         form = ClusterRequestForm(initial={"days": days})
     context = {
         **modeladmin.admin_site.each_context(request),
-        "title": "Cluster thumbs-down turns",
+        "title": "Cluster failure turns",
         "chatbots": chatbots,
         "form": form,
         "queryset": queryset,
@@ -103,25 +110,6 @@ class ScopedToChatbotsMixin(ChatbotScopedAdminMixin):
         return request.user.is_active and request.user.is_staff
 
 
-class ClusterInline(admin.TabularInline):
-    model = Cluster
-    extra = 0
-    fields = ("index", "label", "size", "share_percent", "avg_judge_score", "keywords_text", "first_at", "last_at")
-    readonly_fields = fields
-    show_change_link = True
-    max_num = 0
-    can_delete = False
-    ordering = ("is_noise", "-size", "index")
-
-    @admin.display(description="share")
-    def share_percent(self, obj: Cluster) -> str:
-        return f"{obj.share:.1%}"
-
-    @admin.display(description="keywords")
-    def keywords_text(self, obj: Cluster) -> str:
-        return ", ".join(obj.keywords)
-
-
 @admin.register(ClusterRun)
 class ClusterRunAdmin(ScopedToChatbotsMixin, admin.ModelAdmin):
     list_display = ("id", "chatbot", "status", "backend", "turn_count", "cluster_count", "noise_count",
@@ -130,11 +118,28 @@ class ClusterRunAdmin(ScopedToChatbotsMixin, admin.ModelAdmin):
     list_select_related = ("chatbot",)
     show_full_result_count = False
     date_hierarchy = "created_at"
-    readonly_fields = ("chatbot", "status", "message", "window_start", "window_end", "backend", "embedding_model",
-                       "parameters", "turn_count", "cluster_count", "noise_count", "timings", "requested_by",
-                       "created_at", "started_at", "finished_at")
+    readonly_fields = ("chatbot", "status", "message", "themes", "window_start", "window_end", "backend",
+                       "embedding_model", "sources", "parameters", "turn_count", "cluster_count", "noise_count",
+                       "timings", "requested_by", "previous_run", "created_at", "started_at", "finished_at")
     fields = readonly_fields
-    inlines = [ClusterInline]
+
+    @admin.display(description="themes (new and growing since the previous run)")
+    def themes(self, obj: ClusterRun) -> str:
+        if obj.status != RunStatus.DONE:
+            return "—"
+        return render_to_string("admin/clustering/run_themes.html", {
+            "themes": run_themes(run=obj), "previous_run": obj.previous_run,
+            "drift_similarity": obj.parameters.get("drift_similarity"),
+        })
+
+    @admin.display(description="failure sources")
+    def sources(self, obj: ClusterRun) -> str:
+        counts = obj.parameters.get("turns_by_source") or {}
+        chosen = obj.parameters.get("sources") or ["thumbs_down"]  # runs before sources existed
+        return ", ".join(
+            f"{FailureSource(s).label if s in FailureSource.values else s} ({counts[s]})" if s in counts else s
+            for s in chosen
+        )
 
     @admin.display(description="seconds")
     def total_seconds(self, obj: ClusterRun) -> str:
@@ -183,13 +188,14 @@ class ClusterAdmin(ScopedToChatbotsMixin, admin.ModelAdmin):
         members = list(cluster_members(cluster=obj)[:MEMBERS_SHOWN])
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td><a href=\"{}\">conversation {}</a></td><td>{}</td><td>{}</td>"
+            "<tr><td>{}</td><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td>"
             "<td>{}</td><td>{}</td></tr>",
             (
                 (
                     "★" if m.is_representative else "",
                     reverse("admin:conversations_conversation_change", args=[m.turn.conversation_id]),
-                    m.turn.conversation_id,
+                    m.turn.conversation.external_id,
+                    ", ".join(str(FailureSource(r).label) if r in FailureSource.values else r for r in m.reasons or []),
                     Truncator(m.turn.user_message).chars(200),
                     Truncator(m.turn.bot_response).chars(200),
                     f"{m.distance:.3f}",
@@ -200,7 +206,7 @@ class ClusterAdmin(ScopedToChatbotsMixin, admin.ModelAdmin):
         )
         note = f"Showing {len(members)} of {obj.size}." if obj.size > len(members) else ""
         return format_html(
-            "<table><thead><tr><th>rep.</th><th>conversation</th><th>user message</th><th>bot answer</th>"
+            "<table><thead><tr><th>rep.</th><th>conversation</th><th>why in</th><th>user message</th><th>bot answer</th>"
             "<th>distance</th><th>judge</th></tr></thead><tbody>{}</tbody></table><p>{}</p>",
             rows, note,
         )

@@ -35,6 +35,12 @@ class EmbeddingBackend:
     default_model: ClassVar[str] = ""
     # Vectors depend on the text alone (not on the other texts of the run): safe to cache.
     cacheable: ClassVar[bool] = True
+    # Centre similarities mean different things per vector space: two wordings of one theme
+    # are ~0.9 apart in a sentence-embedding space, ~0.2–0.45 in a run's own LSA space, where
+    # unrelated themes are ~0 (docs/BENCHMARKS.md). The defaults of CLUSTERING_MERGE_SIMILARITY
+    # and CLUSTERING_DRIFT_SIMILARITY when those are not set.
+    merge_similarity: ClassVar[float] = 0.85
+    drift_similarity: ClassVar[float] = 0.8
 
     def __init__(self, *, model: str = "", chatbot: Chatbot | None = None) -> None:
         self.model = model or self.default_model
@@ -227,6 +233,8 @@ class TfidfEmbeddings(EmbeddingBackend):
     name = "tfidf"
     default_model = "lsa-200"
     cacheable = False
+    merge_similarity = 0.2
+    drift_similarity = 0.35
 
     def _components(self) -> int:
         try:

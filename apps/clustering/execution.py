@@ -15,12 +15,15 @@ from django.utils import timezone
 
 from apps.conversations.models import Turn
 
-from .algorithm import NOISE, cluster_keywords, keyword_title, partition_vectors
+from .algorithm import NOISE, cluster_keywords, partition_vectors
 from .choices import RunStatus
+from .drift import ThemeMatch, drift_apply, previous_run_for, themes_match
 from .embedding_cache import turn_text, turn_vectors_get
 from .embeddings import embedding_backend_for
 from .models import Cluster, ClusterMember, ClusterRun
-from .selectors import thumbs_down_turns
+from .phrases import phrase_titles
+from .selectors import failure_turns
+from .sources import SOURCES, sources_normalise
 from .titles import cluster_titles_write
 
 logger = logging.getLogger(__name__)
@@ -38,11 +41,14 @@ def cluster_run_execute(*, run_id: int) -> ClusterRun | None:
     """Run one clustering; returns the run, or None when another worker has it.
 
     1. Claim the run (compare-and-set).
-    2. Read the newest thumbs-down turns of the window (at most CLUSTERING_MAX_TURNS);
-       too few → status "skipped" with a message.
+    2. Read the newest turns of the window matching the run's failure sources (at most
+       CLUSTERING_MAX_TURNS), each with the sources it matched; too few → "skipped".
     3. Embed them, reusing cached vectors.
-    4. Partition (ward + BIC), keywords by c-TF-IDF, titles (LLM when CLUSTER_LABEL_MODEL is set).
-    5. Store clusters and members in one transaction; the run records counts and timings.
+    4. Partition (ward + BIC, near-duplicate clusters merged), keywords by c-TF-IDF, titles:
+       the most representative phrase (phrases.py), or the LLM's when CLUSTER_LABEL_MODEL is set.
+    5. Match the themes to the chatbot's previous finished run (drift.py).
+    6. Store clusters and members (with their reasons) in one transaction; the run records
+       counts and timings; the theme alert rules are checked once it has committed.
     Failures mark the run "failed" with the reason (the openai client has already retried brief
     429/5xx); vectors computed before the failure stay cached, so the next run pays only the rest.
     """
@@ -69,8 +75,12 @@ def _execute(run: ClusterRun) -> None:
     min_cluster_size = int(run.parameters.get("min_cluster_size", settings.CLUSTERING_MIN_CLUSTER_SIZE))
     max_turns = int(run.parameters.get("max_turns", settings.CLUSTERING_MAX_TURNS))
 
+    sources = sources_normalise(run.parameters.get("sources"))
+
     step = time.monotonic()
-    turns = thumbs_down_turns(chatbot=run.chatbot, start=run.window_start, end=run.window_end, limit=max_turns + 1)
+    turns = failure_turns(
+        chatbot=run.chatbot, start=run.window_start, end=run.window_end, sources=sources, limit=max_turns + 1
+    )
     truncated = len(turns) > max_turns
     if truncated:
         turns = sorted(turns, key=lambda t: (t.timestamp, t.id))[1:]
@@ -78,11 +88,15 @@ def _execute(run: ClusterRun) -> None:
     timings["select"] = round(time.monotonic() - step, 3)
     run.turn_count = len(turns)
     run.parameters["truncated_to_newest"] = truncated
+    run.parameters["sources"] = sources
+    by_source = {source: sum(source in turn.reasons for turn in turns) for source in sources}
+    run.parameters["turns_by_source"] = by_source
+    described = _sources_described(sources)
 
     if len(turns) < min_turns:
         run.status = RunStatus.SKIPPED
         run.message = (
-            f"Only {len(turns)} thumbs-down turn{'s' if len(turns) != 1 else ''} between "
+            f"Only {len(turns)} {described} turn{'s' if len(turns) != 1 else ''} between "
             f"{run.window_start:%Y-%m-%d %H:%M} and {run.window_end:%Y-%m-%d %H:%M} UTC; "
             f"clustering needs at least {min_turns}."
         )
@@ -102,16 +116,34 @@ def _execute(run: ClusterRun) -> None:
     )
 
     step = time.monotonic()
-    partition = partition_vectors(vectors, min_cluster_size=min_cluster_size)
+    merge_similarity = run.parameters.get("merge_similarity", settings.CLUSTERING_MERGE_SIMILARITY)
+    if merge_similarity is None:
+        merge_similarity = embedder.merge_similarity
+    partition = partition_vectors(vectors, min_cluster_size=min_cluster_size, merge_similarity=float(merge_similarity))
     timings["cluster"] = round(time.monotonic() - step, 3)
     run.parameters.update(partition.parameters)
 
     step = time.monotonic()
     user_texts = [turn.user_message for turn in turns]
     keywords = cluster_keywords(user_texts, partition.labels, top=settings.CLUSTERING_KEYWORDS)
-    drafts = _cluster_drafts(run, turns, partition.labels, partition.distances, keywords)
+    titles = phrase_titles(user_texts, partition.labels)
+    drafts = _cluster_drafts(run, turns, partition.labels, partition.distances, keywords, titles)
     label_notes = cluster_titles_write(run=run, drafts=drafts, user_texts=user_texts)
     timings["label"] = round(time.monotonic() - step, 3)
+
+    step = time.monotonic()
+    previous_run = previous_run_for(run)
+    matches: dict[int, ThemeMatch] = {}
+    if previous_run is not None:
+        matches = themes_match(
+            run=run, previous_run=previous_run, turns=turns, vectors=vectors, labels=partition.labels,
+            embedder=embedder, text_mode=text_mode,
+        )
+    run.previous_run = previous_run
+    for draft in drafts:
+        drift_apply(cluster=draft.cluster, match=matches.get(draft.cluster.index),
+                    has_previous_run=previous_run is not None)
+    timings["drift"] = round(time.monotonic() - step, 3)
 
     step = time.monotonic()
     with transaction.atomic():
@@ -121,7 +153,7 @@ def _execute(run: ClusterRun) -> None:
             representative = set(draft.representatives)
             members.extend(
                 ClusterMember(cluster=cluster, turn_id=turns[p].id, distance=float(partition.distances[p]),
-                              is_representative=p in representative)
+                              is_representative=p in representative, reasons=turns[p].reasons)
                 for p in draft.positions
             )
         ClusterMember.objects.bulk_create(members, batch_size=2000)
@@ -129,7 +161,7 @@ def _execute(run: ClusterRun) -> None:
         run.noise_count = partition.noise_count
         run.status = RunStatus.DONE
         run.message = "; ".join(
-            [f"{partition.cluster_count} clusters from {len(turns)} thumbs-down turns"]
+            [f"{partition.cluster_count} clusters from {len(turns)} {described} turns"]
             + (["clustered the newest turns only (CLUSTERING_MAX_TURNS)"] if truncated else [])
             + label_notes
         )
@@ -138,6 +170,18 @@ def _execute(run: ClusterRun) -> None:
         run.timings = timings
         run.finished_at = timezone.now()
         run.save()
+        # Theme alerts are evaluated when a run finishes (events of a run, not of a window of
+        # turns); a first run is the baseline and has nothing to compare with.
+        if previous_run is not None:
+            from apps.alerts.theme_alerts import theme_rules_check_enqueue
+
+            theme_rules_check_enqueue(run_id=run.pk)
+
+
+def _sources_described(sources: list[str]) -> str:
+    if len(sources) == len(SOURCES):
+        return "failure"
+    return "/".join(str(SOURCES[source].source.label).lower() for source in sources)
 
 
 @dataclass
@@ -148,7 +192,8 @@ class ClusterDraft:
 
 
 def _cluster_drafts(
-    run: ClusterRun, turns: list[Turn], labels: np.ndarray, distances: np.ndarray, keywords: dict[int, list[str]]
+    run: ClusterRun, turns: list[Turn], labels: np.ndarray, distances: np.ndarray, keywords: dict[int, list[str]],
+    titles: dict[int, str],
 ) -> list[ClusterDraft]:
     total = len(turns)
     drafts: list[ClusterDraft] = []
@@ -162,7 +207,7 @@ def _cluster_drafts(
             run=run,
             index=label,
             is_noise=label == NOISE,
-            label="Other" if label == NOISE else keyword_title(words),
+            label="Other" if label == NOISE else titles.get(label, "(no common phrase)"),
             keywords=words,
             size=len(positions),
             share=round(len(positions) / total, 4) if total else 0.0,

@@ -42,6 +42,10 @@ class ClusterRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    previous_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The chatbot's previous finished run its themes were matched against (drift).",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -62,6 +66,19 @@ class Cluster(models.Model):
     first_at = models.DateTimeField(null=True, blank=True)
     last_at = models.DateTimeField(null=True, blank=True)
     is_noise = models.BooleanField(default=False)
+    # Drift: the theme of the previous run this cluster continues (centres embedded together
+    # and at least CLUSTERING_DRIFT_SIMILARITY alike), and the first cluster of that chain.
+    previous = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="continued_by"
+    )
+    theme_origin = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The first cluster of this theme's history; empty: this cluster starts it.",
+    )
+    is_new = models.BooleanField(
+        null=True, blank=True, help_text="Matches no theme of the previous run; empty: there was no previous run."
+    )
+    share_change = models.FloatField(null=True, blank=True, help_text="Share minus the previous run's, in points.")
     turns = models.ManyToManyField("conversations.Turn", through="ClusterMember", related_name="clusters")
 
     class Meta:
@@ -71,12 +88,18 @@ class Cluster(models.Model):
     def __str__(self) -> str:
         return self.label
 
+    @property
+    def theme_key(self) -> int:
+        """The id shared by every cluster of this theme's history."""
+        return self.theme_origin_id or self.pk
+
 
 class ClusterMember(models.Model):
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="members")
     turn = models.ForeignKey("conversations.Turn", on_delete=models.CASCADE, related_name="cluster_memberships")
     distance = models.FloatField(default=0.0, help_text="Distance to the cluster centre.")
     is_representative = models.BooleanField(default=False)
+    reasons = models.JSONField(default=list, blank=True, help_text="The failure sources the turn matched.")
 
     class Meta:
         ordering = ["cluster", "distance"]

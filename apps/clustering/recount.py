@@ -14,8 +14,9 @@ from django.db.models import Avg, Count, Max, Min
 from apps.conversations.choices import CallPurpose
 from apps.conversations.models import LLMCall
 
-from .algorithm import cluster_keywords, keyword_title
+from .algorithm import cluster_keywords
 from .models import Cluster, ClusterMember, ClusterRun
+from .phrases import phrase_titles
 
 # The LLMCall.metadata keys naming the run and cluster a title call was made for (titles.py).
 TITLE_CALL_RUN_KEY = "cluster_run_id"
@@ -54,7 +55,7 @@ def clusters_recount(*, cluster_ids: set[int]) -> int:
     2. Representatives of the clusters that lost members are topped up from the nearest
        remaining members.
     3. Those clusters' keywords are computed again by c-TF-IDF over the run's remaining members
-       (the lost members' words go), and their title becomes the keyword title: a title the
+       (the lost members' words go), and their title becomes the offline phrase title (phrases.py): a title the
        labeling model wrote from the lost members is not kept, and no model is called here.
     4. The labeling-model calls made for those clusters (their input quotes example messages)
        are deleted, as are the calls of clusters deleted in step 1.
@@ -120,8 +121,10 @@ def _keywords_recompute(run: ClusterRun, *, relabel: set[int]) -> None:
     if not rows:
         return
     labels = np.array([index for index, _ in rows])
-    keywords = cluster_keywords([text for _, text in rows], labels, top=settings.CLUSTERING_KEYWORDS)
+    texts = [text for _, text in rows]
+    keywords = cluster_keywords(texts, labels, top=settings.CLUSTERING_KEYWORDS)
+    titles = phrase_titles(texts, labels)
     for cluster in Cluster.objects.filter(pk__in=relabel):
         cluster.keywords = keywords.get(cluster.index, [])
-        cluster.label = "Other" if cluster.is_noise else keyword_title(cluster.keywords)
+        cluster.label = "Other" if cluster.is_noise else titles.get(cluster.index, "(no common phrase)")
         cluster.save(update_fields=["keywords", "label"])

@@ -16,6 +16,7 @@ from .choices import RunStatus, TextMode
 from .embeddings import EMBEDDING_BACKENDS, embedding_backend_for
 from .models import ClusterRun
 from .selectors import active_run_exists
+from .sources import UnknownSourceError, sources_normalise
 
 
 class ClusteringInputError(ValueError):
@@ -28,10 +29,12 @@ def cluster_run_create(
     days: int | None = None,
     backend: str | None = None,
     text_mode: str | None = None,
+    sources: list[str] | None = None,
     requested_by: Any = None,
     now: datetime | None = None,
 ) -> ClusterRun:
-    """A pending run over the last `days` days (default: the chatbot's clustering window)."""
+    """A pending run over the last `days` days (default: the chatbot's clustering window) of the
+    turns matching `sources` (default: CLUSTERING_SOURCES, every failure signal)."""
     backend = backend or settings.EMBEDDING_BACKEND
     if backend not in EMBEDDING_BACKENDS:
         raise ClusteringInputError(
@@ -40,6 +43,10 @@ def cluster_run_create(
     text_mode = text_mode or settings.CLUSTERING_TEXT_MODE
     if text_mode not in TextMode.values:
         raise ClusteringInputError(f"Unknown text mode {text_mode!r}; choose one of {', '.join(TextMode.values)}.")
+    try:
+        sources = sources_normalise(settings.CLUSTERING_SOURCES if sources is None else sources)
+    except UnknownSourceError as exc:
+        raise ClusteringInputError(str(exc)) from exc
     days = chatbot.clustering_window_days if days is None else days
     if days < 1 or days > 3650:
         raise ClusteringInputError("The window must be between 1 and 3650 days.")
@@ -58,9 +65,16 @@ def cluster_run_create(
             "min_cluster_size": settings.CLUSTERING_MIN_CLUSTER_SIZE,
             "max_turns": settings.CLUSTERING_MAX_TURNS,
             "label_model": settings.CLUSTER_LABEL_MODEL,
+            "sources": sources,
+            "merge_similarity": _or_default(settings.CLUSTERING_MERGE_SIMILARITY, embedder.merge_similarity),
+            "drift_similarity": _or_default(settings.CLUSTERING_DRIFT_SIMILARITY, embedder.drift_similarity),
         },
         requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
     )
+
+
+def _or_default(value: float | None, default: float) -> float:
+    return float(default if value is None else value)
 
 
 # A pending run older than this was never picked up (see cluster_runs_lost_requeue).
@@ -75,12 +89,13 @@ def cluster_run_enqueue(*, run: ClusterRun) -> None:
 
 
 def cluster_run_request(
-    *, chatbot: Chatbot, days: int | None = None, backend: str | None = None, requested_by: Any = None
+    *, chatbot: Chatbot, days: int | None = None, backend: str | None = None, sources: list[str] | None = None,
+    requested_by: Any = None,
 ) -> ClusterRun | None:
     """Create and queue a run unless one is already pending or running for the chatbot."""
     if active_run_exists(chatbot=chatbot):
         return None
-    run = cluster_run_create(chatbot=chatbot, days=days, backend=backend, requested_by=requested_by)
+    run = cluster_run_create(chatbot=chatbot, days=days, backend=backend, sources=sources, requested_by=requested_by)
     cluster_run_enqueue(run=run)
     return run
 

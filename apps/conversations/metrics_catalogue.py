@@ -56,8 +56,12 @@ PERCENT = "%"
 class MetricDef:
     name: str
     label: str
-    unit: str  # "turns", "conversations", "tokens", "%", "ms", "USD", "/10", "/5", "NPS", "score"
-    kind: str  # "total" (a figure), "share" (100 × part / whole), "mean" (sum / count), "percentile", "net"
+    unit: str  # "turns", "conversations", "tokens", "%", "ms", "USD", "/10", "/5", "NPS", "score", "points"
+    # "total" (a figure), "share" (100 × part / whole), "mean" (sum / count), "percentile", "net"
+    # (100 × (part − minus) / whole), or "event": a value of something that happened (a
+    # clustering run finished), not of a window of turns; alert rules on it are checked when it
+    # happens (apps.alerts.theme_alerts).
+    kind: str
     definition: str  # one line, for hover text and the README
     part: str = ""  # the figure summed ("total"), counted ("share") or averaged ("mean")
     whole: str = "turns"  # the figure counting the turns the metric is over: its denominator
@@ -151,11 +155,20 @@ CATALOGUE: dict[str, MetricDef] = {m.name: m for m in (
     MetricDef("score_average", "Average of a score", "score", "mean",
               "Mean value of the rule's score (booleans count as 1/0) recorded in the window.",
               part="score_sum", whole="score_count", sampled=True, trend=False, source="scores"),
+    MetricDef("new_failure_theme", "New failure theme", "turns", "event",
+              "Members of the largest theme of a finished clustering run that matches no theme of the "
+              "chatbot's previous run.", higher_is_better=False, trend=False),
+    MetricDef("theme_share_growth", "Theme share growth", "points", "event",
+              "Largest rise of a theme's share of a clustering run's failure turns since the chatbot's "
+              "previous run, in percentage points.", higher_is_better=False, trend=False),
 )}
 
 TREND_METRICS = tuple(name for name, metric in CATALOGUE.items() if metric.trend)
 OUTCOME_METRICS = tuple(name for name, metric in CATALOGUE.items() if metric.source == "scores" and metric.trend)
 ALERT_METRICS = tuple(name for name, metric in CATALOGUE.items() if metric.alert)
+# Alert metrics over a window of turns (the minute check); the others are events.
+WINDOW_ALERT_METRICS = tuple(name for name in ALERT_METRICS if CATALOGUE[name].kind != "event")
+EVENT_ALERT_METRICS = tuple(name for name in ALERT_METRICS if CATALOGUE[name].kind == "event")
 # The metrics of a breakdown row (by chatbot, model, intent, channel).
 BREAKDOWN_METRICS = ("turn_volume", "error_rate", "thumbs_down_rate", "judge_average", "cost_usd")
 
@@ -260,6 +273,8 @@ def metric_value(metric: str, figures: Mapping[str, Any], latency: Mapping[int, 
     definition = CATALOGUE.get(metric)
     if definition is None:
         raise ValueError(f"unknown metric {metric!r}")
+    if definition.kind == "event":
+        raise ValueError(f"{metric!r} is an event metric: it has no value over a group of turns")
     whole = int(figures.get(definition.whole) or 0)
     if definition.kind == "percentile":
         counts = latency or {}

@@ -247,14 +247,19 @@ DEMO_KEY_NAME = "demo (make demo)"
 
 
 def demo_clusters_seed(*, chatbots: list[Chatbot]) -> list[Any]:
-    """One finished thumbs-down clustering run per chatbot, with the offline TF-IDF backend."""
+    """Two finished clustering runs per chatbot with the offline TF-IDF backend, so drift has
+    content: the week before last from thumbs-down only, then the last week from every failure
+    signal (its fallback and error themes are new, the thumbs-down ones continue)."""
     from apps.clustering.execution import cluster_run_execute
     from apps.clustering.runs import cluster_run_create
 
     runs = []
     now = timezone.now()
     for chatbot in chatbots:
-        run = cluster_run_create(chatbot=chatbot, backend="tfidf", now=now)
+        earlier = cluster_run_create(chatbot=chatbot, backend="tfidf", days=7, sources=["thumbs_down", "error"],
+                                     now=now - timedelta(days=7))
+        cluster_run_execute(run_id=earlier.pk)
+        run = cluster_run_create(chatbot=chatbot, backend="tfidf", days=7, now=now)
         runs.append(cluster_run_execute(run_id=run.pk))
         # The schedule's next run for this chatbot is a full interval away, not at once.
         Chatbot.objects.filter(pk=chatbot.pk).update(last_clustered_at=now)

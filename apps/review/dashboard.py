@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.chatbots.access import chatbot_ids_for_user, chatbots_for_user
+from apps.clustering.selectors import drift_highlights
 from apps.conversations.metrics_catalogue import (
     BREAKDOWN_METRICS,
     CATALOGUE,
@@ -198,4 +199,5 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
         # Engagement is grouped live (slow on long windows): the page fetches it after rendering.
         "dashboard_engagement_url": f"{reverse('stats-engagement')}?" + urlencode({
             **scope, "since": window.since.isoformat(), "until": window.until.isoformat()}),
+        "dashboard_drift": drift_highlights(chatbot_ids=chatbot_ids),
     }

@@ -429,6 +429,14 @@ CLUSTERING_MAX_TURNS = env_int("CLUSTERING_MAX_TURNS", 10000)
 CLUSTERING_REPRESENTATIVES = env_int("CLUSTERING_REPRESENTATIVES", 5)
 CLUSTERING_KEYWORDS = env_int("CLUSTERING_KEYWORDS", 8)
 CLUSTERING_TASK_TIME_LIMIT = env_int("CLUSTERING_TASK_TIME_LIMIT", 1800)
+# Failure signals a run selects by default (apps.clustering.choices.FailureSource; "all": every one).
+CLUSTERING_SOURCES = env_list("CLUSTERING_SOURCES", ["all"])
+# Two clusters of a run whose centres are at least this similar (cosine) are one theme: merged.
+# Unset: the embedding backend's own default (tfidf 0.2, local/openai 0.85).
+CLUSTERING_MERGE_SIMILARITY = env_float("CLUSTERING_MERGE_SIMILARITY", None)
+# A theme continues a theme of the chatbot's previous run when their centres (embedded together)
+# are at least this similar; otherwise it is new (drift). Unset: the backend's (tfidf 0.35, else 0.8).
+CLUSTERING_DRIFT_SIMILARITY = env_float("CLUSTERING_DRIFT_SIMILARITY", None)
 # OpenAI allows 2,048 inputs and 300k tokens per embeddings request, 8,191 tokens per input.
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 512)
 EMBEDDING_BATCH_MAX_TOKENS = env_int("EMBEDDING_BATCH_MAX_TOKENS", 200000)

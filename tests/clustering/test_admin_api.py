@@ -34,7 +34,7 @@ def test_chatbot_admin_action_asks_then_queues_a_run(admin_client, chatbot, them
     data = {"action": "cluster_admin_action", "_selected_action": [chatbot.pk]}
     page = admin_client.post(url, data)
     assert page.status_code == 200
-    assert b"Cluster thumbs-down turns" in page.content and b"Shop assistant" in page.content
+    assert b"Cluster failure turns" in page.content and b"Shop assistant" in page.content
     assert not ClusterRun.objects.exists()
 
     invalid = admin_client.post(url, {**data, "apply": "1", "days": "0"})

@@ -45,7 +45,7 @@ def test_separable_themes_are_found_with_stats(chatbot, themed_turns):
     for theme, ids in themed_turns.items():
         cluster = Cluster.objects.get(run=run, members__turn_id=ids[0])
         assert theme in cluster.keywords[:3]
-        assert theme in cluster.label  # no CLUSTER_LABEL_MODEL: the title is made of the top keywords
+        assert theme in cluster.label.lower()  # no CLUSTER_LABEL_MODEL: the offline phrase title
         assert cluster.size == 8 and cluster.share == pytest.approx(1 / 3, abs=1e-3)
         members = list(cluster.members.order_by("distance"))
         assert sum(m.is_representative for m in members) == 5
@@ -81,7 +81,7 @@ def test_only_thumbs_down_turns_of_the_chatbot_in_the_window(chatbot, other_chat
 def test_no_thumbs_down_turns_is_skipped_with_a_message(chatbot):
     run = run_now(chatbot, days=7)
     assert run.status == RunStatus.SKIPPED
-    assert "Only 0 thumbs-down turns" in run.message and "at least 10" in run.message
+    assert "Only 0 failure turns" in run.message and "at least 10" in run.message
     assert run.clusters.count() == 0 and run.finished_at is not None
 
 
@@ -90,7 +90,7 @@ def test_too_few_turns_is_skipped(chatbot):
         make_turn(chatbot=chatbot, user_message=text, thumbs_down=1)
     run = run_now(chatbot, days=7)
     assert run.status == RunStatus.SKIPPED
-    assert "Only 3 thumbs-down turns" in run.message
+    assert "Only 3 failure turns" in run.message
 
 
 def test_tiny_input_below_cluster_size_goes_to_other(chatbot, settings):
@@ -160,9 +160,9 @@ def test_management_command_prints_summary(chatbot, themed_turns):
     out = StringIO()
     call_command("cluster_thumbs_down", "shop", "--days", "7", "--backend", "tfidf", stdout=out)
     text = out.getvalue()
-    assert "done" in text and "3 clusters from 24 thumbs-down turns" in text
+    assert "done" in text and "3 clusters from 24 failure turns" in text
     for theme in ("refund", "password", "delivery"):
-        assert theme in text
+        assert theme in text.lower()
     assert text.count("33.3%") == 3
 
 

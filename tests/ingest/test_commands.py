@@ -57,7 +57,9 @@ def test_seed_demo_shows_the_whole_product(django_capture_on_commit_callbacks, c
         call_command("seed_demo", "--conversations", "40", "--days", "7", "--api-key", "http://127.0.0.1:8000",
                      stdout=out)
     runs = ClusterRun.objects.all()
-    assert runs.count() == 3 and runs.filter(status="done", cluster_count__gt=0).exists()
+    assert runs.count() == 6 and runs.filter(status="done", cluster_count__gt=0).exists()
+    # Two runs per chatbot (the week before last, then the last week) so drift has content.
+    assert runs.values("chatbot").distinct().count() == 3
     assert not runs.filter(status__in=["pending", "running", "failed"]).exists()
     # The finished conversations are judged as a whole (offline backend), some flagged for it.
     from apps.evaluations.models import ConversationEvaluation
@@ -98,7 +100,7 @@ def test_seed_demo_shows_the_whole_product(django_capture_on_commit_callbacks, c
     # A rerun on existing data adds nothing but a fresh key; the unused old one is revoked.
     rerun = StringIO()
     call_command("seed_demo", "--if-empty", "--api-key", "http://127.0.0.1:8000", stdout=rerun)
-    assert "already present" in rerun.getvalue() and ClusterRun.objects.count() == 3
+    assert "already present" in rerun.getvalue() and ClusterRun.objects.count() == 6
     assert ApiKey.objects.filter(name="demo (make demo)", revoked_at=None).count() == 2  # the used one stays
     call_command("seed_demo", "--if-empty", "--api-key", "http://127.0.0.1:8000", stdout=StringIO())
     assert ApiKey.objects.filter(name="demo (make demo)", revoked_at=None).count() == 2

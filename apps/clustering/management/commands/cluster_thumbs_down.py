@@ -1,4 +1,4 @@
-"""Cluster a chatbot's thumbs-down turns now, in this process, and print the clusters."""
+"""Cluster a chatbot's failure turns now (every signal unless --sources says), in this process, and print the clusters."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from apps.clustering.runs import ClusteringInputError, cluster_run_create
 
 
 class Command(BaseCommand):
-    help = "Cluster the thumbs-down turns of a chatbot synchronously and print a summary."
+    help = "Cluster the failure turns of a chatbot synchronously and print a summary."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("chatbot", help="The chatbot's slug.")
@@ -23,6 +23,9 @@ class Command(BaseCommand):
                             help="Embedding backend (default: EMBEDDING_BACKEND).")
         parser.add_argument("--text-mode", choices=TextMode.values, default=None,
                             help="What is embedded (default: CLUSTERING_TEXT_MODE).")
+        parser.add_argument("--sources", default=None,
+                            help="Comma-separated failure sources (thumbs_down, judge_flagged, hallucinated, "
+                                 "fallback, error, manual_flag) or all (default: CLUSTERING_SOURCES).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -31,7 +34,8 @@ class Command(BaseCommand):
             raise CommandError(f"No chatbot with slug {options['chatbot']!r}.") from exc
         try:
             run = cluster_run_create(chatbot=chatbot, days=options["days"], backend=options["backend"],
-                                     text_mode=options["text_mode"])
+                                     text_mode=options["text_mode"],
+                                     sources=options["sources"].split(",") if options["sources"] else None)
         except ClusteringInputError as exc:
             raise CommandError(str(exc)) from exc
         run = cluster_run_execute(run_id=run.pk)
