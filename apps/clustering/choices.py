@@ -27,3 +27,4 @@ class FailureSource(models.TextChoices):
     FALLBACK = "fallback", "Fallback answer"
     ERROR = "error", "Bot error"
     MANUAL_FLAG = "manual_flag", "Flagged by hand"
+    LOW_CONVERSATION_SCORE = "low_conversation_score", "Low conversation score"

@@ -15,7 +15,7 @@ from apps.privacy.policy import content_allowed_turns
 
 from .choices import RunStatus
 from .models import Cluster, ClusterMember, ClusterRun
-from .sources import sources_fields, sources_filter, turn_reasons
+from .sources import sources_annotations, sources_fields, sources_filter, turn_reasons
 
 TURN_FIELDS = ("id", "conversation_id", "timestamp", "user_message", "bot_response", "judge_overall")
 
@@ -32,7 +32,8 @@ def failure_turns(*, chatbot: Chatbot, start: datetime, end: datetime, sources: 
     candidates = (
         # no_content turns hold no text and may reach no embedding model (apps.privacy.policy).
         content_allowed_turns(
-            Turn.objects.filter(sources_filter(sources), chatbot=chatbot, timestamp__gte=start, timestamp__lt=end))
+            Turn.objects.filter(chatbot=chatbot, timestamp__gte=start, timestamp__lt=end)
+            .annotate(**sources_annotations(sources)).filter(sources_filter(sources)))
         .order_by("-timestamp", "-id")
         .only(*fields)
     )

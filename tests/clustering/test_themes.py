@@ -18,7 +18,7 @@ from apps.clustering.choices import RunStatus
 from apps.clustering.models import Cluster, ClusterMember, ClusterRun
 from apps.clustering.phrases import phrase_titles, stem
 from apps.clustering.runs import ClusteringInputError, cluster_run_create
-from apps.evaluations.models import Evaluation
+from apps.evaluations.models import ConversationEvaluation, Evaluation
 from apps.feedback.models import Feedback
 from tests.clustering.conftest import THEMES
 from tests.factories import make_conversation, make_turn
@@ -67,6 +67,20 @@ def test_a_run_over_mixed_sources_records_each_members_reasons(chatbot, run_now)
     risk_only = make_turn(chatbot=chatbot, user_message="delivery parcel tracking", is_flagged=True,
                           flag_reasons=["risk"])
     liked = make_turn(chatbot=chatbot, user_message="password reset login", thumbs_up=1)
+    # A conversation the conversation judge graded low: the turn it names is a member, the others not.
+    graded = make_conversation(chatbot)
+    fine = make_turn(graded, user_message="hello I need help with my refund")
+    went_wrong = make_turn(graded, user_message="refund for my broken order never arrived")
+    ConversationEvaluation.objects.create(
+        conversation=graded, chatbot=chatbot, evaluator="heuristic", evaluator_version="test-v1",
+        status="done", overall=2.0, failed_turn=went_wrong.sequence,
+    )
+    judged_well = make_conversation(chatbot)
+    passed = make_turn(judged_well, user_message="refund received thanks")
+    ConversationEvaluation.objects.create(
+        conversation=judged_well, chatbot=chatbot, evaluator="heuristic", evaluator_version="test-v1",
+        status="done", overall=9.0, failed_turn=passed.sequence,
+    )
 
     run = run_now(chatbot, days=7)
 
@@ -80,8 +94,11 @@ def test_a_run_over_mixed_sources_records_each_members_reasons(chatbot, run_now)
     assert reasons[judged.id] == ["judge_flagged", "hallucinated"]
     assert reasons[by_hand.id] == ["manual_flag"]
     assert risk_only.id not in reasons and liked.id not in reasons  # flagged for risk only / liked
+    assert reasons[went_wrong.id] == ["low_conversation_score"]
+    assert fine.id not in reasons and passed.id not in reasons
     assert run.parameters["turns_by_source"] == {
         "thumbs_down": 9, "judge_flagged": 1, "hallucinated": 1, "fallback": 9, "error": 6, "manual_flag": 1,
+        "low_conversation_score": 1,
     }
     # A password theme made of fallbacks alone: a signal thumbs-down clustering never saw.
     password_cluster = Cluster.objects.get(run=run, members__turn_id=password[0].id)
