@@ -228,6 +228,8 @@ class ExperimentItemResult(models.Model):
     )
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # Which claim holds the result (a compare-and-set token): only that task may write it back.
+    claim = models.UUIDField(null=True, blank=True, editable=False)
     output = models.TextField(blank=True)
     provided_output = models.BooleanField(
         default=False, help_text="The output came with the run (uploaded answers)."

@@ -202,6 +202,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"queue": Queue.DEFAULT, "expires": 55},
     },
+    "experiment-runs-sweep": {
+        # Experiment runs whose chunks were lost (broker down at queue time, a dead worker).
+        "task": "apps.datasets.tasks.experiment_runs_sweep",
+        "schedule": 300.0,
+        "options": {"queue": Queue.JUDGE, "expires": 290},
+    },
     "otel-pending-content-sweep": {
         "task": "apps.otel.tasks.pending_content_sweep",
         "schedule": 300.0,
@@ -407,6 +413,8 @@ EXPERIMENT_CONCURRENCY = env_int("EXPERIMENT_CONCURRENCY", 50)
 EXPERIMENT_MAX_ATTEMPTS = env_int("EXPERIMENT_MAX_ATTEMPTS", 4)
 # An item regressed (improved) when its score fell (rose) by at least this much (0–10 scale).
 EXPERIMENT_REGRESSION_DELTA = env_float("EXPERIMENT_REGRESSION_DELTA", 1.0)
+# The sweep resumes a running run that made no progress for this long (its chunks were lost).
+EXPERIMENT_SWEEP_AFTER_MINUTES = env_float("EXPERIMENT_SWEEP_AFTER_MINUTES", 10.0)
 
 # The conversation judge: the longest prompt (system + transcript, tiktoken tokens) one
 # conversation is judged with; longer conversations are shortened (first, last, flagged turns
