@@ -17,6 +17,7 @@ import openai
 from django.conf import settings
 
 from apps.core import outbound
+from apps.core.encryption import UnreadableSecret
 from apps.core.llm import TRANSIENT_STATUSES, ModelCall, model_call_timed
 
 from .choices import TargetKind
@@ -72,6 +73,8 @@ def target_config_check(target: ExperimentTarget) -> None:
             json.loads(target.body_template or "{}")
         except ValueError:
             raise ValueError("the body template must be JSON") from None
+        if isinstance(target.secret_headers, UnreadableSecret):
+            raise ValueError(f"secret headers: {UnreadableSecret.MESSAGE}")
         if not isinstance(target.secret_headers or {}, dict) or not all(
             isinstance(k, str) and isinstance(v, str)
             for k, v in (target.secret_headers or {}).items()
@@ -179,6 +182,8 @@ def answer_at(data: Any, path: str) -> Any:
 
 
 def _http_answer(target: ExperimentTarget, item: ItemInput) -> TargetAnswer:
+    if isinstance(target.secret_headers, UnreadableSecret):
+        raise TargetError(f"secret headers: {UnreadableSecret.MESSAGE}", permanent=True)
     body = _filled(json.loads(target.body_template or '{"message": "{{input}}"}'), item)
     headers = {
         "Content-Type": "application/json",
