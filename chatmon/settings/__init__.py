@@ -22,7 +22,7 @@ DEBUG = env_bool("DEBUG", False)
 # The default key is only good for a laptop; `check --deploy` flags the "django-insecure" prefix.
 SECRET_KEY = env_str("SECRET_KEY", "django-insecure-chatmon-development-key-change-me-0123456789")
 # Earlier keys during a rotation: sessions, signatures and encrypted secrets made with them stay
-# valid (SECURITY.md "Rotating keys").
+# valid (SECURITY.md "Rotating secrets").
 SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
