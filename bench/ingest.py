@@ -21,6 +21,7 @@ import random
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -133,6 +134,23 @@ def run_single_python(port: int, key: str, seconds: int, connections: int) -> di
             "p99_ms": pick(0.99), "rps": len(latencies) / elapsed, "client": "python"}
 
 
+def py_spy_start(server: Gunicorn, directory: str | None, phase: str) -> subprocess.Popen | None:
+    """py-spy recording gunicorn's workers (collapsed stacks, 200 samples/s) until stopped."""
+    if not directory:
+        return None
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    assert server.process is not None
+    return subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(server.process.pid), "--subprocesses", "--rate", "200",
+                             "--format", "raw", "--output", str(Path(directory) / f"{phase}.txt"), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def py_spy_stop(spy: subprocess.Popen | None) -> None:
+    if spy is not None:
+        spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
+        spy.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/chatmon_bench_ingest")
@@ -143,6 +161,8 @@ def main() -> None:
     parser.add_argument("--worker-class", default="", help="gunicorn worker class (default: sync, or gthread with --threads)")
     parser.add_argument("--one-connection-seconds", type=int, default=5,
                         help="single turns from 1 connection for this long (p50 end to end); 0 skips")
+    parser.add_argument("--py-spy", metavar="DIR", help="record gunicorn with py-spy during each phase into "
+                        "DIR/batch.txt and DIR/single.txt (collapsed stacks; summarise with bench/py_spy_summary.py)")
     parser.add_argument("--copy-rows", type=int, default=100_000, help="rows for copy_limit.py (0 skips)")
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=1000)
@@ -205,7 +225,9 @@ def main() -> None:
     with Gunicorn(env, port=args.port, workers=args.workers, threads=args.threads, worker_class=args.worker_class) as server:
         run_batches(args.port, key, make_batches(2, args.batch_size, with_tokens=True, seed=99, tag="warmup"), 1)  # warm-up
         before = cpu_now(server)
+        spy = py_spy_start(server, args.py_spy, "batch")
         elapsed, count, durations = run_batches(args.port, key, batches, args.batch_clients)
+        py_spy_stop(spy)
         turns = count * args.batch_size
         durations.sort()
         rate = turns / elapsed
@@ -217,7 +239,9 @@ def main() -> None:
                   f"batch ingest is {rate / copy_rate:.1%} of it")
         runner = run_single_wrk if shutil.which("wrk") else run_single_python
         before = cpu_now(server)
+        spy = py_spy_start(server, args.py_spy, "single")
         single = runner(args.port, key, args.single_seconds, args.connections)
+        py_spy_stop(spy)
         print(f"single-turn ingest ({single['client']}, {args.connections} connections, {args.single_seconds} s): "
               f"{single['rps']:,.0f} req/s (target ≥ 450), p50 {single['p50_ms']:.1f} ms, p90 {single['p90_ms']:.1f} ms, "
               f"p99 {single['p99_ms']:.1f} ms (target ≤ 50), non-2xx {single['errors']}; "

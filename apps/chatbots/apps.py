@@ -25,4 +25,7 @@ def _stamp_bump_on_commit(sender, instance, **kwargs) -> None:
 
     if kwargs.get("update_fields") == frozenset({"last_used_at"}):
         return  # bookkeeping, not a change a request must see
+    # Now (this process and its tests see it at once) and again after commit: a request that
+    # re-read the row between the two, before the commit, cached it under the first stamp.
+    api_keys_stamp_bump()
     transaction.on_commit(api_keys_stamp_bump, using=kwargs.get("using"))

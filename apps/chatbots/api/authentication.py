@@ -8,8 +8,10 @@ Keys (with their chatbot) are kept in a per-process cache for API_KEY_CACHE_SECO
 request costs no database query for authentication. Revocation stays immediate through a
 version stamp in the shared cache (Redis):
 
-1. Saving or deleting any API key or chatbot replaces the stamp with a new random value once the
-   transaction commits (`api_keys_stamp_bump`, connected in apps.chatbots.apps).
+1. Saving or deleting any API key or chatbot replaces the stamp with a new random value, at
+   once and again when the transaction commits (`api_keys_stamp_bump`, connected in
+   apps.chatbots.apps). Queryset `.update()` sends no signal: call `api_keys_stamp_bump()` after
+   one that changes what a bot request reads (only last_used_at is written that way today).
 2. Every request reads the stamp (one Redis GET) before anything else; a cached key is used
    only if it was fetched under the same stamp and within the TTL. The stamp is read before the
    database fetch, so a revocation committing in between leaves the entry under the old stamp.
@@ -79,6 +81,8 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
     if cached is not None and cached[1] == stamp and now - cached[0] < ttl:
         key = cached[2]
     else:
+        if stamp is None and ttl > 0:
+            cache.add(STAMP_KEY, secrets.token_hex(8), timeout=None)
         try:
             key = ApiKey.objects.select_related("chatbot").get(prefix=prefix)
         except ApiKey.DoesNotExist:
@@ -89,8 +93,6 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
             if len(_keys) >= _CACHE_LIMIT:
                 _keys.clear()
             _keys[key_hash] = (now, stamp, key)
-        elif ttl > 0:
-            cache.add(STAMP_KEY, secrets.token_hex(8), timeout=None)
     if key.revoked_at is not None:
         return None
     _touch_last_used(key)
