@@ -24,7 +24,9 @@ def main() -> None:
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = idle = 0
-    for line in open(args.path, encoding="utf-8"):
+    with open(args.path, encoding="utf-8") as lines:
+        text = lines.read().splitlines()
+    for line in text:
         stack, _, count = line.rstrip().rpartition(" ")
         if not stack:
             continue
