@@ -29,6 +29,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
+from apps.core.db import has_expressions
 
 from .choices import CallPurpose, FlagReason
 from .models import ZERO_COST, Conversation, EndUserSession, LLMCall, Turn
@@ -59,12 +60,17 @@ def conversations_get_or_create_lock(*, chatbot: Chatbot, seeds: Iterable[Conver
     """Create the chatbot's conversations not stored yet, then lock all of them (lock order 1).
 
     INSERT … ON CONFLICT DO NOTHING, so two batches creating one conversation both go on, then
-    SELECT … FOR UPDATE in id order. Returns the locked conversations by external id.
+    SELECT … FOR UPDATE in id order. Returns the locked conversations by external id. One
+    conversation on PostgreSQL: both in one statement (`_conversation_upsert_lock`).
     """
     seeds = list(seeds)
     if len(seeds) == 1 and connection.vendor == "postgresql":
         conversation = _conversation_upsert_lock(chatbot=chatbot, seed=seeds[0])
         return {conversation.external_id: conversation}
+    return _conversations_insert_lock(chatbot=chatbot, seeds=seeds)
+
+
+def _conversations_insert_lock(*, chatbot: Chatbot, seeds: list[ConversationSeed]) -> dict[str, Conversation]:
     Conversation.objects.bulk_create(
         [
             Conversation(
@@ -96,6 +102,8 @@ def _conversation_upsert_lock(*, chatbot: Chatbot, seed: ConversationSeed) -> Co
     )
     meta = Conversation._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
+    if has_expressions(conversation, fields):  # a db_default only the ORM can write: two statements
+        return _conversations_insert_lock(chatbot=chatbot, seeds=[seed])[seed.external_id]
     quote = connection.ops.quote_name
     values = [f.get_db_prep_save(f.pre_save(conversation, add=True), connection) for f in fields]
     columns = [f.column for f in meta.concrete_fields]

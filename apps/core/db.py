@@ -58,6 +58,11 @@ def json_dumps_fast(value: Any) -> str:
         return json.dumps(value)
 
 
+def has_expressions(obj: Model, fields: Sequence[Any]) -> bool:
+    """Whether any of `fields` holds a query expression on `obj` (e.g. a `db_default` not set)."""
+    return any(hasattr(getattr(obj, f.attname), "resolve_expression") for f in fields)
+
+
 _sequences: dict[tuple[str, str], str] = {}
 # Below this many rows a multi-row INSERT … RETURNING (one round trip) beats COPY (two).
 COPY_MIN_ROWS = 50
@@ -81,11 +86,12 @@ def bulk_copy_insert(objs: Sequence[Model], *, using: str = "default") -> None:
         return
     model = type(objs[0])
     connection = connections[using]
-    if connection.vendor != "postgresql":
-        model._base_manager.using(using).bulk_create(objs, batch_size=1000)
-        return
     meta = model._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
+    if connection.vendor != "postgresql" or has_expressions(objs[0], fields):
+        # An expression (a field's db_default, F(), …) is SQL, which only the ORM can write.
+        model._base_manager.using(using).bulk_create(objs, batch_size=1000)
+        return
     table = meta.db_table
     key = (using, table)
     stamped = [f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]

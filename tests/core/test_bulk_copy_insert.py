@@ -71,3 +71,18 @@ def test_a_constraint_violation_raises_as_insert_would():
     bulk_copy_insert(_turns(conversation, 1))
     with pytest.raises(IntegrityError), transaction.atomic():
         bulk_copy_insert(_turns(conversation, 1))  # same (conversation, turn_id)
+
+
+@pytest.mark.django_db
+def test_an_expression_value_goes_through_the_orm():
+    """A field holding SQL (a db_default another branch adds, a Value) cannot be COPYed: the ORM
+    writes those rows, and they read back all the same."""
+    from django.db.models import Value
+
+    conversation = make_conversation(make_chatbot())
+    turns = _turns(conversation, COPY_MIN_ROWS)
+    for turn in turns:
+        turn.latency_ms = Value(777)
+    bulk_copy_insert(turns)
+    assert set(Turn.objects.filter(conversation=conversation).values_list("latency_ms", flat=True)) == {777}
+    assert all(t.pk for t in turns)
