@@ -46,7 +46,25 @@ def _sentence(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "?"
 
 
-def make_batches(count: int, size: int, *, with_tokens: bool, seed: int = 1, tag: str = "bench") -> list[bytes]:
+def _rich_fields(rng: random.Random, turn: dict) -> None:
+    """The payload issue 18 adds, as a bot with tools sends it: two steps (a SQL query with its
+    row count, a tool call), the bot's own hallucination check, an inline rating now and then, a
+    release; scores ride on the turn (`hallucinated` is stored as a bot-reported score)."""
+    order = rng.randrange(10_000, 99_999)
+    turn["steps"] = [
+        {"kind": "sql", "name": "orders_by_id", "input": f"SELECT status, eta FROM orders WHERE id = {order}",
+         "output": "shipped", "rows": 1, "duration_ms": rng.randrange(2, 40), "success": True},
+        {"kind": "tool", "name": "track_parcel", "input": json.dumps({"order": order}),
+         "output": "in transit", "duration_ms": rng.randrange(50, 400), "success": rng.random() > 0.03},
+    ]
+    turn["hallucinated"] = rng.random() < 0.04
+    turn["release"] = rng.choice(["2.3", "2.4"])
+    if rng.random() < 0.1:
+        turn["rating"] = rng.choice(["up", "down"])
+
+
+def make_batches(count: int, size: int, *, with_tokens: bool, seed: int = 1, tag: str = "bench",
+                 rich: bool = False) -> list[bytes]:
     rng = random.Random(seed)
     batches = []
     for b in range(count):
@@ -62,6 +80,8 @@ def make_batches(count: int, size: int, *, with_tokens: bool, seed: int = 1, tag
             }
             if with_tokens:
                 turn["tokens"] = {"prompt": rng.randrange(50, 800), "completion": rng.randrange(20, 300)}
+            if rich:
+                _rich_fields(rng, turn)
             turns.append(turn)
         batches.append(json.dumps({"turns": turns}).encode())
     return batches
@@ -168,6 +188,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--batch-clients", type=int, default=3)
     parser.add_argument("--count-tokens", action="store_true", help="omit token counts so the server counts them")
+    parser.add_argument("--rich", action="store_true",
+                        help="turns carry two steps (sql, tool), hallucinated, a release and sometimes a rating")
     parser.add_argument("--single-seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--judge-sample-rate", type=float, default=0.1)
@@ -201,7 +223,7 @@ def main() -> None:
 
     redis.Redis.from_url(args.redis_url).flushdb()
 
-    batches = make_batches(args.batches, args.batch_size, with_tokens=not args.count_tokens)
+    batches = make_batches(args.batches, args.batch_size, with_tokens=not args.count_tokens, rich=args.rich)
     print(f"machine: {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores; "
           f"gunicorn {args.workers} workers; PostgreSQL {args.database_url.rsplit('/', 1)[1]}; broker {args.redis_url}")
     print(f"without: {args.without or 'nothing dropped'}; judge sample rate {args.judge_sample_rate}; PII redaction {args.redaction}; "

@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/9")
     parser.add_argument("--keep", action="store_true", help="reuse the database instead of recreating it")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--rich", action="store_true", help="batch turns with steps, hallucinated, release, rating")
     args = parser.parse_args()
 
     env = bench_env(args.database_url, args.redis_url)
@@ -75,7 +76,7 @@ def main() -> None:
         print(f"single: {args.count} requests, {cpu / args.count * 1000:.2f} CPU-ms per request under cProfile, "
               f"{wall / args.count * 1000:.2f} ms wall")
     else:
-        batches = [json.loads(b)["turns"] for b in make_batches(args.count + 1, 1000, with_tokens=True, tag=tag)]
+        batches = [json.loads(b)["turns"] for b in make_batches(args.count + 1, 1000, with_tokens=True, tag=tag, rich=args.rich)]
         turns_ingest_batch(chatbot=chatbot, items=batches[0])
         cpu, wall = time.process_time(), time.perf_counter()
         profile.enable()
