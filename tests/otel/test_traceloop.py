@@ -19,6 +19,7 @@ import pytest
 from apps.conversations.models import Conversation, LLMCall, Step, Turn
 from apps.feedback.models import Feedback
 from apps.privacy.hashing import end_user_hash
+from tests.otel.conftest import chat_span, protobuf_body, recording_tracer
 from tests.support.openai_server import OpenAIServer
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -136,3 +137,28 @@ def test_traceloop_sdk_with_the_openai_client(traceloop_python, live_server, cha
     order.refresh_from_db()
     assert (order.thumbs_down, order.is_flagged) == (1, True)
     assert Feedback.objects.get(turn=order).comment == "Wrong parcel"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not done: a workflow exported after its chat call (traceloop disable_batch=True, or a "
+    "workflow outliving the batch delay) gives a second turn; see README 'Known limits'",
+)
+@pytest.mark.django_db
+def test_a_workflow_exported_after_its_chat_call_is_one_turn(post_otlp, chatbot):
+    workflow = {
+        "traceloop.span.kind": "workflow",
+        "traceloop.entity.name": "support-chat",
+        "traceloop.entity.input": '{"args": ["Where is my order #50231?"], "kwargs": {}}',
+        "traceloop.entity.output": '"It shipped yesterday."',
+        "traceloop.association.properties.session_id": "split-session",
+    }
+    with (
+        recording_tracer() as (tracer, memory),
+        tracer.start_as_current_span("support-chat.workflow", attributes=workflow),
+    ):
+        chat_span(tracer, conversation=None)
+    chat, outer = memory.get_finished_spans()  # the order SimpleSpanProcessor exports them in
+    assert post_otlp("/v1/traces", protobuf_body([chat])).status_code == 200
+    assert post_otlp("/v1/traces", protobuf_body([outer])).status_code == 200
+    assert Turn.objects.count() == 1
