@@ -43,7 +43,9 @@ def conversations_judgeable(
     return conversations
 
 
-def conversation_evaluations_covering(*, version: str, conversation: Any = None) -> QuerySet[ConversationEvaluation]:
+def conversation_evaluations_covering(
+    *, version: str, conversation: Any = None
+) -> QuerySet[ConversationEvaluation]:
     """The evaluations of `version` that make a new one of the conversation pointless: one in
     progress, or a finished one that saw at least the turns the conversation has now (a
     conversation resumed after its grade has more, and is graded again once it is over).

@@ -151,6 +151,22 @@ def test_the_end_event_judges_at_once(post_json, chatbot, django_capture_on_comm
         post_json("/api/v1/ingest/turns", {"conversation_id": "c-end", "event": "end"})
     assert ConversationEvaluation.objects.count() == 1
 
+    # Resumed after the end, then ended again: judged again, the first grade kept.
+    with django_capture_on_commit_callbacks(execute=True):
+        post_json(
+            "/api/v1/ingest/turns",
+            {
+                "conversation_id": "c-end",
+                "turn_id": "t9",
+                "user_message": "And the tracking number?",
+                "bot_response": "It is in your email.",
+            },
+        )
+        post_json("/api/v1/ingest/turns", {"conversation_id": "c-end", "event": "end"})
+    assert sorted(
+        ConversationEvaluation.objects.values_list("trigger", "status", "turn_count")
+    ) == [("end", "done", 3), ("end", "done", 4)]
+
 
 @pytest.mark.django_db
 def test_the_conversation_judge_off_judges_nothing(chatbot, django_capture_on_commit_callbacks):
@@ -422,7 +438,8 @@ def test_a_conversation_resumed_after_its_grade_is_judged_again_once_idle(
     assert grades[0].pk == first.pk and grades[0].completed_at == first.completed_at  # history kept
     # The turn judge grades the ingested turns on the same server: count the conversation judge's.
     requests = [
-        r for r in conversation_server.requests_to("/chat/completions")
+        r
+        for r in conversation_server.requests_to("/chat/completions")
         if r["json"]["response_format"]["json_schema"]["name"] == "conversation_judgment"
     ]
     assert len(requests) == 2
@@ -460,14 +477,19 @@ def test_two_sweeps_racing_over_a_resumed_conversation_judge_it_again_once(judge
         conversation_judge_sweep()
         assert ConversationEvaluation.objects.get().turn_count == 2
         # Resumed, and idle again.
-        make_turn(conversation, user_message="one more thing", bot_response="sure",
-                  timestamp=timezone.now() - timedelta(minutes=40))
+        make_turn(
+            conversation,
+            user_message="one more thing",
+            bot_response="sure",
+            timestamp=timezone.now() - timedelta(minutes=40),
+        )
         Conversation.objects.filter(pk=conversation.pk).update(turn_count=3)
 
         assert not raised(run_together(2, lambda _index: conversation_judge_sweep()))
         assert not raised(run_together(2, lambda _index: conversation_judge(conversation.pk)))
 
         assert sorted(ConversationEvaluation.objects.values_list("status", "turn_count")) == [
-            ("done", 2), ("done", 3)
+            ("done", 2),
+            ("done", 3),
         ]
         assert len(server.requests_to("/chat/completions")) == 2

@@ -270,7 +270,10 @@ def test_conversation_judge_metrics_agree_on_the_dashboard_the_api_and_alerts(
     # Each criterion's average, counted by hand from the stored grades.
     for criterion in ("goal_completion", "resolution", "user_frustration", "policy_adherence"):
         scores = list(ConversationEvaluation.objects.values_list(criterion, flat=True))
-        assert len(scores) == 2 and None not in scores and len(set(scores)) == 2, (criterion, scores)
+        assert len(scores) == 2 and None not in scores and len(set(scores)) == 2, (
+            criterion,
+            scores,
+        )
         expected[f"conversation_{criterion}"] = round(sum(scores) / 2, 4)
     for name, value in expected.items():
         alert = metric_compute(

@@ -4,20 +4,49 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('alerts', '0010_alert_metric_choices_all'),
+        ("alerts", "0010_alert_metric_choices_all"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='alertevent',
-            name='metric',
+            model_name="alertevent",
+            name="metric",
             field=models.CharField(blank=True, max_length=32),
         ),
         migrations.AlterField(
-            model_name='alertrule',
-            name='metric',
-            field=models.CharField(choices=[('error_rate', 'Error rate (share of turns)'), ('fallback_rate', 'Fallback rate (share of turns)'), ('fallback_count', 'Fallbacks (count)'), ('latency_p95', 'p95 latency (ms)'), ('slow_share', 'Share of turns slower than N ms'), ('thumbs_down_rate', 'Thumbs-down rate (of rated turns)'), ('judge_average', 'Average judge overall'), ('hallucination_rate', 'Hallucination rate (of turns assessed for it)'), ('flagged_turns', 'Flagged turns (count)'), ('cost_usd', 'Cost (USD)'), ('turn_volume', 'Turn volume (count)'), ('new_failure_theme', 'New failure theme (members)'), ('theme_share_growth', 'Theme share grew (points)'), ('conversation_score', 'Average conversation judge overall'), ('conversation_low_share', 'Conversations judged below the threshold (share)'), ('handoff_needed_share', 'Conversations that needed a human handoff (share)'), ('conversation_goal_completion', 'Average conversation goal completion'), ('conversation_resolution', 'Average conversation resolution (judge)'), ('conversation_user_frustration', 'Average user calm (10 = no frustration)'), ('conversation_policy_adherence', 'Average conversation policy adherence'), ('conversion_rate', 'Conversion rate (of conversations with the outcome)'), ('resolution_rate', 'Resolution rate (of conversations with the outcome)'), ('handoff_rate', 'Handoff rate (of conversations with the outcome)'), ('csat_average', 'CSAT average (1–5)'), ('nps', 'NPS (−100 to 100)'), ('score_average', 'Average of the score named below')], max_length=32),
+            model_name="alertrule",
+            name="metric",
+            field=models.CharField(
+                choices=[
+                    ("error_rate", "Error rate (share of turns)"),
+                    ("fallback_rate", "Fallback rate (share of turns)"),
+                    ("fallback_count", "Fallbacks (count)"),
+                    ("latency_p95", "p95 latency (ms)"),
+                    ("slow_share", "Share of turns slower than N ms"),
+                    ("thumbs_down_rate", "Thumbs-down rate (of rated turns)"),
+                    ("judge_average", "Average judge overall"),
+                    ("hallucination_rate", "Hallucination rate (of turns assessed for it)"),
+                    ("flagged_turns", "Flagged turns (count)"),
+                    ("cost_usd", "Cost (USD)"),
+                    ("turn_volume", "Turn volume (count)"),
+                    ("new_failure_theme", "New failure theme (members)"),
+                    ("theme_share_growth", "Theme share grew (points)"),
+                    ("conversation_score", "Average conversation judge overall"),
+                    ("conversation_low_share", "Conversations judged below the threshold (share)"),
+                    ("handoff_needed_share", "Conversations that needed a human handoff (share)"),
+                    ("conversation_goal_completion", "Average conversation goal completion"),
+                    ("conversation_resolution", "Average conversation resolution (judge)"),
+                    ("conversation_user_frustration", "Average user calm (10 = no frustration)"),
+                    ("conversation_policy_adherence", "Average conversation policy adherence"),
+                    ("conversion_rate", "Conversion rate (of conversations with the outcome)"),
+                    ("resolution_rate", "Resolution rate (of conversations with the outcome)"),
+                    ("handoff_rate", "Handoff rate (of conversations with the outcome)"),
+                    ("csat_average", "CSAT average (1–5)"),
+                    ("nps", "NPS (−100 to 100)"),
+                    ("score_average", "Average of the score named below"),
+                ],
+                max_length=32,
+            ),
         ),
     ]

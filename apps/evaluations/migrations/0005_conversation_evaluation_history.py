@@ -11,37 +11,50 @@ def grades_cover_their_conversation(apps, schema_editor):
     Conversation = apps.get_model("conversations", "Conversation")
     ConversationEvaluation.objects.exclude(status="pending").update(
         turn_count=models.Subquery(
-            Conversation.objects.filter(pk=models.OuterRef("conversation_id")).values("turn_count")[:1]
+            Conversation.objects.filter(pk=models.OuterRef("conversation_id")).values("turn_count")[
+                :1
+            ]
         )
     )
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('chatbots', '0005_chatbot_conversation_judge_settings'),
-        ('conversations', '0014_turn_conversation_release'),
-        ('evaluations', '0004_conversation_evaluation'),
+        ("chatbots", "0005_chatbot_conversation_judge_settings"),
+        ("conversations", "0014_turn_conversation_release"),
+        ("evaluations", "0004_conversation_evaluation"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='conversationevaluation',
-            name='conversation_evaluation_per_version',
+            model_name="conversationevaluation",
+            name="conversation_evaluation_per_version",
         ),
         migrations.AddField(
-            model_name='conversationevaluation',
-            name='turn_count',
-            field=models.PositiveIntegerField(blank=True, editable=False, help_text='Turns of the conversation this grade covers; empty while pending. A conversation with more turns than its newest grade covers is graded again once it is over.', null=True),
+            model_name="conversationevaluation",
+            name="turn_count",
+            field=models.PositiveIntegerField(
+                blank=True,
+                editable=False,
+                help_text="Turns of the conversation this grade covers; empty while pending. A conversation with more turns than its newest grade covers is graded again once it is over.",
+                null=True,
+            ),
         ),
         migrations.RunPython(grades_cover_their_conversation, migrations.RunPython.noop),
         migrations.AddIndex(
-            model_name='conversationevaluation',
-            index=models.Index(fields=['conversation', 'evaluator_version', 'turn_count'], name='conv_eval_version_turns'),
+            model_name="conversationevaluation",
+            index=models.Index(
+                fields=["conversation", "evaluator_version", "turn_count"],
+                name="conv_eval_version_turns",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='conversationevaluation',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'pending')), fields=('conversation', 'evaluator_version'), name='conversation_evaluation_pending_per_version'),
+            model_name="conversationevaluation",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "pending")),
+                fields=("conversation", "evaluator_version"),
+                name="conversation_evaluation_pending_per_version",
+            ),
         ),
     ]
