@@ -61,11 +61,25 @@ def _process_caches_reset() -> None:
     resilience._last_logged.clear()
 
 
+def _cache_breakers_reset() -> None:
+    # One Redis call over its short socket timeout (a loaded machine) trips the fail-open cache's
+    # circuit breaker for REDIS_CIRCUIT_BREAKER_SECONDS; it must not carry into the next test,
+    # whose throttles would then fail open.
+    from django.core.cache import caches
+
+    for backend in caches.all(initialized_only=True):
+        breaker = getattr(backend, "breaker", None)
+        if breaker is not None:
+            breaker.reset()
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
+    _cache_breakers_reset()
     cache.clear()
     _process_caches_reset()
     yield
+    _cache_breakers_reset()
     cache.clear()
     _process_caches_reset()
 
