@@ -18,4 +18,4 @@ RUN DJANGO_SETTINGS_MODULE=chatmon.settings SECRET_KEY=build-only python manage.
 RUN useradd --system --uid 1000 chatmon && chown -R chatmon /app
 USER chatmon
 EXPOSE 8000
-CMD ["gunicorn", "chatmon.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]
+CMD ["gunicorn", "chatmon.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "--access-logfile", "-"]

@@ -3,6 +3,7 @@ load from threads."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import secrets
@@ -134,6 +135,46 @@ def nearest_rank(ordered: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one live process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of `pid` and its children (one level: gunicorn's master and workers)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            children += [int(c) for c in (task / "children").read_text().split()]
+    return process_cpu_seconds(pid) + sum(process_cpu_seconds(c) for c in children)
+
+
+def postgres_backend_cpu_seconds(database: str) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend connected to `database` (same host), by pid."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [database])
+        return {pid: process_cpu_seconds(pid) for (pid,) in cursor.fetchall()}
+
+
+def copy_limit_rows_per_s(database_url: str, rows: int = 100_000) -> float | None:
+    """`../shared/tools/copy_limit.py` (PostgreSQL COPY of turn-shaped rows) run now; None if absent."""
+    import json
+
+    tool = ROOT.parent / "shared" / "tools" / "copy_limit.py"
+    if not tool.exists():
+        return None
+    parts = urlsplit(database_url)
+    dsn = f"host={parts.hostname} port={parts.port or 5432} user={parts.username} dbname={parts.path.lstrip('/')}"
+    out = subprocess.run([PYTHON, str(tool), "--dsn", dsn, "--rows", str(rows)], capture_output=True, text=True, check=True)
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["copy_rows_per_s"])
+
+
 class Background:
     """A command running in its own process group while used as a context manager."""
 
@@ -163,11 +204,18 @@ class CeleryWorker(Background):
 class Gunicorn(Background):
     """gunicorn serving chatmon; entering waits until /healthz answers 200."""
 
-    def __init__(self, env: dict[str, str], *, port: int, workers: int, threads: int = 1) -> None:
+    def __init__(self, env: dict[str, str], *, port: int, workers: int, threads: int = 1,
+                 worker_class: str = "") -> None:
         self.port = port
         super().__init__([PYTHON, "-m", "gunicorn", "chatmon.wsgi:application", "--bind", f"127.0.0.1:{port}",
                           "--workers", str(workers), "--threads", str(threads), "--keep-alive", "30",
+                          *(["--worker-class", worker_class] if worker_class else []),
                           "--log-level", "warning", "--timeout", "120"], env)
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) used so far by gunicorn and its live workers."""
+        assert self.process is not None
+        return process_tree_cpu_seconds(self.process.pid)
 
     def __enter__(self) -> Self:
         super().__enter__()

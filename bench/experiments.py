@@ -10,6 +10,7 @@ Printed figures: items/s end to end (run created → last result stored), this p
 seconds per 1,000 items (the server's excluded), LLM calls stored.
 
     .venv/bin/python bench/experiments.py --items 1000 --concurrency 50 --chunk 100
+    .venv/bin/python bench/experiments.py --items 1000 --pinned   # target with its own base URL
 
 Uses a throw-away SQLite file unless DATABASE_URL is set.
 """
@@ -82,6 +83,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50, help="EXPERIMENT_CONCURRENCY")
     parser.add_argument("--chunk", type=int, default=100, help="EXPERIMENT_CHUNK_SIZE")
     parser.add_argument("--delay", type=float, default=0.25, help="server answer delay, seconds")
+    parser.add_argument(
+        "--pinned",
+        action="store_true",
+        help="the target has its own base URL (the staff-set path: checked and pinned per request)",
+    )
     args = parser.parse_args()
 
     import multiprocessing
@@ -98,6 +104,8 @@ def main() -> None:
         os.environ["DATABASE_URL"] = f"sqlite:///{database}"
     os.environ["OPENAI_BASE_URL"] = base_url
     os.environ["JUDGE_BACKEND"] = "openai"
+    if args.pinned:
+        os.environ["OUTBOUND_ALLOWED_NETWORKS"] = "127.0.0.0/8"
     os.environ["EXPERIMENT_CONCURRENCY"] = str(args.concurrency)
     os.environ["EXPERIMENT_CHUNK_SIZE"] = str(args.chunk)
     try:
@@ -138,6 +146,7 @@ def main() -> None:
             kind="model",
             model="bench-model",
             system_prompt="You are the shop assistant.",
+            base_url=base_url if args.pinned else "",
         )
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()

@@ -34,7 +34,15 @@ import random
 import subprocess
 import time
 
-from _server import Gunicorn, bench_env, database_recreate, django_setup, manage
+from _server import (
+    Gunicorn,
+    bench_env,
+    copy_limit_rows_per_s,
+    database_recreate,
+    django_setup,
+    manage,
+    postgres_backend_cpu_seconds,
+)
 from _server import post_bodies as run_exports  # noqa: F401 - kept under its old name for callers
 
 WORDS = ["order", "refund", "shipping", "delivery", "account", "password", "card", "payment", "invoice", "return", "size", "colour", "discount", "warranty", "store", "hours", "contact", "support", "tracking", "label", "address", "change", "cancel"]
@@ -212,6 +220,8 @@ def main() -> None:
     parser.add_argument("--exports", type=int, default=30, help="requests per path")
     parser.add_argument("--spans", type=int, default=512, help="spans (turns) per request")
     parser.add_argument("--clients", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (> 1: gthread)")
+    parser.add_argument("--copy-rows", type=int, default=100_000, help="rows for copy_limit.py (0 skips)")
     parser.add_argument("--judge-sample-rate", type=float, default=0.1)
     parser.add_argument("--workload", choices=WORKLOADS, default="genai",
                         help="span shape: GenAI chat spans, the Langfuse SDK's, or OpenInference's")
@@ -246,8 +256,9 @@ def main() -> None:
           f"{args.clients} clients; judge sample rate {args.judge_sample_rate}; workload {args.workload}")
     print(f"request body: OTLP protobuf {sum(map(len, otlp)) // len(otlp) // 1024} KiB, "
           f"REST JSON {sum(map(len, rest)) // len(rest) // 1024} KiB per {args.spans} spans/turns")
-    with Gunicorn(env, port=args.port, workers=args.workers) as server:
-        group = server.process.pid
+    database = args.database_url.rsplit("/", 1)[1]
+    copy_rate = copy_limit_rows_per_s(args.database_url, args.copy_rows) if args.copy_rows else None
+    with Gunicorn(env, port=args.port, workers=args.workers, threads=args.threads) as server:
         # Warm-up both paths (imports, tiktoken, price cache) with data of their own.
         run_exports(args.port, key, make_bodies(2, 91), clients=1, path=otlp_path, content_type=otlp_type,
                     ok_status=otlp_ok)
@@ -258,16 +269,19 @@ def main() -> None:
                 (f"{'OTLP ' if otlp_ok == 200 else ''}{otlp_path} ({args.workload})", otlp, otlp_path, otlp_type,
                  otlp_ok),
                 ("REST /api/v1/ingest/turns", rest, "/api/v1/ingest/turns", "application/json", 207)):
-            cpu_before = process_group_cpu_seconds(group)
+            web_before, db_before = server.cpu_seconds(), postgres_backend_cpu_seconds(database)
             elapsed, durations = run_exports(args.port, key, bodies, clients=args.clients, path=path,
                                              content_type=content_type, ok_status=ok)
-            cpu = process_group_cpu_seconds(group) - cpu_before
+            web = server.cpu_seconds() - web_before
+            db = sum(cpu - db_before.get(pid, 0.0) for pid, cpu in postgres_backend_cpu_seconds(database).items())
             count = len(bodies) * args.spans
             figures[name] = count / elapsed
             print(f"{name}: {count} spans in {elapsed:.2f} s = {count / elapsed:,.0f} spans/s; "
                   f"per {args.spans}-span request p50 {durations[len(durations) // 2] * 1000:.0f} ms, "
-                  f"max {durations[-1] * 1000:.0f} ms; gunicorn CPU {cpu:.1f} s = "
-                  f"{cpu / count * 1000:.2f} CPU-s per 1,000 spans")
+                  f"max {durations[-1] * 1000:.0f} ms; CPU-s per 1,000 spans: web {web / count * 1000:.3f}, "
+                  f"PostgreSQL backends {db / count * 1000:.3f}"
+                  + (f"; {count / elapsed / copy_rate:.1%} of PostgreSQL COPY ({copy_rate:,.0f} rows/s, same run)"
+                     if copy_rate else ""))
         # Re-sending every export stores nothing: the replay path's speed.
         elapsed, _ = run_exports(args.port, key, otlp, clients=args.clients, path=otlp_path,
                                  content_type=otlp_type, ok_status=otlp_ok)

@@ -49,13 +49,14 @@ def require_postgres(why: str) -> None:
 
 def _process_caches_reset() -> None:
     # Rolled-back test transactions send no signals, so in-process caches are reset by hand.
-    from apps.chatbots.api.authentication import api_key_last_used_cache_clear
+    from apps.chatbots.api.authentication import api_key_cache_clear, api_key_last_used_cache_clear
     from apps.core import pricing, queue, resilience
     from apps.risk.scoring import rules_invalidate
 
     rules_invalidate()
     pricing.prices_forget()
     api_key_last_used_cache_clear()
+    api_key_cache_clear()
     queue.broker_breaker.reset()
     resilience._last_logged.clear()
 

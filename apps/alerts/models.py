@@ -59,7 +59,7 @@ class AlertRule(TimestampedModel):
         "chatbots.Chatbot", null=True, blank=True, on_delete=models.CASCADE, related_name="alert_rules",
         help_text="Empty: all chatbots together.",
     )
-    metric = models.CharField(max_length=24, choices=Metric.choices)
+    metric = models.CharField(max_length=32, choices=Metric.choices)
     comparison = models.CharField(max_length=4, choices=Comparison.choices, default=Comparison.GT)
     threshold = models.FloatField()
     window_minutes = models.PositiveIntegerField(default=60)
@@ -136,7 +136,7 @@ class AlertEvent(models.Model):
     turn = models.ForeignKey("conversations.Turn", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     status = models.CharField(max_length=14, choices=EventStatus.choices, default=EventStatus.FIRING)
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
-    metric = models.CharField(max_length=24, blank=True)
+    metric = models.CharField(max_length=32, blank=True)
     value = models.FloatField(null=True, blank=True)
     threshold = models.FloatField(null=True, blank=True)
     sample_size = models.PositiveIntegerField(null=True, blank=True)

@@ -9,7 +9,7 @@ derived from them goes or is derived again from the members left.
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Avg, Count, Max, Min
+from django.db.models import Avg, Count, Max, Min, Q
 
 from apps.conversations.choices import CallPurpose
 from apps.conversations.models import LLMCall
@@ -59,6 +59,11 @@ def clusters_recount(*, cluster_ids: set[int]) -> int:
        labeling model wrote from the lost members is not kept, and no model is called here.
     4. The labeling-model calls made for those clusters (their input quotes example messages)
        are deleted, as are the calls of clusters deleted in step 1.
+    5. Drift follows the new shares (drift.py): `share_change` of this run's continued themes
+       (against their previous cluster) and of the next run's themes that continue this run's
+       clusters is computed again. A theme whose previous cluster was deleted in step 1 matches
+       nothing left in the previous run, so it is new (no previous, no change) — the definition
+       of a new theme; its members are not embedded again, so no other match is looked for.
     """
     if not cluster_ids:
         return 0
@@ -77,6 +82,10 @@ def clusters_recount(*, cluster_ids: set[int]) -> int:
             )
             total = sum(c.member_count for c in clusters)
             touched = [c for c in clusters if c.pk in cluster_ids or c.member_count == 0]
+            emptied = [c.pk for c in clusters if c.member_count == 0]
+            if emptied:
+                # Their continuations lose the match (step 5), before SET_NULL clears `previous`.
+                Cluster.objects.filter(previous_id__in=emptied).update(is_new=True, previous=None, share_change=None)
             for cluster in clusters:
                 if cluster.member_count == 0:
                     cluster.delete()
@@ -92,13 +101,14 @@ def clusters_recount(*, cluster_ids: set[int]) -> int:
                         ClusterMember.objects.filter(pk__in=promote).update(is_representative=True)
                 Cluster.objects.filter(pk=cluster.pk).update(
                     size=cluster.member_count,
-                    share=cluster.member_count / total if total else 0.0,
+                    share=round(cluster.member_count / total, 4) if total else 0.0,
                     avg_judge_score=cluster.judge_avg,
                     first_at=cluster.first,
                     last_at=cluster.last,
                 )
             kept = [c for c in clusters if c.member_count]
             _keywords_recompute(run, relabel={c.pk for c in kept if c.pk in cluster_ids})
+            _share_changes_refresh(run)
             ClusterRun.objects.filter(pk=run.pk).update(
                 turn_count=total,
                 cluster_count=sum(1 for c in kept if not c.is_noise),
@@ -107,6 +117,18 @@ def clusters_recount(*, cluster_ids: set[int]) -> int:
             if touched:
                 deleted_calls += cluster_title_calls(run_id=run.pk, indexes=[c.index for c in touched]).delete()[0]
     return deleted_calls
+
+
+def _share_changes_refresh(run: ClusterRun) -> None:
+    """`share_change` (points, as drift.drift_apply computes it) of the continued themes of `run`
+    and of those continuing `run`'s clusters in the next run, from the shares stored now."""
+    continued = list(
+        Cluster.objects.filter(Q(run=run) | Q(previous__run=run), previous__isnull=False)
+        .select_related("previous").only("id", "share", "share_change", "previous__share")
+    )
+    for cluster in continued:
+        cluster.share_change = round(100.0 * (cluster.share - cluster.previous.share), 2)
+    Cluster.objects.bulk_update(continued, ["share_change"])
 
 
 def _keywords_recompute(run: ClusterRun, *, relabel: set[int]) -> None:

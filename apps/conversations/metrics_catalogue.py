@@ -83,6 +83,20 @@ class MetricDef:
         return self.unit == PERCENT
 
 
+# The conversation rubric's criteria (apps.evaluations ConversationEvaluation fields) averaged as
+# metrics; human handoff is the `handoff_needed_share` above.
+CONVERSATION_CRITERION_METRICS = (
+    ("goal_completion", "Goal completion", "Mean goal completion (0–10: did the user get what they came for) of "
+     "the conversations judged as a whole in the period."),
+    ("resolution", "Resolution (judge)", "Mean resolution (0–10: was the issue resolved) of the conversations "
+     "judged as a whole in the period."),
+    ("user_frustration", "User calm", "Mean user frustration score (0–10, 10 = the user stayed calm) of the "
+     "conversations judged as a whole in the period."),
+    ("policy_adherence", "Policy adherence", "Mean policy adherence (0–10) of the conversations judged as a "
+     "whole in the period."),
+)
+
+
 def _total(name: str, label: str, unit: str, part: str, definition: str, **kw: Any) -> MetricDef:
     return MetricDef(name=name, label=label, unit=unit, kind="total", part=part, definition=definition, **kw)
 
@@ -134,6 +148,12 @@ CATALOGUE: dict[str, MetricDef] = {m.name: m for m in (
     _share("handoff_needed_share", "Handoff needed", "conversations_handoff", "conversations_judged",
            "Share of the conversations judged as a whole that needed a human handoff.",
            source="conversation_judge"),
+    *(
+        MetricDef(f"conversation_{criterion}", label, "/10", "mean", definition,
+                  part=f"conversation_{criterion}_sum", whole=f"conversation_{criterion}_judged", sampled=True,
+                  higher_is_better=True, source="conversation_judge")
+        for criterion, label, definition in CONVERSATION_CRITERION_METRICS
+    ),
     # Outcomes: the reserved conversation-level scores (apps.scores), over the outcomes recorded
     # in the period (by the score's timestamp: a sale confirmed the next day counts that day).
     MetricDef("conversion_rate", "Conversion rate", PERCENT, "share",
@@ -216,6 +236,15 @@ def conversation_judge_aggregates() -> dict[str, Any]:
         "conversation_judge_sum": _sum("overall", FloatField()),
         "conversations_judged_low": Count("id", filter=Q(overall__lt=F("chatbot__conversation_judge_flag_below"))),
         "conversations_handoff": Count("id", filter=Q(handoff_needed=True)),
+        # Per criterion over the grades that scored it (a criterion may be left empty).
+        **{
+            figure: aggregate
+            for criterion, _, _ in CONVERSATION_CRITERION_METRICS
+            for figure, aggregate in (
+                (f"conversation_{criterion}_sum", _sum(criterion, FloatField())),
+                (f"conversation_{criterion}_judged", Count(criterion)),
+            )
+        },
     }
 
 

@@ -29,6 +29,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
+from apps.core.db import has_expressions
 
 from .choices import CallPurpose, FlagReason
 from .models import ZERO_COST, Conversation, EndUserSession, LLMCall, Turn
@@ -60,9 +61,17 @@ def conversations_get_or_create_lock(*, chatbot: Chatbot, seeds: Iterable[Conver
     """Create the chatbot's conversations not stored yet, then lock all of them (lock order 1).
 
     INSERT … ON CONFLICT DO NOTHING, so two batches creating one conversation both go on, then
-    SELECT … FOR UPDATE in id order. Returns the locked conversations by external id.
+    SELECT … FOR UPDATE in id order. Returns the locked conversations by external id. One
+    conversation on PostgreSQL: both in one statement (`_conversation_upsert_lock`).
     """
     seeds = list(seeds)
+    if len(seeds) == 1 and connection.vendor == "postgresql":
+        conversation = _conversation_upsert_lock(chatbot=chatbot, seed=seeds[0])
+        return {conversation.external_id: conversation}
+    return _conversations_insert_lock(chatbot=chatbot, seeds=seeds)
+
+
+def _conversations_insert_lock(*, chatbot: Chatbot, seeds: list[ConversationSeed]) -> dict[str, Conversation]:
     Conversation.objects.bulk_create(
         [
             Conversation(
@@ -80,6 +89,42 @@ def conversations_get_or_create_lock(*, chatbot: Chatbot, seeds: Iterable[Conver
         .filter(chatbot=chatbot, external_id__in=[seed.external_id for seed in seeds])
         .order_by("id")
     }
+
+
+def _conversation_upsert_lock(*, chatbot: Chatbot, seed: ConversationSeed) -> Conversation:
+    """One conversation created if new and locked, in one statement (PostgreSQL): INSERT … ON
+    CONFLICT DO UPDATE takes the row lock as SELECT … FOR UPDATE does and RETURNING reads the row,
+    so a single turn pays one round trip here instead of two. One row, so no lock order to keep.
+    The no-op update leaves every column as it was."""
+    conversation = Conversation(
+        chatbot=chatbot, external_id=seed.external_id, started_at=seed.started_at,
+        last_activity_at=seed.last_activity_at, channel=seed.channel, end_user_hash=seed.end_user_hash,
+        metadata=seed.metadata,
+    )
+    meta = Conversation._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    if has_expressions(conversation, fields):  # a db_default only the ORM can write: two statements
+        return _conversations_insert_lock(chatbot=chatbot, seeds=[seed])[seed.external_id]
+    quote = connection.ops.quote_name
+    values = [f.get_db_prep_save(f.pre_save(conversation, add=True), connection) for f in fields]
+    columns = [f.column for f in meta.concrete_fields]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) "
+            f"ON CONFLICT ({quote('chatbot_id')}, {quote('external_id')}) "
+            f"DO UPDATE SET {quote('external_id')} = EXCLUDED.{quote('external_id')} "
+            f"RETURNING {', '.join(quote(c) for c in columns)}",
+            values,
+        )
+        row = cursor.fetchone()
+    converters = connection.ops.get_db_converters
+    fetched = []
+    for f, value in zip(meta.concrete_fields, row, strict=True):
+        for converter in converters(f.get_col(meta.db_table)) + f.get_db_converters(connection):
+            value = converter(value, f.get_col(meta.db_table), connection)
+        fetched.append(value)
+    return Conversation.from_db(connection.alias, [f.attname for f in meta.concrete_fields], fetched)
 
 
 def conversation_lock(*, conversation_id: int) -> Conversation:

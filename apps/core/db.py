@@ -1,10 +1,14 @@
 """Database expressions shared by the apps."""
 
+import json
 import math
 from collections.abc import Callable, Iterable, Sequence
+from enum import Enum
 from typing import Any
 
-from django.db.models import Aggregate, FloatField, QuerySet
+import orjson
+from django.db import connections
+from django.db.models import Aggregate, FloatField, JSONField, Model, QuerySet
 
 
 class PercentileCont(Aggregate):
@@ -43,3 +47,92 @@ def percentile_cont_interpolate(
         pair = pair_at(low)
         out[point] = pair[0] if rank == low or len(pair) == 1 else pair[0] + (pair[1] - pair[0]) * (rank - low)
     return out
+
+
+def json_dumps_fast(value: Any) -> str:
+    """JSON text of `value` for a json/jsonb column: orjson, or the standard library for what
+    orjson refuses (integers past 64 bits, subclasses it does not know)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+def has_expressions(obj: Model, fields: Sequence[Any]) -> bool:
+    """Whether any of `fields` holds a query expression on `obj` (e.g. a `db_default` not set)."""
+    return any(hasattr(getattr(obj, f.attname), "resolve_expression") for f in fields)
+
+
+_sequences: dict[tuple[str, str], str] = {}
+# Below this many rows a multi-row INSERT … RETURNING (one round trip) beats COPY (two).
+COPY_MIN_ROWS = 50
+
+
+def bulk_copy_insert(objs: Sequence[Model], *, using: str = "default") -> None:
+    """Insert unsaved model instances, giving each its primary key, like `bulk_create`.
+
+    On PostgreSQL:
+    1. Reserve the ids from the table's sequence in one statement (`nextval` over
+       `generate_series`), so every instance knows its id before its row exists (what the turn's
+       LLM calls and steps point at).
+    2. Stream the rows with COPY (psycopg 3): no SQL text, no per-field preparation by the ORM, no
+       parameter quoting; psycopg writes each value in COPY's text format and JSON fields are
+       encoded once with orjson.
+    Fewer than COPY_MIN_ROWS rows go in one multi-row `INSERT … RETURNING id` built the same way.
+    Row triggers, constraints and indexes apply as for INSERT. Elsewhere (SQLite) this is
+    `bulk_create`. Fields with `auto_now`/`auto_now_add` get their value as the ORM would give it.
+    """
+    if not objs:
+        return
+    model = type(objs[0])
+    connection = connections[using]
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    if connection.vendor != "postgresql" or has_expressions(objs[0], fields):
+        # An expression (a field's db_default, F(), …) is SQL, which only the ORM can write.
+        model._base_manager.using(using).bulk_create(objs, batch_size=1000)
+        return
+    table = meta.db_table
+    key = (using, table)
+    stamped = [f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
+    json_columns = {i for i, f in enumerate(fields) if isinstance(f, JSONField)}
+    attnames = [f.attname for f in fields]
+    quote = connection.ops.quote_name
+
+    def values(obj: Model) -> list[Any]:
+        for f in stamped:
+            f.pre_save(obj, add=True)
+        row = []
+        for i, name in enumerate(attnames):
+            value = getattr(obj, name)
+            if i in json_columns and value is not None:
+                value = json_dumps_fast(value)
+            elif isinstance(value, Enum):
+                value = value.value
+            row.append(value)
+        return row
+
+    with connection.cursor() as cursor:
+        if len(objs) < COPY_MIN_ROWS:
+            # A few rows: one INSERT … RETURNING is one round trip, COPY would be two.
+            placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+            cursor.execute(
+                f"INSERT INTO {quote(table)} ({', '.join(quote(f.column) for f in fields)}) "
+                f"VALUES {', '.join([placeholders] * len(objs))} RETURNING {quote(meta.pk.column)}",
+                [value for obj in objs for value in values(obj)],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+        else:
+            if key not in _sequences:
+                cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [table, meta.pk.column])
+                _sequences[key] = cursor.fetchone()[0]
+            cursor.execute("SELECT nextval(%s) FROM generate_series(1, %s)", [_sequences[key], len(objs)])
+            ids = [row[0] for row in cursor.fetchall()]
+            columns = ", ".join([quote(meta.pk.column)] + [quote(f.column) for f in fields])
+            with cursor.cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy:
+                for obj, pk in zip(objs, ids, strict=True):
+                    copy.write_row([pk, *values(obj)])
+    for obj, pk in zip(objs, ids, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = using

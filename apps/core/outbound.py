@@ -17,6 +17,9 @@ URL they type must not reach loopback, the private network or the cloud metadata
    network failure (refused, reset, timeout, TLS) is one generic error, so the answer does not
    tell an open port from a closed one.
 
+Clients that need more than one request (the `openai` client of an experiment's model target,
+whose base URL staff type) get the same checks and pinning per request from `PinnedTransport`.
+
 Operator-set URLs (OPENAI_BASE_URL for the judge and embeddings, EMAIL_HOST) come from the
 environment, not from staff, and do not go through here (see SECURITY.md).
 """
@@ -202,3 +205,42 @@ def exchange(
             except httpx.HTTPError as exc:
                 raise OutboundUnreachable() from exc
     raise OutboundUnreachable()
+
+
+class PinnedTransport(httpx.BaseTransport):
+    """An httpx transport for clients that must speak to a staff-set URL (the `openai` client of
+    an experiment's model target): every request goes through `destination_check` and connects
+    to the checked address itself (steps 1–3 above), keeping the Host header and TLS SNI of the
+    name, so the name cannot be rebound between the check and the connection.
+
+    A refused destination raises OutboundRefused (wrapped by the caller's client, e.g. openai's
+    APIConnectionError, with it as `__cause__`).
+    """
+
+    def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        destination = destination_check(str(request.url))
+        request.headers["Host"] = _host_header(destination)
+        if destination.url.scheme == "https":
+            request.extensions = {**request.extensions, "sni_hostname": destination.host}
+        error: httpx.ConnectError | None = None
+        for address in destination.addresses:
+            request.url = request.url.copy_with(host=address.split("%", 1)[0])
+            try:
+                return self._inner.handle_request(request)
+            except httpx.ConnectError as exc:
+                error = exc  # try the next checked address (dual-stack hosts)
+        raise error or httpx.ConnectError("no address to connect to", request=request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def pinned_http_client(*, timeout: float) -> httpx.Client:
+    """An httpx client for a staff-set URL: checked and pinned per request (PinnedTransport), no
+    redirects followed (a 3xx is the answer), proxy environment variables ignored."""
+    return httpx.Client(
+        transport=PinnedTransport(), timeout=timeout, follow_redirects=False, trust_env=False
+    )

@@ -34,6 +34,7 @@ from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixi
 from apps.clustering.admin import ClusterAdmin
 from apps.conversations.models import Turn
 from apps.core.admin import LargeTableAdmin
+from apps.core.encryption import UnreadableSecret
 
 from . import experiments, selectors, services
 from .models import Dataset, DatasetItem, ExperimentItemResult, ExperimentRun, ExperimentTarget
@@ -454,6 +455,12 @@ class ExperimentTargetForm(forms.ModelForm):
             "body_template",
             "answer_path",
         )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if isinstance(self.instance.secret_headers, UnreadableSecret):
+            field = self.fields["secret_headers_text"]
+            field.help_text = f"{field.help_text} Now: {UnreadableSecret.MESSAGE}."
 
     def clean(self) -> dict:
         data = super().clean()

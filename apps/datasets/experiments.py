@@ -12,11 +12,20 @@ A run's items are executed by `experiment_chunk_run` tasks, one per chunk of res
    attempt, until EXPERIMENT_MAX_ATTEMPTS, then it fails; a permanent one fails it at once.
 4. Recount the run from its results (one aggregate) and finish it when nothing is left; return
    the retry delay if some results wait for another attempt (the task retries itself).
+
+Claims are compare-and-set: a claim writes a fresh token on results still claimable, and the
+task works on (and writes back) only the results carrying its token, so a duplicate message, a
+sweep's re-enqueue or a second worker never runs an item twice, on PostgreSQL or SQLite.
+
+Lost chunks (the broker was down when the run was queued, a worker died mid-chunk) are found by
+`experiment_runs_sweep` (beat, every few minutes; see its docstring).
 """
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -45,6 +54,8 @@ from .models import (
     ExperimentTarget,
 )
 from .targets import ItemInput, TargetError, target_answer
+
+logger = logging.getLogger(__name__)
 
 
 class ExperimentError(ValueError):
@@ -157,6 +168,7 @@ def experiment_failed_rerun(*, run: ExperimentRun) -> int:
             attempts=0,
             error="",
             claimed_until=None,
+            claim=None,
             finished_at=None,
         )
         ExperimentRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, finished_at=None)
@@ -235,33 +247,56 @@ def _item_run(work: _Work, target: ExperimentTarget, chatbot: Chatbot, kind: str
     return outcome
 
 
-def _claim(*, run_id: int, first_id: int, last_id: int) -> list[ExperimentItemResult]:
-    now = timezone.now()
-    claimable = Q(status=ResultStatus.PENDING) | Q(
-        status=ResultStatus.RUNNING, claimed_until__lt=now
-    )
-    with transaction.atomic():
-        rows = list(
-            ExperimentItemResult.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(claimable, run_id=run_id, pk__gte=first_id, pk__lte=last_id)
-            .select_related("item_version")
+def _claim_seconds() -> int:
+    """How long a chunk may hold its results: every call of the chunk at the slowest, plus slack."""
+    return max(
+        60,
+        int(
+            settings.OPENAI_TIMEOUT_SECONDS
+            * 3
+            * settings.EXPERIMENT_CHUNK_SIZE
+            / max(1, settings.EXPERIMENT_CONCURRENCY)
         )
-        if rows:
-            claim = max(
-                60,
-                int(
-                    settings.OPENAI_TIMEOUT_SECONDS
-                    * 3
-                    * settings.EXPERIMENT_CHUNK_SIZE
-                    / max(1, settings.EXPERIMENT_CONCURRENCY)
-                )
-                + 30,
-            )
-            ExperimentItemResult.objects.filter(pk__in=[r.pk for r in rows]).update(
-                status=ResultStatus.RUNNING,
-                claimed_until=now + timedelta(seconds=claim),
-            )
-    return rows
+        + 30,
+    )
+
+
+def _claimable(now: Any) -> Q:
+    return Q(status=ResultStatus.PENDING) | Q(status=ResultStatus.RUNNING, claimed_until__lt=now)
+
+
+def _claim(
+    *, run_id: int, first_id: int, last_id: int
+) -> tuple[uuid.UUID, list[ExperimentItemResult]]:
+    """Claim the chunk's claimable results; returns the claim's token and the results it holds.
+
+    Row locks skipped by other workers (PostgreSQL) keep concurrent tasks off each other's rows;
+    the compare-and-set update (still claimable → running with this token) decides on every
+    database, so only the results that carry the token afterwards belong to this task.
+    """
+    now = timezone.now()
+    token = uuid.uuid4()
+    with transaction.atomic():
+        candidates = list(
+            ExperimentItemResult.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(_claimable(now), run_id=run_id, pk__gte=first_id, pk__lte=last_id)
+            .values_list("pk", flat=True)
+        )
+        if not candidates:
+            return token, []
+        claimed = ExperimentItemResult.objects.filter(_claimable(now), pk__in=candidates).update(
+            status=ResultStatus.RUNNING,
+            claimed_until=now + timedelta(seconds=_claim_seconds()),
+            claim=token,
+        )
+        if not claimed:
+            return token, []
+        rows = list(
+            ExperimentItemResult.objects.filter(claim=token, status=ResultStatus.RUNNING)
+            .select_related("item_version")
+            .order_by("pk")
+        )
+    return token, rows
 
 
 def experiment_chunk_run(*, run_id: int, first_result_id: int, last_result_id: int) -> float | None:
@@ -273,7 +308,7 @@ def experiment_chunk_run(*, run_id: int, first_result_id: int, last_result_id: i
     )
     if run is None or run.status not in (RunStatus.RUNNING, RunStatus.PENDING):
         return None
-    claimed = _claim(run_id=run_id, first_id=first_result_id, last_id=last_result_id)
+    token, claimed = _claim(run_id=run_id, first_id=first_result_id, last_id=last_result_id)
     if not claimed:
         _run_recount(run_id=run_id)
         return None
@@ -304,6 +339,7 @@ def experiment_chunk_run(*, run_id: int, first_result_id: int, last_result_id: i
                 "attempts": attempt,
                 "duration_ms": outcome.duration_ms,
                 "claimed_until": None,
+                "claim": None,
             }
             if outcome.grade is not None:
                 fields.update(
@@ -330,7 +366,9 @@ def experiment_chunk_run(*, run_id: int, first_result_id: int, last_result_id: i
                     finished_at=now,
                     output=outcome.output,
                 )
-            ExperimentItemResult.objects.filter(pk=w.result_id).update(**fields)
+            # Only while this task still holds the claim: had it expired and another task taken
+            # the result over, that task's answer is the one kept (the calls made here still count).
+            ExperimentItemResult.objects.filter(pk=w.result_id, claim=token).update(**fields)
             metadata = {"experiment_run": run.pk, "dataset_item": w.item_id, "attempt": attempt}
             for calls, function in (
                 (outcome.target_calls, "experiment.target"),
@@ -368,6 +406,51 @@ def _run_recount(*, run_id: int) -> None:
             finished_at=timezone.now()
         )
     ExperimentRun.objects.filter(pk=run_id).update(**fields)
+
+
+def experiment_runs_sweep(
+    *, now: Any = None, stalled_minutes: float | None = None
+) -> dict[str, int]:
+    """Finish or resume running runs whose chunks were lost (beat: `experiment-runs-sweep`).
+
+    1. A running run with no open result (every result done or failed) is recounted, which
+       finishes it (a task that died between its last write and the recount).
+    2. A running run started more than `stalled_minutes` (EXPERIMENT_SWEEP_AFTER_MINUTES) ago that
+       has made no progress for that long — no result finished since, no claim still held — lost
+       its chunks: the broker was down when it was queued, or the worker holding a chunk died.
+       Its pending results and those whose claim expired are enqueued again in chunks.
+    3. Re-enqueueing is safe however often it happens: execution claims each result with a
+       compare-and-set (`_claim`), so a message that turns up late, or twice, finds nothing to do.
+
+    Returns {"finished": runs finished, "runs_requeued": runs resumed, "results_requeued": n}.
+    """
+    now = now or timezone.now()
+    minutes = (
+        settings.EXPERIMENT_SWEEP_AFTER_MINUTES if stalled_minutes is None else stalled_minutes
+    )
+    cutoff = now - timedelta(minutes=minutes)
+    report = {"finished": 0, "runs_requeued": 0, "results_requeued": 0}
+    open_statuses = (ResultStatus.PENDING, ResultStatus.RUNNING)
+    for run in ExperimentRun.objects.filter(status=RunStatus.RUNNING).order_by("pk"):
+        results = ExperimentItemResult.objects.filter(run_id=run.pk)
+        if not results.filter(status__in=open_statuses).exists():
+            _run_recount(run_id=run.pk)
+            report["finished"] += 1
+            continue
+        if run.started_at is not None and run.started_at >= cutoff:
+            continue  # young: its own messages may still be on the way
+        progressing = Q(finished_at__gte=cutoff) | Q(
+            status=ResultStatus.RUNNING, claimed_until__gte=now
+        )
+        if results.filter(progressing).exists():
+            continue
+        ids = list(results.filter(_claimable(now)).order_by("pk").values_list("pk", flat=True))
+        if ids:
+            logger.warning("experiment.sweep", extra={"run": run.pk, "results": len(ids)})
+            _chunks_enqueue(run=run, result_ids=ids)
+            report["runs_requeued"] += 1
+            report["results_requeued"] += len(ids)
+    return report
 
 
 # --- the CI gate ---------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.core.encryption import EncryptedJSONField
+
 from .choices import HttpMethod, ResultStatus, RunStatus, TargetKind
 
 
@@ -151,8 +153,9 @@ class ExperimentTarget(models.Model):
         blank=True,
         help_text="Dotted path to the answer in the JSON reply, e.g. data.answer or choices.0.text.",
     )
-    # Write-only: never shown back in the admin or the API.
-    secret_headers = models.JSONField(
+    # Write-only: never shown back in the admin or the API; encrypted at rest (a key derived
+    # from SECRET_KEY, apps.core.encryption; an UnreadableSecret after a key change without fallback).
+    secret_headers = EncryptedJSONField(
         default=dict,
         blank=True,
         help_text='Headers sent to the endpoint, e.g. {"Authorization": "Bearer …"}.',
@@ -228,6 +231,8 @@ class ExperimentItemResult(models.Model):
     )
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # Which claim holds the result (a compare-and-set token): only that task may write it back.
+    claim = models.UUIDField(null=True, blank=True, editable=False)
     output = models.TextField(blank=True)
     provided_output = models.BooleanField(
         default=False, help_text="The output came with the run (uploaded answers)."

@@ -17,6 +17,7 @@ import openai
 from django.conf import settings
 
 from apps.core import outbound
+from apps.core.encryption import UnreadableSecret
 from apps.core.llm import TRANSIENT_STATUSES, ModelCall, model_call_timed
 
 from .choices import TargetKind
@@ -72,6 +73,8 @@ def target_config_check(target: ExperimentTarget) -> None:
             json.loads(target.body_template or "{}")
         except ValueError:
             raise ValueError("the body template must be JSON") from None
+        if isinstance(target.secret_headers, UnreadableSecret):
+            raise ValueError(f"secret headers: {UnreadableSecret.MESSAGE}")
         if not isinstance(target.secret_headers or {}, dict) or not all(
             isinstance(k, str) and isinstance(v, str)
             for k, v in (target.secret_headers or {}).items()
@@ -79,9 +82,20 @@ def target_config_check(target: ExperimentTarget) -> None:
             raise ValueError("secret headers must be a JSON object of strings")
 
 
-def _client(base_url: str | None) -> openai.OpenAI:
+def _client(base_url: str | None, *, pinned: bool) -> openai.OpenAI:
+    """One client per configuration (it holds the connection pool).
+
+    `pinned`: the base URL was typed by staff (a target's own), so every request is checked
+    against the outbound policy and connects to the checked address, redirects not followed
+    (apps.core.outbound.PinnedTransport); OPENAI_BASE_URL is the operator's and is used as is.
+    """
     # Keyless OpenAI-compatible servers (vLLM, Ollama) take any key.
-    key = (base_url, settings.OPENAI_API_KEY or "unused", float(settings.OPENAI_TIMEOUT_SECONDS))
+    key = (
+        base_url,
+        settings.OPENAI_API_KEY or "unused",
+        float(settings.OPENAI_TIMEOUT_SECONDS),
+        pinned,
+    )
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
@@ -90,6 +104,11 @@ def _client(base_url: str | None) -> openai.OpenAI:
                 api_key=key[1],
                 timeout=settings.OPENAI_TIMEOUT_SECONDS,
                 max_retries=0,
+                http_client=(
+                    outbound.pinned_http_client(timeout=settings.OPENAI_TIMEOUT_SECONDS)
+                    if pinned
+                    else None
+                ),
             )
         return client
 
@@ -109,13 +128,7 @@ def _model_answer(target: ExperimentTarget, item: ItemInput) -> TargetAnswer:
         input_text=item.input,
         metadata={"step": "target", "target": target.name},
     )
-    if target.base_url:
-        # Staff typed it: checked like every staff-set URL (the client then connects by name).
-        try:
-            outbound.destination_check(target.base_url)
-        except outbound.OutboundRefused as exc:
-            raise TargetError(f"base URL {exc}", permanent=True) from None
-    client = _client(target.base_url or settings.OPENAI_BASE_URL)
+    client = _client(target.base_url or settings.OPENAI_BASE_URL, pinned=bool(target.base_url))
     try:
         with model_call_timed(record):
             response = client.chat.completions.create(
@@ -126,7 +139,13 @@ def _model_answer(target: ExperimentTarget, item: ItemInput) -> TargetAnswer:
     except openai.APIStatusError as exc:
         transient = exc.status_code in TRANSIENT_STATUSES or exc.status_code >= 500
         raise TargetError(record.error, permanent=not transient, calls=[record]) from None
-    except (openai.APITimeoutError, openai.APIConnectionError, openai.APIResponseValidationError):
+    except openai.APIConnectionError as exc:  # APITimeoutError included
+        if isinstance(exc.__cause__, outbound.OutboundRefused):
+            # The pinned transport's check: fix the URL, another attempt cannot help.
+            # Nothing left chatmon, so no model call is recorded.
+            raise TargetError(f"base URL {exc.__cause__}", permanent=True) from None
+        raise TargetError(record.error, permanent=False, calls=[record]) from None
+    except openai.APIResponseValidationError:
         raise TargetError(record.error, permanent=False, calls=[record]) from None
     choice = response.choices[0] if response.choices else None
     record.output_text = (choice.message.content if choice and choice.message else None) or ""
@@ -163,6 +182,8 @@ def answer_at(data: Any, path: str) -> Any:
 
 
 def _http_answer(target: ExperimentTarget, item: ItemInput) -> TargetAnswer:
+    if isinstance(target.secret_headers, UnreadableSecret):
+        raise TargetError(f"secret headers: {UnreadableSecret.MESSAGE}", permanent=True)
     body = _filled(json.loads(target.body_template or '{"message": "{{input}}"}'), item)
     headers = {
         "Content-Type": "application/json",

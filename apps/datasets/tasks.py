@@ -29,3 +29,10 @@ def experiment_chunk_run(self, run_id: int, first_result_id: int, last_result_id
             raise self.retry(countdown=countdown)
         # Embedded mode has no broker to hold the retry: wait briefly here and go again.
         time.sleep(min(countdown, settings.JUDGE_EAGER_RETRY_MAX_SECONDS))
+
+
+@task(queue=Queue.JUDGE)
+def experiment_runs_sweep() -> dict[str, int]:
+    # Lost chunks (broker down at queue time, a worker that died mid-chunk): the service finds
+    # them; re-enqueueing is safe because execution claims each result with a compare-and-set.
+    return experiments.experiment_runs_sweep()

@@ -107,7 +107,7 @@ class ConversationEvaluationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     """The conversation judge's grades (read-only); staff ask for re-runs."""
 
     list_display = ("id", "conversation_link", "chatbot", "evaluator", "evaluator_version", "trigger", "status",
-                    "overall", "handoff_needed", "attempts", "completed_at")
+                    "overall", "handoff_needed", "turn_count", "attempts", "completed_at")
     list_filter = ("status", "evaluator", "trigger", "handoff_needed", ChatbotListFilter)
     list_select_related = ("chatbot", "conversation")
     search_fields = ("=conversation__id", "=conversation__external_id", "evaluator_version")
@@ -117,12 +117,13 @@ class ConversationEvaluationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
         (None, {"fields": ("conversation", "chatbot", "evaluator", "evaluator_version", "trigger", "status")}),
         ("Scores (0–10)", {"fields": CONVERSATION_SCORE_FIELDS}),
         ("Explanation", {"fields": ("reasoning", "signals", "transcript")}),
-        ("Run", {"fields": ("attempts", "error", "llm_call", "created_by", "created_at", "completed_at")}),
+        ("Run", {"fields": ("turn_count", "attempts", "error", "llm_call", "created_by", "created_at",
+                            "completed_at")}),
     )
     readonly_fields = (
         "conversation", "chatbot", "evaluator", "evaluator_version", "trigger", "status", *CONVERSATION_SCORE_FIELDS,
-        "reasoning", "signals", "transcript", "attempts", "error", "llm_call", "created_by", "created_at",
-        "completed_at",
+        "reasoning", "signals", "transcript", "turn_count", "attempts", "error", "llm_call", "created_by",
+        "created_at", "completed_at",
     )
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -7,8 +7,11 @@ A conversation is over when it has been idle for its chatbot's `conversation_idl
 
 The exactly-once rules are the turn judge's (apps.evaluations.services):
 
-1. One ConversationEvaluation per (conversation, evaluator version): a unique constraint, rows
-   created with INSERT … ON CONFLICT DO NOTHING, so the sweep and the `end` event racing create one.
+1. At most one pending ConversationEvaluation per (conversation, evaluator version): a partial
+   unique constraint, rows created with INSERT … ON CONFLICT DO NOTHING, so the sweep and the
+   `end` event racing create one. A finished grade records the turns it saw (`turn_count`); a
+   conversation that gained turns since is graded again once it is over again (a new row: the
+   earlier grades stay as history, the newest is shown).
 2. A worker claims it with a compare-and-set lease (status pending and no live lease → lease,
    attempts + 1) before calling the model; a duplicate delivery finds the lease taken and stops.
 3. It completes with a compare-and-set on status (pending → done), under the conversation's
@@ -18,6 +21,8 @@ The exactly-once rules are the turn judge's (apps.evaluations.services):
    JUDGE_MAX_ATTEMPTS; permanent ones fail the evaluation.
 5. The sweep re-enqueues pending evaluations older than JUDGE_SWEEP_AFTER_MINUTES that no
    worker holds (a lost task, a dead worker, a broker outage at enqueue time).
+6. A worker that claimed a pending grade whose turns another finished grade already covers (a
+   sweep that chose the conversation just before that grade completed) deletes it unjudged.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Subquery
 from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
@@ -43,7 +48,11 @@ from .backends import ConversationJudgeOutcome, JudgeBackend, JudgeError, judge_
 from .choices import ConversationJudgeTrigger, EvaluationStatus
 from .models import ConversationEvaluation
 from .sampling import conversation_is_sampled
-from .selectors import conversations_idle_unjudged, conversations_judgeable
+from .selectors import (
+    conversation_evaluations_covering,
+    conversations_idle_unjudged,
+    conversations_judgeable,
+)
 from .services import JudgeRetryLater, judge_retry_delay
 
 logger = logging.getLogger(__name__)
@@ -112,10 +121,10 @@ def conversation_judge_enqueue(*, conversation: Conversation) -> bool:
     if not conversations_judgeable(chatbot=chatbot).filter(pk=conversation.pk).exists():
         return False
     backend = judge_backend_for(chatbot)
-    if ConversationEvaluation.objects.filter(
-        conversation_id=conversation.pk, evaluator_version=backend.conversation_version
+    if conversation_evaluations_covering(
+        version=backend.conversation_version, conversation=conversation
     ).exists():
-        return False  # judged already (or queued): one grade per version
+        return False  # queued, or judged with every turn it has: one grade per version and length
     _pending_create_and_enqueue(
         chatbot=chatbot,
         conversation_ids=[conversation.pk],
@@ -215,9 +224,17 @@ def conversation_judge_rerun(*, conversation_ids: list[int], actor) -> int:
                 "created_by": user,
                 "completed_at": None,
             }
-            updated = ConversationEvaluation.objects.filter(
-                conversation=conversation, evaluator_version=backend.conversation_version
-            ).update(**reset, created_at=timezone.now())
+            # The newest grade of the version is redone in place (a correction, not history).
+            newest = (
+                ConversationEvaluation.objects.filter(
+                    conversation=conversation, evaluator_version=backend.conversation_version
+                )
+                .order_by("-created_at", "-id")
+                .values("pk")[:1]
+            )
+            updated = ConversationEvaluation.objects.filter(pk__in=Subquery(newest)).update(
+                **reset, turn_count=None, created_at=timezone.now()
+            )
             if not updated:
                 ConversationEvaluation.objects.create(
                     conversation=conversation,
@@ -260,12 +277,16 @@ def conversation_judge(*, conversation_id: int) -> str:
         return "missing"
     chatbot = conversation.chatbot
     backend = judge_backend_for(chatbot)
-    rows = ConversationEvaluation.objects.filter(
+    of_version = ConversationEvaluation.objects.filter(
         conversation_id=conversation_id, evaluator_version=backend.conversation_version
     )
-    evaluation = rows.first()
+    # The grade in progress (at most one), else the newest for the reply.
+    evaluation = of_version.filter(status=EvaluationStatus.PENDING).first() or (
+        of_version.order_by("-created_at", "-id").first()
+    )
     if evaluation is None:
         return "not_queued"
+    rows = ConversationEvaluation.objects.filter(pk=evaluation.pk)
     if evaluation.status != EvaluationStatus.PENDING:
         return f"already_{evaluation.status}"
     if (
@@ -309,6 +330,15 @@ def conversation_judge(*, conversation_id: int) -> str:
     if not turns:
         _evaluation_fail(evaluation, "the conversation has no turns")
         return "failed"
+    if evaluation.trigger != ConversationJudgeTrigger.RERUN and (
+        of_version.exclude(pk=evaluation.pk)
+        .exclude(status=EvaluationStatus.PENDING)
+        .filter(turn_count__gte=len(turns))
+        .exists()
+    ):
+        # Another grade completed with these turns after the sweep chose the conversation.
+        rows.filter(status=EvaluationStatus.PENDING).delete()
+        return "already_covered"
     try:
         outcome = backend.judge_conversation(conversation=conversation, turns=turns)
     except JudgeError as exc:
@@ -363,8 +393,11 @@ def _llm_calls_store(conversation: Conversation, calls: list[ModelCall]) -> list
 
 
 def _evaluation_fail(evaluation: ConversationEvaluation, message: str) -> None:
+    # A failure covers the turns of the moment too: the conversation is tried again once it grows.
+    turn_count = Conversation.objects.filter(pk=evaluation.conversation_id).values("turn_count")[:1]
     ConversationEvaluation.objects.filter(pk=evaluation.pk, status=EvaluationStatus.PENDING).update(
         status=EvaluationStatus.FAILED,
+        turn_count=Subquery(turn_count),
         error=message[:2000],
         claimed_until=None,
         completed_at=timezone.now(),
@@ -401,6 +434,7 @@ def _evaluation_complete(
             if outcome.transcript
             else {"turns": len(turns)},
             error="",
+            turn_count=len(turns),
             llm_call=judged_by,
             claimed_until=None,
             completed_at=timezone.now(),

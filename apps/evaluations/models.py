@@ -64,6 +64,8 @@ class ConversationEvaluation(models.Model):
 
     Same lifecycle as a turn's Evaluation: created pending (by the idle sweep or the `end`
     event), claimed with a compare-and-set lease, completed once (apps.evaluations.services).
+    A conversation that gains turns after its grade is graded again once it is over again: a
+    new row (earlier grades stay as history, the newest is shown), at most one pending at a time.
     """
 
     conversation = models.ForeignKey(
@@ -86,6 +88,11 @@ class ConversationEvaluation(models.Model):
     )
     reasoning = models.TextField(blank=True)
     signals = models.JSONField(default=dict, blank=True, help_text="Heuristic evaluator: the signals behind each score.")
+    turn_count = models.PositiveIntegerField(
+        null=True, blank=True, editable=False,
+        help_text="Turns of the conversation this grade covers; empty while pending. A conversation "
+                  "with more turns than its newest grade covers is graded again once it is over.",
+    )
     transcript = models.JSONField(
         default=dict, blank=True,
         help_text="What the judge saw: turns, which were kept verbatim, elided or summarised, prompt tokens.",
@@ -105,14 +112,19 @@ class ConversationEvaluation(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
+            # One grade in progress per conversation and version: the sweep and the `end` event
+            # racing (INSERT … ON CONFLICT DO NOTHING) create one. Finished grades are history.
             models.UniqueConstraint(
-                fields=["conversation", "evaluator_version"], name="conversation_evaluation_per_version"
+                fields=["conversation", "evaluator_version"], condition=Q(status="pending"),
+                name="conversation_evaluation_pending_per_version",
             ),
         ]
         indexes = [
             # The dashboard trend and alert metrics: completed grades of a chatbot over time.
             models.Index(fields=["chatbot", "completed_at"], name="conv_eval_chatbot_done",
                          condition=Q(status="done")),
+            # The idle sweep's "no grade covers it yet" (conversation_evaluations_covering).
+            models.Index(fields=["conversation", "evaluator_version", "turn_count"], name="conv_eval_version_turns"),
             # The sweeper: pending grades waiting too long (a lost task).
             models.Index(fields=["created_at"], name="conv_eval_pending", condition=Q(status="pending")),
         ]

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Exists, F, OuterRef, QuerySet, Subquery, Value
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Mod, TruncDay, TruncHour
 
 from apps.chatbots.models import Chatbot
@@ -43,23 +43,42 @@ def conversations_judgeable(
     return conversations
 
 
+def conversation_evaluations_covering(
+    *, version: str, conversation: Any = None
+) -> QuerySet[ConversationEvaluation]:
+    """The evaluations of `version` that make a new one of the conversation pointless: one in
+    progress, or a finished one that saw at least the turns the conversation has now (a
+    conversation resumed after its grade has more, and is graded again once it is over).
+
+    `conversation`: a Conversation, or OuterRef("pk") inside a conversation queryset.
+    """
+    if isinstance(conversation, Conversation):
+        conversation_id, turn_count = conversation.pk, conversation.turn_count
+    else:
+        conversation_id, turn_count = OuterRef("pk"), OuterRef("turn_count")
+    return ConversationEvaluation.objects.filter(
+        Q(status=EvaluationStatus.PENDING) | Q(turn_count__gte=turn_count),
+        conversation_id=conversation_id,
+        evaluator_version=version,
+    )
+
+
 def conversations_idle_unjudged(
     *, chatbot: Chatbot, version: str, now: datetime, lookback_hours: int | None = None
 ) -> QuerySet[Conversation]:
     """The chatbot's judgeable conversations idle for its `conversation_idle_minutes` (within the
-    lookback window) that have no evaluation of `version` yet, oldest activity first.
+    lookback window) that no evaluation of `version` covers (`conversation_evaluations_covering`:
+    never graded, or grown since), oldest activity first.
 
     The range on last_activity_at is served by the (chatbot, -last_activity_at) index, the
-    "no evaluation yet" by the unique (conversation, evaluator_version) index.
+    covering grades by the conversation foreign key's index.
     """
     cutoff = now - timedelta(minutes=chatbot.conversation_idle_minutes)
     lookback = (
         settings.CONVERSATION_JUDGE_LOOKBACK_HOURS if lookback_hours is None else lookback_hours
     )
     since = cutoff - timedelta(hours=lookback)
-    judged = ConversationEvaluation.objects.filter(
-        conversation_id=OuterRef("pk"), evaluator_version=version
-    )
+    judged = conversation_evaluations_covering(version=version)
     return (
         conversations_judgeable(chatbot=chatbot)
         .filter(last_activity_at__lt=cutoff, last_activity_at__gte=since)

@@ -345,7 +345,35 @@ def demo_alerts_seed(*, chatbots: list[Chatbot]) -> dict[str, Any]:
         alert_rule_check(rule_id=rule.pk, now=now)
         resolved = rule
         break
-    return {"channel": channel, "firing_rule": firing, "resolved_rule": resolved}
+    theme_rules = _demo_theme_rule_seed(channel=channel, chatbots=chatbots)
+    return {"channel": channel, "firing_rule": firing, "resolved_rule": resolved, "theme_rules": theme_rules}
+
+
+def _demo_theme_rule_seed(*, channel: Any, chatbots: list[Chatbot]) -> list[Any]:
+    """Per chatbot, a "New failure theme" rule (at least 5 turns) sending to the log channel,
+    checked against the chatbot's newest clustering run as the run's finish checks it (the runs
+    were seeded before the rules existed): the second week's new themes open its event. One rule
+    per chatbot, because a rule has one open event: a rule over all chatbots would keep only the
+    last run's news open."""
+    from apps.alerts.choices import Comparison, Metric, Severity
+    from apps.alerts.models import AlertRule
+    from apps.alerts.theme_alerts import theme_rules_check
+    from apps.clustering.choices import RunStatus
+    from apps.clustering.models import ClusterRun
+
+    rules = []
+    for chatbot in chatbots:
+        rule, _ = AlertRule.objects.get_or_create(
+            name=f"Demo: new failure theme on {chatbot.name}", chatbot=chatbot,
+            defaults={"metric": Metric.NEW_FAILURE_THEME, "comparison": Comparison.GTE, "threshold": 5,
+                      "severity": Severity.WARNING},
+        )
+        rule.channels.add(channel)
+        rules.append(rule)
+        newest = ClusterRun.objects.filter(chatbot=chatbot, status=RunStatus.DONE).order_by("-created_at", "-id").first()
+        if newest is not None:
+            theme_rules_check(run_id=newest.pk)
+    return rules
 
 
 def demo_api_key_issue(*, chatbot_slug: str = "shop-assistant") -> tuple[Any, str]:

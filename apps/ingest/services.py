@@ -55,6 +55,7 @@ from apps.conversations.services import (
     conversations_get_or_create_lock,
     sessions_assign_lock,
 )
+from apps.core.db import bulk_copy_insert
 from apps.core.metrics import INGEST_ITEMS
 from apps.core.pricing import cost_for
 from apps.core.tokens import count_tokens
@@ -398,15 +399,15 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
                                           sequence=next_sequence[conversation.pk], now=now)
     new_turns = list(created.values())
 
-    # 4. Insert turns and their calls.
-    Turn.objects.bulk_create(new_turns, batch_size=1000)
+    # 4. Insert turns and their calls (COPY with ids reserved first on PostgreSQL).
+    bulk_copy_insert(new_turns)
     calls = [
         _llm_call_build(call, chatbot=chatbot, conversation=turn.conversation, turn=turn, at=turn.timestamp)
         for index, turn in created.items()
         for call in prepared[index].calls
     ]
     if calls:
-        LLMCall.objects.bulk_create(calls, batch_size=1000)
+        bulk_copy_insert(calls)
 
     # 5. Conversation summaries, exact because the rows are locked.
     conversation_turns_add(added=[

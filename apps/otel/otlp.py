@@ -105,13 +105,33 @@ def body_read(request: HttpRequest) -> OtlpBody:
                              "Lower the exporter's batch size (OTEL_BSP_MAX_EXPORT_BATCH_SIZE).")
     # request.read() rather than request.body: the OTLP cap is its own setting, independent of
     # DATA_UPLOAD_MAX_MEMORY_SIZE which governs form and JSON API bodies.
-    raw = request.read(limit + 1)
+    raw = _chunked_body_read(request, limit) if _is_chunked_without_length(request) else request.read(limit + 1)
     if len(raw) > limit:
         raise OtlpError(413, f"Request body over the limit of {limit} bytes.")
     data = body_decompress(raw, (request.headers.get("Content-Encoding") or "").strip().lower())
     if not data:
         raise OtlpError(400, "Empty body: send an OTLP export request.")
     return OtlpBody(encoding=encoding, data=data)
+
+
+def _is_chunked_without_length(request: HttpRequest) -> bool:
+    return (not request.META.get("CONTENT_LENGTH")
+            and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower())
+
+
+def _chunked_body_read(request: HttpRequest, limit: int) -> bytes:
+    """A `Transfer-Encoding: chunked` body (OpenTelemetry JS's OTLP/HTTP exporter always streams
+    one, so the Langfuse JS SDK does too), which Django reads as empty: it trusts CONTENT_LENGTH.
+
+    1. Behind deploy/nginx.conf the body arrives with a length (nginx buffers it), never here.
+    2. A server that decodes the chunks itself and says so (`wsgi.input_terminated`: gunicorn)
+       hands over wsgi.input read to its end: read it directly, at most limit + 1 bytes.
+    3. Any other server (runserver) passes the chunk framing on or nothing: 411, with the fix.
+    """
+    if not request.META.get("wsgi.input_terminated"):
+        raise OtlpError(411, "Chunked request bodies need a server that decodes them: run chatmon "
+                             "behind deploy/nginx.conf (or gunicorn), or send Content-Length.")
+    return request.META["wsgi.input"].read(limit + 1)
 
 
 # A body may always inflate this far, whatever its ratio: small exports compress very well.

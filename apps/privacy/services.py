@@ -49,6 +49,9 @@ _COUNTED = {
     "clustering.TurnEmbedding": "embeddings",
     "clustering.ClusterMember": "cluster_memberships",
     "conversations.EndUserSession": "sessions",
+    # Dataset items copied from the turns (they cascade with them), and their experiment results.
+    "datasets.DatasetItem": "dataset_items",
+    "datasets.ExperimentItemResult": "experiment_results",
 }
 
 

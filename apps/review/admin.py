@@ -351,7 +351,7 @@ class ConversationAdmin(ConversationDeletionAdminMixin, ChatbotScopedAdminMixin,
             conversation_judge_reasoning=conversation_judge_overall(field="reasoning"),
         )
 
-    @admin.display(description="conversation judge", ordering="conversation_judge_score")
+    @admin.display(description="conv. judge", ordering="conversation_judge_score")
     def conversation_judge(self, obj: Conversation) -> str:
         return _decimal_score(getattr(obj, "conversation_judge_score", None))
 

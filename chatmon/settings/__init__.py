@@ -21,6 +21,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DEBUG = env_bool("DEBUG", False)
 # The default key is only good for a laptop; `check --deploy` flags the "django-insecure" prefix.
 SECRET_KEY = env_str("SECRET_KEY", "django-insecure-chatmon-development-key-change-me-0123456789")
+# Earlier keys during a rotation: sessions, signatures and encrypted secrets made with them stay
+# valid (SECURITY.md "Rotating secrets").
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -202,6 +205,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"queue": Queue.DEFAULT, "expires": 55},
     },
+    "experiment-runs-sweep": {
+        # Experiment runs whose chunks were lost (broker down at queue time, a dead worker).
+        "task": "apps.datasets.tasks.experiment_runs_sweep",
+        "schedule": 300.0,
+        "options": {"queue": Queue.JUDGE, "expires": 290},
+    },
     "otel-pending-content-sweep": {
         "task": "apps.otel.tasks.pending_content_sweep",
         "schedule": 300.0,
@@ -352,6 +361,8 @@ INGEST_MAX_TEXT_CHARS = env_int("INGEST_MAX_TEXT_CHARS", 32000)
 INGEST_MAX_METADATA_BYTES = env_int("INGEST_MAX_METADATA_BYTES", 16384)
 INGEST_MAX_FUTURE_SECONDS = env_int("INGEST_MAX_FUTURE_SECONDS", 300)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env_int("API_KEY_LAST_USED_RESOLUTION_SECONDS", 60)
+# Per-process cache of API keys and their chatbots; revocation is immediate (a stamp in Redis).
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 10)
 
 # --- chatmon: feedback, privacy ------------------------------------------------------------
 FEEDBACK_TOKEN_MAX_AGE_SECONDS = env_int("FEEDBACK_TOKEN_MAX_AGE_SECONDS", 7 * 24 * 3600)
@@ -407,6 +418,8 @@ EXPERIMENT_CONCURRENCY = env_int("EXPERIMENT_CONCURRENCY", 50)
 EXPERIMENT_MAX_ATTEMPTS = env_int("EXPERIMENT_MAX_ATTEMPTS", 4)
 # An item regressed (improved) when its score fell (rose) by at least this much (0–10 scale).
 EXPERIMENT_REGRESSION_DELTA = env_float("EXPERIMENT_REGRESSION_DELTA", 1.0)
+# The sweep resumes a running run that made no progress for this long (its chunks were lost).
+EXPERIMENT_SWEEP_AFTER_MINUTES = env_float("EXPERIMENT_SWEEP_AFTER_MINUTES", 10.0)
 
 # The conversation judge: the longest prompt (system + transcript, tiktoken tokens) one
 # conversation is judged with; longer conversations are shortened (first, last, flagged turns

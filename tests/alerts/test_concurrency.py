@@ -71,3 +71,51 @@ def test_concurrent_risk_reports_send_one_alert(chatbot, webhook_channel, receiv
     assert AlertEvent.objects.count() == 3
     assert Delivery.objects.count() == 1
     assert receiver.wait_for(1)[0].json()["count"] == 3
+
+
+def test_two_workers_checking_the_same_run_open_one_theme_event(chatbot):
+    """Two deliveries of the theme check of one clustering run (a redelivered task, two workers)
+    at once: one event, one delivery — the rule's row lock and one_theme_event_per_run."""
+    from django.utils import timezone
+
+    from apps.alerts.models import AlertRule, NotificationChannel
+    from apps.alerts.theme_alerts import theme_rules_check
+    from apps.clustering import tasks as clustering_tasks
+    from apps.clustering.runs import cluster_run_create
+    from tests.clustering.conftest import THEMES
+    from tests.factories import make_conversation
+
+    def failing_turns(messages, hours_ago):
+        conversation = make_conversation(chatbot)
+        at = timezone.now() - timedelta(hours=hours_ago)
+        for i, text in enumerate(messages):
+            make_turn(conversation, user_message=text, thumbs_down=1, timestamp=at - timedelta(minutes=i))
+
+    def finished_run():
+        run = cluster_run_create(chatbot=chatbot, days=7)
+        clustering_tasks.cluster_run_execute(run.pk)
+        run.refresh_from_db()
+        assert run.status == "done"
+        return run
+
+    failing_turns(THEMES["refund"], 30)
+    failing_turns(THEMES["password"], 30)
+    finished_run()
+    failing_turns(THEMES["delivery"], 1)  # the new theme
+    second = finished_run()
+    assert second.clusters.filter(is_new=True).exists()
+    # The rule exists only now, so the runs' own checks (eager) found nothing to fire.
+    channel = NotificationChannel.objects.create(name="Log", kind="log", config={})
+    rule = AlertRule.objects.create(name="New failure theme", chatbot=chatbot, metric="new_failure_theme",
+                                    comparison="gte", threshold=3, window_minutes=60)
+    rule.channels.set([channel])
+
+    results = run_together(2, lambda _index: theme_rules_check(run_id=second.pk))
+
+    assert not raised(results), results
+    assert sorted(len(opened) for opened in results) == [0, 1]
+    event = AlertEvent.objects.get()
+    assert (event.rule_id, event.cluster_run_id, event.status) == (rule.pk, second.pk, "firing")
+    assert Delivery.objects.filter(event=event).count() == 1
+    rule.refresh_from_db()
+    assert rule.state == "firing"

@@ -335,3 +335,45 @@ def test_the_api_gives_reasons_drift_and_the_conversations_own_id(admin_client, 
     assert {row["reasons"][0] for row in turns} == {"error"}
     assert {row["conversation_external_id"] for row in turns} == {delivery[0].conversation.external_id}
     assert admin_client.get(f"/api/v1/cluster-runs/{second.pk}/").json()["previous_run"] == first.pk
+
+
+# --- drift kept true after members are deleted (erasure, retention) ------------------------------
+
+
+def test_deleting_members_recomputes_shares_share_changes_and_lost_matches(chatbot, run_now):
+    from apps.privacy.services import conversations_delete
+
+    old_refund = _turns(chatbot, THEMES["refund"], thumbs_down=1, hours_ago=30)
+    _turns(chatbot, THEMES["password"], thumbs_down=1, hours_ago=30)
+    first = run_now(chatbot, days=7)
+    refund = _turns(chatbot, THEMES["refund"], thumbs_down=1)
+    password = _turns(chatbot, THEMES["password"], thumbs_down=1)
+    delivery = _turns(chatbot, THEMES["delivery"], thumbs_down=1)
+    second = run_now(chatbot, days=1)  # only this day's turns: the first run's are not members
+    assert second.previous_run_id == first.pk
+
+    def cluster(run, turn):
+        return Cluster.objects.get(run=run, members__turn_id=turn.id)
+
+    continued = cluster(second, refund[0])
+    assert continued.previous_id == cluster(first, old_refund[0]).pk
+    before = {c.pk: c.share_change for c in second.clusters.filter(is_new=False)}
+    assert len(before) == 2
+
+    # The second run loses its delivery theme: its other themes' shares and changes follow.
+    conversations_delete(conversation_ids=[delivery[0].conversation_id])
+    second_clusters = list(second.clusters.select_related("previous"))
+    assert len(second_clusters) == 2 and sum(c.share for c in second_clusters) == pytest.approx(1.0)
+    for theme in second_clusters:
+        assert theme.share_change == pytest.approx(100 * (theme.share - theme.previous.share), abs=0.01)
+        assert theme.share_change != before[theme.pk]
+
+    # The first run loses its refund theme: the second run's refund theme matches nothing left
+    # (new), and its password theme's change is against the password share now (100 %).
+    conversations_delete(conversation_ids=[old_refund[0].conversation_id])
+    assert list(first.clusters.values_list("share", flat=True)) == [1.0]
+    lost = cluster(second, refund[0])
+    assert (lost.is_new, lost.previous_id, lost.share_change) == (True, None, None)
+    kept = cluster(second, password[0])
+    assert kept.is_new is False
+    assert kept.share_change == pytest.approx(100 * (kept.share - 1.0), abs=0.01)

@@ -281,3 +281,38 @@ def test_review_queue_and_cluster_actions(admin_client, chatbot, other_chatbot):
         b"Added 0 item(s) to Shop golden; 1 already there; 1 of another chatbot" in response.content
     )
     assert DatasetItem.objects.count() == 1
+
+
+def test_erasure_counts_the_dataset_items_and_results_it_deleted(bot_client, chatbot):
+    from apps.datasets.experiments import experiment_run_create
+
+    carol = end_user_hash(chatbot_id=chatbot.pk, user_id="carol")
+    dave = end_user_hash(chatbot_id=chatbot.pk, user_id="dave")
+    alone = make_turn(
+        make_conversation(chatbot, end_user_hash=carol),
+        user_message="Carol alone",
+        end_user_hash=carol,
+    )
+    shared = make_conversation(chatbot, end_user_hash=dave)
+    daves = make_turn(shared, user_message="Dave first", end_user_hash=dave)
+    # A conversation that keeps Dave's turn: only Carol's turn (and its item) goes.
+    in_shared = make_turn(shared, user_message="Carol joins", end_user_hash=carol)
+    ds = Dataset.objects.create(chatbot=chatbot, name="d", slug="d")
+    dataset_items_add_from_turns(
+        dataset=ds, turns=Turn.objects.filter(pk__in=[alone.pk, daves.pk, in_shared.pk])
+    )
+    target = ExperimentTarget.objects.create(name="uploaded", chatbot=chatbot, kind="uploaded")
+    run = experiment_run_create(
+        dataset=ds,
+        target=target,
+        answers={str(item.pk): "an answer" for item in ds.items.all()},
+        grader="heuristic",
+    )
+    assert run.results.count() == 3
+
+    response = bot_client.delete("/api/v1/end-users/carol")
+    assert response.status_code == 200, response.content
+    deleted = response.json()["deleted"]
+    assert (deleted["dataset_items"], deleted["experiment_results"]) == (2, 2)
+    assert list(ds.items.values_list("input", flat=True)) == ["Dave first"]
+    assert run.results.count() == 1

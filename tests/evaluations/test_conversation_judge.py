@@ -151,6 +151,22 @@ def test_the_end_event_judges_at_once(post_json, chatbot, django_capture_on_comm
         post_json("/api/v1/ingest/turns", {"conversation_id": "c-end", "event": "end"})
     assert ConversationEvaluation.objects.count() == 1
 
+    # Resumed after the end, then ended again: judged again, the first grade kept.
+    with django_capture_on_commit_callbacks(execute=True):
+        post_json(
+            "/api/v1/ingest/turns",
+            {
+                "conversation_id": "c-end",
+                "turn_id": "t9",
+                "user_message": "And the tracking number?",
+                "bot_response": "It is in your email.",
+            },
+        )
+        post_json("/api/v1/ingest/turns", {"conversation_id": "c-end", "event": "end"})
+    assert sorted(
+        ConversationEvaluation.objects.values_list("trigger", "status", "turn_count")
+    ) == [("end", "done", 3), ("end", "done", 4)]
+
 
 @pytest.mark.django_db
 def test_the_conversation_judge_off_judges_nothing(chatbot, django_capture_on_commit_callbacks):
@@ -324,7 +340,7 @@ def test_the_sweep_query_uses_the_activity_index(chatbot):
     # Either activity index (the planner picks by table size); never a scan of every conversation.
     assert "Seq Scan" not in plan
     assert any(name in plan for name in ("using conv_chatbot_activity", "using conv_activity"))
-    assert "using conversation_evaluation_per_version" in plan
+    assert "using conv_eval_version_turns" in plan
 
 
 @pytest.mark.django_db
@@ -366,3 +382,114 @@ def test_the_prompt_of_a_long_conversation_fits_the_budget(
     assert transcript["prompt_tokens"] <= 1500 and transcript["budget_tokens"] == 1500
     assert {1, 2, 30, 59, 60} <= set(transcript["verbatim"])
     assert transcript["elided"] or transcript["summarised"]
+
+
+# --- a conversation resumed after its grade ------------------------------------------------------
+
+
+def _say(post_json, external_id: str, n: int, text: str, at) -> None:
+    response = post_json(
+        "/api/v1/ingest/turns",
+        {
+            "conversation_id": external_id,
+            "turn_id": f"{external_id}-{n}",
+            "user_message": text,
+            "bot_response": f"answer to {text}",
+            "timestamp": at.isoformat(),
+        },
+    )
+    assert response.status_code == 201, response.content
+
+
+@pytest.mark.django_db
+def test_a_conversation_resumed_after_its_grade_is_judged_again_once_idle(
+    conversation_server, post_json, chatbot, django_capture_on_commit_callbacks
+):
+    from apps.evaluations.selectors import conversation_evaluation_latest
+
+    started = timezone.now() - timedelta(hours=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(3):
+            _say(post_json, "c-resumed", n, f"where is parcel {n}", started + timedelta(minutes=n))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert conversation_judge_sweep()["idle"] == 1
+    first = ConversationEvaluation.objects.get()
+    assert (first.status, first.turn_count) == ("done", 3)
+
+    # The user comes back: two more turns, just now.
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in (3, 4):
+            _say(post_json, "c-resumed", n, f"still no parcel {n}", timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        assert conversation_judge_sweep()["idle"] == 0  # going again: not over yet
+    assert ConversationEvaluation.objects.count() == 1
+
+    # Idle again (the sweep half an hour later): judged again, exactly once.
+    later = timezone.now() + timedelta(minutes=chatbot.conversation_idle_minutes + 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert conversation_judge_sweep(now=later)["idle"] == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert conversation_judge_sweep(now=later) == {"idle": 0, "requeued": 0}
+    conversation = Conversation.objects.get(external_id="c-resumed")
+    assert conversation_judge.delay(conversation.pk).get() == "already_done"
+
+    grades = list(ConversationEvaluation.objects.order_by("created_at", "id"))
+    assert [(g.status, g.turn_count) for g in grades] == [("done", 3), ("done", 5)]
+    assert grades[0].pk == first.pk and grades[0].completed_at == first.completed_at  # history kept
+    # The turn judge grades the ingested turns on the same server: count the conversation judge's.
+    requests = [
+        r
+        for r in conversation_server.requests_to("/chat/completions")
+        if r["json"]["response_format"]["json_schema"]["name"] == "conversation_judgment"
+    ]
+    assert len(requests) == 2
+    assert "still no parcel 4" in requests[1]["json"]["messages"][1]["content"]
+    assert "still no parcel" not in requests[0]["json"]["messages"][1]["content"]
+    assert conversation_evaluation_latest(conversation_id=conversation.pk).pk == grades[1].pk
+    assert LLMCall.objects.filter(function_name="conversation_judge").count() == 2
+
+
+@pytest.mark.django_db
+def test_a_pending_grade_whose_turns_are_covered_already_is_dropped_unjudged(
+    conversation_server, chatbot, django_capture_on_commit_callbacks
+):
+    conversation = idle_conversation(chatbot, turns=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        conversation_judge_sweep()
+    # A sweep that chose the conversation just before that grade completed.
+    ConversationEvaluation.objects.create(
+        conversation=conversation,
+        chatbot=chatbot,
+        evaluator="llm_judge",
+        evaluator_version="conversation-judge-v1:gpt-4o-mini",
+    )
+    assert conversation_judge(conversation.pk) == "already_covered"
+    assert list(ConversationEvaluation.objects.values_list("status", "turn_count")) == [("done", 2)]
+    assert len(conversation_server.requests_to("/chat/completions")) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sweeps_racing_over_a_resumed_conversation_judge_it_again_once(judge_settings, chatbot):
+    require_postgres("concurrent inserts on two connections")
+    with OpenAIServer(chat_handler=lambda _request: conversation_judgment()) as server:
+        judge_settings.OPENAI_BASE_URL = server.base_url
+        conversation = idle_conversation(chatbot, turns=2)
+        conversation_judge_sweep()
+        assert ConversationEvaluation.objects.get().turn_count == 2
+        # Resumed, and idle again.
+        make_turn(
+            conversation,
+            user_message="one more thing",
+            bot_response="sure",
+            timestamp=timezone.now() - timedelta(minutes=40),
+        )
+        Conversation.objects.filter(pk=conversation.pk).update(turn_count=3)
+
+        assert not raised(run_together(2, lambda _index: conversation_judge_sweep()))
+        assert not raised(run_together(2, lambda _index: conversation_judge(conversation.pk)))
+
+        assert sorted(ConversationEvaluation.objects.values_list("status", "turn_count")) == [
+            ("done", 2),
+            ("done", 3),
+        ]
+        assert len(server.requests_to("/chat/completions")) == 2

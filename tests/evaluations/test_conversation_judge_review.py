@@ -240,6 +240,8 @@ def test_conversation_judge_metrics_agree_on_the_dashboard_the_api_and_alerts(
                 "bot_response": "I didn't understand.",
                 "fallback_used": True,
                 "thumbs_down": 1,
+                # The risk engine's score lowers policy adherence (the heuristic's signal).
+                "risk_score": 60,
             }
         ],
     )
@@ -265,16 +267,23 @@ def test_conversation_judge_metrics_agree_on_the_dashboard_the_api_and_alerts(
         "conversation_low_share": 50.0,
         "handoff_needed_share": 50.0,
     }
+    # Each criterion's average, counted by hand from the stored grades.
+    for criterion in ("goal_completion", "resolution", "user_frustration", "policy_adherence"):
+        scores = list(ConversationEvaluation.objects.values_list(criterion, flat=True))
+        assert len(scores) == 2 and None not in scores and len(set(scores)) == 2, (
+            criterion,
+            scores,
+        )
+        expected[f"conversation_{criterion}"] = round(sum(scores) / 2, 4)
     for name, value in expected.items():
         alert = metric_compute(
             metric=name, chatbot_id=chatbot.pk, since=window.since, until=window.until
         )
         assert dashboard[name]["value"] == api[name]["value"] == alert.value == value, name
         assert dashboard[name]["sample_size"] == alert.sample_size == 2
-    trend = turn_figures(chatbot_ids=[chatbot.pk], window=window)["trend"]["series"][
-        "conversation_score"
-    ]
-    assert [v for v in trend if v is not None] == [expected["conversation_score"]]
+    series = turn_figures(chatbot_ids=[chatbot.pk], window=window)["trend"]["series"]
+    for name, value in expected.items():
+        assert [v for v in series[name] if v is not None] == [value], name
 
 
 def test_the_staff_api_lists_and_filters_by_the_conversation_judge(

@@ -67,7 +67,21 @@ def test_seed_demo_shows_the_whole_product(django_capture_on_commit_callbacks, c
     judged = ConversationEvaluation.objects.filter(status="done", evaluator="heuristic")
     assert judged.exists() and not ConversationEvaluation.objects.exclude(status="done").exists()
 
-    events = AlertEvent.objects.filter(rule__name__startswith="Demo:")
+    # Each chatbot has a "new failure theme" rule sending to the log channel, checked against its
+    # newest run: an event exactly when that run has a new theme of at least 5 turns (the full
+    # demo's second week has some; this small seed may have no earlier week to compare with).
+    for chatbot_id in set(runs.values_list("chatbot_id", flat=True)):
+        run = runs.filter(chatbot_id=chatbot_id, status="done").order_by("-created_at", "-id").first()
+        rule = AlertRule.objects.get(chatbot_id=run.chatbot_id, metric="new_failure_theme", is_enabled=True)
+        assert list(rule.channels.values_list("kind", flat=True)) == ["log"]
+        new = run.clusters.filter(is_new=True, size__gte=5)
+        events = AlertEvent.objects.filter(rule=rule)
+        assert events.count() == (1 if new.exists() else 0)
+        if new.exists():
+            event = events.get()
+            assert event.cluster_run_id == run.pk and all(c.label in event.message for c in new)
+
+    events = AlertEvent.objects.filter(rule__name__startswith="Demo:").exclude(rule__metric="new_failure_theme")
     assert sorted(events.values_list("status", flat=True)) == ["firing", "resolved"]
     resolved = events.get(status="resolved")
     assert resolved.resolved_at > resolved.started_at

@@ -112,3 +112,12 @@ def test_throttled_export_is_429_with_retry_after(post_otlp, body, settings):
     assert post_otlp("/v1/traces", body).status_code == 200
     response = post_otlp("/v1/traces", body)
     assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize("content_type", ["application/x-protobuf", "application/json"])
+def test_metrics_are_refused_with_how_to_turn_them_off(post_otlp, db, content_type):
+    response = post_otlp("/v1/metrics", b"\x0a\x00", content_type=content_type)
+    assert response.status_code == 404
+    message = (Status.FromString(response.content).message if content_type.endswith("protobuf")
+               else json.loads(response.content)["message"])
+    assert "TRACELOOP_METRICS_ENABLED=false" in message and "OTEL_METRICS_EXPORTER=none" in message

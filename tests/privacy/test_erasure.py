@@ -38,7 +38,8 @@ def test_delete_end_user_erases_everything_and_answers_counts(bot_client, chatbo
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["deleted"] == {"conversations": 2, "turns": 3, "llm_calls": 1, "evaluations": 3, "feedback": 2,
-                               "embeddings": 3, "cluster_memberships": 2, "sessions": 0}
+                               "embeddings": 3, "cluster_memberships": 2, "sessions": 0,
+                               "dataset_items": 0, "experiment_results": 0}
     assert body["end_user"] == end_user_hash(chatbot_id=chatbot.pk, user_id="jane")[:12]
     assert not Conversation.objects.filter(external_id__in=["j1", "j2"]).exists()
     assert not Turn.objects.filter(pk__in=[t.pk for t in jane]).exists()

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from apps.conversations.metrics_catalogue import OUTCOME_METRICS, TREND_METRICS
 from tests.factories import make_conversation, make_turn
 from tests.support.browser import browser_login
 
@@ -37,7 +38,7 @@ def test_dashboard_renders_without_errors_or_horizontal_scroll(browser_page, liv
     assert page.errors == []
     drawn = page.evaluate("Array.from(document.querySelectorAll('canvas')).filter(c => window.Chart.getChart(c)).length")
     assert drawn == page.locator("canvas").count() >= 5 + 13  # 5 charts and a sparkline per trend card
-    assert page.locator("#trend-cards .cm-trend").count() == 13
+    assert page.locator("#trend-cards .cm-trend").count() == len(TREND_METRICS) - len(OUTCOME_METRICS)
     assert page.locator("#outcome-cards .cm-trend").count() == 5
     # The engagement panel is fetched after the page: it fills in with the window's figures.
     page.wait_for_selector("#engagement .cm-engagement:not([hidden])")

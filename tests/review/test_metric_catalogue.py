@@ -19,6 +19,7 @@ from apps.conversations.metrics_catalogue import (
     metric_value,
 )
 from apps.conversations.models import Turn
+from apps.evaluations.models import ConversationEvaluation
 from apps.review.rollup import hourly_stats_refresh
 from apps.review.selectors import Window, stats_breakdown, turn_figures
 from apps.scores.models import Score
@@ -51,6 +52,18 @@ def _random_turns(seed: int, chatbots: list, now) -> None:
             total_tokens=rng.randint(0, 4000),
             model=rng.choice(["gpt-4o-mini", "claude-3-5-haiku", ""]),
             intent=rng.choice(["refund", "order_status", ""]),
+        )
+    # Whole-conversation grades (the conversation judge's metrics), a criterion sometimes left
+    # empty: an average is over the grades that scored it.
+    for n in range(30):
+        conversation = rng.choice(conversations)
+        criteria = {name: (None if rng.random() < 0.15 else round(rng.uniform(0, 10), 1))
+                    for name in ("goal_completion", "resolution", "user_frustration", "policy_adherence")}
+        ConversationEvaluation.objects.create(
+            conversation=conversation, chatbot=conversation.chatbot, evaluator="heuristic",
+            evaluator_version=f"random-{n}", status=rng.choice(["done", "done", "done", "failed"]),
+            overall=round(rng.uniform(0, 10), 1), handoff_needed=rng.random() < 0.3, **criteria,
+            completed_at=now - timedelta(minutes=rng.randint(1, 60 * 80)),
         )
     # Outcomes and a custom score, some recorded twice for one conversation (a turn handoff and
     # the conversation's outcome): rates count a conversation once.

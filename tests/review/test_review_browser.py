@@ -66,7 +66,9 @@ def test_reviewer_walks_five_items_with_the_keyboard(live_server, browser_page, 
         "[document.scrollingElement.scrollWidth, document.scrollingElement.clientWidth]")
     # Nor inside the list: every column is visible beside the filters.
     assert page.evaluate("(() => { const r = document.querySelector('#changelist .results');"
-                         " return r.scrollWidth <= r.clientWidth; })()")
+                         " return r.scrollWidth <= r.clientWidth; })()"), page.evaluate(
+        "(() => { const r = document.querySelector('#changelist .results'); return [r.scrollWidth, r.clientWidth,"
+        " [...r.querySelectorAll('thead th')].map(th => th.className + ':' + Math.round(th.getBoundingClientRect().width))]; })()")
     rows = page.locator("#result_list tbody tr")
     assert rows.count() == 6
     assert "below this chatbot's threshold 70" in rows.nth(3).inner_text()
@@ -153,8 +155,8 @@ def test_dashboard_panels_keep_their_width_with_alerts_and_clusters(live_server,
     browser_login(page, live_server, alice)
     page.goto(f"{live_server.url}/admin/")
     widths = page.evaluate("[...document.querySelectorAll('.cm-panels > .module')].map(m => m.getBoundingClientRect().width)")
-    # Three panels (queue, alerts, clusters), then two (engagement, judge–human agreement).
-    assert len(widths) == 5 and min(widths) > 380, widths
+    # Three panels (queue, alerts, clusters), then three (new themes, engagement, judge–human agreement).
+    assert len(widths) == 6 and min(widths) > 380, widths
     label = page.locator("#review-counts th a", has_text="In review")
     assert label.count() == 1 and label.bounding_box()["height"] < 30
     assert "In_review" not in page.content()

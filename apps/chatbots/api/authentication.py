@@ -3,9 +3,25 @@
 The prefix finds the row, the SHA-256 of the whole key is compared in constant time, revoked keys
 fail at once. last_used_at is written at most once a minute per key (a cache key guards it), so
 the hot path does not write per request.
+
+Keys (with their chatbot) are kept in a per-process cache for API_KEY_CACHE_SECONDS, so a bot
+request costs no database query for authentication. Revocation stays immediate through a
+version stamp in the shared cache (Redis):
+
+1. Saving or deleting any API key or chatbot replaces the stamp with a new random value, at
+   once and again when the transaction commits (`api_keys_stamp_bump`, connected in
+   apps.chatbots.apps). Queryset `.update()` sends no signal: call `api_keys_stamp_bump()` after
+   one that changes what a bot request reads (only last_used_at is written that way today).
+2. Every request reads the stamp (one Redis GET) before anything else; a cached key is used
+   only if it was fetched under the same stamp and within the TTL. The stamp is read before the
+   database fetch, so a revocation committing in between leaves the entry under the old stamp.
+3. When the stamp is missing (Redis flushed, or unreachable: the cache fails open) nothing
+   cached is trusted: the key is read from the database, as without the cache, and a fresh
+   random stamp is set, which no older entry can carry.
 """
 
 import hmac
+import secrets
 import time
 
 from django.conf import settings
@@ -37,17 +53,47 @@ class BotUser:
         return str(self)
 
 
+STAMP_KEY = "apikey:stamp"
+_CACHE_LIMIT = 10_000
+# SHA-256 of the raw key → (monotonic time fetched, stamp it was fetched under, key with chatbot)
+_keys: dict[str, tuple[float, str, ApiKey]] = {}
+
+
+def api_keys_stamp_bump() -> None:
+    """Invalidate every process's cached keys (and their chatbots): a new random stamp."""
+    cache.set(STAMP_KEY, secrets.token_hex(8), timeout=None)
+
+
+def api_key_cache_clear() -> None:
+    """Forget this process's cached keys (for tests and resets)."""
+    _keys.clear()
+
+
 def api_key_authenticate(raw_key: str) -> ApiKey | None:
     prefix = ApiKey.parse_prefix(raw_key)
     if prefix is None:
         return None
-    try:
-        key = ApiKey.objects.select_related("chatbot").get(prefix=prefix)
-    except ApiKey.DoesNotExist:
-        return None
+    key_hash = ApiKey.hash_key(raw_key)
+    ttl = settings.API_KEY_CACHE_SECONDS
+    stamp = cache.get(STAMP_KEY) if ttl > 0 else None
+    now = time.monotonic()
+    cached = _keys.get(key_hash) if stamp is not None else None
+    if cached is not None and cached[1] == stamp and now - cached[0] < ttl:
+        key = cached[2]
+    else:
+        if stamp is None and ttl > 0:
+            cache.add(STAMP_KEY, secrets.token_hex(8), timeout=None)
+        try:
+            key = ApiKey.objects.select_related("chatbot").get(prefix=prefix)
+        except ApiKey.DoesNotExist:
+            return None
+        if key.revoked_at is not None or not hmac.compare_digest(key.key_hash, key_hash):
+            return None
+        if stamp is not None:
+            if len(_keys) >= _CACHE_LIMIT:
+                _keys.clear()
+            _keys[key_hash] = (now, stamp, key)
     if key.revoked_at is not None:
-        return None
-    if not hmac.compare_digest(key.key_hash, ApiKey.hash_key(raw_key)):
         return None
     _touch_last_used(key)
     return key

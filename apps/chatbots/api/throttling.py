@@ -8,7 +8,7 @@ from rest_framework.throttling import BaseThrottle
 class ApiKeyRateThrottle(BaseThrottle):
     """Fixed-window request counter per API key in Django's cache (Redis in production).
 
-    One INCR per request, unlike DRF's SimpleRateThrottle which stores every request time.
+    One round trip per request (apps.core.cache's incr_window), unlike DRF's SimpleRateThrottle which stores every request time.
     Rate: the "ingest" scope of DEFAULT_THROTTLE_RATES (env INGEST_RATE_LIMIT, e.g. 6000/min).
     """
 
@@ -31,13 +31,17 @@ class ApiKeyRateThrottle(BaseThrottle):
         now = time.time()
         window = int(now // self.period)
         cache_key = f"throttle:{self.scope}:{prefix}:{window}"
-        if cache.add(cache_key, 1, timeout=self.period + 1):
+        incr_window = getattr(cache, "incr_window", None)  # Redis: one round trip
+        if incr_window is not None:
+            used = incr_window(cache_key, self.period + 1)
+        elif cache.add(cache_key, 1, timeout=self.period + 1):
             return True
-        try:
-            used = cache.incr(cache_key)
-        except ValueError:  # expired between add and incr
-            cache.add(cache_key, 1, timeout=self.period + 1)
-            return True
+        else:
+            try:
+                used = cache.incr(cache_key)
+            except ValueError:  # expired between add and incr
+                cache.add(cache_key, 1, timeout=self.period + 1)
+                return True
         if used <= self.limit:
             return True
         self.wait_seconds = max(1, int((window + 1) * self.period - now) + 1)

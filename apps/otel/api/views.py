@@ -99,3 +99,15 @@ def logs(request: HttpRequest) -> HttpResponse:
     return otlp_export(request, message=ExportLogsServiceRequest(), store=logs_export,
                    response=ExportLogsServiceResponse(),
                    rejected_field="rejected_log_records")
+
+
+@csrf_exempt
+def metrics(request: HttpRequest) -> HttpResponse:
+    """SDKs that export metrics by default (traceloop-sdk) post them beside their traces: a 404
+    saying how to turn them off (exporters do not retry a 404) rather than Django's HTML page."""
+    return error_response(
+        OtlpError(404, "chatmon stores OTLP traces and logs, not metrics: turn the metrics exporter "
+                       "off (traceloop-sdk: TRACELOOP_METRICS_ENABLED=false; "
+                       "OpenTelemetry: OTEL_METRICS_EXPORTER=none)."),
+        response_encoding(request),
+    )

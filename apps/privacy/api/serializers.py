@@ -10,6 +10,8 @@ class ErasureCountsSerializer(serializers.Serializer):
     embeddings = serializers.IntegerField()
     cluster_memberships = serializers.IntegerField()
     sessions = serializers.IntegerField(help_text="Open sessions of turns sent without a conversation id.")
+    dataset_items = serializers.IntegerField(help_text="Dataset items copied from the erased turns.")
+    experiment_results = serializers.IntegerField(help_text="Experiment results of those dataset items.")
 
 
 class ErasureResultSerializer(serializers.Serializer):

@@ -31,7 +31,8 @@ class Command(BaseCommand):
             for run in seeded["cluster_runs"]:
                 self.stdout.write(f"clusters for {run.chatbot.slug}: {run.get_status_display()}, "
                                   f"{run.cluster_count} clusters of {run.turn_count} failure turns")
-            events = AlertEvent.objects.filter(rule__in=[r for r in (seeded["firing_rule"], seeded["resolved_rule"]) if r])
+            events = AlertEvent.objects.filter(rule__in=[r for r in (seeded["firing_rule"], seeded["resolved_rule"],
+                                                                     *seeded["theme_rules"]) if r])
             self.stdout.write("alerts: " + (", ".join(f"{event.title} ({event.get_status_display().lower()})"
                                                       for event in events) or "none raised")
                               + f"; notifications go to {seeded['channel']}")
