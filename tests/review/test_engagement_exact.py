@@ -43,8 +43,11 @@ def _random_history(rng: random.Random, bot_clients: list, now) -> None:
                 moment += timedelta(minutes=rng.randint(1, 30))
             turn = {"conversation_id": f"c{index}", "turn_id": f"c{index}-t{sequence}", "user_message": "hello",
                     "bot_response": "hi", "timestamp": moment.isoformat(), "fallback_used": rng.random() < 0.25}
-            if user:
-                turn["user_id"] = user
+            # Now and then another end user's turn joins (a shared device, a handover), so
+            # erasing one end user leaves the conversation with the others' turns.
+            speaker = rng.choice(USERS) if rng.random() < 0.3 else user
+            if speaker:
+                turn["user_id"] = speaker
             if rng.random() < 0.2:
                 turn["error"] = "upstream timeout"
             turns.append(turn)
@@ -97,7 +100,11 @@ def test_summary_backed_engagement_equals_the_live_computation(seed, chatbot, ot
 
     # Erasing one end user deletes their turns from conversations others keep alive: the
     # summaries are recomputed from what is left, and the figures still agree.
-    end_user_erase(chatbot=chatbot, user_id=rng.choice(USERS))
+    before = Turn.objects.count()
+    for user in rng.sample(USERS, k=2):
+        end_user_erase(chatbot=chatbot, user_id=user)
+        end_user_erase(chatbot=other_chatbot, user_id=user)
+    assert 0 < Turn.objects.count() < before
     for scope in scopes:
         _assert_same(scope, now)
 
