@@ -198,6 +198,19 @@ def data_generate() -> None:
                   FROM conversations_turn GROUP BY conversation_id) a
             WHERE a.conversation_id = c.id
         """)
+        # The latest turn's signals (engagement drop-off), as apps/conversations/services.py keeps them.
+        cursor.execute("""
+            UPDATE conversations_conversation c SET
+                last_turn_at = l.at, last_turn_fallback = l.fallback, last_turn_error = l.error,
+                last_turn_thumbs_down = l.down
+            FROM (SELECT t.conversation_id, t.timestamp AS at, bool_or(t.fallback_used) AS fallback,
+                         bool_or(t.has_error) AS error, bool_or(t.thumbs_down > 0) AS down
+                  FROM conversations_turn t
+                  JOIN (SELECT conversation_id, max(timestamp) AS latest FROM conversations_turn GROUP BY 1) x
+                    ON x.conversation_id = t.conversation_id AND t.timestamp = x.latest
+                  GROUP BY 1, 2) l
+            WHERE l.conversation_id = c.id
+        """)
         for table in ("conversations_conversation", "conversations_turn", "conversations_llmcall"):
             cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         print(f"data: conversation summaries in {time.perf_counter() - started:.1f}s")

@@ -51,6 +51,13 @@ class Conversation(models.Model):
     is_flagged = models.BooleanField(default=False)
     flag_reasons = models.JSONField(default=list, blank=True)
     flagged_at = models.DateTimeField(null=True, blank=True)
+    # The latest turn's signals, for the engagement panel's drop-off ("ends right after a
+    # fallback, an error or a thumbs-down") without joining the turns: over the turns at the
+    # conversation's latest turn timestamp (any of them, when several share it).
+    last_turn_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_turn_fallback = models.BooleanField(default=False, editable=False)
+    last_turn_error = models.BooleanField(default=False, editable=False)
+    last_turn_thumbs_down = models.BooleanField(default=False, editable=False)
     # Set when an LLM call arrived before its turn: only then does ingest look for calls to link.
     has_early_calls = models.BooleanField(default=False, editable=False)
 
@@ -70,7 +77,8 @@ class Conversation(models.Model):
         indexes = [
             models.Index(fields=["chatbot", "-last_activity_at"], name="conv_chatbot_activity"),
             models.Index(fields=["-last_activity_at"], name="conv_activity"),
-            models.Index(fields=["chatbot", "end_user_hash"], name="conv_chatbot_end_user"),
+            # Also answers "was this end user seen before the window?" from the index alone.
+            models.Index(fields=["chatbot", "end_user_hash", "started_at"], name="conv_chatbot_end_user_start"),
             # The review queue: flagged conversations, newest or riskiest first.
             models.Index(
                 fields=["review_status", "-last_activity_at"], name="conv_review_queue", condition=Q(is_flagged=True)

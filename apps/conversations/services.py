@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F, Min, OuterRef, Subquery, Value
+from django.db.models import Exists, F, Min, OuterRef, Subquery, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -39,6 +39,7 @@ CONVERSATION_SUMMARY_FIELDS = frozenset({
     "turn_count", "total_tokens", "cost_usd", "error_count", "fallback_count", "thumbs_up", "thumbs_down",
     "max_risk_score", "min_judge_score", "is_flagged", "flag_reasons", "flagged_at", "has_early_calls",
     "last_activity_at", "started_at",
+    "last_turn_at", "last_turn_fallback", "last_turn_error", "last_turn_thumbs_down",
 })
 
 
@@ -184,6 +185,8 @@ def conversation_turns_add(*, added: list[TurnAdded], now: datetime) -> None:
         conversation.max_risk_score = max(conversation.max_risk_score, turn.risk_score)
         if turn.release and (turn.timestamp >= conversation.last_activity_at or not conversation.release):
             conversation.release = turn.release  # the release of its latest turn
+        _last_turn_note(conversation, timestamp=turn.timestamp, fallback=turn.fallback_used,
+                        error=turn.has_error, thumbs_down=turn.thumbs_down > 0)
         conversation.last_activity_at = max(conversation.last_activity_at, turn.timestamp)
         conversation.started_at = min(conversation.started_at, turn.timestamp)
         conversation_flag_reasons_merge(conversation, turn.flag_reasons, now=now)
@@ -229,8 +232,23 @@ _SUMMARY_COLUMNS = (
     ("fallback_count", "integer"), ("max_risk_score", "smallint"), ("last_activity_at", "timestamptz"),
     ("started_at", "timestamptz"), ("flag_reasons", "jsonb"), ("is_flagged", "boolean"),
     ("flagged_at", "timestamptz"), ("end_user_hash", "varchar"), ("channel", "varchar"),
-    ("release", "varchar"),
+    ("release", "varchar"), ("last_turn_at", "timestamptz"), ("last_turn_fallback", "boolean"),
+    ("last_turn_error", "boolean"), ("last_turn_thumbs_down", "boolean"),
 )
+
+
+def _last_turn_note(conversation: Conversation, *, timestamp: datetime, fallback: bool, error: bool,
+                    thumbs_down: bool) -> None:
+    """Fold one turn into the latest turn's signals: a later turn replaces them, a turn at the
+    same moment adds its own (the drop-off counts a conversation when any of its last turns had one)."""
+    if conversation.last_turn_at is None or timestamp > conversation.last_turn_at:
+        conversation.last_turn_at = timestamp
+        conversation.last_turn_fallback, conversation.last_turn_error = fallback, error
+        conversation.last_turn_thumbs_down = thumbs_down
+    elif timestamp == conversation.last_turn_at:
+        conversation.last_turn_fallback |= fallback
+        conversation.last_turn_error |= error
+        conversation.last_turn_thumbs_down |= thumbs_down
 
 
 def _conversation_summaries_write(conversations: list[Conversation]) -> None:
@@ -277,7 +295,8 @@ def conversation_summary_recompute(*, conversation_ids: Iterable[int]) -> None:
     2. Errors, fallbacks, thumbs, highest risk, lowest judge score: over the remaining turns.
     3. Flags: the union of the remaining turns' reasons, in the conversation's order, plus a
        manual flag set on the conversation itself; unflagged when none is left.
-    4. Activity span: earliest and latest turn or call; unchanged when none is left.
+    4. Activity span: earliest and latest turn or call; unchanged when none is left. The latest
+       turn's signals (drop-off) from the remaining turns; none when no turn is left.
     5. What the conversation took from its first turn (first end user, metadata) comes from its
        first remaining turn, so nothing of a deleted turn stays on the conversation.
 
@@ -339,6 +358,11 @@ def conversation_summary_recompute(*, conversation_ids: Iterable[int]) -> None:
         elif not conversation.is_flagged:
             conversation.is_flagged, conversation.flagged_at = True, timezone.now()
 
+        conversation.last_turn_at = None
+        conversation.last_turn_fallback = conversation.last_turn_error = conversation.last_turn_thumbs_down = False
+        for t in turns:
+            _last_turn_note(conversation, timestamp=t["timestamp"], fallback=t["fallback_used"],
+                            error=t["has_error"], thumbs_down=t["thumbs_down"] > 0)
         stamps = [t["timestamp"] for t in turns] + call_times[conversation.pk]
         if stamps:
             conversation.started_at, conversation.last_activity_at = min(stamps), max(stamps)
@@ -372,6 +396,10 @@ def turn_thumbs_move(*, turn_id: int, conversation_id: int, old: str | None, new
     if not changes:
         return
     Turn.objects.filter(pk=turn_id).update(**changes)
+    if "down" in (old, new):
+        # Whether a last turn still has a thumbs-down, read again after the turn's change.
+        changes["last_turn_thumbs_down"] = Exists(Turn.objects.filter(
+            conversation_id=OuterRef("pk"), timestamp=OuterRef("last_turn_at"), thumbs_down__gt=0))
     Conversation.objects.filter(pk=conversation_id).update(**changes)
 
 

@@ -1,4 +1,5 @@
-"""Admin pieces for privacy: the erasure action for the Conversation admin.
+"""Admin pieces for privacy: the erasure action for the Conversation admin, and the read-only
+list of end users' stated consent (EndUserConsentAdmin).
 
 `erase_end_user_admin_action` is added to ConversationAdmin.actions (apps/review/admin.py).
 It asks for confirmation first (like Django's delete_selected) and then erases, for every
@@ -23,8 +24,11 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from apps.audit.services import audit_object_repr
+from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 from apps.conversations.models import Conversation, Turn
+from apps.core.admin import LargeTableAdmin
 
+from .models import EndUserConsent
 from .services import conversations_delete, conversations_erase
 
 
@@ -103,3 +107,27 @@ def erase_end_user_admin_action(modeladmin: Any, request: HttpRequest, queryset:
         messages.SUCCESS,
     )
     return None
+
+
+@admin.register(EndUserConsent)
+class EndUserConsentAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
+    """What end users stated over POST /api/v1/end-users/{user_id}/consent, read only: consent
+    only changes through that service, which also applies it to what is already stored."""
+
+    list_display = ("end_user_hash", "chatbot", "consent", "updated_at")
+    list_filter = (ChatbotListFilter, "consent", ("updated_at", admin.DateFieldListFilter))
+    list_select_related = ("chatbot",)
+    search_fields = ("=end_user_hash",)
+    search_help_text = "The end user's hashed id (exact)."
+    ordering = ("-updated_at", "-id")
+    fields = list_display
+    readonly_fields = list_display
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -51,6 +51,7 @@ from apps.evaluations.models import Evaluation
 from apps.evaluations.selectors import conversation_evaluation_latest, conversation_judge_overall
 from apps.feedback.admin import FeedbackInline, RatingListFilter
 from apps.privacy.admin import ConversationDeletionAdminMixin, erase_end_user_admin_action
+from apps.privacy.policy import NO_CONTENT_MARKER
 from apps.review.templatetags.review_tags import usd
 from apps.scores.selectors import (
     ScoreConditionInvalid,
@@ -313,7 +314,7 @@ class ConversationAdmin(ConversationDeletionAdminMixin, ChatbotScopedAdminMixin,
         ChatbotListFilter, RiskLevelFilter, RatingListFilter, JudgeScoreFilter, ConversationJudgeFilter,
         "review_status", AssigneeFilter,
         FlagReasonFilter, "is_flagged", ("last_activity_at", admin.DateFieldListFilter), ChannelFilter,
-        ReleaseFilter, ScoreConditionFilter,
+        ReleaseFilter, ScoreConditionFilter, "consent",
     )
     list_select_related = ("chatbot", "assignee")
     search_fields = ("external_id",)  # replaced by get_search_results: exact id or turn text
@@ -476,6 +477,7 @@ class ConversationAdmin(ConversationDeletionAdminMixin, ChatbotScopedAdminMixin,
             "review_labels": list(conversation.chatbot.review_labels or []),
             "agreement": agreement[0] if agreement else None,
             "sees_all": user_sees_all_chatbots(request.user),
+            "no_content_marker": NO_CONTENT_MARKER,
         }
         return TemplateResponse(request, self.review_template, context)
 

@@ -196,7 +196,7 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
         "dashboard_since": timezone.localtime(window.since).date().isoformat(),
         "dashboard_until": timezone.localtime(window.until).date().isoformat(),
         "dashboard_turns_url": turns_link(),
-        # Engagement is grouped live (slow on long windows): the page fetches it after rendering.
+        # Engagement is fetched after rendering (its own request; read from the conversation summaries).
         "dashboard_engagement_url": f"{reverse('stats-engagement')}?" + urlencode({
             **scope, "since": window.since.isoformat(), "until": window.until.isoformat()}),
         "dashboard_drift": drift_highlights(chatbot_ids=chatbot_ids),

@@ -216,14 +216,48 @@ TURN_COUNT_BUCKETS = (("1", 1, 1), ("2", 2, 2), ("3", 3, 3), ("4–5", 4, 5), ("
 def engagement(*, chatbot_ids: Sequence[int] | None, window: Window) -> dict[str, Any]:
     """How end users engage in the window's conversations (latest activity in (since, until]).
 
-    1. Turns per conversation: one aggregate over the conversations (`conv_chatbot_activity`).
-    2. Returning end users: of the distinct end users of those conversations, the share with a
-       conversation of the same chatbot started at or before the window's start (an EXISTS
-       probe on `conv_chatbot_end_user` per end user).
-    3. Drop-off: of those conversations, how many end right after a fallback, an error or a 👎 —
-       their last turn (the turn at the conversation's latest activity) had one. One join of the
-       window's turns with their conversations.
+    Two queries over the window's conversations, neither reading a turn:
+
+    1. Turns per conversation and drop-off in one aggregate (`conv_chatbot_activity`). A
+       conversation ends on a turn when its latest activity is its latest turn (not a later LLM
+       call); it ends right after a fallback, an error or a 👎 when that last turn had one —
+       kept on the summary by apps/conversations/services.py (`last_turn_*`).
+    2. Returning end users: of the distinct end users of those conversations, those with a
+       conversation of the same chatbot started at or before the window's start. The EXISTS
+       sits in WHERE (not in an aggregate's FILTER, which PostgreSQL probes row by row), so the
+       planner makes it a semi-join, answered from `conv_chatbot_end_user_start` alone.
+
+    `engagement_live` computes the same figures from the turns; tests hold the two equal.
     """
+    conversations = chatbot_scoped(
+        Conversation.objects.filter(window_q(window.since, window.until, "last_activity_at")), chatbot_ids
+    ).order_by()
+    aggregates: dict[str, Any] = {}
+    for label, first, last in TURN_COUNT_BUCKETS:
+        condition = Q(turn_count__gte=first) & (Q(turn_count__lte=last) if last is not None else Q())
+        aggregates[label] = Count("id", filter=condition)
+    ended = Q(last_turn_at=F("last_activity_at"))
+    aggregates.update(
+        ended=Count("id", filter=ended),
+        after_fallback=Count("id", filter=ended & Q(last_turn_fallback=True)),
+        after_error=Count("id", filter=ended & Q(last_turn_error=True)),
+        after_thumbs_down=Count("id", filter=ended & Q(last_turn_thumbs_down=True)),
+    )
+    counted = conversations.aggregate(total=Count("id"), turns=Sum("turn_count"), **aggregates)
+
+    known = conversations.exclude(end_user_hash="")
+    earlier = Conversation.objects.filter(chatbot_id=OuterRef("chatbot_id"), end_user_hash=OuterRef("end_user_hash"),
+                                          started_at__lte=window.since)
+    users = known.values("end_user_hash").distinct().count()
+    returning = known.filter(Exists(earlier)).values("end_user_hash").distinct().count() if users else 0
+    ends = {key: counted[key] for key in ("after_fallback", "after_error", "after_thumbs_down")}
+    return _engagement_result(counted, users=users, returning=returning, ended=counted["ended"], ends=ends)
+
+
+def engagement_live(*, chatbot_ids: Sequence[int] | None, window: Window) -> dict[str, Any]:
+    """`engagement` computed the straightforward way, from the turns and one probe per
+    conversation: the reference the summary-backed figures are tested against (slow on long
+    windows; not used by any page)."""
     from apps.conversations.models import Turn
 
     conversations = chatbot_scoped(
@@ -234,9 +268,6 @@ def engagement(*, chatbot_ids: Sequence[int] | None, window: Window) -> dict[str
         condition = Q(turn_count__gte=first) & (Q(turn_count__lte=last) if last is not None else Q())
         buckets[label] = Count("id", filter=condition)
     counted = conversations.aggregate(total=Count("id"), turns=Sum("turn_count"), **buckets)
-    total = counted.pop("total")
-    turns = counted.pop("turns") or 0
-
     earlier = Conversation.objects.filter(chatbot_id=OuterRef("chatbot_id"), end_user_hash=OuterRef("end_user_hash"),
                                           started_at__lte=window.since)
     users = conversations.exclude(end_user_hash="").aggregate(
@@ -252,13 +283,20 @@ def engagement(*, chatbot_ids: Sequence[int] | None, window: Window) -> dict[str
         after_thumbs_down=Count("conversation_id", distinct=True, filter=Q(thumbs_down__gt=0)),
     )
     ended = ends.pop("ended")
+    return _engagement_result(counted, users=users["users"], returning=users["returning"], ended=ended, ends=ends)
+
+
+def _engagement_result(counted: dict[str, Any], *, users: int, returning: int, ended: int,
+                       ends: dict[str, int]) -> dict[str, Any]:
+    total = counted["total"]
+    turns = counted["turns"] or 0
     return {
         "conversations": total,
         "turns_per_conversation": round(turns / total, 2) if total else None,
         "turn_count_distribution": [{"turns": label, "conversations": counted[label]} for label, _, _ in TURN_COUNT_BUCKETS],
-        "end_users": users["users"],
-        "returning_end_users": users["returning"],
-        "returning_share": round(100.0 * users["returning"] / users["users"], 1) if users["users"] else None,
+        "end_users": users,
+        "returning_end_users": returning,
+        "returning_share": round(100.0 * returning / users, 1) if users else None,
         "drop_off": {
             "conversations": ended,
             **{key: {"conversations": n, "share": round(100.0 * n / ended, 1) if ended else None}

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from apps.conversations.services import conversation_summary_recompute
 from tests.factories import make_conversation, make_turn
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +30,10 @@ def conversations(chatbot, other_chatbot):
         conversation = make_conversation(chatbot, end_user_hash=user, started_at=last - timedelta(minutes=len(turns)),
                                          last_activity_at=last, turn_count=len(turns))
         for index, fields in enumerate(turns):
-            make_turn(conversation, timestamp=last - timedelta(minutes=len(turns) - 1 - index), sequence=index, **fields)
+            make_turn(conversation, timestamp=last - timedelta(minutes=len(turns) - 1 - index), sequence=index,
+                      end_user_hash=user, **fields)
+        # The factories keep no summary: derive it from the rows as the summary's owner does.
+        conversation_summary_recompute(conversation_ids=[conversation.pk])
 
 
 def test_engagement_matches_a_count_by_hand(admin_client, chatbot, conversations):
