@@ -69,7 +69,9 @@ def _on_replica(function: Callable[..., Any], *, safe_methods_only: bool) -> Cal
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if safe_methods_only:
-            request = next((arg for arg in args if hasattr(arg, "method") and hasattr(arg, "META")), None)
+            request = next(
+                (arg for arg in args if hasattr(arg, "method") and hasattr(arg, "META")), None
+            )
             if request is None or request.method not in _SAFE_METHODS:
                 return function(*args, **kwargs)
         token = _replica_reads.set(True)

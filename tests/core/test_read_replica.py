@@ -30,7 +30,9 @@ def _queries(alias: str, call) -> list[str]:
 
 
 def _reads_of(sqls: list[str], table: str) -> list[str]:
-    return [sql for sql in sqls if sql.lstrip().upper().startswith("SELECT") and f'"{table}"' in sql]
+    return [
+        sql for sql in sqls if sql.lstrip().upper().startswith("SELECT") and f'"{table}"' in sql
+    ]
 
 
 @pytest.fixture
@@ -57,29 +59,42 @@ def test_analysis_reads_go_to_the_replica(replica_on, admin_client, stored_turn,
     responses = []
     replica = _queries("replica", lambda: responses.append(admin_client.get(url)))
     assert responses[0].status_code == 200, responses[0].content[:300]
-    assert _reads_of(replica, "conversations_turn") or _reads_of(replica, "conversations_conversation"), replica
+    assert _reads_of(replica, "conversations_turn") or _reads_of(
+        replica, "conversations_conversation"
+    ), replica
 
 
 def test_dashboard_reads_nothing_from_the_replica_without_the_setting(admin_client, stored_turn):
     default = []
-    replica = _queries("replica", lambda: default.extend(_queries("default", lambda: admin_client.get("/admin/"))))
+    replica = _queries(
+        "replica", lambda: default.extend(_queries("default", lambda: admin_client.get("/admin/")))
+    )
     assert replica == []
-    assert _reads_of(default, "conversations_turn") or _reads_of(default, "conversations_conversation")
+    assert _reads_of(default, "conversations_turn") or _reads_of(
+        default, "conversations_conversation"
+    )
 
 
 def test_export_audit_row_is_written_to_the_primary(replica_on, admin_client, stored_turn):
     url = f"/api/v1/conversations/{stored_turn.conversation_id}/export/"
     default = []
-    replica = _queries("replica", lambda: default.extend(_queries("default", lambda: admin_client.get(url))))
+    replica = _queries(
+        "replica", lambda: default.extend(_queries("default", lambda: admin_client.get(url)))
+    )
     assert _reads_of(replica, "conversations_turn")
-    assert not [sql for sql in replica if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert not [
+        sql for sql in replica if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+    ]
     assert [sql for sql in default if sql.lstrip().upper().startswith("INSERT") and "audit" in sql]
 
 
 def test_streamed_dataset_export_reads_its_items_on_the_replica(replica_on, admin_client, chatbot):
     dataset = Dataset.objects.create(chatbot=chatbot, name="Shop golden", slug="shop-golden")
-    posted = admin_client.post(f"/api/v1/datasets/{dataset.pk}/items", json.dumps([{"input": "Can I return shoes?"}]),
-                               content_type="application/json")
+    posted = admin_client.post(
+        f"/api/v1/datasets/{dataset.pk}/items",
+        json.dumps([{"input": "Can I return shoes?"}]),
+        content_type="application/json",
+    )
     assert posted.status_code == 201, posted.content
     assert DatasetItem.objects.filter(dataset=dataset).count() == 1
     lines: list[bytes] = []
@@ -94,7 +109,12 @@ def test_streamed_dataset_export_reads_its_items_on_the_replica(replica_on, admi
 
 
 def test_ingest_never_reads_from_the_replica(replica_on, post_json, stored_turn):
-    body = {"conversation_id": "conv-replica", "turn_id": "t-2", "user_message": "And the refund?", "bot_response": "Done."}
+    body = {
+        "conversation_id": "conv-replica",
+        "turn_id": "t-2",
+        "user_message": "And the refund?",
+        "bot_response": "Done.",
+    }
     responses = []
     replica = _queries("replica", lambda: responses.append(post_json("/api/v1/ingest/turns", body)))
     replay = _queries("replica", lambda: responses.append(post_json("/api/v1/ingest/turns", body)))
@@ -106,8 +126,14 @@ def test_ingest_never_reads_from_the_replica(replica_on, post_json, stored_turn)
 def test_a_review_action_post_reads_the_primary(replica_on, admin_client, stored_turn):
     url = f"/api/v1/conversations/{stored_turn.conversation_id}/review/"
     responses = []
-    replica = _queries("replica", lambda: responses.append(
-        admin_client.post(url, json.dumps({"action": "assign_to_me"}), content_type="application/json")))
+    replica = _queries(
+        "replica",
+        lambda: responses.append(
+            admin_client.post(
+                url, json.dumps({"action": "assign_to_me"}), content_type="application/json"
+            )
+        ),
+    )
     assert responses[0].status_code == 200, responses[0].content
     assert replica == []
 
@@ -122,4 +148,3 @@ def test_reads_inside_a_transaction_on_the_primary_stay_there(replica_on):
 
     assert where() == (True, False)
     assert replica_reads_active() is False  # the flag does not leak past the view
-
