@@ -16,6 +16,7 @@ from apps.chatbots.access import chatbot_scoped
 from apps.chatbots.admin import ChatbotAdmin
 from apps.chatbots.admin_mixins import ChatbotListFilter, ChatbotScopedAdminMixin
 from apps.core.admin import LargeTableAdmin
+from apps.core.replica import replica_reads
 
 from .choices import FailureSource, RunStatus
 from .embeddings import EMBEDDING_BACKENDS
@@ -148,6 +149,7 @@ class ClusterRunAdmin(ScopedToChatbotsMixin, admin.ModelAdmin):
 
 
 @admin.action(description="Export as fine-tuning JSONL")
+@replica_reads
 def export_finetune_jsonl(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
     clusters = list(queryset.select_related("run", "run__chatbot").order_by("run_id", "index"))
     body, lines, skipped = cluster_finetune_jsonl(clusters=clusters, actor=request.user)

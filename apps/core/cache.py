@@ -94,3 +94,19 @@ class FailOpenRedisCache(RedisCache):
             return pipeline.execute()[1]
 
         return self._guarded(count, 1)
+
+    def get_and_incr_window(self, key: Any, counter_key: Any, timeout: int, version: int | None = None) -> tuple[Any, int]:
+        """`get(key)` and `incr_window(counter_key, timeout)` in one round trip (one pipeline on the
+        primary server, which `incr_window` writes to anyway). Fails open: (None, 1)."""
+
+        def both() -> tuple[Any, int]:
+            value_key = self.make_and_validate_key(key, version=version)
+            counter = self.make_and_validate_key(counter_key, version=version)
+            pipeline = self._cache.get_client(counter, write=True).pipeline(transaction=False)
+            pipeline.get(value_key)
+            pipeline.set(counter, 0, ex=timeout, nx=True)
+            pipeline.incr(counter)
+            raw, _, used = pipeline.execute()
+            return (None if raw is None else self._cache._serializer.loads(raw)), used
+
+        return self._guarded(both, (None, 1))

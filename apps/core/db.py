@@ -136,3 +136,43 @@ def bulk_copy_insert(objs: Sequence[Model], *, using: str = "default") -> None:
         obj.pk = pk
         obj._state.adding = False
         obj._state.db = using
+
+
+def insert_unless_conflict(obj: Model, *, conflict_fields: Sequence[str], using: str = "default") -> bool:
+    """Insert one unsaved instance with `INSERT … ON CONFLICT DO NOTHING RETURNING id`, giving it
+    its primary key: True if stored, False if a row with the same `conflict_fields` (a unique
+    constraint's) exists (a replay), in one statement instead of a lookup and an insert. PostgreSQL only (the caller
+    checks `connection.vendor`); the values are written as bulk_copy_insert writes them."""
+    model = type(obj)
+    connection = connections[using]
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    if connection.vendor != "postgresql" or has_expressions(obj, fields):
+        raise ValueError("insert_unless_conflict needs PostgreSQL and plain field values")
+    for f in fields:
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            f.pre_save(obj, add=True)
+    row = []
+    for f in fields:
+        value = getattr(obj, f.attname)
+        if isinstance(f, JSONField) and value is not None:
+            value = json_dumps_fast(value)
+        elif isinstance(value, Enum):
+            value = value.value
+        row.append(value)
+    quote = connection.ops.quote_name
+    conflict = ", ".join(quote(meta.get_field(name).column) for name in conflict_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({conflict}) DO NOTHING "
+            f"RETURNING {quote(meta.pk.column)}",
+            row,
+        )
+        found = cursor.fetchone()
+    if found is None:
+        return False
+    obj.pk = found[0]
+    obj._state.adding = False
+    obj._state.db = using
+    return True

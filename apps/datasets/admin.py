@@ -35,6 +35,7 @@ from apps.clustering.admin import ClusterAdmin
 from apps.conversations.models import Turn
 from apps.core.admin import LargeTableAdmin
 from apps.core.encryption import UnreadableSecret
+from apps.core.replica import replica_reads
 
 from . import experiments, selectors, services
 from .models import Dataset, DatasetItem, ExperimentItemResult, ExperimentRun, ExperimentTarget
@@ -277,6 +278,7 @@ class DatasetAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
             request, "admin/datasets/upload.html", context, status=400 if form.errors else 200
         )
 
+    @replica_reads
     def export_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         dataset = self._dataset(request, object_id, change=False)
         response = StreamingHttpResponse(

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
@@ -55,7 +55,7 @@ from apps.conversations.services import (
     conversations_get_or_create_lock,
     sessions_assign_lock,
 )
-from apps.core.db import bulk_copy_insert
+from apps.core.db import bulk_copy_insert, insert_unless_conflict
 from apps.core.metrics import INGEST_ITEMS
 from apps.core.pricing import cost_for
 from apps.core.tokens import count_tokens
@@ -327,6 +327,10 @@ def _count_items(kind: str, results: list[TurnOutcome | EventOutcome] | list[Cal
         INGEST_ITEMS.labels(kind, "replayed").inc(len(results) - stored)
 
 
+_REPLAY_FIELDS = ("id", "conversation_id", "chatbot_id", "external_id", "risk_score", "risk_level",
+                  "is_flagged", "flag_reasons", "created_at")
+
+
 def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[TurnOutcome | EventOutcome], list[Turn]]:
     now = timezone.now()
     prepared = list(prepared)  # a retry starts again from what was prepared
@@ -365,11 +369,14 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
     wanted = {(conversations[i.data.conversation_id].pk, i.data.turn_id) for i in prepared
               if i.data.turn_id and i.data.event not in CONVERSATION_EVENTS}
     stored: dict[tuple[int, str], Turn] = {}
-    if wanted:
+    # One turn with a turn_id on PostgreSQL (the one-POST-per-turn case): no lookup; the insert
+    # itself tells a replay (ON CONFLICT DO NOTHING on turn_external_id_per_conversation), so the
+    # transaction is upsert+lock, insert, summary. A replay then reads the stored turn.
+    insert_detects_replay = len(wanted) == 1 and len(prepared) == 1 and connection.vendor == "postgresql"
+    if wanted and not insert_detects_replay:
         candidates = Turn.objects.filter(
             conversation_id__in={c for c, _ in wanted}, external_id__in={t for _, t in wanted}
-        ).only("id", "conversation_id", "chatbot_id", "external_id", "risk_score", "risk_level",
-               "is_flagged", "flag_reasons", "created_at")
+        ).only(*_REPLAY_FIELDS)
         stored = {(t.conversation_id, t.external_id): t for t in candidates if (t.conversation_id, t.external_id) in wanted}
 
     # A listed call whose call_id the conversation already has (sent earlier to /llm-calls, so
@@ -400,7 +407,13 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
     new_turns = list(created.values())
 
     # 4. Insert turns and their calls (COPY with ids reserved first on PostgreSQL).
-    bulk_copy_insert(new_turns)
+    if insert_detects_replay and new_turns:
+        [(index, turn)] = created.items()
+        if not insert_unless_conflict(turn, conflict_fields=("conversation", "external_id")):
+            results[index] = TurnOutcome(False, _stored_turn(turn), turn.conversation.external_id)
+            return results, []  # type: ignore[return-value]
+    else:
+        bulk_copy_insert(new_turns)
     calls = [
         _llm_call_build(call, chatbot=chatbot, conversation=turn.conversation, turn=turn, at=turn.timestamp)
         for index, turn in created.items()
@@ -433,6 +446,11 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
             first = results[first_in_batch[(conversation.pk, item.data.turn_id)]]
             results[item.index] = dataclasses.replace(first, created=False)  # type: ignore[arg-type]
     return results, new_turns  # type: ignore[return-value]
+
+
+def _stored_turn(turn: Turn) -> Turn:
+    """The turn stored before under `turn`'s conversation and turn_id (a replay's answer)."""
+    return Turn.objects.only(*_REPLAY_FIELDS).get(conversation_id=turn.conversation_id, external_id=turn.external_id)
 
 
 def _consent_apply(chatbot: Chatbot, prepared: list[_PreparedTurn], conversations: dict[str, Conversation]) -> None:

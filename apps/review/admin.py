@@ -40,6 +40,7 @@ from apps.chatbots.models import Chatbot
 from apps.conversations.choices import Channel, FlagReason, ReviewStatus, RiskLevel
 from apps.conversations.models import Conversation, LLMCall, Step, Turn
 from apps.core.admin import LargeTableAdmin
+from apps.core.replica import replica_reads
 from apps.core.text import ascii_int
 from apps.datasets.admin import (
     add_conversations_to_dataset_admin_action,
@@ -506,6 +507,7 @@ class ConversationAdmin(ConversationDeletionAdminMixin, ChatbotScopedAdminMixin,
             target = next_url or self._queue_url(request)
         return HttpResponseRedirect(target)
 
+    @replica_reads
     def export_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
         conversation = self._review_object(request, object_id)
         data = review_exports.conversation_export_json(conversation_id=conversation.pk, actor=request.user)
@@ -549,6 +551,7 @@ class ConversationAdmin(ConversationDeletionAdminMixin, ChatbotScopedAdminMixin,
         self.message_user(request, f"Judge queued for {count} turn(s).")
 
     @admin.action(description="Export as JSON", permissions=["view"])
+    @replica_reads
     def export_json(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
         ids = list(queryset.order_by("pk").values_list("pk", flat=True)[:500])
         data = review_exports.conversations_export_json(conversation_ids=ids, actor=request.user)

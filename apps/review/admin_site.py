@@ -14,6 +14,8 @@ from django.contrib.admin.apps import AdminConfig
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from apps.core.replica import replica_reads
+
 
 class ChatmonAdminSite(admin.AdminSite):
     site_header = "chatmon"
@@ -24,6 +26,7 @@ class ChatmonAdminSite(admin.AdminSite):
     # list is one click away on the dashboard (Home).
     enable_nav_sidebar = False
 
+    @replica_reads
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
         from .dashboard import dashboard_context
 

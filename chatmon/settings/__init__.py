@@ -97,9 +97,11 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 # Empty counts as unset, so `DATABASE_URL= make demo` means the embedded SQLite file.
 DATABASE_URL = env_str("DATABASE_URL", "") or f"sqlite:///{BASE_DIR / 'chatmon.sqlite3'}"
+# The health check pings (SELECT 1) a persistent connection before each request reuses it.
+DB_CONN_HEALTH_CHECKS = env_bool("DB_CONN_HEALTH_CHECKS", True)
 DATABASES = {
     "default": dj_database_url.parse(
-        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=DB_CONN_HEALTH_CHECKS
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -110,6 +112,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# A read replica for analysis only (apps/core/replica.py): the dashboard, the staff stats/API
+# reads and exports read there; ingest and every write use "default". Unset: one database.
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL", "")
+REPLICA_READS_ENABLED = bool(DATABASE_REPLICA_URL)
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=DB_CONN_HEALTH_CHECKS
+    )
+DATABASE_ROUTERS = ["apps.core.replica.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker and cache ---------------------------------------------------------

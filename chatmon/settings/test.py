@@ -37,3 +37,7 @@ REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
 }}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+# A second alias on the same test database (TEST MIRROR), so tests can prove which queries the
+# replica router sends where; routing to it stays off unless a test turns REPLICA_READS_ENABLED on.
+DATABASES["replica"] = {**DATABASES["default"], "TEST": {**DATABASES["default"].get("TEST", {}), "MIRROR": "default"}}
+REPLICA_READS_ENABLED = False

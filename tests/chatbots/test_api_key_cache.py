@@ -98,3 +98,31 @@ def test_the_cache_can_be_switched_off(client, chatbot, settings):
     with CaptureQueriesContext(connection) as second:
         assert post(client, raw, "t-2").status_code == 201
     assert len(key_queries(second.captured_queries)) == 1
+
+
+@pytest.mark.django_db
+def test_a_cached_key_costs_one_redis_round_trip_for_stamp_and_throttle(client, chatbot, monkeypatch, settings):
+    """Issue 22: the stamp GET and the throttle's count share one pipeline. A spy on redis-py's
+    socket write counts round trips to the real Redis (each pipeline is one write)."""
+    if not settings.CACHES["default"]["BACKEND"].endswith("FailOpenRedisCache"):
+        pytest.skip("needs Redis as the cache (REDIS_URL=redis://…)")
+    import redis.connection
+
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
+        **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "ingest": "3/min"}}
+    chatbot.judge_sample_rate = 0  # no Celery publish (also Redis) in the count
+    chatbot.save()
+    _, raw = api_key_create(chatbot=chatbot)
+    assert post(client, raw, "t-1").status_code == 201  # fetches the key, caches it
+    sent = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def spy(self, command, *args, **kwargs):
+        sent.append(command)
+        return original(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", spy)
+    assert post(client, raw, "t-2").status_code == 201
+    assert len(sent) == 1, sent
+    assert post(client, raw, "t-3").status_code == 201
+    assert post(client, raw, "t-4").status_code == 429  # counted once per request: the 4th of 3/min

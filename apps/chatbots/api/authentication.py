@@ -23,6 +23,7 @@ version stamp in the shared cache (Redis):
 import hmac
 import secrets
 import time
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -30,6 +31,8 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from apps.chatbots.models import ApiKey
+
+from .throttling import COUNTED_ATTRIBUTE, ApiKeyRateThrottle
 
 
 class BotUser:
@@ -69,15 +72,27 @@ def api_key_cache_clear() -> None:
     _keys.clear()
 
 
-def api_key_authenticate(raw_key: str) -> ApiKey | None:
+def api_key_authenticate(raw_key: str, *, request: Any = None) -> ApiKey | None:
+    """The key `raw_key` names, or None. With `request` (a throttled bot endpoint) and a key this
+    process verified before, the stamp GET also counts the request for ApiKeyRateThrottle, in
+    one Redis round trip; the count is left on the request for the throttle. Only a key whose
+    hash matched a stored key before is counted so (a wrong secret never uses a key's quota)."""
     prefix = ApiKey.parse_prefix(raw_key)
     if prefix is None:
         return None
     key_hash = ApiKey.hash_key(raw_key)
     ttl = settings.API_KEY_CACHE_SECONDS
-    stamp = cache.get(STAMP_KEY) if ttl > 0 else None
+    cached = _keys.get(key_hash)
+    get_and_count = getattr(cache, "get_and_incr_window", None)
+    if ttl > 0 and request is not None and cached is not None and get_and_count is not None:
+        counter_key, timeout = ApiKeyRateThrottle().window_key(cached[2].prefix)
+        stamp, used = get_and_count(STAMP_KEY, counter_key, timeout)  # fails open: (None, 1)
+        setattr(request, COUNTED_ATTRIBUTE, (counter_key, used))
+    else:
+        stamp = cache.get(STAMP_KEY) if ttl > 0 else None
     now = time.monotonic()
-    cached = _keys.get(key_hash) if stamp is not None else None
+    if stamp is None:
+        cached = None
     if cached is not None and cached[1] == stamp and now - cached[0] < ttl:
         key = cached[2]
     else:
@@ -127,7 +142,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         parts = header.split()
         if len(parts) != 2 or parts[0].lower() != "bearer":
             raise exceptions.AuthenticationFailed("Use the header 'Authorization: Bearer <api key>'.")
-        key = api_key_authenticate(parts[1])
+        key = api_key_authenticate(parts[1], request=request)
         if key is None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
         return BotUser(key), key

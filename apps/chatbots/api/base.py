@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from apps.core.json import json_loads_strict
 from apps.core.metrics import INGEST_LATENCY, INGEST_REQUESTS
+from apps.core.renderers import FastJSONRenderer
 
 from .authentication import ApiKeyAuthentication
 from .throttling import ApiKeyRateThrottle
@@ -33,6 +34,7 @@ class BotAPIView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsBot]
     throttle_classes = [ApiKeyRateThrottle]
+    renderer_classes = [FastJSONRenderer]  # bots read JSON only; no browsable API on these paths
     metrics_name = "bot"
 
     def dispatch(self, request, *args, **kwargs):

@@ -4,6 +4,9 @@ from django.core.cache import cache
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
+# The request attribute where authentication leaves (counter key, count) when it counted already.
+COUNTED_ATTRIBUTE = "_chatmon_throttle_counted"
+
 
 class ApiKeyRateThrottle(BaseThrottle):
     """Fixed-window request counter per API key in Django's cache (Redis in production).
@@ -24,15 +27,26 @@ class ApiKeyRateThrottle(BaseThrottle):
 
     def allow_request(self, request, view) -> bool:
         prefix = getattr(getattr(request, "auth", None), "prefix", None)
-        return True if prefix is None else self.allow_key(prefix)
+        if prefix is None:
+            return True
+        # Authentication may have counted this request already, in its own Redis round trip.
+        counted = getattr(request, COUNTED_ATTRIBUTE, None)
+        return self.allow_key(prefix, counted=counted)
 
-    def allow_key(self, prefix: str) -> bool:
-        """Count one request for the key with this prefix; False (and `wait()`) when over the rate."""
+    def window_key(self, prefix: str) -> tuple[str, int]:
+        """The counter of this window for the key with `prefix`, and how long it lives."""
+        return f"throttle:{self.scope}:{prefix}:{int(time.time() // self.period)}", self.period + 1
+
+    def allow_key(self, prefix: str, *, counted: tuple[str, int] | None = None) -> bool:
+        """Count one request for the key with this prefix; False (and `wait()`) when over the rate.
+        `counted`: (counter key, count) already taken for this request (apps.chatbots.api.authentication)."""
         now = time.time()
         window = int(now // self.period)
         cache_key = f"throttle:{self.scope}:{prefix}:{window}"
         incr_window = getattr(cache, "incr_window", None)  # Redis: one round trip
-        if incr_window is not None:
+        if counted is not None and counted[0] == cache_key:
+            used = counted[1]
+        elif incr_window is not None:
             used = incr_window(cache_key, self.period + 1)
         elif cache.add(cache_key, 1, timeout=self.period + 1):
             return True

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 
 from apps.chatbots.access import chatbot_scoped, user_sees_all_chatbots
 from apps.core.api import unknown_query_params_reject
+from apps.core.replica import replica_reads
 
 from .. import experiments, filtersets, selectors, services
 from ..models import Dataset, DatasetItem, ExperimentRun, ExperimentTarget
@@ -112,6 +113,7 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @action(
         detail=True, methods=["get"], url_path="export", filterset_class=None, pagination_class=None
     )
+    @replica_reads
     def export(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
         """The items as JSONL (one object a line, the upload's format plus item id and version)."""
         unknown_query_params_reject(request, ())

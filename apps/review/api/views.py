@@ -26,6 +26,7 @@ from apps.chatbots.models import Chatbot
 from apps.conversations.metrics_catalogue import catalogue_as_json
 from apps.conversations.models import Conversation, LLMCall, Turn
 from apps.core.api import unknown_query_params_reject
+from apps.core.replica import replica_reads
 from apps.core.text import ascii_int
 from apps.evaluations.models import Evaluation
 from apps.evaluations.selectors import conversation_judge_overall
@@ -47,6 +48,7 @@ class NewestFirstPagination(CursorPagination):
     max_page_size = 500
 
 
+@replica_reads
 class ChatbotScopedViewSet(viewsets.ReadOnlyModelViewSet):
     pagination_class = NewestFirstPagination
     scope_field = "chatbot"
@@ -175,6 +177,7 @@ def _stats_query(request: Request, serializer_class: type) -> dict:
     return query.validated_data
 
 
+@replica_reads
 class StatsOverviewView(APIView):
     @extend_schema(parameters=[serializers.OverviewQuerySerializer], responses=OpenApiTypes.OBJECT,
                    description="The dashboard's figures: every metric of the catalogue (`metrics`: value, sample size, "
@@ -197,6 +200,7 @@ def _stats_window(data: dict) -> selectors.Window:
             else selectors.Window.last(data["hours"]))
 
 
+@replica_reads
 class StatsBreakdownView(APIView):
     @extend_schema(parameters=[serializers.BreakdownQuerySerializer], responses=OpenApiTypes.OBJECT,
                    description="The window's turns grouped by chatbot, model, intent, channel or release: the 20 biggest "
@@ -208,6 +212,7 @@ class StatsBreakdownView(APIView):
                                                   by=data["by"]))
 
 
+@replica_reads
 class StatsTimeseriesView(APIView):
     @extend_schema(parameters=[serializers.TimeseriesQuerySerializer], responses=OpenApiTypes.OBJECT,
                    description="One metric of the catalogue per hour or day of the window (`periods`), for all turns "
@@ -224,6 +229,7 @@ class StatsTimeseriesView(APIView):
         return Response(series)
 
 
+@replica_reads
 class StatsEngagementView(APIView):
     @extend_schema(parameters=[serializers.EngagementQuerySerializer], responses=OpenApiTypes.OBJECT,
                    description="Engagement in the window's conversations (latest activity in the window): turns per "
@@ -239,6 +245,7 @@ class StatsEngagementView(APIView):
                          **selectors.engagement(chatbot_ids=chatbot_ids, window=window)})
 
 
+@replica_reads
 class StatsMetricsView(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT,
                    description="The metric catalogue: each metric's name, label, unit, how it aggregates, which turns "
@@ -247,6 +254,7 @@ class StatsMetricsView(APIView):
         return Response({"metrics": catalogue_as_json()})
 
 
+@replica_reads
 class StatsStepsView(APIView):
     @extend_schema(parameters=[serializers.StepStatsQuerySerializer], responses=OpenApiTypes.OBJECT,
                    description="Steps (SQL queries, tool calls, retrievals, HTTP requests): count, error rate, p50/p95 "
@@ -259,6 +267,7 @@ class StatsStepsView(APIView):
         return Response(step_stats(chatbot_ids=stats_scope(request, data), hours=data["hours"], kind=data.get("kind")))
 
 
+@replica_reads
 class StatsLLMCallsView(APIView):
     @extend_schema(parameters=[serializers.LLMCallStatsQuerySerializer], responses=OpenApiTypes.OBJECT,
                    description="LLM calls by model and function: calls, tokens, cost, latency percentiles, error rate.")

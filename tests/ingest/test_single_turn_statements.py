@@ -1,0 +1,66 @@
+"""Issue 22: one POST of one turn is one transaction of at most three statements on PostgreSQL —
+the conversation's upsert+lock, the turn's INSERT … ON CONFLICT DO NOTHING (which tells a replay),
+the summary UPDATE — and a replay still answers 200 with the original and changes nothing."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.conversations.models import Conversation, Turn
+from tests.conftest import require_postgres
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/ingest/turns"
+
+
+def turn(turn_id: str, **fields):
+    return {
+        "conversation_id": "conv-1",
+        "turn_id": turn_id,
+        "user_message": "Where is my order?",
+        "bot_response": "It ships today.",
+        "tokens": {"prompt": 10, "completion": 5},
+        **fields,
+    }
+
+
+def _statements(call) -> tuple[object, list[str]]:
+    with CaptureQueriesContext(connection) as captured:
+        response = call()
+    # Under the test's own transaction the ingest transaction is a savepoint (BEGIN/COMMIT outside
+    # tests, which Django does not log); the savepoint's two statements are that transaction's.
+    sqls = [query["sql"] for query in captured.captured_queries]
+    transaction_markers = [s for s in sqls if s.startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+    assert len(transaction_markers) == 2, sqls  # one transaction
+    return response, [s for s in sqls if s not in transaction_markers]
+
+
+def test_a_single_turn_is_three_statements_and_a_replay_changes_nothing(post_json):
+    require_postgres("INSERT … ON CONFLICT DO NOTHING RETURNING")
+    assert (
+        post_json(URL, turn("warm-up")).status_code == 201
+    )  # the key cache and rule cache fill here
+
+    response, statements = _statements(lambda: post_json(URL, turn("t1")))
+    assert response.status_code == 201
+    assert len(statements) <= 3, statements
+    assert [s.split()[0] for s in statements] == ["INSERT", "INSERT", "UPDATE"], statements
+    assert "ON CONFLICT" in statements[1] and "conversations_turn" in statements[1]
+
+    replay, replay_statements = _statements(
+        lambda: post_json(URL, turn("t1", user_message="changed on retry"))
+    )
+    assert replay.status_code == 200
+    assert replay.json() == response.json()
+    assert not any(s.startswith("UPDATE") for s in replay_statements), replay_statements
+    conversation = Conversation.objects.get(external_id="conv-1")
+    assert conversation.turn_count == 2 and conversation.total_tokens == 30
+    assert Turn.objects.get(external_id="t1").user_message == "Where is my order?"
+
+
+def test_the_replay_of_the_first_turn_of_a_conversation(post_json):
+    first = post_json(URL, turn("only", conversation_id="conv-new"))
+    again = post_json(URL, turn("only", conversation_id="conv-new"))
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert Conversation.objects.get(external_id="conv-new").turn_count == 1
