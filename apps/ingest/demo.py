@@ -203,8 +203,18 @@ def demo_conversation_judge_seed(*, days: int) -> dict[str, int]:
     as the idle sweep would have over the fortnight: the transcripts show the grade, the queue
     its column and the "conversation judge" flag."""
     from apps.evaluations.conversation_judge import conversation_judge_sweep
+    from apps.evaluations.models import ConversationEvaluation
 
-    return conversation_judge_sweep(lookback_hours=days * 24 + 24, limit=100_000)
+    result = conversation_judge_sweep(lookback_hours=days * 24 + 24, limit=100_000)
+    # Dated when the sweep would have judged each one (idle minutes after its last turn), not all
+    # at seeding time, so the dashboard's conversation-judge trends spread over the fortnight.
+    now = timezone.now()
+    done = list(ConversationEvaluation.objects.filter(status="done").select_related("conversation", "chatbot"))
+    for evaluation in done:
+        idle = timedelta(minutes=evaluation.chatbot.conversation_idle_minutes)
+        evaluation.completed_at = min(evaluation.conversation.last_activity_at + idle, now)
+    ConversationEvaluation.objects.bulk_update(done, ["completed_at"], batch_size=500)
+    return result
 
 
 def demo_outcomes_seed(*, chatbot: Chatbot, raw: list[dict[str, Any]], rng: random.Random) -> int:
