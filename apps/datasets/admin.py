@@ -267,16 +267,7 @@ class DatasetAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
                 return HttpResponseRedirect(
                     reverse("admin:datasets_dataset_change", args=[dataset.pk])
                 )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Upload items to {dataset.name}",
-            "opts": self.opts,
-            "dataset": dataset,
-            "form": form,
-        }
-        return TemplateResponse(
-            request, "admin/datasets/upload.html", context, status=400 if form.errors else 200
-        )
+        return self._form_page(request, "admin/datasets/upload.html", f"Upload items to {dataset.name}", dataset, form)
 
     @replica_reads
     def export_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
@@ -315,16 +306,15 @@ class DatasetAdmin(ChatbotScopedAdminMixin, admin.ModelAdmin):
                 return HttpResponseRedirect(
                     reverse("admin:datasets_experimentrun_change", args=[run.pk])
                 )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Run {dataset.name} against a target",
-            "opts": self.opts,
-            "dataset": dataset,
-            "form": form,
-        }
-        return TemplateResponse(
-            request, "admin/datasets/run.html", context, status=400 if form.errors else 200
-        )
+        return self._form_page(request, "admin/datasets/run.html", f"Run {dataset.name} against a target", dataset, form)
+
+    def _form_page(
+        self, request: HttpRequest, template: str, title: str, dataset: Dataset, form: forms.Form
+    ) -> TemplateResponse:
+        """A dataset's form page in the admin; 400 while the form has errors."""
+        context = {**self.admin_site.each_context(request), "title": title, "opts": self.opts,
+                   "dataset": dataset, "form": form}
+        return TemplateResponse(request, template, context, status=400 if form.errors else 200)
 
 
 class DatasetItemForm(forms.ModelForm):

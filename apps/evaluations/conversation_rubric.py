@@ -13,7 +13,7 @@ from typing import Any
 from apps.core.tokens import count_tokens
 
 from .choices import CONVERSATION_CRITERIA
-from .rubric import REASONING_MAX_CHARS, JudgmentFormatError, _score, _unfenced
+from .rubric import REASONING_MAX_CHARS, JudgmentFormatError, _score, reply_object
 
 CONVERSATION_RUBRIC_VERSION = "conversation-judge-v1"
 ELISION_MARK = " […]"
@@ -339,24 +339,7 @@ def _turn_number(value: Any, turns: int) -> int | None:
 
 def conversation_judgment_parse(content: str | None, *, turns: int) -> ConversationJudgment:
     """Parse and validate the judge's reply; tolerate code fences and text around the object."""
-    if not content or not content.strip():
-        raise JudgmentFormatError("empty reply")
-    text = content.strip()
-    fenced = _unfenced(text)
-    if fenced is not None:
-        text = fenced
-    try:
-        data = json.loads(text)
-    except ValueError:
-        start, end = text.find("{"), text.rfind("}")
-        if start < 0 or end <= start:
-            raise JudgmentFormatError("not JSON") from None
-        try:
-            data = json.loads(text[start : end + 1])
-        except ValueError as exc:
-            raise JudgmentFormatError(f"not JSON ({exc.msg})") from None
-    if not isinstance(data, dict):
-        raise JudgmentFormatError("not a JSON object")
+    data = reply_object(content)
     missing = [name for name in (*CONVERSATION_CRITERIA, "handoff_needed") if name not in data]
     if missing:
         raise JudgmentFormatError(f"missing {', '.join(missing)}")

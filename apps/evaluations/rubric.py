@@ -157,8 +157,8 @@ def _flag(value: Any) -> bool:
     raise JudgmentFormatError(f"hallucination must be true or false, got {str(value)[:40]!r}")
 
 
-def judgment_parse(content: str | None) -> Judgment:
-    """Parse and validate the judge's reply; tolerate code fences and text around the object."""
+def reply_object(content: str | None) -> dict[str, Any]:
+    """The JSON object of a judge's reply; tolerates code fences and text around the object."""
     if not content or not content.strip():
         raise JudgmentFormatError("empty reply")
     text = content.strip()
@@ -177,6 +177,12 @@ def judgment_parse(content: str | None) -> Judgment:
             raise JudgmentFormatError(f"not JSON ({exc.msg})") from None
     if not isinstance(data, dict):
         raise JudgmentFormatError("not a JSON object")
+    return data
+
+
+def judgment_parse(content: str | None) -> Judgment:
+    """Parse and validate the judge's reply; tolerate code fences and text around the object."""
+    data = reply_object(content)
     missing = [name for name in (*CRITERIA, "hallucination") if name not in data]
     if missing:
         raise JudgmentFormatError(f"missing {', '.join(missing)}")
