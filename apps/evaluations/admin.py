@@ -106,7 +106,7 @@ CONVERSATION_SCORE_FIELDS = (*CONVERSATION_CRITERIA, "overall", "handoff_needed"
 class ConversationEvaluationAdmin(ChatbotScopedAdminMixin, LargeTableAdmin):
     """The conversation judge's grades (read-only); staff ask for re-runs."""
 
-    list_display = ("id", "conversation_link", "chatbot", "evaluator", "evaluator_version", "trigger", "status",
+    list_display = ("id", "conversation_link", "chatbot", "evaluator", "trigger", "status",
                     "overall", "handoff_needed", "turn_count", "attempts", "completed_at")
     list_filter = ("status", "evaluator", "trigger", "handoff_needed", ChatbotListFilter)
     list_select_related = ("chatbot", "conversation")
