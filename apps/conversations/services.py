@@ -29,7 +29,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
-from apps.core.db import has_expressions
+from apps.core.db import has_expressions, prepared_cursor
 
 from .choices import CallPurpose, FlagReason
 from .models import ZERO_COST, Conversation, EndUserSession, LLMCall, Turn
@@ -108,7 +108,7 @@ def _conversation_upsert_lock(*, chatbot: Chatbot, seed: ConversationSeed) -> Co
     quote = connection.ops.quote_name
     values = [f.get_db_prep_save(f.pre_save(conversation, add=True), connection) for f in fields]
     columns = [f.column for f in meta.concrete_fields]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
             f"VALUES ({', '.join(['%s'] * len(fields))}) "
@@ -276,7 +276,7 @@ def _conversation_summaries_write(conversations: list[Conversation]) -> None:
         + " FROM (VALUES " + ", ".join([row] * len(conversations)) + ') AS v("id", '
         + ", ".join(f'"{f}"' for f in fields) + ') WHERE c."id" = v."id"'
     )
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
 
 

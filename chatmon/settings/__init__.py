@@ -112,6 +112,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+else:
+    # The ingest path's hot statements bind on the server and run as prepared statements after
+    # this many uses on a connection (apps.core.db.prepared_cursor; every other query keeps
+    # Django's client-side binding, which never prepares). 0 turns preparing off, as a
+    # transaction-mode pgbouncer older than 1.21 needs.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+        env_int("DB_PREPARE_THRESHOLD", 5) or None
+    )
 # A read replica for analysis only (apps/core/replica.py): the dashboard, the staff stats/API
 # reads and exports read there; ingest and every write use "default". Unset: one database.
 DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL", "")
