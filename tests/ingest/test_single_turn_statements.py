@@ -64,3 +64,25 @@ def test_the_replay_of_the_first_turn_of_a_conversation(post_json):
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json() == first.json()
     assert Conversation.objects.get(external_id="conv-new").turn_count == 1
+
+
+def test_the_hot_statements_run_prepared_and_store_the_same(post_json):
+    """The three statements bind on the server and, after DB_PREPARE_THRESHOLD uses on the
+    connection, run as prepared statements (pg_prepared_statements lists them); what is stored is
+    what client-side binding stored (texts, JSON, decimals, timestamps)."""
+    require_postgres("server-side binding and prepared statements")
+    assert connection.connection is None or connection.connection.prepare_threshold == 5
+    for i in range(7):
+        assert post_json(URL, turn(f"p{i}", metadata={"locale": "en-GB", "n": i}, cost_usd="0.00125",
+                                   timestamp="2026-11-30T10:00:0%dZ" % i)).status_code == 201
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any(s.startswith('INSERT INTO "conversations_conversation"') for s in prepared), prepared
+    assert any(s.startswith('INSERT INTO "conversations_turn"') for s in prepared), prepared
+    assert any(s.startswith('UPDATE "conversations_conversation"') for s in prepared), prepared
+    stored = Turn.objects.get(external_id="p6")
+    assert stored.metadata["n"] == 6 and str(stored.cost_usd) == "0.001250"
+    assert stored.timestamp.isoformat() == "2026-11-30T10:00:06+00:00"
+    conversation = Conversation.objects.get(external_id="conv-1")
+    assert conversation.turn_count == 7
