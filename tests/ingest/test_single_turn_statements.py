@@ -74,7 +74,7 @@ def test_the_hot_statements_run_prepared_and_store_the_same(post_json):
     assert connection.connection is None or connection.connection.prepare_threshold == 5
     for i in range(7):
         assert post_json(URL, turn(f"p{i}", metadata={"locale": "en-GB", "n": i}, cost_usd="0.00125",
-                                   timestamp="2026-11-30T10:00:0%dZ" % i)).status_code == 201
+                                   timestamp=f"2026-11-30T10:00:0{i}Z")).status_code == 201
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [row[0] for row in cursor.fetchall()]
