@@ -132,8 +132,9 @@ def bulk_copy_insert(objs: Sequence[Model], *, using: str = "default") -> None:
             row.append(value)
         return row
 
-    with (prepared_cursor(using) if len(objs) < COPY_MIN_ROWS else connection.cursor()) as cursor:
-        if len(objs) < COPY_MIN_ROWS:
+    few = len(objs) < COPY_MIN_ROWS
+    with (prepared_cursor(using) if few else connection.cursor()) as cursor:
+        if few:
             # A few rows: one INSERT … RETURNING is one round trip, COPY would be two.
             placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
             cursor.execute(
