@@ -46,6 +46,72 @@ def database_recreate(url: str) -> None:
     database_prepare(url, reset=True)
 
 
+WRK_DONE = """
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT requests=%d errors_status=%d p50=%.3f p90=%.3f p99=%.3f rps=%.1f\\n",
+    summary.requests, summary.errors.status, latency:percentile(50)/1000, latency:percentile(90)/1000,
+    latency:percentile(99)/1000, summary.requests / (summary.duration / 1e6)))
+end
+"""
+
+# Bodies are read from one file, each behind its length in 4 bytes (big-endian), and sent in
+# turn: a body is sent once unless the run outlasts them (then `wrapped` > 0 and they replay).
+WRK_BODIES = """
+local file = io.open("{file}", "rb")
+local data = file:read("*a")
+file:close()
+local bodies, pos = {}, 1
+while pos <= #data do
+  local b1, b2, b3, b4 = data:byte(pos, pos + 3)
+  local n = ((b1 * 256 + b2) * 256 + b3) * 256 + b4
+  bodies[#bodies + 1] = data:sub(pos + 4, pos + 3 + n)
+  pos = pos + 4 + n
+end
+local counter = 0
+local headers = {["Content-Type"] = "{content_type}", ["Authorization"] = "Bearer {key}"}
+request = function()
+  counter = counter + 1
+  if counter > #bodies then
+    counter = 1
+    io.stderr:write("WRAPPED\\n")
+  end
+  return wrk.format("POST", "{path}", headers, bodies[counter])
+end
+"""
+
+
+def wrk_run(script: str, *, port: int, seconds: float, connections: int) -> dict[str, float]:
+    """Run wrk (one thread, `connections` keep-alive connections) with a Lua `script` that has
+    no `done` of its own; requests, non-2xx/3xx answers, latency percentiles (ms) and req/s."""
+    import re
+    import tempfile
+
+    path = Path(tempfile.mkdtemp()) / "load.lua"
+    path.write_text(script + WRK_DONE)
+    run = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "-s", str(path),
+                          f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True)
+    found = re.search(r"RESULT requests=(\d+) errors_status=(\d+) p50=([\d.]+) p90=([\d.]+) p99=([\d.]+) "
+                      r"rps=([\d.]+)", run.stdout)
+    if not found:
+        raise SystemExit(f"could not parse wrk output:\n{run.stdout}{run.stderr}")
+    requests, errors, p50, p90, p99, rps = found.groups()
+    return {"requests": int(requests), "errors": int(errors), "p50_ms": float(p50), "p90_ms": float(p90),
+            "p99_ms": float(p99), "rps": float(rps), "client": "wrk", "wrapped": "WRAPPED" in run.stderr}
+
+
+def post_bodies_wrk(port: int, key: str, bodies: list[bytes], *, path: str, content_type: str, seconds: float,
+                    connections: int) -> dict[str, float]:
+    """`bodies` POSTed by wrk for `seconds` (a C client: the load costs the two cores little,
+    unlike Python threads); the figures of `wrk_run`."""
+    import tempfile
+
+    file = Path(tempfile.mkdtemp()) / "bodies.bin"
+    file.write_bytes(b"".join(len(body).to_bytes(4, "big") + body for body in bodies))
+    script = (WRK_BODIES.replace("{file}", str(file)).replace("{content_type}", content_type)
+              .replace("{key}", key).replace("{path}", path))
+    return wrk_run(script, port=port, seconds=seconds, connections=connections)
+
+
 def post_bodies(port: int, key: str, bodies: list[bytes], *, clients: int, path: str, content_type: str,
                 ok_status: int) -> tuple[float, list[float]]:
     """POST every body from `clients` keep-alive connections; (elapsed seconds, per-request seconds)."""

@@ -18,11 +18,9 @@ import argparse
 import http.client
 import json
 import random
-import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,6 +35,7 @@ from _server import (
     post_bodies,
     postgres_backend_cpu_seconds,
     threads_run,
+    wrk_run,
 )
 
 WORDS = ["order", "refund", "shipping", "delivery", "account", "password", "card", "payment", "invoice", "return", "size", "colour", "discount", "warranty", "store", "hours", "contact", "support", "tracking", "label", "address", "change", "cancel"]
@@ -105,25 +104,12 @@ request = function()
   return wrk.format("POST", "/api/v1/ingest/turns", {["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer {key}"}, body)
 end
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT requests=%d errors_status=%d p50=%.3f p90=%.3f p99=%.3f rps=%.1f\\n",
-    summary.requests, summary.errors.status, latency:percentile(50)/1000, latency:percentile(90)/1000,
-    latency:percentile(99)/1000, summary.requests / (summary.duration / 1e6)))
-end
 """
 
 
 def run_single_wrk(port: int, key: str, seconds: int, connections: int) -> dict[str, float]:
-    script = Path(tempfile.mkdtemp()) / "ingest.lua"
-    script.write_text(WRK_SCRIPT.replace("{key}", key).replace("{tag}", f"t{int(time.time())}"))
-    output = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "-s", str(script),
-                             f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
-    found = re.search(r"RESULT requests=(\d+) errors_status=(\d+) p50=([\d.]+) p90=([\d.]+) p99=([\d.]+) rps=([\d.]+)", output)
-    if not found:
-        raise SystemExit(f"could not parse wrk output:\n{output}")
-    requests, errors, p50, p90, p99, rps = found.groups()
-    return {"requests": int(requests), "errors": int(errors), "p50_ms": float(p50), "p90_ms": float(p90),
-            "p99_ms": float(p99), "rps": float(rps), "client": "wrk"}
+    script = WRK_SCRIPT.replace("{key}", key).replace("{tag}", f"t{int(time.time())}")
+    return wrk_run(script, port=port, seconds=seconds, connections=connections)
 
 
 def run_single_python(port: int, key: str, seconds: int, connections: int) -> dict[str, float]:

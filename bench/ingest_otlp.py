@@ -41,6 +41,7 @@ from _server import (
     database_recreate,
     django_setup,
     manage,
+    post_bodies_wrk,
     postgres_backend_cpu_seconds,
 )
 from _server import post_bodies as run_exports  # noqa: F401 - kept under its old name for callers
@@ -222,6 +223,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (> 1: gthread)")
     parser.add_argument("--copy-rows", type=int, default=100_000, help="rows for copy_limit.py (0 skips)")
+    parser.add_argument("--wrk-seconds", type=float, default=0,
+                        help="send with wrk for this long instead of Python clients (--clients connections; "
+                             "--exports bodies, each sent once)")
     parser.add_argument("--judge-sample-rate", type=float, default=0.1)
     parser.add_argument("--workload", choices=WORKLOADS, default="genai",
                         help="span shape: GenAI chat spans, the Langfuse SDK's, or OpenInference's")
@@ -265,30 +269,56 @@ def main() -> None:
         run_exports(args.port, key, make_rest_batches(2, args.spans, seed=92), clients=1,
                     path="/api/v1/ingest/turns", content_type="application/json", ok_status=207)
         figures = {}
+        acknowledged: dict[str, int] = {}
         for name, bodies, path, content_type, ok in (
                 (f"{'OTLP ' if otlp_ok == 200 else ''}{otlp_path} ({args.workload})", otlp, otlp_path, otlp_type,
                  otlp_ok),
                 ("REST /api/v1/ingest/turns", rest, "/api/v1/ingest/turns", "application/json", 207)):
             web_before, db_before = server.cpu_seconds(), postgres_backend_cpu_seconds(database)
-            elapsed, durations = run_exports(args.port, key, bodies, clients=args.clients, path=path,
-                                             content_type=content_type, ok_status=ok)
+            if args.wrk_seconds:
+                if path == "/api/v1/ingest/turns" and args.spans == 1:  # one turn per POST, as bots send it
+                    bodies = [json.dumps(json.loads(body)["turns"][0]).encode() for body in bodies]
+                load = post_bodies_wrk(args.port, key, bodies, path=path, content_type=content_type,
+                                       seconds=args.wrk_seconds, connections=args.clients)
+                if load["errors"] or load["wrapped"]:
+                    raise SystemExit(f"{path}: {load['errors']} error answers, bodies ran out: {load['wrapped']}")
+                acknowledged[name] = load["requests"]
+                elapsed = load["requests"] / load["rps"]
+                durations = [load["p50_ms"] / 1000, load["p99_ms"] / 1000]  # printed as p50, "max" (p99)
+                sent = load["requests"]
+            else:
+                elapsed, durations = run_exports(args.port, key, bodies, clients=args.clients, path=path,
+                                                 content_type=content_type, ok_status=ok)
+                durations = [durations[len(durations) // 2], durations[-1]]
+                sent = len(bodies)
             web = server.cpu_seconds() - web_before
             db = sum(cpu - db_before.get(pid, 0.0) for pid, cpu in postgres_backend_cpu_seconds(database).items())
-            count = len(bodies) * args.spans
+            count = sent * args.spans
+            if args.wrk_seconds:
+                print(f"{name} (wrk, {args.clients} connections): {load['rps']:,.0f} req/s, p50 {load['p50_ms']:.1f} ms, "
+                      f"p90 {load['p90_ms']:.1f} ms, p99 {load['p99_ms']:.1f} ms")
             figures[name] = count / elapsed
             print(f"{name}: {count} spans in {elapsed:.2f} s = {count / elapsed:,.0f} spans/s; "
-                  f"per {args.spans}-span request p50 {durations[len(durations) // 2] * 1000:.0f} ms, "
-                  f"max {durations[-1] * 1000:.0f} ms; CPU-s per 1,000 spans: web {web / count * 1000:.3f}, "
+                  f"per {args.spans}-span request p50 {durations[0] * 1000:.0f} ms, "
+                  f"{'p99' if args.wrk_seconds else 'max'} {durations[1] * 1000:.0f} ms; CPU-s per 1,000 spans: web {web / count * 1000:.3f}, "
                   f"PostgreSQL backends {db / count * 1000:.3f}"
                   + (f"; {count / elapsed / copy_rate:.1%} of PostgreSQL COPY ({copy_rate:,.0f} rows/s, same run)"
                      if copy_rate else ""))
         # Re-sending every export stores nothing: the replay path's speed.
+        if args.wrk_seconds:
+            otlp = otlp[:sum(acknowledged.values()) // 2 or 1]
         elapsed, _ = run_exports(args.port, key, otlp, clients=args.clients, path=otlp_path,
                                  content_type=otlp_type, ok_status=otlp_ok)
         print(f"OTLP re-sent exports (all replays): {len(otlp) * args.spans / elapsed:,.0f} spans/s")
     otlp_name, rest_name = list(figures)
     print(f"OTLP / REST: {figures[otlp_name] / figures[rest_name]:.2f}")
     otlp_turns = args.spans if args.workload == "genai" else args.spans // 2
+    if args.wrk_seconds:  # each acknowledged request stored; one in flight when wrk stopped may be too
+        expected = (sum(acknowledged.values()) + 4) * args.spans
+        print(f"stored: {Turn.objects.filter(chatbot=chatbot).count()} turns, "
+              f"{LLMCall.objects.filter(chatbot=chatbot).count()} LLM calls (acknowledged {expected}, "
+              f"up to {args.clients * 2} more in flight at the stop)")
+        return
     expected = (args.exports + 2) * (otlp_turns + args.spans)
     print(f"stored: {Turn.objects.filter(chatbot=chatbot).count()} turns, "
           f"{LLMCall.objects.filter(chatbot=chatbot).count()} LLM calls (expected {expected} of each)")

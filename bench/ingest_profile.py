@@ -4,6 +4,7 @@ through `turns_ingest_batch`, on PostgreSQL with Redis as the cache.
 
     .venv/bin/python bench/ingest_profile.py single 400      # 400 single-turn requests
     .venv/bin/python bench/ingest_profile.py batch 4         # 4 batches of 1,000 turns
+    .venv/bin/python bench/ingest_profile.py otlp 400        # 400 one-span OTLP /v1/traces exports
 
 Prints CPU per item (under the profiler, so inflated) and the top functions by internal and by
 cumulative time; the raw profile is written to /tmp/ingest-<mode>.prof (open with pstats or
@@ -21,12 +22,13 @@ import time
 
 from _server import bench_env, database_recreate, django_setup, manage
 from ingest import make_batches
+from ingest_otlp import make_otlp_exports
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["single", "batch"])
-    parser.add_argument("count", type=int, help="requests (single) or 1,000-turn batches (batch)")
+    parser.add_argument("mode", choices=["single", "batch", "otlp"])
+    parser.add_argument("count", type=int, help="requests (single, otlp) or 1,000-turn batches (batch)")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/chatmon_bench_profile")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/9")
     parser.add_argument("--keep", action="store_true", help="reuse the database instead of recreating it")
@@ -63,17 +65,25 @@ def main() -> None:
         if response.status_code != 201:
             raise SystemExit(f"{response.status_code}: {response.content[:300]!r}")
 
+    exports = make_otlp_exports(args.count + 50, size=1) if args.mode == "otlp" else []
+
+    def otlp(i: int) -> None:
+        response = client.post("/v1/traces", exports[i], content_type="application/x-protobuf")
+        if response.status_code != 200:
+            raise SystemExit(f"{response.status_code}: {response.content[:300]!r}")
+
     profile = cProfile.Profile()
-    if args.mode == "single":
+    if args.mode in ("single", "otlp"):
+        send = single if args.mode == "single" else otlp
         for i in range(50):  # warm-up: caches, connections
-            single(i)
+            send(i)
         cpu, wall = time.process_time(), time.perf_counter()
         profile.enable()
         for i in range(50, 50 + args.count):
-            single(i)
+            send(i)
         profile.disable()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        print(f"single: {args.count} requests, {cpu / args.count * 1000:.2f} CPU-ms per request under cProfile, "
+        print(f"{args.mode}: {args.count} requests, {cpu / args.count * 1000:.2f} CPU-ms per request under cProfile, "
               f"{wall / args.count * 1000:.2f} ms wall")
     else:
         batches = [json.loads(b)["turns"] for b in make_batches(args.count + 1, 1000, with_tokens=True, tag=tag, rich=args.rich)]

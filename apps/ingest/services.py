@@ -55,7 +55,7 @@ from apps.conversations.services import (
     conversations_get_or_create_lock,
     sessions_assign_lock,
 )
-from apps.core.db import bulk_copy_insert, insert_unless_conflict
+from apps.core.db import bulk_copy_insert, insert_unless_conflict, prepared_cursor
 from apps.core.metrics import INGEST_ITEMS
 from apps.core.pricing import cost_for
 from apps.core.tokens import count_tokens
@@ -285,10 +285,22 @@ def _stored_call_ids(conversations: Iterable[Conversation], prepared: list[_Prep
     call_ids = {call.data.call_id for item in prepared for call in item.calls if call.data.call_id}
     if not call_ids:
         return set()
-    return set(
-        LLMCall.objects.filter(conversation__in=list(conversations), external_id__in=call_ids)
-        .values_list("conversation_id", "external_id")
-    )
+    conversation_ids = [c.pk for c in conversations]
+    if connection.vendor != "postgresql":
+        return set(
+            LLMCall.objects.filter(conversation_id__in=conversation_ids, external_id__in=call_ids)
+            .values_list("conversation_id", "external_id")
+        )
+    # Prepared: it runs for every turn that lists its calls, so for every OTLP chat span.
+    with prepared_cursor() as cursor:
+        cursor.execute(_STORED_CALLS_SQL, [conversation_ids, list(call_ids)])
+        return set(cursor.fetchall())
+
+
+_STORED_CALLS_SQL = (
+    f'SELECT "conversation_id", "external_id" FROM "{LLMCall._meta.db_table}" '
+    'WHERE "conversation_id" = ANY(%s) AND "external_id" = ANY(%s)'
+)
 
 
 def _calls_deduplicate(item: _PreparedTurn, *, conversation_id: int, seen: set[tuple[int, str]]) -> _PreparedTurn:

@@ -26,11 +26,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
 from apps.conversations.choices import Consent
-from apps.conversations.models import LLMCall, Turn
+from apps.conversations.models import Turn
+from apps.core.db import prepared_cursor
 from apps.core.text import json_nul_replace
 from apps.ingest.services import llm_calls_ingest, turn_steps_add, turns_ingest
 from apps.ingest.validation import (
@@ -171,18 +173,12 @@ def spans_store(chatbot: Chatbot, spans: list[Span], result: ExportResult) -> No
 def _calls_and_turns_store(chatbot: Chatbot, calls: dict[str, CallInput], turns: dict[str, TurnInput]) -> set[str]:
     """Store the export's LLM calls and turns; the keys of turns that were stored before."""
     replayed: set[str] = set()
-    stored = set(
-        LLMCall.objects.filter(
-            conversation__chatbot=chatbot,
-            conversation__external_id__in={c.conversation_id for c in calls.values()},
-            external_id__in=list(calls),
-        ).values_list("external_id", flat=True)
-    )
-    # A turn carries its calls that are new; a turn measured by calls stored earlier has none.
+    # A turn carries its calls; those stored earlier (a span first stored as a call alone) are
+    # dropped by turns_ingest under the conversation's lock, and the turn is measured by the rest.
     with_turn: dict[str, list[CallInput]] = defaultdict(list)
     standalone: list[CallInput] = []
-    for key, call in calls.items():
-        if call.turn_id in turns and key not in stored:
+    for call in calls.values():
+        if call.turn_id in turns:
             with_turn[call.turn_id].append(call)
         else:
             standalone.append(call)
@@ -281,6 +277,8 @@ def _step_redacted(chatbot: Chatbot, step: StepInput) -> dict[str, Any]:
 
 def _pending_steps_claim(chatbot: Chatbot, *, trace_ids: set[str]) -> int:
     """Move the pending steps of these traces onto their turns, once a turn of theirs exists."""
+    if not _pending_steps_exist(chatbot, trace_ids):
+        return 0  # the usual case, after every export with a turn: one prepared probe
     pending = list(PendingStep.objects.filter(chatbot=chatbot, trace_id__in=trace_ids))
     if not pending:
         return 0
@@ -295,6 +293,19 @@ def _pending_steps_claim(chatbot: Chatbot, *, trace_ids: set[str]) -> int:
     stored = turn_steps_add(chatbot=chatbot, steps=found)
     PendingStep.objects.filter(pk__in=claimed).delete()
     return stored
+
+
+_PENDING_STEPS_EXIST_SQL = (
+    f'SELECT 1 FROM "{PendingStep._meta.db_table}" WHERE "chatbot_id" = %s AND "trace_id" = ANY(%s) LIMIT 1'
+)
+
+
+def _pending_steps_exist(chatbot: Chatbot, trace_ids: set[str]) -> bool:
+    if connection.vendor != "postgresql":
+        return PendingStep.objects.filter(chatbot=chatbot, trace_id__in=trace_ids).exists()
+    with prepared_cursor() as cursor:
+        cursor.execute(_PENDING_STEPS_EXIST_SQL, [chatbot.pk, list(trace_ids)])
+        return cursor.fetchone() is not None
 
 
 def _errors_text(errors: dict[str, Any]) -> str:

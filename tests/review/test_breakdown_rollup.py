@@ -106,7 +106,10 @@ def test_every_kind_of_change_shows_at_once_and_after_the_next_refresh(turns, ch
     marks = StaleHour.objects.count()
     Conversation.objects.filter(pk=quiet.pk).update(channel="slack")
     hours = {hour_of(t) for t in quiet.turns.values_list("timestamp", flat=True)}
-    # The conversation trigger (migration review 0008) marks each hour of its turns.
+    # The conversation trigger (migration review 0008, row-level since 0009) marks each hour of its turns.
+    assert StaleHour.objects.count() - marks == len(hours)
+    # ... and only when the channel changes: every summary update passes through it.
+    Conversation.objects.filter(pk=quiet.pk).update(channel="slack", turn_count=F("turn_count"))
     assert StaleHour.objects.count() - marks == len(hours)
 
     changed = every_breakdown(None, window)
