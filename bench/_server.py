@@ -88,8 +88,10 @@ def wrk_run(script: str, *, port: int, seconds: float, connections: int) -> dict
 
     path = Path(tempfile.mkdtemp()) / "load.lua"
     path.write_text(script + WRK_DONE)
-    run = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "-s", str(path),
-                          f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True)
+    run = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{round(seconds)}s", "-s", str(path),
+                          f"http://127.0.0.1:{port}"], capture_output=True, text=True)
+    if run.returncode:
+        raise SystemExit(f"wrk failed:\n{run.stdout}{run.stderr}")
     found = re.search(r"RESULT requests=(\d+) errors_status=(\d+) p50=([\d.]+) p90=([\d.]+) p99=([\d.]+) "
                       r"rps=([\d.]+)", run.stdout)
     if not found:

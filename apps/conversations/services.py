@@ -173,6 +173,12 @@ def conversation_turns_add(*, added: list[TurnAdded], now: datetime) -> None:
     The caller holds the locks (conversations_get_or_create_lock) in this transaction, so the
     in-memory summaries are exact.
     """
+    _conversation_summaries_write(conversation_turns_count(added=added, now=now))
+
+
+def conversation_turns_count(*, added: list[TurnAdded], now: datetime) -> list[Conversation]:
+    """conversation_turns_add's counting, in memory only: the conversations whose summaries
+    changed, for a caller that writes them itself (conversation_summaries_statement)."""
     touched: dict[int, Conversation] = {}
     for item in added:
         turn = item.turn
@@ -195,7 +201,7 @@ def conversation_turns_add(*, added: list[TurnAdded], now: datetime) -> None:
         if item.channel and not conversation.channel:
             conversation.channel = item.channel
         touched[conversation.pk] = conversation
-    _conversation_summaries_write(list(touched.values()))
+    return list(touched.values())
 
 
 def conversation_calls_add(*, calls: list[LLMCall]) -> None:
@@ -259,10 +265,17 @@ def _conversation_summaries_write(conversations: list[Conversation]) -> None:
     """
     if not conversations:
         return
-    fields = [name for name, _ in _SUMMARY_COLUMNS]
     if connection.vendor != "postgresql":
-        Conversation.objects.bulk_update(conversations, fields, batch_size=500)
+        Conversation.objects.bulk_update(conversations, [name for name, _ in _SUMMARY_COLUMNS], batch_size=500)
         return
+    with prepared_cursor() as cursor:
+        cursor.execute(*conversation_summaries_statement(conversations))
+
+
+def conversation_summaries_statement(conversations: list[Conversation], *, where: str = "") -> tuple[str, list[Any]]:
+    """The UPDATE … FROM (VALUES …) writing these conversations' summaries (PostgreSQL) and its
+    parameters; `where` adds a condition (SQL without parameters) to its WHERE."""
+    fields = [name for name, _ in _SUMMARY_COLUMNS]
     row = "(%s::bigint, " + ", ".join(f"%s::{kind}" for _, kind in _SUMMARY_COLUMNS) + ")"
     params: list[Any] = []
     for conversation in conversations:
@@ -274,10 +287,9 @@ def _conversation_summaries_write(conversations: list[Conversation]) -> None:
     sql = (
         f'UPDATE "{table}" AS c SET ' + ", ".join(f'"{f}" = v."{f}"' for f in fields)
         + " FROM (VALUES " + ", ".join([row] * len(conversations)) + ') AS v("id", '
-        + ", ".join(f'"{f}"' for f in fields) + ') WHERE c."id" = v."id"'
+        + ", ".join(f'"{f}"' for f in fields) + ') WHERE c."id" = v."id"' + (f" AND {where}" if where else "")
     )
-    with prepared_cursor() as cursor:
-        cursor.execute(sql, params)
+    return sql, params
 
 
 # --- summary: recomputed from the rows (erasure) ------------------------------------------------

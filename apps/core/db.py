@@ -1,5 +1,6 @@
 """Database expressions shared by the apps."""
 
+import functools
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -83,6 +84,28 @@ def prepared_cursor(using: str = "default") -> Any:
         return connection._prepare_cursor(psycopg.Cursor(connection.connection))
 
 
+def health_check_defer(using: str = "default") -> bool:
+    """Skip this request's connection health check (CONN_HEALTH_CHECKS: a `SELECT 1` round trip
+    before the first statement, ~⅙ of a single-turn ingest's round trips); True when skipped.
+
+    The caller then owns what the check was for: when its first transaction fails on a dead
+    connection (the server restarted, or closed it while idle), nothing was committed, so it
+    closes the connection and runs the transaction once more (`connection_lost`). Not skipped
+    inside an atomic block or on a connection not opened yet."""
+    connection = connections[using]
+    if (connection.connection is None or connection.in_atomic_block or not connection.health_check_enabled
+            or connection.health_check_done):
+        return False
+    connection.health_check_done = True
+    return True
+
+
+def connection_lost(using: str = "default") -> bool:
+    """Whether the database connection is gone (broken, or closed by Django after an error)."""
+    raw = connections[using].connection
+    return raw is None or bool(getattr(raw, "closed", False)) or bool(getattr(raw, "broken", False))
+
+
 _sequences: dict[tuple[str, str], str] = {}
 # Below this many rows a multi-row INSERT … RETURNING (one round trip) beats COPY (two).
 COPY_MIN_ROWS = 50
@@ -159,11 +182,35 @@ def bulk_copy_insert(objs: Sequence[Model], *, using: str = "default") -> None:
         obj._state.db = using
 
 
-def insert_unless_conflict(obj: Model, *, conflict_fields: Sequence[str], using: str = "default") -> bool:
+# The CTE holding insert_unless_conflict's new row, for a `then` statement to test.
+INSERTED_EXISTS = 'EXISTS (SELECT 1 FROM "inserted")'
+
+
+@functools.cache
+def _pipeline_supported() -> bool:
+    import psycopg
+
+    return psycopg.Pipeline.is_supported()
+
+
+def transaction_outermost(using: str = "default") -> bool:
+    """Whether the current atomic block is the outermost one, the block whose exit commits."""
+    connection = connections[using]
+    return connection.in_atomic_block and connection.commit_on_exit and not connection.savepoint_ids
+
+
+def insert_unless_conflict(obj: Model, *, conflict_fields: Sequence[str], then: tuple[str, list[Any]] | None = None,
+                           commit: bool = False, using: str = "default") -> bool:
     """Insert one unsaved instance with `INSERT … ON CONFLICT DO NOTHING RETURNING id`, giving it
     its primary key: True if stored, False if a row with the same `conflict_fields` (a unique
     constraint's) exists (a replay), in one statement instead of a lookup and an insert. PostgreSQL only (the caller
-    checks `connection.vendor`); the values are written as bulk_copy_insert writes them."""
+    checks `connection.vendor`); the values are written as bulk_copy_insert writes them.
+
+    `then`, a statement and its parameters (an UPDATE whose WHERE tests INSERTED_EXISTS), runs in
+    the same statement, a data-modifying CTE, so it changes rows only if the row was inserted.
+    `commit` also ends the transaction in the same round trip (the statement and COMMIT sent
+    together in psycopg's pipeline mode); only for the last statement of the outermost atomic
+    block (transaction_outermost), whose exit then finds nothing left to commit."""
     model = type(obj)
     connection = connections[using]
     meta = model._meta
@@ -183,13 +230,20 @@ def insert_unless_conflict(obj: Model, *, conflict_fields: Sequence[str], using:
         row.append(value)
     quote = connection.ops.quote_name
     conflict = ", ".join(quote(meta.get_field(name).column) for name in conflict_fields)
+    sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+           f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({conflict}) DO NOTHING "
+           f"RETURNING {quote(meta.pk.column)}")
+    if then is not None:
+        sql = f'WITH "inserted" AS ({sql}), "then" AS ({then[0]}) SELECT {quote(meta.pk.column)} FROM "inserted"'
+        row += then[1]
     with prepared_cursor(using) as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({conflict}) DO NOTHING "
-            f"RETURNING {quote(meta.pk.column)}",
-            row,
-        )
+        if commit and connection.in_atomic_block and _pipeline_supported():
+            raw = connection.connection
+            with connection.wrap_database_errors, raw.pipeline():
+                cursor.execute(sql, row)
+                raw.execute("COMMIT", prepare=False)
+        else:
+            cursor.execute(sql, row)
         found = cursor.fetchone()
     if found is None:
         return False

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, connection, models, transaction
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
@@ -51,11 +51,21 @@ from apps.conversations.services import (
     TurnAdded,
     conversation_calls_add,
     conversation_end,
+    conversation_summaries_statement,
     conversation_turns_add,
+    conversation_turns_count,
     conversations_get_or_create_lock,
     sessions_assign_lock,
 )
-from apps.core.db import bulk_copy_insert, insert_unless_conflict, prepared_cursor
+from apps.core.db import (
+    INSERTED_EXISTS,
+    bulk_copy_insert,
+    connection_lost,
+    health_check_defer,
+    insert_unless_conflict,
+    prepared_cursor,
+    transaction_outermost,
+)
 from apps.core.metrics import INGEST_ITEMS
 from apps.core.pricing import cost_for
 from apps.core.tokens import count_tokens
@@ -320,15 +330,37 @@ def _calls_deduplicate(item: _PreparedTurn, *, conversation_id: int, seen: set[t
 def _atomic_retrying(store: Any) -> Any:
     """Run `store` in a transaction; retry when a concurrent writer stored the same external id
     between our check and insert (only possible where row locks are not available): the retry
-    then sees it as a replay."""
-    for attempt in range(_INTEGRITY_RETRIES):
+    then sees it as a replay.
+
+    The connection is not health-checked first (one round trip saved on every request): if it
+    is found dead inside `store`, the transaction did not commit, so it runs again, once, on a
+    new connection. (The one exception, a single turn whose last statement travels with its
+    COMMIT, has a turn_id: its retry finds the turn if the COMMIT got through and answers a
+    replay.) A connection lost during Django's COMMIT at the block's end is not retried: the
+    outcome is unknown, and the client's retry is answered as a replay."""
+    reconnect = health_check_defer()
+    attempt = 0
+    while True:
         try:
             with transaction.atomic():
-                return store()
+                try:
+                    return store()
+                except DatabaseError as exc:
+                    if reconnect and connection_lost():
+                        raise _ConnectionLost from exc
+                    raise
         except IntegrityError:
-            if attempt == _INTEGRITY_RETRIES - 1:
+            attempt += 1
+            if attempt == _INTEGRITY_RETRIES:
                 raise
-    raise AssertionError("unreachable")
+        except _ConnectionLost:
+            logger.info("ingest: the database connection was lost before its transaction; reconnecting")
+            reconnect = False
+            connection.close()
+
+
+class _ConnectionLost(Exception):
+    """The connection died inside an ingest transaction, before COMMIT (see _atomic_retrying)."""
 
 
 def _count_items(kind: str, results: list[TurnOutcome | EventOutcome] | list[CallOutcome]) -> None:
@@ -421,6 +453,8 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
     # 4. Insert turns and their calls (COPY with ids reserved first on PostgreSQL).
     if insert_detects_replay and new_turns:
         [(index, turn)] = created.items()
+        if _turn_alone(prepared[index], turn):
+            return _turn_alone_store(prepared[index], turn, results, now=now)
         if not insert_unless_conflict(turn, conflict_fields=("conversation", "external_id")):
             results[index] = TurnOutcome(False, _stored_turn(turn), turn.conversation.external_id)
             return results, []  # type: ignore[return-value]
@@ -458,6 +492,31 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
             first = results[first_in_batch[(conversation.pk, item.data.turn_id)]]
             results[item.index] = dataclasses.replace(first, created=False)  # type: ignore[arg-type]
     return results, new_turns  # type: ignore[return-value]
+
+
+def _turn_alone(item: _PreparedTurn, turn: Turn) -> bool:
+    """A turn that carries nothing to store beside itself (the usual single POST): no calls,
+    steps, scores or rating, and no early calls of its conversation waiting for it."""
+    data = item.data
+    return (not item.calls and not item.steps and not data.rating and data.hallucinated is None
+            and data.handoff is None and not turn.conversation.has_early_calls)
+
+
+def _turn_alone_store(item: _PreparedTurn, turn: Turn, results: list, *, now: Any) -> tuple[list, list[Turn]]:
+    """The single turn's write after its conversation's upsert+lock: the INSERT … ON CONFLICT DO
+    NOTHING and the summary UPDATE in one statement (the UPDATE applies only if the turn was
+    inserted), sent with the transaction's COMMIT when it is the outermost block: one round trip
+    for the rest of the transaction. A connection lost in that round trip is retried by
+    _atomic_retrying; the retry finds the turn if the COMMIT got through, and answers a replay."""
+    touched = conversation_turns_count(
+        added=[TurnAdded(turn=turn, end_user_hash=item.end_user_hash, channel=item.data.channel)], now=now)
+    if not insert_unless_conflict(turn, conflict_fields=("conversation", "external_id"),
+                                  then=conversation_summaries_statement(touched, where=INSERTED_EXISTS),
+                                  commit=transaction_outermost()):
+        results[item.index] = TurnOutcome(False, _stored_turn(turn), turn.conversation.external_id)
+        return results, []
+    results[item.index] = TurnOutcome(True, turn, turn.conversation.external_id, tuple(item.data.warnings))
+    return results, [turn]
 
 
 def _stored_turn(turn: Turn) -> Turn:

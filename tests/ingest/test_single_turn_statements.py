@@ -1,6 +1,9 @@
-"""Issue 22: one POST of one turn is one transaction of at most three statements on PostgreSQL —
-the conversation's upsert+lock, the turn's INSERT … ON CONFLICT DO NOTHING (which tells a replay),
-the summary UPDATE — and a replay still answers 200 with the original and changes nothing."""
+"""Issue 22: one POST of one turn is one transaction of two statements on PostgreSQL — the
+conversation's upsert+lock, then the turn's INSERT … ON CONFLICT DO NOTHING (which tells a
+replay) with the summary UPDATE in the same statement (a data-modifying CTE that updates only
+if the turn was inserted) — and a replay still answers 200 with the original and changes nothing.
+Outside tests' own transaction the second statement travels with the COMMIT
+(test_single_turn_commit.py)."""
 
 import pytest
 from django.db import connection
@@ -35,7 +38,7 @@ def _statements(call) -> tuple[object, list[str]]:
     return response, [s for s in sqls if s not in transaction_markers]
 
 
-def test_a_single_turn_is_three_statements_and_a_replay_changes_nothing(post_json):
+def test_a_single_turn_is_two_statements_and_a_replay_changes_nothing(post_json):
     require_postgres("INSERT … ON CONFLICT DO NOTHING RETURNING")
     assert (
         post_json(URL, turn("warm-up")).status_code == 201
@@ -43,9 +46,9 @@ def test_a_single_turn_is_three_statements_and_a_replay_changes_nothing(post_jso
 
     response, statements = _statements(lambda: post_json(URL, turn("t1")))
     assert response.status_code == 201
-    assert len(statements) <= 3, statements
-    assert [s.split()[0] for s in statements] == ["INSERT", "INSERT", "UPDATE"], statements
-    assert "ON CONFLICT" in statements[1] and "conversations_turn" in statements[1]
+    assert [s.split()[0] for s in statements] == ["INSERT", "WITH"], statements
+    assert statements[1].startswith('WITH "inserted" AS (INSERT INTO "conversations_turn"'), statements
+    assert "ON CONFLICT" in statements[1] and 'UPDATE "conversations_conversation"' in statements[1]
 
     replay, replay_statements = _statements(
         lambda: post_json(URL, turn("t1", user_message="changed on retry"))
@@ -67,7 +70,7 @@ def test_the_replay_of_the_first_turn_of_a_conversation(post_json):
 
 
 def test_the_hot_statements_run_prepared_and_store_the_same(post_json):
-    """The three statements bind on the server and, after DB_PREPARE_THRESHOLD uses on the
+    """The two statements bind on the server and, after DB_PREPARE_THRESHOLD uses on the
     connection, run as prepared statements (pg_prepared_statements lists them); what is stored is
     what client-side binding stored (texts, JSON, decimals, timestamps)."""
     require_postgres("server-side binding and prepared statements")
@@ -79,8 +82,7 @@ def test_the_hot_statements_run_prepared_and_store_the_same(post_json):
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [row[0] for row in cursor.fetchall()]
     assert any(s.startswith('INSERT INTO "conversations_conversation"') for s in prepared), prepared
-    assert any(s.startswith('INSERT INTO "conversations_turn"') for s in prepared), prepared
-    assert any(s.startswith('UPDATE "conversations_conversation"') for s in prepared), prepared
+    assert any(s.startswith('WITH "inserted" AS (INSERT INTO "conversations_turn"') for s in prepared), prepared
     stored = Turn.objects.get(external_id="p6")
     assert stored.metadata["n"] == 6 and str(stored.cost_usd) == "0.001250"
     assert stored.timestamp.isoformat() == "2026-11-30T10:00:06+00:00"
