@@ -111,6 +111,29 @@ _sequences: dict[tuple[str, str], str] = {}
 COPY_MIN_ROWS = 50
 
 
+def _row_values(fields: Sequence[Any]) -> Callable[[Model], list[Any]]:
+    """What an instance's row holds for `fields`, as psycopg sends it: JSON encoded once with
+    orjson, enums by value, `auto_now`/`auto_now_add` fields given their value as the ORM would."""
+    stamped = [f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
+    json_columns = {i for i, f in enumerate(fields) if isinstance(f, JSONField)}
+    attnames = [f.attname for f in fields]
+
+    def values(obj: Model) -> list[Any]:
+        for f in stamped:
+            f.pre_save(obj, add=True)
+        row = []
+        for i, name in enumerate(attnames):
+            value = getattr(obj, name)
+            if i in json_columns and value is not None:
+                value = json_dumps_fast(value)
+            elif isinstance(value, Enum):
+                value = value.value
+            row.append(value)
+        return row
+
+    return values
+
+
 def bulk_copy_insert(objs: Sequence[Model], *, using: str = "default") -> None:
     """Insert unsaved model instances, giving each its primary key, like `bulk_create`.
 
@@ -137,24 +160,8 @@ def bulk_copy_insert(objs: Sequence[Model], *, using: str = "default") -> None:
         return
     table = meta.db_table
     key = (using, table)
-    stamped = [f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
-    json_columns = {i for i, f in enumerate(fields) if isinstance(f, JSONField)}
-    attnames = [f.attname for f in fields]
+    values = _row_values(fields)
     quote = connection.ops.quote_name
-
-    def values(obj: Model) -> list[Any]:
-        for f in stamped:
-            f.pre_save(obj, add=True)
-        row = []
-        for i, name in enumerate(attnames):
-            value = getattr(obj, name)
-            if i in json_columns and value is not None:
-                value = json_dumps_fast(value)
-            elif isinstance(value, Enum):
-                value = value.value
-            row.append(value)
-        return row
-
     few = len(objs) < COPY_MIN_ROWS
     with (prepared_cursor(using) if few else connection.cursor()) as cursor:
         if few:
@@ -182,6 +189,23 @@ def bulk_copy_insert(objs: Sequence[Model], *, using: str = "default") -> None:
         obj._state.db = using
 
 
+def rows_insert_statement(objs: Sequence[Model], *, inserted_fk: str, using: str = "default") -> tuple[str, list[Any]]:
+    """An INSERT of unsaved instances for insert_unless_conflict's `then`, and its parameters:
+    their `inserted_fk` foreign key takes the id of the row just inserted, and no row is written
+    if there is none (a replay). Values as bulk_copy_insert writes them, each cast to its
+    column's type (they pass through a VALUES list). The instances get no primary key."""
+    connection = connections[using]
+    meta = type(objs[0])._meta
+    fk = meta.get_field(inserted_fk)
+    fields = [f for f in meta.concrete_fields if not f.primary_key and f is not fk]
+    quote = connection.ops.quote_name
+    row = "(" + ", ".join(f"%s::{f.db_type(connection)}" for f in fields) + ")"
+    values = _row_values(fields)
+    sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}, {quote(fk.column)}) "
+           f'SELECT v.*, i.* FROM "inserted" AS i CROSS JOIN (VALUES {", ".join([row] * len(objs))}) AS v')
+    return sql, [value for obj in objs for value in values(obj)]
+
+
 # The CTE holding insert_unless_conflict's new row, for a `then` statement to test.
 INSERTED_EXISTS = 'EXISTS (SELECT 1 FROM "inserted")'
 
@@ -199,15 +223,16 @@ def transaction_outermost(using: str = "default") -> bool:
     return connection.in_atomic_block and connection.commit_on_exit and not connection.savepoint_ids
 
 
-def insert_unless_conflict(obj: Model, *, conflict_fields: Sequence[str], then: tuple[str, list[Any]] | None = None,
+def insert_unless_conflict(obj: Model, *, conflict_fields: Sequence[str], then: Sequence[tuple[str, list[Any]]] = (),
                            commit: bool = False, using: str = "default") -> bool:
     """Insert one unsaved instance with `INSERT … ON CONFLICT DO NOTHING RETURNING id`, giving it
     its primary key: True if stored, False if a row with the same `conflict_fields` (a unique
     constraint's) exists (a replay), in one statement instead of a lookup and an insert. PostgreSQL only (the caller
     checks `connection.vendor`); the values are written as bulk_copy_insert writes them.
 
-    `then`, a statement and its parameters (an UPDATE whose WHERE tests INSERTED_EXISTS), runs in
-    the same statement, a data-modifying CTE, so it changes rows only if the row was inserted.
+    `then`, statements with their parameters (an UPDATE whose WHERE tests INSERTED_EXISTS, an
+    INSERT from rows_insert_statement), run in the same statement as data-modifying CTEs, and
+    change rows only if the row was inserted.
     `commit` also ends the transaction in the same round trip (the statement and COMMIT sent
     together in psycopg's pipeline mode); only for the last statement of the outermost atomic
     block (transaction_outermost), whose exit then finds nothing left to commit."""
@@ -217,25 +242,17 @@ def insert_unless_conflict(obj: Model, *, conflict_fields: Sequence[str], then: 
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     if connection.vendor != "postgresql" or has_expressions(obj, fields):
         raise ValueError("insert_unless_conflict needs PostgreSQL and plain field values")
-    for f in fields:
-        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
-            f.pre_save(obj, add=True)
-    row = []
-    for f in fields:
-        value = getattr(obj, f.attname)
-        if isinstance(f, JSONField) and value is not None:
-            value = json_dumps_fast(value)
-        elif isinstance(value, Enum):
-            value = value.value
-        row.append(value)
+    row = _row_values(fields)(obj)
     quote = connection.ops.quote_name
     conflict = ", ".join(quote(meta.get_field(name).column) for name in conflict_fields)
     sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
            f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({conflict}) DO NOTHING "
            f"RETURNING {quote(meta.pk.column)}")
-    if then is not None:
-        sql = f'WITH "inserted" AS ({sql}), "then" AS ({then[0]}) SELECT {quote(meta.pk.column)} FROM "inserted"'
-        row += then[1]
+    if then:
+        ctes = "".join(f', "then{i}" AS ({statement})' for i, (statement, _) in enumerate(then))
+        sql = f'WITH "inserted" AS ({sql}){ctes} SELECT {quote(meta.pk.column)} FROM "inserted"'
+        for _, params in then:
+            row += params
     with prepared_cursor(using) as cursor:
         if commit and connection.in_atomic_block and _pipeline_supported():
             raw = connection.connection

@@ -64,6 +64,7 @@ from apps.core.db import (
     health_check_defer,
     insert_unless_conflict,
     prepared_cursor,
+    rows_insert_statement,
     transaction_outermost,
 )
 from apps.core.metrics import INGEST_ITEMS
@@ -454,7 +455,7 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
     if insert_detects_replay and new_turns:
         [(index, turn)] = created.items()
         if _turn_alone(prepared[index], turn):
-            return _turn_alone_store(prepared[index], turn, results, now=now)
+            return _turn_alone_store(chatbot, prepared[index], turn, results, now=now)
         if not insert_unless_conflict(turn, conflict_fields=("conversation", "external_id")):
             results[index] = TurnOutcome(False, _stored_turn(turn), turn.conversation.external_id)
             return results, []  # type: ignore[return-value]
@@ -495,23 +496,29 @@ def _turns_store(chatbot: Chatbot, prepared: list[_PreparedTurn]) -> tuple[list[
 
 
 def _turn_alone(item: _PreparedTurn, turn: Turn) -> bool:
-    """A turn that carries nothing to store beside itself (the usual single POST): no calls,
-    steps, scores or rating, and no early calls of its conversation waiting for it."""
+    """A turn that carries nothing to store beside itself and its new LLM calls (the usual single
+    POST, an OTLP chat span): no steps, scores or rating, no early calls of its conversation."""
     data = item.data
-    return (not item.calls and not item.steps and not data.rating and data.hallucinated is None
-            and data.handoff is None and not turn.conversation.has_early_calls)
+    return (not item.steps and not data.rating and data.hallucinated is None and data.handoff is None
+            and not turn.conversation.has_early_calls)
 
 
-def _turn_alone_store(item: _PreparedTurn, turn: Turn, results: list, *, now: Any) -> tuple[list, list[Turn]]:
+def _turn_alone_store(chatbot: Chatbot, item: _PreparedTurn, turn: Turn, results: list, *,
+                      now: Any) -> tuple[list, list[Turn]]:
     """The single turn's write after its conversation's upsert+lock: the INSERT … ON CONFLICT DO
-    NOTHING and the summary UPDATE in one statement (the UPDATE applies only if the turn was
-    inserted), sent with the transaction's COMMIT when it is the outermost block: one round trip
-    for the rest of the transaction. A connection lost in that round trip is retried by
-    _atomic_retrying; the retry finds the turn if the COMMIT got through, and answers a replay."""
+    NOTHING, its LLM calls' INSERT and the summary UPDATE in one statement (the last two apply
+    only if the turn was inserted), sent with the transaction's COMMIT when it is the outermost
+    block: one round trip for the rest of the transaction. A connection lost in that round trip
+    is retried by _atomic_retrying; the retry finds the turn if the COMMIT got through, and
+    answers a replay."""
     touched = conversation_turns_count(
         added=[TurnAdded(turn=turn, end_user_hash=item.end_user_hash, channel=item.data.channel)], now=now)
-    if not insert_unless_conflict(turn, conflict_fields=("conversation", "external_id"),
-                                  then=conversation_summaries_statement(touched, where=INSERTED_EXISTS),
+    then = [conversation_summaries_statement(touched, where=INSERTED_EXISTS)]
+    if item.calls:
+        calls = [_llm_call_build(call, chatbot=chatbot, conversation=turn.conversation, turn=turn, at=turn.timestamp)
+                 for call in item.calls]
+        then.insert(0, rows_insert_statement(calls, inserted_fk="turn"))
+    if not insert_unless_conflict(turn, conflict_fields=("conversation", "external_id"), then=then,
                                   commit=transaction_outermost()):
         results[item.index] = TurnOutcome(False, _stored_turn(turn), turn.conversation.external_id)
         return results, []

@@ -88,3 +88,32 @@ def test_the_hot_statements_run_prepared_and_store_the_same(post_json):
     assert stored.timestamp.isoformat() == "2026-11-30T10:00:06+00:00"
     conversation = Conversation.objects.get(external_id="conv-1")
     assert conversation.turn_count == 7
+
+
+def test_a_turn_with_its_llm_calls_is_three_statements_and_its_replay_stores_none(post_json):
+    """The calls go in with the turn and the summary (one CTE), after the one lookup of call ids
+    the conversation already has; the totals are the calls', and a replay adds nothing."""
+    require_postgres("a data-modifying CTE")
+    from apps.conversations.models import LLMCall
+
+    assert post_json(URL, turn("warm-up")).status_code == 201
+    calls = [{"call_id": f"call-{n}", "model": "gpt-4o-mini", "input_tokens": 100 * n, "output_tokens": 7,
+              "input": "Where is my order?", "output": "It ships today."} for n in (1, 2)]
+    body = turn("with-calls", llm_calls=calls)
+    del body["tokens"]
+    response, statements = _statements(lambda: post_json(URL, body))
+    assert response.status_code == 201, response.content
+    assert [s.split()[0] for s in statements] == ["INSERT", "SELECT", "WITH"], statements
+    assert 'INSERT INTO "conversations_llmcall"' in statements[2], statements
+    stored = Turn.objects.get(external_id="with-calls")
+    assert sorted(stored.llm_calls.values_list("external_id", "input_tokens", "turn_id")) == [
+        ("call-1", 100, stored.pk), ("call-2", 200, stored.pk)]
+    assert stored.total_tokens == 314
+    conversation = Conversation.objects.get(external_id="conv-1")
+    assert conversation.total_tokens == 15 + 314
+
+    replay = post_json(URL, body)
+    assert replay.status_code == 200 and replay.json() == response.json()
+    assert LLMCall.objects.filter(conversation=conversation).count() == 2
+    conversation.refresh_from_db()
+    assert (conversation.turn_count, conversation.total_tokens) == (2, 15 + 314)
