@@ -1,6 +1,5 @@
 """Database expressions shared by the apps."""
 
-import functools
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -210,21 +209,8 @@ def rows_insert_statement(objs: Sequence[Model], *, inserted_fk: str, using: str
 INSERTED_EXISTS = 'EXISTS (SELECT 1 FROM "inserted")'
 
 
-@functools.cache
-def _pipeline_supported() -> bool:
-    import psycopg
-
-    return psycopg.Pipeline.is_supported()
-
-
-def transaction_outermost(using: str = "default") -> bool:
-    """Whether the current atomic block is the outermost one, the block whose exit commits."""
-    connection = connections[using]
-    return connection.in_atomic_block and connection.commit_on_exit and not connection.savepoint_ids
-
-
 def insert_unless_conflict(obj: Model, *, conflict_fields: Sequence[str], then: Sequence[tuple[str, list[Any]]] = (),
-                           commit: bool = False, using: str = "default") -> bool:
+                           using: str = "default") -> bool:
     """Insert one unsaved instance with `INSERT … ON CONFLICT DO NOTHING RETURNING id`, giving it
     its primary key: True if stored, False if a row with the same `conflict_fields` (a unique
     constraint's) exists (a replay), in one statement instead of a lookup and an insert. PostgreSQL only (the caller
@@ -232,10 +218,7 @@ def insert_unless_conflict(obj: Model, *, conflict_fields: Sequence[str], then: 
 
     `then`, statements with their parameters (an UPDATE whose WHERE tests INSERTED_EXISTS, an
     INSERT from rows_insert_statement), run in the same statement as data-modifying CTEs, and
-    change rows only if the row was inserted.
-    `commit` also ends the transaction in the same round trip (the statement and COMMIT sent
-    together in psycopg's pipeline mode); only for the last statement of the outermost atomic
-    block (transaction_outermost), whose exit then finds nothing left to commit."""
+    change rows only if the row was inserted."""
     model = type(obj)
     connection = connections[using]
     meta = model._meta
@@ -254,13 +237,7 @@ def insert_unless_conflict(obj: Model, *, conflict_fields: Sequence[str], then: 
         for _, params in then:
             row += params
     with prepared_cursor(using) as cursor:
-        if commit and connection.in_atomic_block and _pipeline_supported():
-            raw = connection.connection
-            with connection.wrap_database_errors, raw.pipeline():
-                cursor.execute(sql, row)
-                raw.execute("COMMIT", prepare=False)
-        else:
-            cursor.execute(sql, row)
+        cursor.execute(sql, row)
         found = cursor.fetchone()
     if found is None:
         return False

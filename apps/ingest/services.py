@@ -65,7 +65,6 @@ from apps.core.db import (
     insert_unless_conflict,
     prepared_cursor,
     rows_insert_statement,
-    transaction_outermost,
 )
 from apps.core.metrics import INGEST_ITEMS
 from apps.core.pricing import cost_for
@@ -335,9 +334,7 @@ def _atomic_retrying(store: Any) -> Any:
 
     The connection is not health-checked first (one round trip saved on every request): if it
     is found dead inside `store`, the transaction did not commit, so it runs again, once, on a
-    new connection. (The one exception, a single turn whose last statement travels with its
-    COMMIT, has a turn_id: its retry finds the turn if the COMMIT got through and answers a
-    replay.) A connection lost during Django's COMMIT at the block's end is not retried: the
+    new connection. A connection lost during the COMMIT at the block's end is not retried: the
     outcome is unknown, and the client's retry is answered as a replay."""
     reconnect = health_check_defer()
     attempt = 0
@@ -507,10 +504,7 @@ def _turn_alone_store(chatbot: Chatbot, item: _PreparedTurn, turn: Turn, results
                       now: Any) -> tuple[list, list[Turn]]:
     """The single turn's write after its conversation's upsert+lock: the INSERT … ON CONFLICT DO
     NOTHING, its LLM calls' INSERT and the summary UPDATE in one statement (the last two apply
-    only if the turn was inserted), sent with the transaction's COMMIT when it is the outermost
-    block: one round trip for the rest of the transaction. A connection lost in that round trip
-    is retried by _atomic_retrying; the retry finds the turn if the COMMIT got through, and
-    answers a replay."""
+    only if the turn was inserted): one round trip for the rest of the transaction."""
     touched = conversation_turns_count(
         added=[TurnAdded(turn=turn, end_user_hash=item.end_user_hash, channel=item.data.channel)], now=now)
     then = [conversation_summaries_statement(touched, where=INSERTED_EXISTS)]
@@ -518,8 +512,7 @@ def _turn_alone_store(chatbot: Chatbot, item: _PreparedTurn, turn: Turn, results
         calls = [_llm_call_build(call, chatbot=chatbot, conversation=turn.conversation, turn=turn, at=turn.timestamp)
                  for call in item.calls]
         then.insert(0, rows_insert_statement(calls, inserted_fk="turn"))
-    if not insert_unless_conflict(turn, conflict_fields=("conversation", "external_id"), then=then,
-                                  commit=transaction_outermost()):
+    if not insert_unless_conflict(turn, conflict_fields=("conversation", "external_id"), then=then):
         results[item.index] = TurnOutcome(False, _stored_turn(turn), turn.conversation.external_id)
         return results, []
     results[item.index] = TurnOutcome(True, turn, turn.conversation.external_id, tuple(item.data.warnings))

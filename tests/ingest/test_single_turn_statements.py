@@ -2,8 +2,7 @@
 conversation's upsert+lock, then the turn's INSERT … ON CONFLICT DO NOTHING (which tells a
 replay) with the summary UPDATE in the same statement (a data-modifying CTE that updates only
 if the turn was inserted) — and a replay still answers 200 with the original and changes nothing.
-Outside tests' own transaction the second statement travels with the COMMIT
-(test_single_turn_commit.py)."""
+Outside tests' own transaction: test_single_turn_transaction.py."""
 
 import pytest
 from django.db import connection

@@ -1,8 +1,8 @@
-"""Issue 22: outside a surrounding transaction, a single turn's last statement (its INSERT with
-the summary UPDATE) is sent together with the COMMIT. What must still hold: the turn and summary
-are committed (another connection sees them), after-commit work runs (the judge of a sampled
-turn), a replay answers 200 and changes nothing, and the connection is back in autocommit for
-whatever comes next."""
+"""Issue 22: a single turn's writes outside any surrounding transaction (the way gunicorn runs
+them, unlike tests wrapped in one): the upsert+lock, then one statement for the turn, its calls
+and the summary. What must hold: the turn and summary are committed (another connection sees
+them), after-commit work runs (the judge of a sampled turn), a replay answers 200 and changes
+nothing, and the connection is back in autocommit for whatever comes next."""
 
 import json
 
@@ -29,8 +29,8 @@ def _seen_elsewhere(sql: str, params: list) -> tuple:
         other.close()
 
 
-def test_a_single_turn_commits_with_its_last_statement(client):
-    require_postgres("psycopg pipeline mode")
+def test_a_single_turn_commits_in_its_own_transaction(client):
+    require_postgres("the single turn's CTE")
     chatbot = make_chatbot(judge_sample_rate=1.0)
     _, key = make_api_key(chatbot)
 
