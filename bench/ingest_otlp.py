@@ -316,8 +316,8 @@ def main() -> None:
     if args.wrk_seconds:  # each acknowledged request stored; one in flight when wrk stopped may be too
         expected = (sum(acknowledged.values()) + 4) * args.spans
         print(f"stored: {Turn.objects.filter(chatbot=chatbot).count()} turns, "
-              f"{LLMCall.objects.filter(chatbot=chatbot).count()} LLM calls (acknowledged {expected}, "
-              f"up to {args.clients * 2} more in flight at the stop)")
+              f"{LLMCall.objects.filter(chatbot=chatbot).count()} LLM calls (acknowledged {expected}; "
+              f"requests in flight when wrk stopped, about one per connection, are stored too)")
         return
     expected = (args.exports + 2) * (otlp_turns + args.spans)
     print(f"stored: {Turn.objects.filter(chatbot=chatbot).count()} turns, "
