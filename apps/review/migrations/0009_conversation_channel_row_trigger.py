@@ -8,11 +8,13 @@ PostgreSQL checks the WHEN before queuing the event, and keeps no transition tab
 writes is unchanged: the hours of the conversation's turns become stale. SQLite keeps 0008's.
 """
 
+import importlib
+
 from django.db import migrations
 
-POSTGRES_FORWARD = """
-DROP TRIGGER IF EXISTS review_conversation_channel_updated ON conversations_conversation;
-DROP FUNCTION IF EXISTS review_conversation_channel_changed();
+_0008 = importlib.import_module("apps.review.migrations.0008_conversation_channel_trigger")
+
+ROW_TRIGGER = """
 CREATE FUNCTION review_conversation_channel_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO review_stalehour (chatbot_id, hour)
@@ -26,35 +28,14 @@ CREATE TRIGGER review_conversation_channel_updated AFTER UPDATE OF channel ON co
     EXECUTE FUNCTION review_conversation_channel_changed();
 """
 
-POSTGRES_REVERSE = """
-DROP TRIGGER IF EXISTS review_conversation_channel_updated ON conversations_conversation;
-DROP FUNCTION IF EXISTS review_conversation_channel_changed();
-CREATE FUNCTION review_conversation_channel_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO review_stalehour (chatbot_id, hour)
-    SELECT DISTINCT t.chatbot_id, date_trunc('hour', t."timestamp", 'UTC')
-    FROM new_conversations n
-    JOIN old_conversations o ON o.id = n.id
-    JOIN conversations_turn t ON t.conversation_id = n.id
-    WHERE o.channel IS DISTINCT FROM n.channel;
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER review_conversation_channel_updated AFTER UPDATE ON conversations_conversation
-    REFERENCING OLD TABLE AS old_conversations NEW TABLE AS new_conversations
-    FOR EACH STATEMENT EXECUTE FUNCTION review_conversation_channel_changed();
-"""
-
-
-def _run(sql: str):
-    def run(apps, schema_editor) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql, params=None)
-
-    return run
-
 
 class Migration(migrations.Migration):
     dependencies = [("review", "0008_conversation_channel_trigger")]
 
-    operations = [migrations.RunPython(_run(POSTGRES_FORWARD), _run(POSTGRES_REVERSE))]
+    # 0008's DROP statements remove whichever of the two triggers is there.
+    operations = [
+        migrations.RunPython(
+            _0008._run({"postgresql": _0008.POSTGRES_REVERSE + ROW_TRIGGER, "sqlite": []}),
+            _0008._run({"postgresql": _0008.POSTGRES_REVERSE + _0008.POSTGRES_FORWARD, "sqlite": []}),
+        ),
+    ]
