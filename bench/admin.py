@@ -4,13 +4,15 @@
     .venv/bin/python bench/admin.py --reset          # rebuild the database from scratch
     .venv/bin/python bench/admin.py --repeat 9       # more timed requests per page (median, max)
     .venv/bin/python bench/admin.py --live           # without the hourly rollup (every figure from the turns)
+    .venv/bin/python bench/admin.py --turns 10000000 --retention-days 1   # 10 M turns; then time purging a day
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/chatmon_bench_admin (default)
 
 The data lives in its own PostgreSQL database (created and migrated here) and is generated
 with INSERT … SELECT generate_series: 5 chatbots, 200,000 conversations of 5 turns spread
 evenly over the last 30 days (1,000,000 turns, ≈ 33,000 a day), 500,000 LLM calls, ~2 % of
 turns flagged (≈ 20,000 flagged conversations in mixed review states), ratings, judge scores,
-errors and fallbacks at realistic shares. Pages are requested through Django's test client as
+errors and fallbacks at realistic shares (`--turns N`: N / 5 conversations and N / 2 LLM calls, the
+same shares over the same 30 days). Pages are requested through Django's test client as
 a logged-in superuser and as a reviewer of one chatbot: the figures include URL routing,
 middleware, the admin, template rendering and every query, but no network or WSGI server.
 """
@@ -30,9 +32,8 @@ sys.path.insert(0, str(ROOT))
 from _server import database_prepare  # noqa: E402 - bench/ is on sys.path when run as a script
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/chatmon_bench_admin"
-TURNS = 1_000_000
+TURNS = 1_000_000  # default; --turns sets another size
 TURNS_PER_CONVERSATION = 5
-CONVERSATIONS = TURNS // TURNS_PER_CONVERSATION
 CHATBOTS = 5
 DAYS = 30
 
@@ -58,7 +59,7 @@ def _insert(cursor, table: str, columns: dict[str, str], source: str, params: li
     cursor.execute(f"INSERT INTO {table} ({names}) SELECT {expressions} {source}", params)
 
 
-def data_generate() -> None:
+def data_generate(turns: int) -> None:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.db import connection
@@ -77,8 +78,9 @@ def data_generate() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'conversations_turn'")
         estimate = cursor.fetchone()[0]
-    if estimate >= TURNS * 0.95 and Turn.objects.filter(pk=TURNS).exists():
-        print(f"data: ~{TURNS:,} turns already present (use --reset to rebuild)")
+    conversations = turns // TURNS_PER_CONVERSATION
+    if turns * 0.95 <= estimate <= turns * 1.05 and Turn.objects.filter(pk=turns).exists():
+        print(f"data: ~{turns:,} turns already present (use --reset to rebuild)")
         return
 
     started = time.perf_counter()
@@ -105,7 +107,7 @@ def data_generate() -> None:
             "end_user_hash": "md5(g::text)",
             "channel": "(ARRAY['website','whatsapp','api'])[1 + g %% 3]",
             # Four releases, one a week back from now (conversation g is older as g grows).
-            "release": f"(ARRAY['2.4','2.3','2.2','2.1'])[1 + ((g - 1) * 4) / {CONVERSATIONS}]",
+            "release": f"(ARRAY['2.4','2.3','2.2','2.1'])[1 + ((g - 1) * 4) / {conversations}]",
             "started_at": "%s::timestamptz - make_interval(secs => (g::float8 / %s) * %s)",
             "last_activity_at": "%s::timestamptz - make_interval(secs => (g::float8 / %s) * %s) + interval '8 minutes'",
             "metadata": "'{}'::jsonb",
@@ -114,8 +116,8 @@ def data_generate() -> None:
             "flag_reasons": "'[]'::jsonb",
             "created_at": "%s::timestamptz",
         }, "FROM generate_series(1, %s) AS g",
-            [first_bot, CHATBOTS, now, CONVERSATIONS, span_seconds, now, CONVERSATIONS, span_seconds, now, CONVERSATIONS])
-        print(f"data: {CONVERSATIONS:,} conversations in {time.perf_counter() - started:.1f}s")
+            [first_bot, CHATBOTS, now, conversations, span_seconds, now, conversations, span_seconds, now, conversations])
+        print(f"data: {conversations:,} conversations in {time.perf_counter() - started:.1f}s")
 
         # Turn g: conversation (g-1)/5+1, sequence (g-1)%5, two minutes apart. Every 50th turn is
         # risky and flagged (so every 10th conversation); errors 1 %, fallbacks 2.4 %, thumbs-down
@@ -137,7 +139,7 @@ def data_generate() -> None:
             "intent": "(ARRAY['order_status','refund','shipping','returns','billing','product_info','complaint',"
                       "'other'])[1 + (g * 7) %% 8]",
             "model": "(ARRAY['gpt-4o-mini','gpt-4o','claude-3-5-haiku'])[1 + g %% 3]",
-            "release": f"(ARRAY['2.4','2.3','2.2','2.1'])[1 + (((g - 1) / 5) * 4) / {CONVERSATIONS}]",
+            "release": f"(ARRAY['2.4','2.3','2.2','2.1'])[1 + (((g - 1) / 5) * 4) / {conversations}]",
             "prompt_tokens": "60 + g %% 400",
             "completion_tokens": "40 + g %% 100",
             "total_tokens": "100 + g %% 400 + g %% 100",
@@ -157,8 +159,8 @@ def data_generate() -> None:
             "pii_found": "'{}'::jsonb",
             "metadata": "'{}'::jsonb",
             "created_at": "%s::timestamptz",
-        }, "FROM generate_series(1, %s) AS g", [first_bot, CHATBOTS, now, CONVERSATIONS, span_seconds, now, TURNS])
-        print(f"data: {TURNS:,} turns in {time.perf_counter() - started:.1f}s")
+        }, "FROM generate_series(1, %s) AS g", [first_bot, CHATBOTS, now, conversations, span_seconds, now, turns])
+        print(f"data: {turns:,} turns in {time.perf_counter() - started:.1f}s")
 
         # One LLM call for every other turn, at the turn's time: two models, three functions.
         _insert(cursor, "conversations_llmcall", {
@@ -231,7 +233,7 @@ def data_generate() -> None:
     print(f"data: ready in {time.perf_counter() - started:.1f}s")
 
 
-def rollup_refresh(live: bool) -> None:
+def rollup_refresh(live: bool, turns: int) -> None:
     """Bring the hourly rollup up to date, as beat does every minute, and time it: the first run
     sums the whole history; then a steady-state run after a minute's worth of changes (judge
     scores on 2,400 recent turns, votes on 600 turns spread over the month)."""
@@ -251,7 +253,7 @@ def rollup_refresh(live: bool) -> None:
         pass
     print(f"rollup: refresh summed {result['hours']:,} hours in {time.perf_counter() - started:.2f}s")
     recent = list(Turn.objects.filter(timestamp__gte=timezone.now() - timedelta(hours=2)).values_list("pk", flat=True)[:2400])
-    spread = list(Turn.objects.filter(pk__in=range(1, TURNS, TURNS // 600)).values_list("pk", flat=True))
+    spread = list(Turn.objects.filter(pk__in=range(1, turns, turns // 600)).values_list("pk", flat=True))
     with connection.cursor() as cursor:
         for pk in recent:
             cursor.execute("UPDATE conversations_turn SET judge_overall = 7.5 WHERE id = %s", [pk])
@@ -261,6 +263,34 @@ def rollup_refresh(live: bool) -> None:
     result = hourly_stats_refresh()
     print(f"rollup: steady-state refresh after {len(recent) + len(spread):,} turn updates: {result['stale_marks']:,} "
           f"stale marks, {result['hours']:,} hours re-summed in {time.perf_counter() - started:.2f}s")
+
+
+def retention_time(days: int) -> None:
+    """Time the nightly retention purge deleting the oldest `days` of the DAYS generated (every
+    chatbot's retention_days set to DAYS - days): what deleting rows costs, the argument for
+    monthly partitions (docs/SCALING.md). Destructive: the next run rebuilds the data."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from apps.chatbots.models import Chatbot
+    from apps.conversations.models import Turn
+    from apps.privacy.services import retention_purge
+
+    turns_before = Turn.objects.count()
+    Chatbot.objects.update(retention_days=DAYS - days)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_lsn()")
+        wal_before = cursor.fetchone()[0]
+        started, cpu = time.perf_counter(), time.process_time()
+        report = retention_purge(now=timezone.now())
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [wal_before])
+        wal = cursor.fetchone()[0]
+    deleted = turns_before - Turn.objects.count()
+    print(f"retention: purged the oldest {days} of {DAYS} days: {deleted:,} turns "
+          f"({report['deleted'].get('conversations', 0):,} conversations, {sum(report['deleted'].values()):,} rows in all) "
+          f"in {elapsed:.1f} s = {deleted / max(elapsed, 1e-9):,.0f} turns/s; python cpu {cpu:.1f} s; "
+          f"WAL {wal / 2**20:,.0f} MiB")
 
 
 def time_pages(repeat: int, only: str = "") -> list[tuple[str, str, float, float]]:
@@ -273,7 +303,7 @@ def time_pages(repeat: int, only: str = "") -> list[tuple[str, str, float, float
     admin_client, reviewer_client = Client(), Client()
     admin_client.force_login(User.objects.get(username="bench-admin"))
     reviewer_client.force_login(User.objects.get(username="bench-reviewer"))
-    flagged = Conversation.objects.filter(is_flagged=True).order_by("-last_activity_at").values_list("pk", flat=True)[500]
+    flagged = list(Conversation.objects.filter(is_flagged=True).order_by("-last_activity_at").values_list("pk", flat=True)[:501])[-1]
     bot0 = User.objects.get(username="bench-reviewer").reviewed_chatbots.get().pk
 
     pages = [
@@ -342,6 +372,9 @@ def main() -> None:
                         help="time with REVIEW_STATS_CACHE_SECONDS=60 (local-memory cache) instead of live figures")
     parser.add_argument("--only", default="", help="time only URLs containing this text")
     parser.add_argument("--live", action="store_true", help="switch the hourly rollup off: group every figure from the turns")
+    parser.add_argument("--turns", type=int, default=TURNS, help=f"turns to generate (default {TURNS:,})")
+    parser.add_argument("--retention-days", type=int, default=0, metavar="D",
+                        help="after the pages, time the retention purge of the oldest D days (destructive)")
     args = parser.parse_args()
 
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
@@ -359,11 +392,13 @@ def main() -> None:
 
     setup_test_environment()  # lets the test client's "testserver" host through ALLOWED_HOSTS
     call_command("migrate", verbosity=0)
-    data_generate()
-    rollup_refresh(args.live)
+    data_generate(args.turns)
+    rollup_refresh(args.live, args.turns)
     print(f"\ntimings over {args.repeat} requests each (after one warm-up), cpu count {os.cpu_count()}, "
           f"load average {os.getloadavg()[0]:.1f}, stats cache {'on' if args.cached else 'off'}:")
     time_pages(args.repeat, args.only)
+    if args.retention_days:
+        retention_time(args.retention_days)
 
 
 if __name__ == "__main__":

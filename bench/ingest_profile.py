@@ -5,6 +5,7 @@ through `turns_ingest_batch`, on PostgreSQL with Redis as the cache.
     .venv/bin/python bench/ingest_profile.py single 400      # 400 single-turn requests
     .venv/bin/python bench/ingest_profile.py batch 4         # 4 batches of 1,000 turns
     .venv/bin/python bench/ingest_profile.py otlp 400        # 400 one-span OTLP /v1/traces exports
+    .venv/bin/python bench/ingest_profile.py otlp 10 --spans 512   # 10 exports of 512 spans
 
 Prints CPU per item (under the profiler, so inflated) and the top functions by internal and by
 cumulative time; the raw profile is written to /tmp/ingest-<mode>.prof (open with pstats or
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="reuse the database instead of recreating it")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--rich", action="store_true", help="batch turns with steps, hallucinated, release, rating")
+    parser.add_argument("--spans", type=int, default=1, help="spans per OTLP export (otlp mode)")
     args = parser.parse_args()
 
     env = bench_env(args.database_url, args.redis_url)
@@ -65,7 +67,8 @@ def main() -> None:
         if response.status_code != 201:
             raise SystemExit(f"{response.status_code}: {response.content[:300]!r}")
 
-    exports = make_otlp_exports(args.count + 50, size=1) if args.mode == "otlp" else []
+    warm = 50 if args.spans < 50 else 2
+    exports = make_otlp_exports(args.count + warm, size=args.spans) if args.mode == "otlp" else []
 
     def otlp(i: int) -> None:
         response = client.post("/v1/traces", exports[i], content_type="application/x-protobuf")
@@ -75,11 +78,12 @@ def main() -> None:
     profile = cProfile.Profile()
     if args.mode in ("single", "otlp"):
         send = single if args.mode == "single" else otlp
-        for i in range(50):  # warm-up: caches, connections
+        warm = warm if args.mode == "otlp" else 50
+        for i in range(warm):  # warm-up: caches, connections
             send(i)
         cpu, wall = time.process_time(), time.perf_counter()
         profile.enable()
-        for i in range(50, 50 + args.count):
+        for i in range(warm, warm + args.count):
             send(i)
         profile.disable()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

@@ -17,6 +17,7 @@ named `*_lock` take step 1; the others expect their caller to hold it inside the
 transaction (they say so), except `turn_flag_add`, which takes it itself.
 """
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,7 +30,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from apps.chatbots.models import Chatbot
-from apps.core.db import has_expressions, prepared_cursor
+from apps.core.db import has_expressions, prepared_cursor, row_values
 
 from .choices import CallPurpose, FlagReason
 from .models import ZERO_COST, Conversation, EndUserSession, LLMCall, Turn
@@ -101,30 +102,47 @@ def _conversation_upsert_lock(*, chatbot: Chatbot, seed: ConversationSeed) -> Co
         last_activity_at=seed.last_activity_at, channel=seed.channel, end_user_hash=seed.end_user_hash,
         metadata=seed.metadata,
     )
+    statement = _upsert_lock_statement()
+    if has_expressions(conversation, statement.fields):  # a db_default only the ORM can write: two statements
+        return _conversations_insert_lock(chatbot=chatbot, seeds=[seed])[seed.external_id]
+    with prepared_cursor() as cursor:
+        cursor.execute(statement.sql, statement.values(conversation))
+        row = cursor.fetchone()
+    fetched = list(row)
+    for i, converters, column in statement.converters:
+        for converter in converters:
+            fetched[i] = converter(fetched[i], column, connection)
+    return Conversation.from_db(connection.alias, statement.attnames, fetched)
+
+
+@dataclass(frozen=True)
+class _UpsertLockStatement:
+    sql: str
+    fields: list[Any]  # the columns written
+    values: Any  # instance → its row, as bulk_copy_insert writes it
+    attnames: list[str]  # the columns read back, in order
+    converters: list[tuple[int, list[Any], Any]]  # (position, converters, column) where any apply
+
+
+@functools.cache
+def _upsert_lock_statement() -> _UpsertLockStatement:
+    """_conversation_upsert_lock's SQL and what reads its row back, built once (PostgreSQL, the default database)."""
     meta = Conversation._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
-    if has_expressions(conversation, fields):  # a db_default only the ORM can write: two statements
-        return _conversations_insert_lock(chatbot=chatbot, seeds=[seed])[seed.external_id]
     quote = connection.ops.quote_name
-    values = [f.get_db_prep_save(f.pre_save(conversation, add=True), connection) for f in fields]
-    columns = [f.column for f in meta.concrete_fields]
-    with prepared_cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))}) "
-            f"ON CONFLICT ({quote('chatbot_id')}, {quote('external_id')}) "
-            f"DO UPDATE SET {quote('external_id')} = EXCLUDED.{quote('external_id')} "
-            f"RETURNING {', '.join(quote(c) for c in columns)}",
-            values,
-        )
-        row = cursor.fetchone()
-    converters = connection.ops.get_db_converters
-    fetched = []
-    for f, value in zip(meta.concrete_fields, row, strict=True):
-        for converter in converters(f.get_col(meta.db_table)) + f.get_db_converters(connection):
-            value = converter(value, f.get_col(meta.db_table), connection)
-        fetched.append(value)
-    return Conversation.from_db(connection.alias, [f.attname for f in meta.concrete_fields], fetched)
+    sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+           f"VALUES ({', '.join(['%s'] * len(fields))}) "
+           f"ON CONFLICT ({quote('chatbot_id')}, {quote('external_id')}) "
+           f"DO UPDATE SET {quote('external_id')} = EXCLUDED.{quote('external_id')} "
+           f"RETURNING {', '.join(quote(f.column) for f in meta.concrete_fields)}")
+    converters = []
+    for i, f in enumerate(meta.concrete_fields):
+        column = f.get_col(meta.db_table)
+        found = connection.ops.get_db_converters(column) + f.get_db_converters(connection)
+        if found:
+            converters.append((i, found, column))
+    return _UpsertLockStatement(sql=sql, fields=fields, values=row_values(fields),
+                                attnames=[f.attname for f in meta.concrete_fields], converters=converters)
 
 
 def conversation_lock(*, conversation_id: int) -> Conversation:

@@ -110,7 +110,7 @@ _sequences: dict[tuple[str, str], str] = {}
 COPY_MIN_ROWS = 50
 
 
-def _row_values(fields: Sequence[Any]) -> Callable[[Model], list[Any]]:
+def row_values(fields: Sequence[Any]) -> Callable[[Model], list[Any]]:
     """What an instance's row holds for `fields`, as psycopg sends it: JSON encoded once with
     orjson, enums by value, `auto_now`/`auto_now_add` fields given their value as the ORM would."""
     stamped = [f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
@@ -159,7 +159,7 @@ def bulk_copy_insert(objs: Sequence[Model], *, using: str = "default") -> None:
         return
     table = meta.db_table
     key = (using, table)
-    values = _row_values(fields)
+    values = row_values(fields)
     quote = connection.ops.quote_name
     few = len(objs) < COPY_MIN_ROWS
     with (prepared_cursor(using) if few else connection.cursor()) as cursor:
@@ -199,7 +199,7 @@ def rows_insert_statement(objs: Sequence[Model], *, inserted_fk: str, using: str
     fields = [f for f in meta.concrete_fields if not f.primary_key and f is not fk]
     quote = connection.ops.quote_name
     row = "(" + ", ".join(f"%s::{f.db_type(connection)}" for f in fields) + ")"
-    values = _row_values(fields)
+    values = row_values(fields)
     sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}, {quote(fk.column)}) "
            f'SELECT v.*, i.* FROM "inserted" AS i CROSS JOIN (VALUES {", ".join([row] * len(objs))}) AS v')
     return sql, [value for obj in objs for value in values(obj)]
@@ -225,7 +225,7 @@ def insert_unless_conflict(obj: Model, *, conflict_fields: Sequence[str], then: 
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     if connection.vendor != "postgresql" or has_expressions(obj, fields):
         raise ValueError("insert_unless_conflict needs PostgreSQL and plain field values")
-    row = _row_values(fields)(obj)
+    row = row_values(fields)(obj)
     quote = connection.ops.quote_name
     conflict = ", ".join(quote(meta.get_field(name).column) for name in conflict_fields)
     sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "

@@ -62,6 +62,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Bot, OTLP and Langfuse-API requests skip the rest (browser and staff middleware).
+    "apps.core.middleware.MachineClientMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.core.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -74,6 +76,11 @@ MIDDLEWARE = [
     # Audit receivers name the user behind a configuration change (API keys, rules, channels).
     "apps.audit.middleware.AuditActorMiddleware",
 ]
+
+# Paths of API-key clients that need none of the browser middleware, and the only middleware
+# after MachineClientMiddleware that they run.
+MACHINE_CLIENT_PATH_PREFIXES = ["/api/v1/ingest/", "/v1/", "/api/public/"]
+MACHINE_CLIENT_MIDDLEWARE = ["apps.audit.middleware.AuditActorMiddleware"]
 
 ROOT_URLCONF = "chatmon.urls"
 WSGI_APPLICATION = "chatmon.wsgi.application"
