@@ -265,7 +265,10 @@ def main() -> None:
 
     stored = Turn.objects.filter(chatbot=chatbot).count()
     expected = turns + 2 * args.batch_size + single["requests"] + (single_one["requests"] if single_one else 0)
-    print(f"stored turns: {stored} (sent {expected})")
+    in_flight = args.connections + (1 if single_one else 0)  # wrk stops with one request open per connection
+    verdict = "ok" if expected <= stored <= expected + in_flight else "MISMATCH"
+    print(f"stored turns: {stored} (acknowledged {expected}; up to {in_flight} more were in flight when wrk "
+          f"stopped): {verdict}")
 
 
 if __name__ == "__main__":
