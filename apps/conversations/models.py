@@ -75,8 +75,9 @@ class Conversation(models.Model):
             models.UniqueConstraint(fields=["chatbot", "external_id"], name="conversation_external_id_per_chatbot"),
         ]
         indexes = [
-            models.Index(fields=["chatbot", "-last_activity_at"], name="conv_chatbot_activity"),
-            models.Index(fields=["-last_activity_at"], name="conv_activity"),
+            # is_flagged last: the dashboard's conversation counts are answered from the index alone.
+            models.Index(fields=["chatbot", "-last_activity_at", "is_flagged"], name="conv_chatbot_activity_flagged"),
+            models.Index(fields=["-last_activity_at", "is_flagged"], name="conv_activity_flagged"),
             # Also answers "was this end user seen before the window?" from the index alone.
             models.Index(fields=["chatbot", "end_user_hash", "started_at"], name="conv_chatbot_end_user_start"),
             # The review queue: flagged conversations, newest or riskiest first.
