@@ -17,19 +17,22 @@ AddIndexConcurrentlyOnPostgres = importlib.import_module(
 
 
 class RemoveIndexConcurrentlyOnPostgres(migrations.RemoveIndex):
+    def _concurrently(self, app_label, schema_editor, state, statement: str) -> None:
+        """Run the index's `statement` ("remove_sql" or "create_sql") CONCURRENTLY, the index as
+        declared in `state`, the state it exists in."""
+        model = state.apps.get_model(app_label, self.model_name)
+        index = state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
+        schema_editor.execute(getattr(index, statement)(model, schema_editor, concurrently=True))
+
     def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
         if schema_editor.connection.vendor != "postgresql":
             return super().database_forwards(app_label, schema_editor, from_state, to_state)
-        model = from_state.apps.get_model(app_label, self.model_name)
-        index = from_state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
-        schema_editor.execute(index.remove_sql(model, schema_editor, concurrently=True))
+        self._concurrently(app_label, schema_editor, from_state, "remove_sql")
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
         if schema_editor.connection.vendor != "postgresql":
             return super().database_backwards(app_label, schema_editor, from_state, to_state)
-        model = to_state.apps.get_model(app_label, self.model_name)
-        index = to_state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
-        schema_editor.execute(index.create_sql(model, schema_editor, concurrently=True))
+        self._concurrently(app_label, schema_editor, to_state, "create_sql")
 
 
 class Migration(migrations.Migration):
