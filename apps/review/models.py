@@ -108,10 +108,60 @@ class HourlyLatencyBucket(models.Model):
         return f"chatbot {self.chatbot_id} at {self.hour:%Y-%m-%d %H:00} UTC: bucket {self.bucket} × {self.turns}"
 
 
+class HourlyLLMCallStats(models.Model):
+    """LLM calls of one chatbot (or none: chatmon's own fleet-wide calls), UTC hour, model and
+    function name, summed by `hourly_stats_refresh`: `GET /api/v1/stats/llm-calls` adds these
+    up instead of grouping the window's calls. Kept and trusted like HourlyTurnStats (same
+    refresh, same stale hours; the LLM-call triggers of migration 0010 write the marks)."""
+
+    chatbot = models.ForeignKey("chatbots.Chatbot", null=True, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    model = models.CharField(max_length=100, blank=True)
+    function_name = models.CharField(max_length=200, blank=True)
+    calls = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=TOTAL_COST_DIGITS, decimal_places=6, default=0)
+    errors = models.PositiveIntegerField(default=0)
+    timed = models.PositiveIntegerField(default=0)
+    duration_sum = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "hourly LLM-call stats"
+        verbose_name_plural = "hourly LLM-call stats"
+        indexes = [models.Index(fields=["hour"], name="hourly_llm_call_stats_hour")]
+
+    def __str__(self) -> str:
+        return f"chatbot {self.chatbot_id} at {self.hour:%Y-%m-%d %H:00} UTC, {self.model} {self.function_name}: {self.calls} calls"
+
+
+class HourlyLLMCallLatencyBucket(models.Model):
+    """How many LLM calls of one HourlyLLMCallStats group fell in one duration bucket
+    (`apps.core.latency_histogram`, at LLM_CALL_ACCURACY)."""
+
+    chatbot = models.ForeignKey("chatbots.Chatbot", null=True, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    model = models.CharField(max_length=100, blank=True)
+    function_name = models.CharField(max_length=200, blank=True)
+    bucket = models.SmallIntegerField()
+    calls = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["hour"], name="hourly_llm_latency_hour")]
+
+    def __str__(self) -> str:
+        return f"chatbot {self.chatbot_id} at {self.hour:%Y-%m-%d %H:00} UTC, {self.model} {self.function_name}: bucket {self.bucket} × {self.calls}"
+
+
+# StaleHour.chatbot_id of an LLM call that belongs to no chatbot (ids start at 1).
+NO_CHATBOT = 0
+
+
 class StaleHour(models.Model):
-    """An hour whose turns changed after it was summed: written by database triggers on the turn
-    table (every insert, update and delete, whatever code path made it), read and cleared by
-    `hourly_stats_refresh`. Append-only, so writers never wait on each other; duplicates are fine.
+    """An hour whose turns or LLM calls changed after it was summed: written by database triggers
+    on the turn and LLM-call tables (every insert, update and delete, whatever code path made it),
+    read and cleared by `hourly_stats_refresh`. Append-only, so writers never wait on each other;
+    duplicates are fine. An LLM call of no chatbot marks chatbot_id 0 (NO_CHATBOT).
     """
 
     id = models.BigAutoField(primary_key=True)

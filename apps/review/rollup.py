@@ -12,20 +12,25 @@ Reading (`window_turn_figures`), for a window (since, until]:
    includes the current hour) is grouped from the turns with the same aggregates.
 3. Both parts give rows per hour with the same keys, and latency bucket counts that add up.
 The breakdowns by model, intent, channel and release (`window_dimension_figures`) follow the same
-plan over HourlyDimensionStats: one row per (chatbot, UTC hour, dimension, value).
+plan over HourlyDimensionStats: one row per (chatbot, UTC hour, dimension, value). LLM calls
+(`window_llm_call_figures`, the LLM-call stats) too, over HourlyLLMCallStats and
+HourlyLLMCallLatencyBucket: one row per (chatbot or none, UTC hour, model, function name).
 The rollup is skipped when the time zone has a UTC offset that is not a whole hour in the window
 (the rollup's hours are UTC hours; local hours would straddle them).
 
 Refreshing (`hourly_stats_refresh`, every minute from beat):
 1. Lock the state row; a refresh already running makes this one return at once.
 2. Read the stale marks of hours before the current hour (up to STALE_BATCH).
-3. Re-sum from the turns (HourlyTurnStats, HourlyLatencyBucket and HourlyDimensionStats): each chatbot's stale hours before the old watermark, and every hour
+3. Re-sum from the turns (HourlyTurnStats, HourlyLatencyBucket and HourlyDimensionStats) and the
+   LLM calls (HourlyLLMCallStats, HourlyLLMCallLatencyBucket): each chatbot's stale hours before the old watermark, and every hour
    from the old watermark (on the first run, from the first turn) up to the current hour.
 4. Delete exactly the marks read in 2 (marks committed meanwhile stay for the next run), drop the
    marks of hours not yet materialized (they will be summed whole), move the watermark.
 The triggers that write StaleHour are in migration 0004: every insert, update and delete of a
 turn is logged in the same transaction, whichever code path made it; migration 0008 adds the
-hours of a conversation's turns when its channel (a breakdown dimension) changes.
+hours of a conversation's turns when its channel (a breakdown dimension) changes, and 0010 the
+hours of every LLM call inserted, updated or deleted. A mark re-sums both the turns and the
+calls of its chatbot and hour.
 """
 
 from __future__ import annotations
@@ -39,18 +44,21 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import CharField, Count, F, Q, QuerySet, Sum, Value
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models.functions import Coalesce, TruncDay, TruncHour
 from django.utils import timezone
 
 from apps.chatbots.access import chatbot_scoped
 from apps.conversations.metrics_catalogue import FIGURES as CATALOGUE_FIGURES
 from apps.conversations.metrics_catalogue import figure_aggregates, window_q
-from apps.conversations.models import Turn
-from apps.core.latency_histogram import bucket_expression
+from apps.conversations.models import LLMCall, Turn
+from apps.core.latency_histogram import LogHistogram, bucket_expression
 
 from .models import (
+    NO_CHATBOT,
     HourlyDimensionStats,
     HourlyLatencyBucket,
+    HourlyLLMCallLatencyBucket,
+    HourlyLLMCallStats,
     HourlyStatsState,
     HourlyTurnStats,
     StaleHour,
@@ -65,6 +73,31 @@ STALE_BATCH = 50_000  # stale marks read per refresh
 SUM_CHUNK = timedelta(days=7)  # most hours summed per span
 SPANS_PER_STATEMENT = 200  # spans re-summed per DELETE / INSERT … SELECT
 MAX_ADVANCE = timedelta(days=92)  # how far one refresh moves the watermark
+
+
+# LLM calls are summed per (chatbot, hour, model, function name), and so is their duration
+# histogram: a group has as many bucket rows as distinct buckets its calls hit, so 30 days of a
+# busy fleet are hundreds of thousands of rows at 1 % and a quarter of that at 4 %.
+# LLM_CALL_ACCURACY trades that read for precision (docs/BENCHMARKS.md, "At 10,000,000 turns").
+LLM_CALL_ACCURACY = 0.04
+LLM_CALL_DURATION = LogHistogram(LLM_CALL_ACCURACY)
+LLM_CALL_GROUP = ("model", "function_name")
+
+
+def llm_call_aggregates() -> dict[str, Any]:
+    """HourlyLLMCallStats' columns, as aggregates over LLMCall rows."""
+    return {
+        "calls": Count("id"),
+        "input_tokens": Sum("input_tokens"),
+        "output_tokens": Sum("output_tokens"),
+        "cost": Sum("cost_usd"),
+        "errors": Count("id", filter=Q(success=False)),
+        "timed": Count("duration_ms"),
+        "duration_sum": Coalesce(Sum("duration_ms"), 0),  # NULL when no call of the group is timed
+    }
+
+
+LLM_CALL_FIGURES = tuple(llm_call_aggregates())
 
 
 def turn_aggregates() -> dict[str, Any]:
@@ -115,12 +148,15 @@ class WindowPlan:
     rolled: Callable[[type], QuerySet] | None
 
 
-def window_plan(*, chatbot_ids: Sequence[int] | None, since: datetime, until: datetime) -> WindowPlan:
+def window_plan(
+    *, chatbot_ids: Sequence[int] | None, since: datetime, until: datetime, source: type = Turn
+) -> WindowPlan:
+    """The plan for the rows of `source` (Turn or LLMCall, both timed by `timestamp`)."""
     first_full_hour = _next_hour(since)
     watermark = HourlyStatsState.objects.filter(pk=1).values_list("materialized_until", flat=True).first()
     rolled_until = min(watermark, _floor_hour(until)) if watermark else None
     if rolled_until is None or rolled_until <= first_full_hour or not _whole_hour_offsets(since, until):
-        return WindowPlan(chatbot_scoped(Turn.objects.filter(window_q(since, until)), chatbot_ids).order_by(), None)
+        return WindowPlan(chatbot_scoped(source.objects.filter(window_q(since, until)), chatbot_ids).order_by(), None)
 
     stale = set(
         chatbot_scoped(StaleHour.objects.filter(hour__gte=first_full_hour, hour__lt=rolled_until), chatbot_ids)
@@ -135,7 +171,7 @@ def window_plan(*, chatbot_ids: Sequence[int] | None, since: datetime, until: da
         rows = model.objects.filter(hour__gte=first_full_hour, hour__lt=rolled_until).exclude(hour__in=stale)
         return chatbot_scoped(rows, chatbot_ids).order_by()
 
-    return WindowPlan(chatbot_scoped(Turn.objects.filter(live), chatbot_ids).order_by(), rolled)
+    return WindowPlan(chatbot_scoped(source.objects.filter(live), chatbot_ids).order_by(), rolled)
 
 
 def window_turn_figures(
@@ -236,6 +272,39 @@ def window_hourly_group_figures(
     return found
 
 
+def window_llm_call_figures(
+    *, chatbot_ids: Sequence[int] | None, since: datetime, until: datetime, filters: dict[str, str]
+) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str], Counter[int]]]:
+    """Per (model, function name) of the LLM calls over (since, until] matching `filters` (on
+    model, function_name): LLM_CALL_FIGURES and the duration histogram at LLM_CALL_ACCURACY, from
+    the LLM-call rollup where current and from the calls elsewhere (the same plan as the turns)."""
+    plan = window_plan(chatbot_ids=chatbot_ids, since=since, until=until, source=LLMCall)
+    figures: dict[tuple[str, str], dict[str, Any]] = {}
+    durations: dict[tuple[str, str], Counter[int]] = {}
+
+    def add(row: dict[str, Any]) -> None:
+        into = figures.setdefault((row["model"], row["function_name"]), dict.fromkeys(LLM_CALL_FIGURES, 0))
+        for name in LLM_CALL_FIGURES:
+            into[name] += row[name] or 0
+
+    def add_buckets(rows: QuerySet) -> None:
+        for model, function_name, bucket, n in rows.values_list(*LLM_CALL_GROUP, "bucket", "n"):
+            durations.setdefault((model, function_name), Counter())[bucket] += n
+
+    live = plan.live.filter(**filters)
+    for row in live.values(*LLM_CALL_GROUP).annotate(**llm_call_aggregates()):
+        add(row)
+    timed = live.filter(duration_ms__isnull=False).annotate(bucket=LLM_CALL_DURATION.bucket_expression("duration_ms"))
+    add_buckets(timed.values(*LLM_CALL_GROUP, "bucket").annotate(n=Count("id")))
+    if plan.rolled is not None:
+        rows = plan.rolled(HourlyLLMCallStats).filter(**filters).values(*LLM_CALL_GROUP)
+        for row in rows.annotate(**{name: Sum(name) for name in LLM_CALL_FIGURES}):
+            add(row)
+        add_buckets(plan.rolled(HourlyLLMCallLatencyBucket).filter(**filters).values(*LLM_CALL_GROUP, "bucket")
+                    .annotate(n=Sum("calls")))
+    return figures, durations
+
+
 def _trunc(period: str, field: str) -> TruncHour | TruncDay:
     return TruncHour(field) if period == "hour" else TruncDay(field)
 
@@ -306,8 +375,10 @@ def hourly_stats_refresh(*, now: datetime | None = None) -> dict[str, Any]:
 
 
 def _first_turn_hour() -> datetime | None:
-    first = Turn.objects.order_by("timestamp").values_list("timestamp", flat=True).first()
-    return _floor_hour(first) if first else None
+    """The hour of the first turn or LLM call (a call sent on its own may come before any turn)."""
+    firsts = [source.objects.order_by("timestamp").values_list("timestamp", flat=True).first() for source in (Turn, LLMCall)]
+    found = [moment for moment in firsts if moment is not None]
+    return _floor_hour(min(found)) if found else None
 
 
 def _steps(start: datetime, end: datetime, step: timedelta) -> list[datetime]:
@@ -316,18 +387,20 @@ def _steps(start: datetime, end: datetime, step: timedelta) -> list[datetime]:
 
 def _resum(spans: list[tuple[int | None, datetime, datetime]]) -> None:
     """Replace the rollup rows of each span (a chatbot, or every one with None, and UTC hours
-    [start, end)) with sums of their turns: one DELETE and one INSERT … SELECT per table."""
+    [start, end)) with sums of their turns and LLM calls: one DELETE and one INSERT … SELECT per
+    table. NO_CHATBOT stands for the LLM calls of no chatbot (and matches no turn)."""
 
     def where(time_field: str) -> Q:
         where = Q(pk__in=[])
         for chatbot_id, start, end in spans:
             span = Q(**{f"{time_field}__gte": start, f"{time_field}__lt": end})
-            where |= span if chatbot_id is None else span & Q(chatbot_id=chatbot_id)
+            if chatbot_id is not None:
+                span &= Q(chatbot_id__isnull=True) if chatbot_id == NO_CHATBOT else Q(chatbot_id=chatbot_id)
+            where |= span
         return where
 
-    HourlyTurnStats.objects.filter(where("hour")).delete()
-    HourlyLatencyBucket.objects.filter(where("hour")).delete()
-    HourlyDimensionStats.objects.filter(where("hour")).delete()
+    for model in (HourlyTurnStats, HourlyLatencyBucket, HourlyDimensionStats, HourlyLLMCallStats, HourlyLLMCallLatencyBucket):
+        model.objects.filter(where("hour")).delete()
     turns = Turn.objects.filter(where("timestamp")).annotate(hour=TruncHour("timestamp", tzinfo=UTC))
     stats = turns.order_by().values("chatbot_id", "hour").annotate(**turn_aggregates())
     _insert_select(HourlyTurnStats, {"chatbot_id": "chatbot_id", "hour": "hour", **{name: name for name in FIGURES}}, stats)
@@ -346,6 +419,14 @@ def _resum(spans: list[tuple[int | None, datetime, datetime]]) -> None:
         )
         _insert_select(HourlyDimensionStats, {"chatbot_id": "chatbot_id", "hour": "hour", "dimension": "dimension",
                                               "value": "dimension_value", **{name: name for name in FIGURES}}, grouped)
+
+    calls = LLMCall.objects.filter(where("timestamp")).annotate(hour=TruncHour("timestamp", tzinfo=UTC)).order_by()
+    keys = {"chatbot_id": "chatbot_id", "hour": "hour", **{name: name for name in LLM_CALL_GROUP}}
+    _insert_select(HourlyLLMCallStats, {**keys, **{name: name for name in LLM_CALL_FIGURES}},
+                   calls.values(*keys).annotate(**llm_call_aggregates()))
+    timed = calls.filter(duration_ms__isnull=False).annotate(bucket=LLM_CALL_DURATION.bucket_expression("duration_ms"))
+    _insert_select(HourlyLLMCallLatencyBucket, {**keys, "bucket": "bucket", "calls": "n"},
+                   timed.values(*keys, "bucket").annotate(n=Count("id")))
 
 
 def _insert_select(model: type, columns: dict[str, str], queryset: QuerySet) -> None:

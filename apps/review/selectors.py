@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -22,9 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
 from django.db.models import (
-    Avg,
     Count,
     Exists,
     F,
@@ -56,15 +55,17 @@ from apps.conversations.metrics_catalogue import (
     score_figure_aggregates,
     window_q,
 )
-from apps.conversations.models import Conversation, LLMCall
-from apps.core.db import PercentileCont, percentile_cont_portable
+from apps.conversations.models import Conversation
 from apps.evaluations.selectors import conversation_judge_figures
 
 from .rollup import (
     DIMENSIONS,
+    LLM_CALL_DURATION,
+    LLM_CALL_FIGURES,
     window_chatbot_figures,
     window_dimension_figures,
     window_hourly_group_figures,
+    window_llm_call_figures,
     window_turn_figures,
 )
 
@@ -659,69 +660,49 @@ def stats_llm_calls(
     function_name: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """LLM calls in the window grouped by (model, function name): calls, tokens, cost, latency, errors."""
+    """LLM calls in the window grouped by (model, function name): calls, tokens, cost, latency, errors.
+
+    Sums are exact; the duration percentiles come from a log-bucket histogram within
+    LLM_CALL_ACCURACY of percentile_cont (apps.review.rollup), so 30 days read the hourly
+    LLM-call rollup instead of sorting every call.
+    """
     window = Window.last(hours, now=now)
-    calls = chatbot_scoped(LLMCall.objects.filter(timestamp__gte=window.since, timestamp__lte=window.until), chatbot_ids)
-    if model:
-        calls = calls.filter(model=model)
-    if function_name:
-        calls = calls.filter(function_name=function_name)
+    filters = {name: value for name, value in (("model", model), ("function_name", function_name)) if value}
+    figures, durations = window_llm_call_figures(chatbot_ids=chatbot_ids, since=window.since, until=window.until,
+                                                 filters=filters)
 
-    aggregates: dict[str, Any] = {
-        "calls": Count("id"),
-        "input_tokens": Sum("input_tokens"),
-        "output_tokens": Sum("output_tokens"),
-        "cost": Sum("cost_usd"),
-        "errors": Count("id", filter=Q(success=False)),
-        "timed": Count("duration_ms"),
-        "duration_avg": Avg("duration_ms"),
-    }
-    postgres = connection.vendor == "postgresql"
-    if postgres:
-        aggregates |= {
-            "p50": PercentileCont("duration_ms", percentile=0.5, filter=Q(duration_ms__isnull=False)),
-            "p95": PercentileCont("duration_ms", percentile=0.95, filter=Q(duration_ms__isnull=False)),
-            "p99": PercentileCont("duration_ms", percentile=0.99, filter=Q(duration_ms__isnull=False)),
-        }
-
-    def shape(row: dict[str, Any], group: QuerySet) -> dict[str, Any]:
-        if postgres:
-            latency = {p: (round(row[f"p{int(p * 100)}"], 3) if row[f"p{int(p * 100)}"] is not None else None)
-                       for p in (0.5, 0.95, 0.99)}
-        else:
-            portable = percentile_cont_portable(group, "duration_ms", (0.5, 0.95, 0.99), count=row["timed"])
-            latency = {p: (round(v, 3) if v is not None else None) for p, v in portable.items()}
+    def shape(row: dict[str, Any], histogram: Counter[int]) -> dict[str, Any]:
+        latency = LLM_CALL_DURATION.quantiles(histogram, (0.5, 0.95, 0.99))
         return {
             "calls": row["calls"],
-            "input_tokens": row["input_tokens"] or 0,
-            "output_tokens": row["output_tokens"] or 0,
-            "total_tokens": (row["input_tokens"] or 0) + (row["output_tokens"] or 0),
+            "input_tokens": row["input_tokens"],
+            "output_tokens": row["output_tokens"],
+            "total_tokens": row["input_tokens"] + row["output_tokens"],
             "cost_usd": _money(row["cost"]),
             "errors": row["errors"],
             "error_rate": _rate(row["errors"], row["calls"]),
             "duration_ms": {
-                "average": round(row["duration_avg"], 3) if row["duration_avg"] is not None else None,
+                "average": round(row["duration_sum"] / row["timed"], 3) if row["timed"] else None,
                 "p50": latency[0.5],
                 "p95": latency[0.95],
                 "p99": latency[0.99],
             },
         }
 
-    groups = (
-        calls.order_by()
-        .values("model", "function_name")
-        .annotate(**aggregates)
-        .order_by(F("cost").desc(nulls_last=True), "model", "function_name")
-    )
-    total = calls.aggregate(**aggregates)
+    total = dict.fromkeys(LLM_CALL_FIGURES, 0)
+    total_durations: Counter[int] = Counter()
+    for key, row in figures.items():
+        for name in LLM_CALL_FIGURES:
+            total[name] += row[name]
+        total_durations.update(durations.get(key, Counter()))
+    ordered = sorted(figures.items(), key=lambda item: (-item[1]["cost"], item[0]))
     return {
         "window": {"hours": hours, "since": window.since, "until": window.until},
         "filters": {"model": model or None, "function_name": function_name or None},
-        "totals": shape(total, calls),
+        "totals": shape(total, total_durations),
         "groups": [
-            {"model": row["model"], "function_name": row["function_name"],
-             **shape(row, calls.filter(model=row["model"], function_name=row["function_name"]))}
-            for row in groups
+            {"model": model_name, "function_name": name, **shape(row, durations.get((model_name, name), Counter()))}
+            for (model_name, name), row in ordered
         ],
     }
 

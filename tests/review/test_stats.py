@@ -3,13 +3,15 @@
 import pytest
 
 from apps.review.models import HourlyTurnStats
-from apps.review.rollup import hourly_stats_refresh
+from apps.review.rollup import LLM_CALL_ACCURACY, hourly_stats_refresh
 from apps.review.selectors import stats_llm_calls, stats_overview
 
 pytestmark = pytest.mark.django_db
 
 # Turn latency percentiles come from a log-bucket histogram: within 1 % of percentile_cont.
 within_1_percent = lambda value: pytest.approx(value, rel=0.01)  # noqa: E731
+# LLM-call durations: the same method at LLM_CALL_ACCURACY.
+within_call_accuracy = lambda value: pytest.approx(value, rel=LLM_CALL_ACCURACY)  # noqa: E731
 
 
 @pytest.fixture(autouse=True, params=["live", "rolled up"])
@@ -107,10 +109,14 @@ def test_llm_call_stats_match_hand_computed_values(admin_client, dataset, chatbo
     assert answer["input_tokens"] == 200 and answer["output_tokens"] == 100 and answer["total_tokens"] == 300
     assert answer["error_rate"] == 0.5
     # Durations 100 and 300: p50 = 200, p95 = 100 + 0.95 × 200 = 290, p99 = 298.
-    assert answer["duration_ms"] == {"average": 200.0, "p50": 200.0, "p95": 290.0, "p99": 298.0}
+    assert answer["duration_ms"] == {"average": 200.0, "p50": within_call_accuracy(200),
+                                     "p95": within_call_accuracy(290), "p99": within_call_accuracy(298)}
     classify = groups[("gpt-4o-mini", "classify")]
     assert classify["calls"] == 1 and classify["error_rate"] == 0.0
-    assert classify["duration_ms"]["p95"] == 50.0
+    assert classify["duration_ms"]["p95"] == within_call_accuracy(50)
+    # 100, 300 and 50 over both groups: p50 = 100.
+    assert body["totals"]["duration_ms"]["p50"] == within_call_accuracy(100)
+    assert body["totals"]["duration_ms"]["average"] == 150.0
     # Most expensive group first.
     assert body["groups"][0]["model"] == "gpt-4o"
 
