@@ -1,6 +1,6 @@
 from django.db import models
 
-from apps.conversations.models import TOTAL_COST_DIGITS, Conversation
+from apps.conversations.models import TOTAL_COST_DIGITS, Conversation, LLMCall, Turn
 
 
 class FlaggedConversationManager(models.Manager):
@@ -186,3 +186,28 @@ class HourlyStatsState(models.Model):
 
     def __str__(self) -> str:
         return f"summed up to {self.materialized_until}"
+
+
+# The refresh's scratch rows (apps.review.rollup `_resum`): the columns it groups by and sums,
+# copied once per batch of spans into a temporary table of this shape, so the turns' five
+# groupings (and the calls' two) read the batch's rows once instead of the turn table each time.
+SPAN_TURN_COLUMNS = ("model", "intent", "release", "total_tokens", "total_cost_usd", "has_error", "fallback_used",
+                     "is_flagged", "thumbs_up", "thumbs_down", "judge_overall", "judge_hallucination", "latency_ms",
+                     "risk_level")
+SPAN_CALL_COLUMNS = ("model", "function_name", "input_tokens", "output_tokens", "cost_usd", "success", "duration_ms")
+
+
+def _span_model(name: str, source: type[models.Model], columns: tuple[str, ...], **extra: models.Field) -> type:
+    """An unmanaged model over the temporary table `review_<name>`: id, chatbot_id, the UTC hour,
+    and copies of `source`'s `columns` (same types, so the rollup's aggregates apply unchanged)."""
+    meta = type("Meta", (), {"managed": False, "db_table": f"review_{name.lower()}"})
+    fields = {column: source._meta.get_field(column).clone() for column in columns}
+    return type(name, (models.Model,), {
+        "__module__": __name__, "__doc__": f"Scratch copy of the {source.__name__} rows one rollup refresh batch re-sums.",
+        "Meta": meta, "id": models.BigIntegerField(primary_key=True), "chatbot_id": models.BigIntegerField(null=True),
+        "hour": models.DateTimeField(), **fields, **extra,
+    })
+
+
+SpanTurn = _span_model("SpanTurn", Turn, SPAN_TURN_COLUMNS, channel=models.CharField(max_length=32, blank=True))
+SpanLLMCall = _span_model("SpanLLMCall", LLMCall, SPAN_CALL_COLUMNS)

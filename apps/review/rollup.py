@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,6 +61,8 @@ from .models import (
     HourlyLLMCallStats,
     HourlyStatsState,
     HourlyTurnStats,
+    SpanLLMCall,
+    SpanTurn,
     StaleHour,
 )
 
@@ -71,7 +73,8 @@ DIMENSIONS: dict[str, str] = {"model": "model", "intent": "intent", "channel": "
 HOUR = timedelta(hours=1)
 STALE_BATCH = 50_000  # stale marks read per refresh
 SUM_CHUNK = timedelta(days=7)  # most hours summed per span
-SPANS_PER_STATEMENT = 200  # spans re-summed per DELETE / INSERT … SELECT
+SPANS_PER_STATEMENT = 200  # spans re-summed per batch (one DELETE / INSERT … SELECT per table)
+BATCH_HOURS = SUM_CHUNK  # and at most this many hours of spans per batch: the scratch table's size
 MAX_ADVANCE = timedelta(days=92)  # how far one refresh moves the watermark
 
 
@@ -359,8 +362,8 @@ def hourly_stats_refresh(*, now: datetime | None = None) -> dict[str, Any]:
             for run_start, run_end in _intervals(hours)
             for chunk in _steps(run_start, run_end, SUM_CHUNK)
         ]
-        for offset in range(0, len(spans), SPANS_PER_STATEMENT):
-            _resum(spans[offset : offset + SPANS_PER_STATEMENT])
+        for batch in _batches(spans):
+            _resum(batch)
 
         mark_ids = [mark[0] for mark in marks]
         for offset in range(0, len(mark_ids), 5000):
@@ -385,6 +388,20 @@ def _steps(start: datetime, end: datetime, step: timedelta) -> list[datetime]:
     return [start + step * i for i in range(math.ceil((end - start) / step))]
 
 
+def _batches(spans: list[tuple[int | None, datetime, datetime]]) -> Iterator[list[tuple[int | None, datetime, datetime]]]:
+    """The spans in order, cut into batches of at most SPANS_PER_STATEMENT spans and BATCH_HOURS."""
+    batch: list[tuple[int | None, datetime, datetime]] = []
+    hours = timedelta()
+    for span in spans:
+        if batch and (len(batch) == SPANS_PER_STATEMENT or hours + (span[2] - span[1]) > BATCH_HOURS):
+            yield batch
+            batch, hours = [], timedelta()
+        batch.append(span)
+        hours += span[2] - span[1]
+    if batch:
+        yield batch
+
+
 def _resum(spans: list[tuple[int | None, datetime, datetime]]) -> None:
     """Replace the rollup rows of each span (a chatbot, or every one with None, and UTC hours
     [start, end)) with sums of their turns and LLM calls: one DELETE and one INSERT … SELECT per
@@ -401,32 +418,54 @@ def _resum(spans: list[tuple[int | None, datetime, datetime]]) -> None:
 
     for model in (HourlyTurnStats, HourlyLatencyBucket, HourlyDimensionStats, HourlyLLMCallStats, HourlyLLMCallLatencyBucket):
         model.objects.filter(where("hour")).delete()
-    turns = Turn.objects.filter(where("timestamp")).annotate(hour=TruncHour("timestamp", tzinfo=UTC))
-    stats = turns.order_by().values("chatbot_id", "hour").annotate(**turn_aggregates())
+    in_hours = where("timestamp")
+    hour = TruncHour("timestamp", tzinfo=UTC)
+
+    _scratch_fill(SpanTurn, Turn.objects.filter(in_hours).annotate(hour=hour, channel=F("conversation__channel")))
+    turns = SpanTurn.objects.order_by()
+    stats = turns.values("chatbot_id", "hour").annotate(**turn_aggregates())
     _insert_select(HourlyTurnStats, {"chatbot_id": "chatbot_id", "hour": "hour", **{name: name for name in FIGURES}}, stats)
     buckets = (
         turns.filter(latency_ms__isnull=False)
         .annotate(bucket=bucket_expression("latency_ms"))
-        .order_by()
         .values("chatbot_id", "hour", "bucket")
         .annotate(n=Count("id"))
     )
     _insert_select(HourlyLatencyBucket, {"chatbot_id": "chatbot_id", "hour": "hour", "bucket": "bucket", "turns": "n"}, buckets)
-    for dimension, field in DIMENSIONS.items():
+    for dimension in DIMENSIONS:  # SpanTurn has a column of each dimension's name (channel: its conversation's)
         grouped = (
-            turns.annotate(dimension=Value(dimension, output_field=CharField()), dimension_value=F(field))
-            .order_by().values("chatbot_id", "hour", "dimension", "dimension_value").annotate(**turn_aggregates())
+            turns.annotate(dimension=Value(dimension, output_field=CharField()), dimension_value=F(dimension))
+            .values("chatbot_id", "hour", "dimension", "dimension_value").annotate(**turn_aggregates())
         )
         _insert_select(HourlyDimensionStats, {"chatbot_id": "chatbot_id", "hour": "hour", "dimension": "dimension",
                                               "value": "dimension_value", **{name: name for name in FIGURES}}, grouped)
+    _scratch_drop(SpanTurn)
 
-    calls = LLMCall.objects.filter(where("timestamp")).annotate(hour=TruncHour("timestamp", tzinfo=UTC)).order_by()
+    _scratch_fill(SpanLLMCall, LLMCall.objects.filter(in_hours).annotate(hour=hour))
+    calls = SpanLLMCall.objects.order_by()
     keys = {"chatbot_id": "chatbot_id", "hour": "hour", **{name: name for name in LLM_CALL_GROUP}}
     _insert_select(HourlyLLMCallStats, {**keys, **{name: name for name in LLM_CALL_FIGURES}},
                    calls.values(*keys).annotate(**llm_call_aggregates()))
     timed = calls.filter(duration_ms__isnull=False).annotate(bucket=LLM_CALL_DURATION.bucket_expression("duration_ms"))
     _insert_select(HourlyLLMCallLatencyBucket, {**keys, "bucket": "bucket", "calls": "n"},
                    timed.values(*keys, "bucket").annotate(n=Count("id")))
+    _scratch_drop(SpanLLMCall)
+
+
+def _scratch_fill(model: type, rows: QuerySet) -> None:
+    """CREATE TEMPORARY TABLE for the unmanaged `model` AS the `rows` (a queryset with a value of
+    each of its columns): the batch's rows, read once from the big table. Inside the refresh's
+    transaction: a failure rolls the table away with the rest."""
+    assert connection.in_atomic_block, "the scratch table lives in the refresh's transaction"
+    columns = [field.column for field in model._meta.concrete_fields]
+    sql, params = rows.order_by().values(*columns).query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE {connection.ops.quote_name(model._meta.db_table)} AS {sql}", params)
+
+
+def _scratch_drop(model: type) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {connection.ops.quote_name(model._meta.db_table)}")
 
 
 def _insert_select(model: type, columns: dict[str, str], queryset: QuerySet) -> None:

@@ -12,6 +12,7 @@ exactly as before.
 """
 
 import importlib
+from decimal import Decimal
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -127,6 +128,53 @@ class Migration(migrations.Migration):
                 'verbose_name': 'hourly LLM-call stats',
                 'verbose_name_plural': 'hourly LLM-call stats',
                 'indexes': [models.Index(fields=['hour'], name='hourly_llm_call_stats_hour')],
+            },
+        ),
+        # The refresh's scratch rows (temporary tables it creates per batch; no table here).
+        migrations.CreateModel(
+            name='SpanLLMCall',
+            fields=[
+                ('model', models.CharField(blank=True, max_length=100)),
+                ('function_name', models.CharField(blank=True, max_length=200)),
+                ('input_tokens', models.PositiveIntegerField(default=0)),
+                ('output_tokens', models.PositiveIntegerField(default=0)),
+                ('cost_usd', models.DecimalField(decimal_places=6, default=Decimal('0'), max_digits=16)),
+                ('success', models.BooleanField(default=True)),
+                ('duration_ms', models.PositiveIntegerField(blank=True, null=True)),
+                ('id', models.BigIntegerField(primary_key=True, serialize=False)),
+                ('chatbot_id', models.BigIntegerField(null=True)),
+                ('hour', models.DateTimeField()),
+            ],
+            options={
+                'db_table': 'review_spanllmcall',
+                'managed': False,
+            },
+        ),
+        migrations.CreateModel(
+            name='SpanTurn',
+            fields=[
+                ('channel', models.CharField(blank=True, max_length=32)),
+                ('model', models.CharField(blank=True, max_length=100)),
+                ('intent', models.CharField(blank=True, max_length=200)),
+                ('release', models.CharField(blank=True, help_text='The bot or prompt version that answered.', max_length=100)),
+                ('total_tokens', models.PositiveBigIntegerField(default=0)),
+                ('total_cost_usd', models.DecimalField(decimal_places=6, default=Decimal('0'), max_digits=24)),
+                ('has_error', models.BooleanField(default=False)),
+                ('fallback_used', models.BooleanField(default=False)),
+                ('is_flagged', models.BooleanField(default=False)),
+                ('thumbs_up', models.PositiveIntegerField(default=0)),
+                ('thumbs_down', models.PositiveIntegerField(default=0)),
+                ('judge_overall', models.FloatField(blank=True, help_text='Latest completed judge overall (0–10).', null=True)),
+                ('judge_hallucination', models.BooleanField(blank=True, null=True)),
+                ('latency_ms', models.PositiveIntegerField(blank=True, null=True)),
+                ('risk_level', models.CharField(choices=[('low', 'Low'), ('medium', 'Medium'), ('high', 'High'), ('critical', 'Critical')], default='low', max_length=10)),
+                ('id', models.BigIntegerField(primary_key=True, serialize=False)),
+                ('chatbot_id', models.BigIntegerField(null=True)),
+                ('hour', models.DateTimeField()),
+            ],
+            options={
+                'db_table': 'review_spanturn',
+                'managed': False,
             },
         ),
         migrations.RunPython(
