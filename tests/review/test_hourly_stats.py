@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.db import connection, connections, transaction
 from django.db.models import F
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.conversations.models import Conversation, Turn
@@ -107,6 +108,22 @@ def test_every_kind_of_change_shows_at_once_and_after_the_next_refresh(dataset, 
     assert not HourlyTurnStats.objects.filter(hour=hour_of(dataset.t_old.timestamp)).exists()
 
 
+def test_a_refresh_reads_the_turn_and_call_tables_once_per_batch(dataset, chatbot, now):
+    """The batch's turns (and calls) are copied once into a scratch table, which the six turn
+    groupings (two call groupings) read: the big tables are not scanned once per grouping."""
+    hourly_stats_refresh(now=now)
+    Turn.objects.filter(pk__in=[dataset.t_old.pk, dataset.t1.pk]).update(judge_overall=9.5)  # two stale hours
+    with CaptureQueriesContext(connection) as captured:
+        result = hourly_stats_refresh(now=now)
+    assert result["hours"] == 2
+    reads = lambda table: [q["sql"] for q in captured if f'FROM "{table}"' in q["sql"]]  # noqa: E731
+    assert len(reads("conversations_turn")) == 1 and "CREATE TEMPORARY TABLE" in reads("conversations_turn")[0]
+    assert len(reads("conversations_llmcall")) == 1
+    assert len(reads("review_spanturn")) == 6 and len(reads("review_spanllmcall")) == 2
+    assert turn_figures(chatbot_ids=[chatbot.pk], hours=24 * 7, now=now) == live_figures(
+        chatbot_ids=[chatbot.pk], hours=24 * 7, now=now)
+
+
 def test_triggers_log_inserts_updates_and_deletes(chatbot):
     conversation = make_conversation(chatbot)
     moment = timezone.now() - timedelta(days=3)
@@ -195,3 +212,16 @@ def test_metrics_show_how_far_behind_the_rollup_is(client, chatbot):
     hourly_stats_refresh(now=timezone.now() - timedelta(hours=2))
     [lag] = lag_samples()
     assert 2 * 3600 <= lag < 3 * 3600
+
+
+def test_refresh_batches_bound_the_scratch_table():
+    from apps.review.rollup import BATCH_HOURS, HOUR, SPANS_PER_STATEMENT, SUM_CHUNK, _batches
+
+    start = hour_of(timezone.now()) - timedelta(days=30)
+    spans = [(None, start + SUM_CHUNK * i, start + SUM_CHUNK * (i + 1)) for i in range(3)]
+    spans += [(1 + i % 5, start + HOUR * i, start + HOUR * (i + 1)) for i in range(500)]
+    batches = list(_batches(spans))
+    assert [span for batch in batches for span in batch] == spans  # in order, nothing lost or repeated
+    assert all(len(batch) <= SPANS_PER_STATEMENT for batch in batches)
+    assert all(sum((end - begin for _, begin, end in batch), timedelta()) <= BATCH_HOURS for batch in batches)
+    assert len(batches) == 3 + 500 * HOUR // BATCH_HOURS + 1
