@@ -49,7 +49,9 @@ def main() -> None:
     from apps.chatbots.models import Chatbot
     from apps.chatbots.services import api_key_create
     from apps.ingest.services import turns_ingest_batch
+    from chatmon.startup import collector_freeze
 
+    collector_freeze()  # as the web process does at start (chatmon/wsgi.py)
     redis.Redis.from_url(args.redis_url).flushdb()
     chatbot, _ = Chatbot.objects.get_or_create(slug="bench", defaults={
         "name": "Bench", "model": "gpt-4o-mini", "judge_sample_rate": 0.1, "pii_redaction_enabled": True})

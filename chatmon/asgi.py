@@ -9,3 +9,7 @@ application = get_asgi_application()
 from apps.core.checks import secret_keys_enforce  # noqa: E402
 
 secret_keys_enforce()
+
+from chatmon.startup import collector_freeze  # noqa: E402
+
+collector_freeze()

@@ -33,6 +33,15 @@ def _secret_keys_enforce(**kwargs: object) -> None:
         raise SystemExit(str(exc)) from exc
 
 
+@signals.worker_init.connect
+@signals.worker_process_init.connect
+def _collector_freeze(**kwargs: object) -> None:
+    """The worker (and each prefork child, after its own imports) freezes its start-up objects."""
+    from chatmon.startup import collector_freeze
+
+    collector_freeze()
+
+
 def broker_connections_reset() -> None:
     """Close this process's broker connections so the next send connects to the current
     `broker_url`. Celery builds its connection and producer pools lazily and keeps them (it

@@ -389,6 +389,8 @@ INGEST_MAX_FUTURE_SECONDS = env_int("INGEST_MAX_FUTURE_SECONDS", 300)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env_int("API_KEY_LAST_USED_RESOLUTION_SECONDS", 60)
 # Per-process cache of API keys and their chatbots; revocation is immediate (a stamp in Redis).
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 10)
+# Web and worker processes freeze their start-up objects out of the cyclic collector (chatmon/startup.py).
+GC_FREEZE_AT_START = env_bool("GC_FREEZE_AT_START", True)
 
 # --- chatmon: feedback, privacy ------------------------------------------------------------
 FEEDBACK_TOKEN_MAX_AGE_SECONDS = env_int("FEEDBACK_TOKEN_MAX_AGE_SECONDS", 7 * 24 * 3600)
