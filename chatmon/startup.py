@@ -5,6 +5,15 @@ import gc
 from django.conf import settings
 from django.urls import get_resolver
 
+from apps.core.checks import secret_keys_enforce
+
+
+def web_process_start() -> None:
+    """For chatmon/wsgi.py and chatmon/asgi.py. WSGI and ASGI servers run no system checks, so
+    refuse to serve with a public or weak key (apps/core/checks.py); then freeze what is loaded."""
+    secret_keys_enforce()
+    collector_freeze()
+
 
 def collector_freeze() -> None:
     """Move every object alive now (Django, the apps, their modules and caches: a few hundred

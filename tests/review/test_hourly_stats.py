@@ -20,7 +20,14 @@ from apps.feedback.services import feedback_submit
 from apps.privacy.services import conversations_erase
 from apps.review import tasks
 from apps.review.models import HourlyLatencyBucket, HourlyStatsState, HourlyTurnStats, StaleHour
-from apps.review.rollup import hourly_stats_refresh
+from apps.review.rollup import (
+    BATCH_HOURS,
+    HOUR,
+    SPANS_PER_STATEMENT,
+    SUM_CHUNK,
+    _batches,
+    hourly_stats_refresh,
+)
 from apps.review.selectors import turn_figures
 from tests.conftest import require_postgres
 from tests.factories import make_conversation, make_turn
@@ -215,8 +222,6 @@ def test_metrics_show_how_far_behind_the_rollup_is(client, chatbot):
 
 
 def test_refresh_batches_bound_the_scratch_table():
-    from apps.review.rollup import BATCH_HOURS, HOUR, SPANS_PER_STATEMENT, SUM_CHUNK, _batches
-
     start = hour_of(timezone.now()) - timedelta(days=30)
     spans = [(None, start + SUM_CHUNK * i, start + SUM_CHUNK * (i + 1)) for i in range(3)]
     spans += [(1 + i % 5, start + HOUR * i, start + HOUR * (i + 1)) for i in range(500)]
